@@ -1,0 +1,114 @@
+/*
+ * engine.c — creating, running and destroying an engine.
+ */
+#include "tr_internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#define TR_SQ_MAX 32768u
+#define TR_CQ_MAX (1u << 20)
+
+void tr_config_init(struct tr_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->sq_entries = 256;
+    cfg->cq_entries = 0;
+    cfg->stack_size = TR_STACK_DEFAULT;
+    cfg->flags = TR_CFG_NO_SIGNALS;
+}
+
+static pthread_once_t opdefs_once = PTHREAD_ONCE_INIT;
+
+int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
+{
+    struct tr_config dflt;
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!cfg) {
+        tr_config_init(&dflt);
+        cfg = &dflt;
+    }
+    if (cfg->sq_entries == 0 || cfg->sq_entries > TR_SQ_MAX)
+        return -EINVAL;
+    if (cfg->cq_entries && (cfg->cq_entries < cfg->sq_entries || cfg->cq_entries > TR_CQ_MAX))
+        return -EINVAL;
+    if (cfg->stack_size && cfg->stack_size < TR_STACK_MIN)
+        return -EINVAL;
+    if (cfg->flags & ~TR_CFG_NO_SIGNALS)
+        return -EINVAL;
+    pthread_once(&opdefs_once, tr__opdefs_check);
+
+    tr_engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    e->sq_entries = cfg->sq_entries;
+    /* Room for a cancel storm: every in-flight op's CQE plus its cancel's,
+     * without leaning on the kernel's overflow list. */
+    e->cq_entries = cfg->cq_entries ? cfg->cq_entries
+                                    : (cfg->sq_entries * 16 > 4096 ? cfg->sq_entries * 16 : 4096);
+    if (e->cq_entries > TR_CQ_MAX)
+        e->cq_entries = TR_CQ_MAX;
+    e->stack_size = tr__stack_round(cfg->stack_size ? cfg->stack_size : TR_STACK_DEFAULT);
+    e->cfg_flags = cfg->flags;
+    e->op_free = TR_OP_NONE;
+    int err = tr__ring_init(e, cfg);
+    if (err) {
+        free(e);
+        return err;
+    }
+    tr__guard_thread_init();
+    *out = e;
+    return 0;
+}
+
+int tr_engine_run(tr_engine *e)
+{
+    if (!e)
+        return -EINVAL;
+    if (tr__current)
+        return -EPERM;
+    if (e->running)
+        return -EBUSY;
+    int err = tr__ring_enable(e);
+    if (err)
+        return err;
+    tr__guard_thread_init();
+    e->running = true;
+    err = tr__engine_loop(e);
+    e->running = false;
+    return err;
+}
+
+static bool engine_quiet(tr_engine *e)
+{
+    return !e->running && e->st.tasks_live == 0 && e->st.ops_inflight == 0 &&
+           e->cancels_inflight == 0 && tr__ring_sq_pending(e) == 0 && tr__ring_cq_empty(e) &&
+           !tr__ring_overflow_pending(e);
+}
+
+int tr_engine_destroy(tr_engine *e)
+{
+    if (!e)
+        return -EINVAL;
+    if (tr__current && tr__current->e == e)
+        return -EBUSY;
+    if (!engine_quiet(e))
+        return -EBUSY;
+    TR_ASSERT(e->run_head == NULL);
+    TR_ASSERT(e->all_head == NULL);
+    TR_ASSERT(e->heap_len == 0);
+    tr__ring_exit(e);
+    tr__task_records_free(e);
+    tr__stack_pool_drain(e);
+    TR_ASSERT(e->st.stacks_guarded == 0);
+    TR_ASSERT(e->st.stacks_canary == 0);
+    tr__timer_free(e);
+    tr__op_table_free(e);
+    free(e);
+    return 0;
+}

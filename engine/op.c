@@ -1,0 +1,142 @@
+/*
+ * op.c — op slots: one record per activation of a ring operation.
+ *
+ * A slot goes FREE -> INFLIGHT (its SQE is in the ring) -> COMPLETED (its CQE
+ * was reaped and the result copied in) -> FREE (its task took the result).
+ * user_data carries the slot's index and generation; freeing bumps the
+ * generation, so a late or duplicate CQE for an old activation can never be
+ * delivered to whoever holds the slot next (G3). Slots live in fixed chunks
+ * that are never moved or freed before the engine, and the free list is
+ * LIFO so a hot slot stays in cache: after warm-up an op allocates nothing.
+ */
+#include "tr_internal.h"
+
+#include <errno.h>
+
+static int op_grow(tr_engine *e)
+{
+    if (e->op_nchunks == TR_OP_MAX_CHUNKS)
+        return -ENOMEM;
+    struct tr_op *chunk = calloc(TR_OP_CHUNK, sizeof(*chunk));
+    if (!chunk)
+        return -ENOMEM;
+    uint32_t base = e->op_nchunks << TR_OP_CHUNK_SHIFT;
+    /* Link the new slots so that the lowest index is handed out first. */
+    for (uint32_t i = 0; i < TR_OP_CHUNK; i++) {
+        chunk[i].gen = 1;
+        chunk[i].state = TR_OP_FREE;
+        chunk[i].next_free = (i + 1 < TR_OP_CHUNK) ? base + i + 1 : e->op_free;
+    }
+    e->op_chunks[e->op_nchunks++] = chunk;
+    e->op_free = base;
+    return 0;
+}
+
+struct tr_op *tr__op_get(const tr_engine *e, uint32_t idx)
+{
+    uint32_t c = idx >> TR_OP_CHUNK_SHIFT;
+    if (c >= e->op_nchunks)
+        return NULL;
+    return &e->op_chunks[c][idx & (TR_OP_CHUNK - 1)];
+}
+
+int tr__op_alloc(tr_engine *e, uint32_t *idx_out)
+{
+    if (TR_UNLIKELY(e->op_free == TR_OP_NONE)) {
+        int err = op_grow(e);
+        if (err)
+            return err;
+    }
+    uint32_t idx = e->op_free;
+    struct tr_op *op = tr__op_get(e, idx);
+    TR_ASSERT(op != NULL);
+    TR_ASSERT(op->state == TR_OP_FREE);
+    e->op_free = op->next_free;
+    op->next_free = TR_OP_NONE;
+    *idx_out = idx;
+    return 0;
+}
+
+void tr__op_free(tr_engine *e, uint32_t idx)
+{
+    struct tr_op *op = tr__op_get(e, idx);
+    TR_ASSERT(op != NULL);
+    /* Only a reaped (or never submitted) slot may be reused (G1). */
+    TR_ASSERT(op->state != TR_OP_INFLIGHT);
+    op->state = TR_OP_FREE;
+    op->gen = (op->gen + 1) & TR_GEN_MASK;
+    if (op->gen == 0) /* 0 is never used, so user_data 0 is never ours */
+        op->gen = 1;
+    op->cancel_sent = false;
+    op->cancel_deferred = false;
+    op->task = NULL;
+    op->res = 0;
+    op->next_free = e->op_free;
+    e->op_free = idx;
+}
+
+void tr__op_table_free(tr_engine *e)
+{
+    for (uint32_t c = 0; c < e->op_nchunks; c++) {
+        for (uint32_t i = 0; i < TR_OP_CHUNK; i++)
+            TR_ASSERT(e->op_chunks[c][i].state != TR_OP_INFLIGHT);
+        free(e->op_chunks[c]);
+        e->op_chunks[c] = NULL;
+    }
+    e->op_nchunks = 0;
+    e->op_free = TR_OP_NONE;
+}
+
+/*
+ * The path every ring op of a task takes: take a slot and an SQE, let the
+ * caller prepare the SQE, then tr__op_park submits and parks.
+ */
+int tr__op_begin(tr_task *t, uint8_t opcode, struct io_uring_sqe **sqe_out)
+{
+    tr_engine *e = t->e;
+    uint32_t idx;
+    TR_ASSERT(t->op == TR_OP_NONE);
+    int err = tr__op_alloc(e, &idx);
+    if (err)
+        return err;
+    struct io_uring_sqe *sqe = tr__ring_get_sqe(e);
+    if (!sqe) {
+        /* The ring refused every retry; the slot was never submitted. */
+        tr__op_free(e, idx);
+        return -EBUSY;
+    }
+    struct tr_op *op = tr__op_get(e, idx);
+    op->opcode = opcode;
+    op->task = t;
+    t->op = idx;
+    *sqe_out = sqe;
+    return 0;
+}
+
+int tr__op_park(tr_task *t, struct io_uring_sqe *sqe)
+{
+    tr_engine *e = t->e;
+    uint32_t idx = t->op;
+    struct tr_op *op = tr__op_get(e, idx);
+    TR_ASSERT(op->state == TR_OP_FREE);
+    /* One SQE, one CQE: links would tie our op to a stranger's, and a
+     * skipped success CQE would park the task forever. */
+    sqe->flags &= (uint8_t) ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS);
+    sqe->user_data = tr__ud_make(idx, op->gen);
+    op->state = TR_OP_INFLIGHT;
+    e->st.ops_submitted++;
+    e->st.ops_inflight++;
+
+    int res = tr__task_park(t, TR_WAIT_OP);
+
+    TR_ASSERT(op->state == TR_OP_COMPLETED);
+    TR_ASSERT(t->op == idx);
+    /* Our cancel makes the target end with -ECANCELED, or -EINTR when it
+     * interrupted a blocking worker; both mean "cancelled". Any other
+     * result is real and wins (G5): an fd, a byte count, an error. */
+    if (op->cancel_sent && (res == -ECANCELED || res == -EINTR))
+        res = -ECANCELED;
+    t->op = TR_OP_NONE;
+    tr__op_free(e, idx);
+    return res;
+}

@@ -1,0 +1,378 @@
+/*
+ * task.c — tasks: spawn, switch, park/wake, end, join, detach, yield,
+ * shields.
+ *
+ * Task states: READY (on the run queue) -> RUNNING -> PARKED (waiting; see
+ * t->wait) -> READY ... -> DONE (ended; its stack is back in the pool) ->
+ * FREED (the record is recycled, after tr_join or tr_detach). Only the
+ * scheduler switches into a task and a task only switches back to the
+ * scheduler: there is no task-to-task switch, so every switch is one of
+ * two well-known pairs and the ASan fiber annotations stay simple.
+ */
+#include "tr_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define TR_ASAN 1
+#endif
+
+__thread tr_task *tr__current;
+
+/* ---- switching ------------------------------------------------------------ */
+
+/* From a task back to the scheduler. final: the task has ended and its
+ * stack will be freed, so ASan may drop its fake stack. */
+static void switch_to_scheduler(tr_task *t, bool final)
+{
+    tr_engine *e = t->e;
+#if defined(TR_ASAN)
+    __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake, e->sched_stack_lo,
+                                   e->sched_stack_size);
+#else
+    (void)final;
+#endif
+    tr__ctx_switch(&t->sp, e->sched_sp);
+#if defined(TR_ASAN)
+    __sanitizer_finish_switch_fiber(t->asan_fake, &e->sched_stack_lo, &e->sched_stack_size);
+#endif
+}
+
+static void task_finish(tr_task *t, int result) __attribute__((noreturn));
+
+static void task_entry(void *arg)
+{
+    tr_task *t = arg;
+#if defined(TR_ASAN)
+    /* First time on this stack: learn where the scheduler's stack is. */
+    __sanitizer_finish_switch_fiber(NULL, &t->e->sched_stack_lo, &t->e->sched_stack_size);
+#endif
+    task_finish(t, t->fn(t->arg));
+}
+
+void tr__run_task(tr_engine *e, tr_task *t)
+{
+    TR_ASSERT(t->state == TR_TASK_READY);
+    TR_ASSERT(tr__current == NULL);
+    t->state = TR_TASK_RUNNING;
+    tr__current = t;
+#if defined(TR_ASAN)
+    __sanitizer_start_switch_fiber(&e->sched_asan_fake, t->stack->lo,
+                                   (size_t)((char *)t->stack->hi - (char *)t->stack->lo));
+#endif
+    tr__ctx_switch(&e->sched_sp, t->sp);
+#if defined(TR_ASAN)
+    __sanitizer_finish_switch_fiber(e->sched_asan_fake, NULL, NULL);
+#endif
+    tr__current = NULL;
+    tr__stack_canary_check(t);
+    if (e->dying) {
+        /* The task ended: it is off its stack now, so the stack can go. */
+        TR_ASSERT(e->dying == t);
+        TR_ASSERT(t->state == TR_TASK_DONE);
+        e->dying = NULL;
+        tr__stack_free(e, t->stack);
+        t->stack = NULL;
+        if (t->detached)
+            tr__task_free_record(e, t);
+    }
+}
+
+/* ---- queueing, parking, waking -------------------------------------------- */
+
+void tr__task_enqueue(tr_task *t)
+{
+    tr_engine *e = t->e;
+    t->state = TR_TASK_READY;
+    t->run_next = NULL;
+    if (e->run_tail)
+        e->run_tail->run_next = t;
+    else
+        e->run_head = t;
+    e->run_tail = t;
+}
+
+int tr__task_park(tr_task *t, enum tr__wait why)
+{
+    TR_ASSERT(t == tr__current);
+    TR_ASSERT(t->state == TR_TASK_RUNNING);
+    t->state = TR_TASK_PARKED;
+    t->wait = (uint8_t)why;
+    t->wake_res = 0;
+    switch_to_scheduler(t, false);
+    TR_ASSERT(t->state == TR_TASK_RUNNING);
+    return t->wake_res;
+}
+
+void tr__task_wake(tr_task *t, int res)
+{
+    TR_ASSERT(t->state == TR_TASK_PARKED);
+    t->wake_res = res;
+    t->wait = TR_WAIT_NONE;
+    tr__task_enqueue(t);
+}
+
+bool tr__cancel_point(tr_task *t)
+{
+    if (TR_LIKELY(!t->cancelled) || t->shield > 0)
+        return false;
+    /* Pass through the scheduler so that a task that ignores -ECANCELED in
+     * a loop can neither starve the others nor escape being killed. */
+    TR_ASSERT(t->state == TR_TASK_RUNNING);
+    tr__task_enqueue(t);
+    switch_to_scheduler(t, false);
+    return true;
+}
+
+/* ---- records ------------------------------------------------------------- */
+
+static void list_unlink(tr_task **head, tr_task *t)
+{
+    if (t->all_prev)
+        t->all_prev->all_next = t->all_next;
+    else
+        *head = t->all_next;
+    if (t->all_next)
+        t->all_next->all_prev = t->all_prev;
+    t->all_prev = t->all_next = NULL;
+}
+
+static void list_push(tr_task **head, tr_task *t)
+{
+    t->all_prev = NULL;
+    t->all_next = *head;
+    if (*head)
+        (*head)->all_prev = t;
+    *head = t;
+}
+
+void tr__task_free_record(tr_engine *e, tr_task *t)
+{
+    TR_ASSERT(t->state == TR_TASK_DONE);
+    TR_ASSERT(t->stack == NULL);
+    list_unlink(&e->done_head, t);
+    t->state = TR_TASK_FREED;
+    t->all_next = e->free_tasks;
+    e->free_tasks = t;
+}
+
+void tr__task_records_free(tr_engine *e)
+{
+    while (e->done_head) {
+        tr_task *t = e->done_head;
+        t->detached = true;
+        tr__task_free_record(e, t);
+    }
+    while (e->free_tasks) {
+        tr_task *t = e->free_tasks;
+        e->free_tasks = t->all_next;
+        free(t);
+    }
+}
+
+/* ---- spawn and end --------------------------------------------------------- */
+
+int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_spawn_opts *o)
+{
+    if (!e)
+        e = tr__engine_of_caller();
+    if (!e || !fn)
+        return -EINVAL;
+    size_t size = e->stack_size;
+    if (o) {
+        if (o->flags != 0)
+            return -EINVAL;
+        if (o->stack_size) {
+            if (o->stack_size < TR_STACK_MIN)
+                return -EINVAL;
+            size = tr__stack_round(o->stack_size);
+            if (!size)
+                return -ENOMEM;
+        }
+    }
+    tr_task *t = e->free_tasks;
+    if (t) {
+        TR_ASSERT(t->state == TR_TASK_FREED);
+        e->free_tasks = t->all_next;
+    } else {
+        t = malloc(sizeof(*t));
+        if (!t)
+            return -ENOMEM;
+    }
+    memset(t, 0, sizeof(*t));
+    struct tr_stack *s;
+    int err = tr__stack_alloc(e, size, &s);
+    if (err) {
+        t->state = TR_TASK_FREED;
+        t->all_next = e->free_tasks;
+        e->free_tasks = t;
+        return err;
+    }
+    t->e = e;
+    t->stack = s;
+    t->id = ++e->next_id;
+    t->fn = fn;
+    t->arg = arg;
+    t->op = TR_OP_NONE;
+    t->heap_idx = UINT32_MAX;
+    if (o && o->name) {
+        strncpy(t->name, o->name, TR_NAME_MAX - 1);
+        t->name[TR_NAME_MAX - 1] = '\0';
+        if (!t->name[0]) /* an empty name gets the default */
+            t->name[0] = '\0';
+    }
+    t->sp = tr__ctx_make(s->lo, s->hi, task_entry, t);
+    t->detached = (out == NULL);
+    list_push(&e->all_head, t);
+    e->st.tasks_spawned++;
+    e->st.tasks_live++;
+    tr__task_enqueue(t);
+    if (out)
+        *out = t;
+    return 0;
+}
+
+static void task_finish(tr_task *t, int result)
+{
+    tr_engine *e = t->e;
+    TR_ASSERT(t->state == TR_TASK_RUNNING);
+    TR_ASSERT(t->op == TR_OP_NONE);
+    TR_ASSERT(t->heap_idx == UINT32_MAX);
+    t->result = result;
+    if (result >= 0)
+        e->st.tasks_ok++;
+    else if (result == -ECANCELED)
+        e->st.tasks_cancelled++;
+    else
+        e->st.tasks_failed++;
+    TR_ASSERT(e->st.tasks_live > 0);
+    e->st.tasks_live--;
+    list_unlink(&e->all_head, t);
+    list_push(&e->done_head, t);
+    t->state = TR_TASK_DONE;
+    if (t->joiner) {
+        tr__task_wake(t->joiner, 0);
+        t->joiner = NULL;
+    }
+    tr__cancel_notify_end(e, t);
+    TR_ASSERT(e->dying == NULL);
+    e->dying = t;
+    switch_to_scheduler(t, true);
+    TR_ASSERT(!"a task that ended was resumed");
+    __builtin_unreachable();
+}
+
+/* ---- the public task calls ------------------------------------------------- */
+
+tr_task *tr_self(void)
+{
+    return tr__current;
+}
+
+uint64_t tr_task_id(const tr_task *t)
+{
+    return t ? t->id : 0;
+}
+
+const char *tr_task_name(const tr_task *tc)
+{
+    if (!tc)
+        return NULL;
+    tr_task *t = (tr_task *)tc; /* the default name is written lazily */
+    if (!t->name[0]) {
+        /* "task-<id>" without snprintf: this runs in the SIGSEGV handler. */
+        char digits[24];
+        int n = 0;
+        uint64_t v = t->id;
+        do {
+            digits[n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        memcpy(t->name, "task-", 5);
+        for (int i = 0; i < n; i++)
+            t->name[5 + i] = digits[n - 1 - i];
+        t->name[5 + n] = '\0';
+    }
+    return t->name;
+}
+
+int tr_join(tr_task *t, int *result)
+{
+    tr_task *self = tr__current;
+    if (!self)
+        return -EPERM;
+    if (!t || t == self || t->e != self->e)
+        return -EINVAL;
+    if (t->state == TR_TASK_FREED || t->detached)
+        return -EINVAL;
+    if (t->joiner && t->joiner != self)
+        return -EINVAL;
+    if (tr__cancel_point(self))
+        return -ECANCELED;
+    if (t->state != TR_TASK_DONE) {
+        t->joiner = self;
+        self->join_target = t;
+        int r = tr__task_park(self, TR_WAIT_JOIN);
+        self->join_target = NULL;
+        if (r < 0) {
+            /* Cancelled while waiting: the canceller unhooked us. */
+            TR_ASSERT(t->joiner != self);
+            return r;
+        }
+    }
+    TR_ASSERT(t->state == TR_TASK_DONE);
+    if (result)
+        *result = t->result;
+    tr__task_free_record(self->e, t);
+    return 0;
+}
+
+int tr_detach(tr_task *t)
+{
+    if (!t || t->state == TR_TASK_FREED || t->detached || t->joiner)
+        return -EINVAL;
+    if (t->state == TR_TASK_DONE && t->stack == NULL) {
+        t->detached = true;
+        tr__task_free_record(t->e, t);
+        return 0;
+    }
+    t->detached = true;
+    return 0;
+}
+
+int tr_yield(void)
+{
+    tr_task *t = tr__current;
+    if (!t)
+        return -EPERM;
+    if (tr__cancel_point(t))
+        return -ECANCELED;
+    tr__task_enqueue(t);
+    switch_to_scheduler(t, false);
+    TR_ASSERT(t->state == TR_TASK_RUNNING);
+    return (t->cancelled && t->shield == 0) ? -ECANCELED : 0;
+}
+
+bool tr_is_cancelled(void)
+{
+    return tr__current ? tr__current->cancelled : false;
+}
+
+int tr_shield_begin(void)
+{
+    tr_task *t = tr__current;
+    if (!t)
+        return -EPERM;
+    return ++t->shield;
+}
+
+int tr_shield_end(void)
+{
+    tr_task *t = tr__current;
+    if (!t)
+        return -EPERM;
+    if (t->shield == 0)
+        return -EINVAL;
+    return --t->shield;
+}

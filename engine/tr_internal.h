@@ -1,0 +1,308 @@
+/*
+ * taskring internals, shared by the engine's files and by white-box tests.
+ *
+ * Data flow: tr_spawn puts a READY task on the run queue. A scheduling pass
+ * (dispatch.c) runs each queued task until it parks. A task that calls an op
+ * takes an op slot (op.c), fills an SQE with user_data = slot index and
+ * generation, and parks. The pass then submits every SQE of the pass in one
+ * io_uring_enter and, when nothing is runnable, waits. Reaping copies each
+ * CQE's result into its slot and queues the task; tasks run only after the
+ * reap loop (dispatch never nests). The task wakes, takes the result, frees
+ * the slot (generation + 1) and goes on.
+ *
+ * Invariants (asserted where they could break):
+ *   - A task has at most one op slot of its own; while it holds one in state
+ *     INFLIGHT the task is PARKED and its stack is not freed or reused (G1).
+ *   - A slot is freed only by its task after the CQE was reaped.
+ *   - ops_inflight == slots INFLIGHT + cancel requests whose CQE is pending.
+ */
+#ifndef TR_INTERNAL_H
+#define TR_INTERNAL_H
+
+#include "taskring.h"
+#include "ctx.h"
+
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Always on, in every build: a violated invariant is a bug, and limping on
+ * after one risks the kernel writing into reused memory. */
+#define TR_ASSERT(cond)                                                        \
+    do {                                                                       \
+        if (__builtin_expect(!(cond), 0))                                      \
+            tr__assert_fail(#cond, __FILE__, __LINE__, __func__);              \
+    } while (0)
+
+__attribute__((noreturn, cold)) void tr__assert_fail(const char *expr, const char *file,
+                                                     int line, const char *func);
+
+#define TR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define TR_LIKELY(x) __builtin_expect(!!(x), 1)
+
+#define TR_STACK_MIN ((size_t)16 * 1024)
+#define TR_STACK_DEFAULT ((size_t)64 * 1024)
+#define TR_NAME_MAX 32
+
+/* ------------------------------------------------------------ contexts */
+
+/* Switches stacks: saves the callee-saved registers on the current stack,
+ * stores the stack pointer in *save_sp, loads new_sp and restores from it.
+ * Returns when something switches back to *save_sp. (ctx_<arch>.S) */
+void tr__ctx_switch(void **save_sp, void *new_sp);
+
+/* Prepares a fresh stack [lo, hi) so that switching to the returned stack
+ * pointer calls entry(arg) on it. entry must never return. */
+void *tr__ctx_make(void *lo, void *hi, void (*entry)(void *), void *arg);
+
+/* --------------------------------------------------------------- stacks */
+
+struct tr_stack {
+    void *map;        /* the whole mapping (guard page included) */
+    size_t map_len;   /* its length */
+    void *lo, *hi;    /* the usable stack */
+    bool guarded;     /* a PROT_NONE page sits below lo */
+    unsigned vg_id;   /* valgrind stack id */
+    struct tr_stack *next_free;
+};
+
+int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out);
+void tr__stack_free(tr_engine *e, struct tr_stack *s);
+void tr__stack_pool_drain(tr_engine *e);
+/* The canary at the bottom of an unguarded stack. */
+#define TR_CANARY 0x7472636e72795f21ull /* "!_yrncrt" */
+bool tr__stack_canary_ok(const struct tr_stack *s);
+/* Aborts naming the task when its canary is gone (unguarded stacks only). */
+void tr__stack_canary_check(tr_task *t);
+/* Rounds up to whole pages; 0 on overflow. */
+size_t tr__stack_round(size_t size);
+/* Tests: the number of guarded stacks the process may still create (0 forces
+ * canary-only stacks; a negative value recomputes from vm.max_map_count). */
+void tr__stack_set_guard_budget(long n);
+long tr__stack_guard_budget(void);
+
+/* Installs the process-wide SIGSEGV handler (once) and an alternate signal
+ * stack for the calling thread (once per thread). */
+void tr__guard_thread_init(void);
+
+/* ------------------------------------------------------------ op slots */
+
+enum tr__op_state { TR_OP_FREE = 0, TR_OP_INFLIGHT, TR_OP_COMPLETED };
+
+/* The op table (ops.c): one entry per kind of operation, checked at init. */
+enum tr__opcode {
+    TR_OPC_NOP = 0,
+    TR_OPC_READ,
+    TR_OPC_WRITE,
+    TR_OPC_RECV,
+    TR_OPC_SEND,
+    TR_OPC_ACCEPT,
+    TR_OPC_CONNECT,
+    TR_OPC_POLL,
+    TR_OPC_OPENAT,
+    TR_OPC_CLOSE,
+    TR_OPC_FSYNC,
+    TR_OPC_CUSTOM,
+    TR_OPC__COUNT
+};
+
+struct tr__opdef {
+    const char *name;
+    bool cancellable;     /* tr_close is not: it always closes */
+    bool returns_fd;      /* a completed result >= 0 is an fd the caller owns */
+};
+extern const struct tr__opdef tr__opdefs[TR_OPC__COUNT];
+void tr__opdefs_check(void);
+
+struct tr_op {
+    uint32_t gen;            /* bumped on free: the CQE of an old activation is stale */
+    uint8_t state;           /* enum tr__op_state */
+    uint8_t opcode;          /* enum tr__opcode */
+    bool cancel_sent;        /* an ASYNC_CANCEL targets this activation */
+    bool cancel_deferred;    /* wanted, but the ring refused it: retried each pass */
+    int32_t res;             /* the CQE's result, once COMPLETED */
+    uint32_t cqe_flags;
+    uint32_t next_free;      /* free list link (index) */
+    tr_task *task;           /* the parked owner */
+};
+
+#define TR_OP_NONE UINT32_MAX
+/* Slots live in fixed chunks that never move, so a slot's address is stable
+ * for the life of the engine. */
+#define TR_OP_CHUNK_SHIFT 12
+#define TR_OP_CHUNK (1u << TR_OP_CHUNK_SHIFT)
+#define TR_OP_MAX_CHUNKS 1024 /* 4M slots: more than tasks can ever hold */
+
+/* user_data layout: bits 0-31 slot index, 32-62 generation, 63 tags an
+ * engine request (an ASYNC_CANCEL) that has no slot. LIBURING_UDATA_TIMEOUT
+ * (all ones) is liburing's own and never ours. */
+#define TR_UD_CANCEL (1ull << 63)
+#define TR_GEN_MASK 0x7fffffffu
+
+static inline uint64_t tr__ud_make(uint32_t idx, uint32_t gen)
+{
+    return ((uint64_t)gen << 32) | idx;
+}
+
+int tr__op_alloc(tr_engine *e, uint32_t *idx_out);
+struct tr_op *tr__op_get(const tr_engine *e, uint32_t idx);
+void tr__op_free(tr_engine *e, uint32_t idx);
+void tr__op_table_free(tr_engine *e);
+int tr__op_begin(tr_task *t, uint8_t opcode, struct io_uring_sqe **sqe_out);
+int tr__op_park(tr_task *t, struct io_uring_sqe *sqe);
+
+/* --------------------------------------------------------------- tasks */
+
+enum tr__task_state {
+    TR_TASK_READY = 1, /* on the run queue */
+    TR_TASK_RUNNING,   /* on the CPU */
+    TR_TASK_PARKED,    /* waiting: see wait */
+    TR_TASK_DONE,      /* ended, handle not yet joined */
+    TR_TASK_FREED      /* poison: the record is on the free list */
+};
+
+enum tr__wait {
+    TR_WAIT_NONE = 0,
+    TR_WAIT_OP,         /* a ring op; woken by its CQE only */
+    TR_WAIT_TIMER,      /* tr_sleep_ns */
+    TR_WAIT_JOIN,       /* tr_join */
+    TR_WAIT_CANCEL_ALL, /* tr_cancel_all(TR_CANCEL_WAIT) */
+};
+
+struct tr_task {
+    void *sp;                 /* saved stack pointer while not running */
+    tr_engine *e;
+    struct tr_task *run_next; /* run queue link */
+    struct tr_task *all_prev, *all_next; /* live tasks list */
+    uint64_t id;
+    tr_fn fn;
+    void *arg;
+    int result;
+    uint8_t state;            /* enum tr__task_state */
+    uint8_t wait;             /* enum tr__wait */
+    bool cancelled;           /* level-triggered: never cleared */
+    bool detached;
+    bool ca_rescan;           /* cancel_all waiter that must rescan (see cancel.c) */
+    int shield;               /* shield depth */
+    int wake_res;             /* the result handed to a parked task by its waker */
+    uint32_t op;              /* current op slot or TR_OP_NONE */
+    uint32_t heap_idx;        /* timer heap position, or UINT32_MAX */
+    uint64_t deadline_ns;     /* for TR_WAIT_TIMER */
+    struct tr_task *joiner;   /* the task parked in tr_join on us */
+    struct tr_task *join_target; /* as a joiner: the task we wait for */
+    struct tr_task *ca_waiter;/* a cancel_all waiter counting us */
+    uint64_t ca_remaining;    /* as a cancel_all waiter: tasks still alive */
+    uint64_t ca_max_id;       /* as a rescanning waiter: ids it targeted */
+    tr_task *const *ca_except;
+    size_t ca_nexcept;
+    struct tr_stack *stack;
+    void *asan_fake;          /* ASan fake stack of this task, while switched out */
+    char name[TR_NAME_MAX];
+};
+
+int tr__task_park(tr_task *t, enum tr__wait why);
+void tr__task_wake(tr_task *t, int res);
+void tr__task_enqueue(tr_task *t);
+void tr__task_free_record(tr_engine *e, tr_task *t);
+void tr__task_records_free(tr_engine *e);
+void tr__run_task(tr_engine *e, tr_task *t);
+/* Level-triggered cancel check at the top of every blocking call: when the
+ * caller is cancelled outside a shield it yields once and returns true. */
+bool tr__cancel_point(tr_task *t);
+extern __thread tr_task *tr__current;
+
+/* --------------------------------------------------------------- timers */
+
+int tr__timer_add(tr_engine *e, tr_task *t, uint64_t deadline_ns);
+void tr__timer_remove(tr_engine *e, tr_task *t);
+/* Wakes every sleeper whose deadline has passed; returns how many. */
+unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns);
+/* Nanoseconds until the nearest deadline, or UINT64_MAX when none. */
+uint64_t tr__timer_next_ns(const tr_engine *e, uint64_t now_ns);
+void tr__timer_free(tr_engine *e);
+static inline uint64_t tr__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- ring */
+
+int tr__ring_init(tr_engine *e, const struct tr_config *cfg);
+int tr__ring_enable(tr_engine *e);
+void tr__ring_exit(tr_engine *e);
+/* An SQE for one op: flushes the SQ to the kernel when it is full. NULL only
+ * when the ring refuses every retry (the caller returns -EBUSY). */
+struct io_uring_sqe *tr__ring_get_sqe(tr_engine *e);
+/* Submits pending SQEs; waits for at least one CQE when wait is true, for at
+ * most timeout_ns (UINT64_MAX: no limit). Returns 0 or a fatal -errno. */
+int tr__ring_enter(tr_engine *e, bool wait, uint64_t timeout_ns);
+/* Reaps every available CQE into the slots; returns how many. */
+unsigned tr__ring_reap(tr_engine *e);
+unsigned tr__ring_sq_pending(const tr_engine *e);
+bool tr__ring_cq_empty(tr_engine *e);
+bool tr__ring_overflow_pending(const tr_engine *e);
+uint64_t tr__ring_overflow_count(const tr_engine *e);
+/* White-box tests: queue a NOP whose CQE carries user_data ud. */
+int tr__ring_post_raw_nop(tr_engine *e, uint64_t ud);
+
+/* ------------------------------------------------------------- dispatch */
+
+void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags);
+/* The scheduler loop of tr_engine_run. */
+int tr__engine_loop(tr_engine *e);
+
+/* ---------------------------------------------------------------- cancel */
+
+int tr__cancel_submit(tr_engine *e, uint32_t idx);
+void tr__cancel_retry_deferred(tr_engine *e);
+void tr__cancel_notify_end(tr_engine *e, tr_task *t);
+
+/* ---------------------------------------------------------------- engine */
+
+struct tr_engine {
+    struct io_uring ring;
+    bool ring_ready;
+    bool ring_enabled;
+    bool running;
+    bool defer_taskrun;
+    unsigned sq_entries, cq_entries;
+    size_t stack_size;
+    unsigned cfg_flags;
+
+    void *sched_sp;            /* the scheduler's stack pointer while a task runs */
+    void *sched_asan_fake;
+    const void *sched_stack_lo;
+    size_t sched_stack_size;
+    tr_task *run_head, *run_tail;
+    tr_task *all_head;         /* live tasks (not yet DONE) */
+    tr_task *done_head;        /* ended tasks whose handle is still owned */
+    tr_task *free_tasks;       /* recycled task records */
+    tr_task *dying;            /* the task that just ended: its stack is freed by the scheduler */
+    uint64_t next_id;
+    uint64_t ca_rescanners;    /* cancel_all waiters that rescan at each task end */
+
+    struct tr_op *op_chunks[TR_OP_MAX_CHUNKS];
+    uint32_t op_nchunks;
+    uint32_t op_free;          /* free list head (index) */
+    uint64_t cancels_inflight;
+    uint64_t cancels_deferred; /* ops whose cancel waits for SQ room */
+
+    tr_task **heap;            /* timer min-heap on deadline_ns */
+    uint32_t heap_len, heap_cap;
+
+    struct tr_stack *stack_pool;
+    unsigned stack_pool_len;
+
+    struct tr_stats st;
+};
+
+/* Fault-free helpers */
+static inline tr_engine *tr__engine_of_caller(void)
+{
+    return tr__current ? tr__current->e : NULL;
+}
+
+#endif /* TR_INTERNAL_H */
