@@ -297,6 +297,16 @@ const char *tr_task_name(const tr_task *tc)
     return t->name;
 }
 
+int tr_task_result(const tr_task *t, int *result)
+{
+    if (!t || !result || t->state == TR_TASK_FREED)
+        return -EINVAL;
+    if (t->state != TR_TASK_DONE)
+        return -EBUSY;
+    *result = t->result;
+    return 0;
+}
+
 int tr_join(tr_task *t, int *result)
 {
     tr_task *self = tr__current;

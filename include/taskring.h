@@ -136,6 +136,11 @@ TR_API tr_task *tr_self(void);
 TR_API uint64_t tr_task_id(const tr_task *t);
 TR_API const char *tr_task_name(const tr_task *t);
 
+/* The result of an ended task, without consuming the handle (usable outside
+ * tasks, e.g. after tr_engine_run). Returns 0 and stores it in *result;
+ * -EINVAL for NULL arguments or a released handle; -EBUSY while t runs. */
+TR_API int tr_task_result(const tr_task *t, int *result);
+
 /* Only inside a task: waits until t has ended, stores its result in *result
  * (if not NULL) and consumes the handle. Returns 0; -EINVAL for NULL, for
  * joining yourself, for a detached task or one another task already joins;
