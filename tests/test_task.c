@@ -32,14 +32,14 @@ static bool tt_expect(bool ok, const char *what, const char *file, int line)
     if (!ok) {
         if (tt_nfail == 0)
             snprintf(tt_first, sizeof tt_first, "%s:%d: %s", file, line, what);
-        tt_nfail++;
-        print_error("%s:%d: check failed in task: %s\n", file, line, what);
+        if (tt_nfail++ < 10) /* the rest only count: one bug can fail a loop */
+            print_error("%s:%d: check failed in task: %s\n", file, line, what);
     }
     return ok;
 }
 
-static bool tt_expect_eq(long long a, long long b, const char *sa, const char *sb,
-                         const char *file, int line)
+static bool tt_expect_eq(long long a, long long b, const char *sa, const char *sb, const char *file,
+                         int line)
 {
     char what[400];
     if (a == b)
@@ -49,8 +49,7 @@ static bool tt_expect_eq(long long a, long long b, const char *sa, const char *s
 }
 
 #define EXPECT(c) tt_expect(!!(c), #c, __FILE__, __LINE__)
-#define EXPECT_EQ(a, b)                                                        \
-    tt_expect_eq((long long)(a), (long long)(b), #a, #b, __FILE__, __LINE__)
+#define EXPECT_EQ(a, b) tt_expect_eq((long long)(a), (long long)(b), #a, #b, __FILE__, __LINE__)
 
 static int tt_setup(void **state)
 {
@@ -406,8 +405,7 @@ static void test_task_join_by_two_tasks_einval(void **state)
     assert_int_equal(tr_spawn(e, NULL, fn_double_joiner, &j1, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0);
     /* Exactly one join consumed the handle. */
-    assert_true((dj.rc[0] == 0 && dj.rc[1] == -EINVAL) ||
-                (dj.rc[0] == -EINVAL && dj.rc[1] == 0));
+    assert_true((dj.rc[0] == 0 && dj.rc[1] == -EINVAL) || (dj.rc[0] == -EINVAL && dj.rc[1] == 0));
     assert_int_equal(dj.res[dj.rc[0] == 0 ? 0 : 1], 5);
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
