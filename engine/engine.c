@@ -47,10 +47,12 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     if (!e)
         return -ENOMEM;
     e->sq_entries = cfg->sq_entries;
-    /* Room for a cancel storm: every in-flight op's CQE plus its cancel's,
-     * without leaning on the kernel's overflow list. */
+    /* Room for a cancel storm (every in-flight op's CQE plus its cancel's)
+     * without leaning on the kernel's overflow list. At least 8192: the
+     * kernel sizes its cancel hash from the CQ (ilog2(cq) - 5 bits, at most
+     * 8), and each per-op cancel walks one bucket of it. */
     e->cq_entries = cfg->cq_entries ? cfg->cq_entries
-                                    : (cfg->sq_entries * 16 > 4096 ? cfg->sq_entries * 16 : 4096);
+                                    : (cfg->sq_entries * 16 > 8192 ? cfg->sq_entries * 16 : 8192);
     if (e->cq_entries > TR_CQ_MAX)
         e->cq_entries = TR_CQ_MAX;
     e->stack_size = tr__stack_round(cfg->stack_size ? cfg->stack_size : TR_STACK_DEFAULT);

@@ -6,7 +6,7 @@
  * mappings (VMAs), and a stock kernel allows 65530 per process
  * (vm.max_map_count): guard pages alone would cap us near 30k tasks. So a
  * process-wide budget hands out guards while it lasts; further stacks come
- * without a guard page (adjacent ones merge into one VMA) and carry a
+ * without a guard page (adjacent ones merge into one VMA) and rely on a
  * canary in their lowest bytes, checked at every switch away from the task.
  */
 #include "tr_internal.h"
@@ -23,7 +23,12 @@
 /* Stacks of the default size kept for reuse per engine. Beyond it, freed
  * stacks are unmapped: a pooled stack keeps the pages it touched. */
 #define TR_STACK_POOL_MAX 4096
-#define TR_CANARY_WORDS 8
+/* The canary: the lowest 256 bytes of an unguarded stack must stay zero.
+ * Zero because fresh anonymous pages are zero: the canary needs no write,
+ * so the stack's bottom page is never touched (reading it maps the shared
+ * zero page) and a parked task keeps costing one page, not two. A task that
+ * overflows writes frames (return addresses, saved registers) through it. */
+#define TR_CANARY_WORDS 32
 
 /* Guarded stacks this process may still create; -1 until first computed. */
 static _Atomic long guard_budget = -1;
@@ -103,18 +108,11 @@ long tr__stack_guard_budget(void)
     return atomic_load(&guard_budget);
 }
 
-static void canary_write(struct tr_stack *s)
-{
-    uint64_t *w = s->lo;
-    for (int i = 0; i < TR_CANARY_WORDS; i++)
-        w[i] = TR_CANARY;
-}
-
 bool tr__stack_canary_ok(const struct tr_stack *s)
 {
     const volatile uint64_t *w = s->lo;
     for (int i = 0; i < TR_CANARY_WORDS; i++)
-        if (w[i] != TR_CANARY)
+        if (w[i] != 0)
             return false;
     return true;
 }
@@ -156,8 +154,6 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
     s->lo = (char *)m + (guarded ? ps : 0);
     s->hi = (char *)m + len;
     s->guarded = guarded;
-    if (!guarded)
-        canary_write(s);
 #if defined(TR_HAVE_VALGRIND_H)
     s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->hi);
 #endif

@@ -70,8 +70,6 @@ struct tr_stack {
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out);
 void tr__stack_free(tr_engine *e, struct tr_stack *s);
 void tr__stack_pool_drain(tr_engine *e);
-/* The canary at the bottom of an unguarded stack. */
-#define TR_CANARY 0x7472636e72795f21ull /* "!_yrncrt" */
 bool tr__stack_canary_ok(const struct tr_stack *s);
 /* Aborts naming the task when its canary is gone (unguarded stacks only). */
 void tr__stack_canary_check(tr_task *t);

@@ -58,7 +58,7 @@ typedef int (*tr_fn)(void *arg);
 
 struct tr_config {
     unsigned sq_entries; /* submission queue size; default 256, at most 32768 */
-    unsigned cq_entries; /* completion queue size; default max(16 * sq_entries, 4096) */
+    unsigned cq_entries; /* completion queue size; default max(16 * sq_entries, 8192) */
     size_t stack_size;   /* default task stack size in bytes; default 64 KiB, min 16 KiB */
     unsigned flags;      /* TR_CFG_* */
 };
