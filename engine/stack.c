@@ -133,10 +133,11 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
     size_t ps = page_size();
     bool guarded = guard_take();
     size_t len = size + (guarded ? ps : 0);
-    /* MAP_NORESERVE: only touched pages count; MAP_STACK: since 6.7 also
+    /* No MAP_NORESERVE: an absurd size must fail with -ENOMEM here, not
+     * fault later. Only touched pages cost memory. MAP_STACK: since 6.7 also
      * keeps transparent huge pages off, so a parked task costs ~1 page. */
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (m == MAP_FAILED) {
         int err = errno;
         if (guarded)
