@@ -25,7 +25,7 @@
 #define TR_GUARD_SLACK (64 * 1024)
 
 static struct sigaction old_segv;
-static pthread_once_t install_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread bool altstack_done;
 
 /* ---- async-signal-safe formatting -------------------------------------- */
@@ -125,19 +125,29 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
     errno = saved;
 }
 
+/* (Re)installs the handler unless it is already in place: something (a
+ * test framework, the application) may have restored an older handler
+ * since the last engine was created. The handler that was there is the one
+ * we chain to; it is never ourselves. */
 static void install_handler(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = segv_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &old_segv);
+    struct sigaction cur, sa;
+    pthread_mutex_lock(&install_lock);
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 &&
+        !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == segv_handler)) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = segv_handler;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        old_segv = cur;
+        sigaction(SIGSEGV, &sa, NULL);
+    }
+    pthread_mutex_unlock(&install_lock);
 }
 
 void tr__guard_thread_init(void)
 {
-    pthread_once(&install_once, install_handler);
+    install_handler();
     if (altstack_done)
         return;
     stack_t cur;
