@@ -80,30 +80,39 @@ static void ca_unhook(tr_engine *e, tr_task *w)
 
 static void cancel_parked(tr_engine *e, tr_task *t)
 {
+    /* During shutdown, shields hold until the grace period ends. */
+    bool shield = t->shield > 0 && !e->sd.shields_broken;
     switch (t->wait) {
     case TR_WAIT_OP: {
         struct tr_op *op = tr__op_get(e, t->op);
-        if (t->shield == 0 && tr__opdefs[op->opcode].cancellable)
+        if (!shield && tr__opdefs[op->opcode].cancellable)
             (void)tr__cancel_submit(e, t->op);
         break;
     }
     case TR_WAIT_TIMER:
-        if (t->shield > 0)
+        if (shield)
             break;
         tr__timer_remove(e, t);
         tr__task_wake(t, -ECANCELED);
         break;
     case TR_WAIT_JOIN:
-        if (t->shield > 0)
+        if (shield)
             break;
         TR_ASSERT(t->join_target && t->join_target->joiner == t);
         t->join_target->joiner = NULL;
         tr__task_wake(t, -ECANCELED);
         break;
     case TR_WAIT_CANCEL_ALL:
-        if (t->shield > 0)
+        if (shield)
             break;
         ca_unhook(e, t);
+        tr__task_wake(t, -ECANCELED);
+        break;
+    case TR_WAIT_SHUTDOWN:
+        if (shield)
+            break;
+        TR_ASSERT(e->sd_waiters > 0);
+        e->sd_waiters--;
         tr__task_wake(t, -ECANCELED);
         break;
     default:
@@ -172,7 +181,7 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
     }
     if (!wait || (self->ca_remaining == 0 && !rescan))
         return count;
-    if (self->cancelled && self->shield == 0) {
+    if (self->cancelled && (self->shield == 0 || e->sd.shields_broken)) {
         ca_unhook(e, self);
         (void)tr__cancel_point(self);
         return -ECANCELED;

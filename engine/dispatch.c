@@ -14,10 +14,14 @@
 
 void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
 {
-    if (ud & TR_UD_CANCEL) {
+    if (ud & TR_UD_ENGINE) {
         if (ud == LIBURING_UDATA_TIMEOUT) {
             /* liburing's own timeout; never used with EXT_ARG, counted. */
             e->st.cqe_stale++;
+            return;
+        }
+        if (TR_UD_KIND(ud) != TR_UDK_CANCEL) {
+            tr__internal_complete(e, ud, res);
             return;
         }
         /* Our ASYNC_CANCEL's own completion: 0, -ENOENT (the target already
@@ -74,40 +78,79 @@ static void run_batch(tr_engine *e)
 
 static bool ring_busy(const tr_engine *e)
 {
-    return e->st.ops_inflight > 0 || tr__ring_sq_pending(e) > 0;
+    return e->st.ops_inflight > 0 || e->internal_inflight > 0 || tr__ring_sq_pending(e) > 0;
+}
+
+static bool shutdown_active(tr_engine *e)
+{
+    uint8_t ph = e->sd.phase;
+    if (ph == TR_PH_DONE)
+        return false;
+    return ph != TR_PH_NONE || e->sd.trigger != TR_TRIG_NONE ||
+           atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
+}
+
+/* Tasks' work is over: nothing alive, nothing of theirs in flight, no
+ * shutdown to finish. What may remain are the engine's own reads. */
+static bool user_idle(tr_engine *e)
+{
+    return e->st.tasks_live == 0 && e->st.ops_inflight == 0 && !shutdown_active(e);
+}
+
+/* Live tasks that can only be woken by each other. A task in
+ * tr_wait_shutdown waits for the outside world, a shutdown in progress
+ * cancels everyone: neither is a deadlock. */
+static bool deadlocked(tr_engine *e)
+{
+    return e->st.tasks_live > 0 && e->st.ops_inflight == 0 && e->heap_len == 0 &&
+           e->sd_waiters == 0 && !shutdown_active(e) && e->run_head == NULL;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
 }
 
 int tr__engine_loop(tr_engine *e)
 {
+    e->internal_stopping = false;
     for (;;) {
+        uint64_t now = e->pass_ns = tr__now_ns();
+        if (TR_UNLIKELY(shutdown_active(e)))
+            tr__shutdown_pass(e, now);
+        tr__internal_arm(e);
         run_batch(e);
         if (TR_UNLIKELY(e->cancels_deferred))
             tr__cancel_retry_deferred(e);
-        uint64_t now = 0;
-        if (e->heap_len) {
+        if (e->heap_len || shutdown_active(e))
             now = tr__now_ns();
+        if (e->heap_len)
             tr__timer_expire(e, now);
-        }
+        /* Tasks that just ended may complete a phase: step again now, or
+         * the pass below would wait for an event that never comes. */
+        if (TR_UNLIKELY(shutdown_active(e)))
+            tr__shutdown_pass(e, now);
         bool runnable = e->run_head != NULL;
+        if (!runnable && user_idle(e)) {
+            /* Done: take the engine's own reads down too (G2). */
+            if (e->internal_inflight == 0 && tr__ring_cq_empty(e) && tr__ring_sq_pending(e) == 0)
+                return 0;
+            tr__internal_stop(e);
+        } else if (!runnable && deadlocked(e)) {
+            return -EDEADLK;
+        }
         int err = 0;
         if (runnable) {
             /* Hand over this pass's SQEs and collect what is ready, but do
              * not wait: tasks are waiting to run. */
             if (ring_busy(e))
                 err = tr__ring_enter(e, false, 0);
-        } else if (ring_busy(e) || e->heap_len) {
-            err = tr__ring_enter(e, true, tr__timer_next_ns(e, now));
-        } else if (!tr__ring_cq_empty(e)) {
-            /* Completions nobody waits for (stale ones): reap them so the
-             * audit finds an empty CQ. */
-        } else if (e->st.tasks_live == 0) {
-            /* Nothing runnable, nothing in flight, nobody sleeping, nobody
-             * alive: done, and quiescent (G2). */
-            TR_ASSERT(e->cancels_inflight == 0);
-            return 0;
         } else {
-            /* Live tasks that wait only on each other (a join cycle). */
-            return -EDEADLK;
+            uint64_t wait = min_u64(tr__timer_next_ns(e, now), tr__shutdown_next_ns(e, now));
+            if (ring_busy(e) || wait != UINT64_MAX)
+                err = tr__ring_enter(e, true, wait);
+            else if (tr__ring_cq_empty(e))
+                return -EDEADLK; /* nothing can ever wake anyone */
         }
         if (err)
             return err;

@@ -18,7 +18,14 @@ void tr_config_init(struct tr_config *cfg)
     cfg->sq_entries = 256;
     cfg->cq_entries = 0;
     cfg->stack_size = TR_STACK_DEFAULT;
-    cfg->flags = TR_CFG_NO_SIGNALS;
+    cfg->drain_ms = 0;
+    cfg->grace_ms = 5000;
+    cfg->kill_ms = 2000;
+    sigemptyset(&cfg->shutdown_signals);
+    sigaddset(&cfg->shutdown_signals, SIGINT);
+    sigaddset(&cfg->shutdown_signals, SIGTERM);
+    cfg->report_fd = 2;
+    cfg->flags = 0;
 }
 
 static pthread_once_t opdefs_once = PTHREAD_ONCE_INIT;
@@ -41,6 +48,10 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
         return -EINVAL;
     if (cfg->flags & ~TR_CFG_NO_SIGNALS)
         return -EINVAL;
+    if (!(cfg->flags & TR_CFG_NO_SIGNALS) &&
+        (sigismember(&cfg->shutdown_signals, SIGKILL) == 1 ||
+         sigismember(&cfg->shutdown_signals, SIGSTOP) == 1))
+        return -EINVAL;
     pthread_once(&opdefs_once, tr__opdefs_check);
 
     tr_engine *e = calloc(1, sizeof(*e));
@@ -58,8 +69,18 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     e->stack_size = tr__stack_round(cfg->stack_size ? cfg->stack_size : TR_STACK_DEFAULT);
     e->cfg_flags = cfg->flags;
     e->op_free = TR_OP_NONE;
+    e->drain_ms = cfg->drain_ms;
+    e->grace_ms = cfg->grace_ms;
+    e->kill_ms = cfg->kill_ms;
+    e->report_fd = cfg->report_fd;
     int err = tr__ring_init(e, cfg);
     if (err) {
+        free(e);
+        return err;
+    }
+    err = tr__sigwake_open(e, cfg);
+    if (err) {
+        tr__ring_exit(e);
         free(e);
         return err;
     }
@@ -89,8 +110,8 @@ int tr_engine_run(tr_engine *e)
 static bool engine_quiet(tr_engine *e)
 {
     return !e->running && e->st.tasks_live == 0 && e->st.ops_inflight == 0 &&
-           e->cancels_inflight == 0 && tr__ring_sq_pending(e) == 0 && tr__ring_cq_empty(e) &&
-           !tr__ring_overflow_pending(e);
+           e->cancels_inflight == 0 && e->internal_inflight == 0 && tr__ring_sq_pending(e) == 0 &&
+           tr__ring_cq_empty(e) && !tr__ring_overflow_pending(e);
 }
 
 int tr_engine_destroy(tr_engine *e)
@@ -104,13 +125,23 @@ int tr_engine_destroy(tr_engine *e)
     TR_ASSERT(e->run_head == NULL);
     TR_ASSERT(e->all_head == NULL);
     TR_ASSERT(e->heap_len == 0);
+    bool had_signals = e->sigfd >= 0;
     tr__ring_exit(e);
+    tr__sigwake_close(e);
+    if (e->sd.phase == TR_PH_DONE && e->report_fd >= 0) {
+        char line[128];
+        int n = snprintf(line, sizeof(line), "taskring:   ring closed%s\n",
+                         had_signals ? ", signalfd closed, signal mask restored" : "");
+        if (n > 0)
+            tr__write_all(e->report_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    }
     tr__task_records_free(e);
     tr__stack_pool_drain(e);
     TR_ASSERT(e->st.stacks_guarded == 0);
     TR_ASSERT(e->st.stacks_canary == 0);
     tr__timer_free(e);
     tr__op_table_free(e);
+    free(e->hooks);
     free(e);
     return 0;
 }

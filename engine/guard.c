@@ -151,7 +151,7 @@ void tr__guard_thread_init(void)
     if (altstack_done)
         return;
     stack_t cur;
-    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) && cur.ss_size >= MINSIGSTKSZ) {
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) && cur.ss_size >= (size_t)MINSIGSTKSZ) {
         altstack_done = true; /* the thread has one already (ASan makes its own) */
         return;
     }

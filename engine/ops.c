@@ -42,7 +42,7 @@ static unsigned clamp_len(size_t n)
 }
 
 /* The common prologue. Declares t and sqe or returns from the caller. */
-#define TR_OP_BEGIN(opc)                                                       \
+#define TR_OP_BEGIN(opc, fd)                                                     \
     tr_task *t = tr__current;                                                  \
     struct io_uring_sqe *sqe;                                                  \
     if (TR_UNLIKELY(!t))                                                       \
@@ -53,81 +53,82 @@ static unsigned clamp_len(size_t n)
         int err_ = tr__op_begin(t, opc, &sqe);                                 \
         if (TR_UNLIKELY(err_))                                                 \
             return err_;                                                       \
+        t->op_fd = (fd);                                                       \
     } while (0)
 
 int tr_nop(void)
 {
-    TR_OP_BEGIN(TR_OPC_NOP);
+    TR_OP_BEGIN(TR_OPC_NOP, -1);
     io_uring_prep_nop(sqe);
     return tr__op_park(t, sqe);
 }
 
 ssize_t tr_read(int fd, void *buf, size_t n, int64_t off)
 {
-    TR_OP_BEGIN(TR_OPC_READ);
+    TR_OP_BEGIN(TR_OPC_READ, fd);
     io_uring_prep_read(sqe, fd, buf, clamp_len(n), off < 0 ? (uint64_t)-1 : (uint64_t)off);
     return tr__op_park(t, sqe);
 }
 
 ssize_t tr_write(int fd, const void *buf, size_t n, int64_t off)
 {
-    TR_OP_BEGIN(TR_OPC_WRITE);
+    TR_OP_BEGIN(TR_OPC_WRITE, fd);
     io_uring_prep_write(sqe, fd, buf, clamp_len(n), off < 0 ? (uint64_t)-1 : (uint64_t)off);
     return tr__op_park(t, sqe);
 }
 
 ssize_t tr_recv(int fd, void *buf, size_t n, int flags)
 {
-    TR_OP_BEGIN(TR_OPC_RECV);
+    TR_OP_BEGIN(TR_OPC_RECV, fd);
     io_uring_prep_recv(sqe, fd, buf, clamp_len(n), flags);
     return tr__op_park(t, sqe);
 }
 
 ssize_t tr_send(int fd, const void *buf, size_t n, int flags)
 {
-    TR_OP_BEGIN(TR_OPC_SEND);
+    TR_OP_BEGIN(TR_OPC_SEND, fd);
     io_uring_prep_send(sqe, fd, buf, clamp_len(n), flags);
     return tr__op_park(t, sqe);
 }
 
 int tr_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
-    TR_OP_BEGIN(TR_OPC_ACCEPT);
+    TR_OP_BEGIN(TR_OPC_ACCEPT, fd);
     io_uring_prep_accept(sqe, fd, sa, len, flags);
     return tr__op_park(t, sqe);
 }
 
 int tr_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    TR_OP_BEGIN(TR_OPC_CONNECT);
+    TR_OP_BEGIN(TR_OPC_CONNECT, fd);
     io_uring_prep_connect(sqe, fd, sa, len);
     return tr__op_park(t, sqe);
 }
 
 int tr_poll(int fd, unsigned events)
 {
-    TR_OP_BEGIN(TR_OPC_POLL);
+    TR_OP_BEGIN(TR_OPC_POLL, fd);
     io_uring_prep_poll_add(sqe, fd, events);
     return tr__op_park(t, sqe);
 }
 
 int tr_openat(int dfd, const char *path, int flags, mode_t mode)
 {
-    TR_OP_BEGIN(TR_OPC_OPENAT);
+    TR_OP_BEGIN(TR_OPC_OPENAT, dfd);
     io_uring_prep_openat(sqe, dfd, path, flags, mode);
     return tr__op_park(t, sqe);
 }
 
 int tr_close(int fd)
 {
-    TR_OP_BEGIN(TR_OPC_CLOSE);
+    TR_OP_BEGIN(TR_OPC_CLOSE, fd);
     io_uring_prep_close(sqe, fd);
     return tr__op_park(t, sqe);
 }
 
 int tr_fsync(int fd)
 {
-    TR_OP_BEGIN(TR_OPC_FSYNC);
+    TR_OP_BEGIN(TR_OPC_FSYNC, fd);
     io_uring_prep_fsync(sqe, fd, 0);
     return tr__op_park(t, sqe);
 }
@@ -136,7 +137,7 @@ int tr_op(void (*prep)(struct io_uring_sqe *sqe, void *ctx), void *ctx)
 {
     if (!prep)
         return tr__current ? -EINVAL : -EPERM;
-    TR_OP_BEGIN(TR_OPC_CUSTOM);
+    TR_OP_BEGIN(TR_OPC_CUSTOM, -1);
     prep(sqe, ctx);
     return tr__op_park(t, sqe);
 }

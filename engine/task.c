@@ -55,6 +55,10 @@ void tr__run_task(tr_engine *e, tr_task *t)
 {
     TR_ASSERT(t->state == TR_TASK_READY);
     TR_ASSERT(tr__current == NULL);
+    if (TR_UNLIKELY(t->killed)) {
+        tr__kill_teardown(e, t);
+        return;
+    }
     t->state = TR_TASK_RUNNING;
     tr__current = t;
 #if defined(TR_ASAN)
@@ -100,6 +104,7 @@ int tr__task_park(tr_task *t, enum tr__wait why)
     t->state = TR_TASK_PARKED;
     t->wait = (uint8_t)why;
     t->wake_res = 0;
+    t->parked_ns = t->e->pass_ns;
     switch_to_scheduler(t, false);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     return t->wake_res;
@@ -115,7 +120,7 @@ void tr__task_wake(tr_task *t, int res)
 
 bool tr__cancel_point(tr_task *t)
 {
-    if (TR_LIKELY(!t->cancelled) || t->shield > 0)
+    if (TR_LIKELY(!t->cancelled) || (t->shield > 0 && !t->e->sd.shields_broken))
         return false;
     /* Pass through the scheduler so that a task that ignores -ECANCELED in
      * a loop can neither starve the others nor escape being killed. */
@@ -181,7 +186,7 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
         return -EINVAL;
     size_t size = e->stack_size;
     if (o) {
-        if (o->flags != 0)
+        if (o->flags & ~TR_SPAWN_LATE)
             return -EINVAL;
         if (o->stack_size) {
             if (o->stack_size < TR_STACK_MIN)
@@ -215,7 +220,14 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
     t->fn = fn;
     t->arg = arg;
     t->op = TR_OP_NONE;
+    t->op_fd = -1;
     t->heap_idx = UINT32_MAX;
+    t->late = o && (o->flags & TR_SPAWN_LATE);
+    t->internal = e->spawning_internal;
+    /* During a shutdown, new tasks start cancelled (not the engine's own). */
+    t->cancelled = e->sd.phase != TR_PH_NONE && !t->internal;
+    if (t->late)
+        e->live_late++;
     if (o && o->name) {
         strncpy(t->name, o->name, TR_NAME_MAX - 1);
         t->name[TR_NAME_MAX - 1] = '\0';
@@ -233,14 +245,17 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
     return 0;
 }
 
-static void task_finish(tr_task *t, int result)
+/* The end of a task, on whichever stack: results, counters, lists,
+ * joiners. killed: the shutdown's Kill phase ends it from the scheduler. */
+void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
 {
-    tr_engine *e = t->e;
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     TR_ASSERT(t->op == TR_OP_NONE);
     TR_ASSERT(t->heap_idx == UINT32_MAX);
     t->result = result;
-    if (result >= 0)
+    if (killed)
+        e->st.tasks_killed++;
+    else if (result >= 0)
         e->st.tasks_ok++;
     else if (result == -ECANCELED)
         e->st.tasks_cancelled++;
@@ -248,6 +263,10 @@ static void task_finish(tr_task *t, int result)
         e->st.tasks_failed++;
     TR_ASSERT(e->st.tasks_live > 0);
     e->st.tasks_live--;
+    if (t->late) {
+        TR_ASSERT(e->live_late > 0);
+        e->live_late--;
+    }
     list_unlink(&e->all_head, t);
     list_push(&e->done_head, t);
     t->state = TR_TASK_DONE;
@@ -256,6 +275,20 @@ static void task_finish(tr_task *t, int result)
         t->joiner = NULL;
     }
     tr__cancel_notify_end(e, t);
+    tr__shutdown_task_ended(e, t);
+    if (killed) {
+        /* Never resumed, off its stack already: free it now. */
+        tr__stack_free(e, t->stack);
+        t->stack = NULL;
+        if (t->detached)
+            tr__task_free_record(e, t);
+    }
+}
+
+static void task_finish(tr_task *t, int result)
+{
+    tr_engine *e = t->e;
+    tr__task_end(e, t, result, false);
     TR_ASSERT(e->dying == NULL);
     e->dying = t;
     switch_to_scheduler(t, true);
@@ -361,7 +394,7 @@ int tr_yield(void)
     tr__task_enqueue(t);
     switch_to_scheduler(t, false);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
-    return (t->cancelled && t->shield == 0) ? -ECANCELED : 0;
+    return (t->cancelled && (t->shield == 0 || t->e->sd.shields_broken)) ? -ECANCELED : 0;
 }
 
 bool tr_is_cancelled(void)

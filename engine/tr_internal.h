@@ -23,7 +23,11 @@
 #include "ctx.h"
 
 #include <liburing.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <sys/signalfd.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -132,10 +136,23 @@ struct tr_op {
 #define TR_OP_CHUNK (1u << TR_OP_CHUNK_SHIFT)
 #define TR_OP_MAX_CHUNKS 1024 /* 4M slots: more than tasks can ever hold */
 
-/* user_data layout: bits 0-31 slot index, 32-62 generation, 63 tags an
- * engine request (an ASYNC_CANCEL) that has no slot. LIBURING_UDATA_TIMEOUT
- * (all ones) is liburing's own and never ours. */
-#define TR_UD_CANCEL (1ull << 63)
+/* user_data layout: bits 0-31 slot index, 32-62 generation. Bit 63 tags the
+ * engine's own requests, which have no slot; bits 56-62 then say which
+ * (enum tr__udk). LIBURING_UDATA_TIMEOUT (all ones) is liburing's own and
+ * never ours. */
+#define TR_UD_ENGINE (1ull << 63)
+#define TR_UD_KIND_SHIFT 56
+#define TR_UD_KIND(ud) ((unsigned)((ud) >> TR_UD_KIND_SHIFT) & 0x7fu)
+enum tr__udk {
+    TR_UDK_CANCEL = 0,  /* ASYNC_CANCEL of a task's op (low bits: its slot) */
+    TR_UDK_SIGNAL = 1,  /* the signalfd read */
+    TR_UDK_WAKE = 2,    /* the wakeup eventfd read */
+    TR_UDK_ICANCEL = 3, /* ASYNC_CANCEL of one of the two reads above */
+};
+#define TR_UD_CANCEL (TR_UD_ENGINE | ((uint64_t)TR_UDK_CANCEL << TR_UD_KIND_SHIFT))
+#define TR_UD_SIGNAL (TR_UD_ENGINE | ((uint64_t)TR_UDK_SIGNAL << TR_UD_KIND_SHIFT))
+#define TR_UD_WAKE (TR_UD_ENGINE | ((uint64_t)TR_UDK_WAKE << TR_UD_KIND_SHIFT))
+#define TR_UD_ICANCEL (TR_UD_ENGINE | ((uint64_t)TR_UDK_ICANCEL << TR_UD_KIND_SHIFT))
 #define TR_GEN_MASK 0x7fffffffu
 
 static inline uint64_t tr__ud_make(uint32_t idx, uint32_t gen)
@@ -166,6 +183,7 @@ enum tr__wait {
     TR_WAIT_TIMER,      /* tr_sleep_ns */
     TR_WAIT_JOIN,       /* tr_join */
     TR_WAIT_CANCEL_ALL, /* tr_cancel_all(TR_CANCEL_WAIT) */
+    TR_WAIT_SHUTDOWN,   /* tr_wait_shutdown */
 };
 
 struct tr_task {
@@ -182,11 +200,16 @@ struct tr_task {
     bool cancelled;           /* level-triggered: never cleared */
     bool detached;
     bool ca_rescan;           /* cancel_all waiter that must rescan (see cancel.c) */
+    bool late;                /* TR_SPAWN_LATE */
+    bool killed;              /* shutdown's Kill phase: never resumed again */
+    bool internal;            /* the engine's own task (at-shutdown hooks) */
     int shield;               /* shield depth */
     int wake_res;             /* the result handed to a parked task by its waker */
     uint32_t op;              /* current op slot or TR_OP_NONE */
     uint32_t heap_idx;        /* timer heap position, or UINT32_MAX */
     uint64_t deadline_ns;     /* for TR_WAIT_TIMER */
+    uint64_t parked_ns;       /* when it last parked (the pass's clock) */
+    int op_fd;                /* the fd of its current op, for the dump */
     struct tr_task *joiner;   /* the task parked in tr_join on us */
     struct tr_task *join_target; /* as a joiner: the task we wait for */
     struct tr_task *ca_waiter;/* a cancel_all waiter counting us */
@@ -205,6 +228,7 @@ void tr__task_enqueue(tr_task *t);
 void tr__task_free_record(tr_engine *e, tr_task *t);
 void tr__task_records_free(tr_engine *e);
 void tr__run_task(tr_engine *e, tr_task *t);
+void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed);
 /* Level-triggered cancel check at the top of every blocking call: when the
  * caller is cancelled outside a shield it yields once and returns true. */
 bool tr__cancel_point(tr_task *t);
@@ -258,6 +282,64 @@ int tr__cancel_submit(tr_engine *e, uint32_t idx);
 void tr__cancel_retry_deferred(tr_engine *e);
 void tr__cancel_notify_end(tr_engine *e, tr_task *t);
 
+/* -------------------------------------------------------------- shutdown */
+
+enum tr__phase {
+    TR_PH_NONE = 0,
+    TR_PH_STOP,     /* tr_shutting_down() true; drain_ms for tasks to end */
+    TR_PH_DRAIN,    /* everything cancelled; shields hold until grace */
+    TR_PH_KILL,     /* stragglers killed */
+    TR_PH_FINAL,    /* hooks, audit */
+    TR_PH_DONE,
+};
+
+enum tr__trigger { TR_TRIG_NONE = 0, TR_TRIG_SIGNAL, TR_TRIG_CALL, TR_TRIG_MAIN };
+
+#define TR_SD_NAMES 32 /* failed/killed tasks named in the report; more are counted */
+
+struct tr__sd_name {
+    uint64_t id;
+    int result;
+    char name[TR_NAME_MAX];
+};
+
+struct tr__shutdown {
+    uint8_t phase;            /* enum tr__phase */
+    uint8_t trigger;          /* enum tr__trigger */
+    int trigger_signo;
+    bool late_cancelled, shields_broken, dumped;
+    uint64_t t_trigger, t_cancel, t_drain, t_grace, t_kill, t_final, t_done;
+    uint64_t drain_deadline, grace_deadline, kill_deadline;
+    uint64_t signals_at_final;
+    /* Counters at the trigger, for the report's differences. */
+    uint64_t ok0, cancelled0, failed0, killed0, cancels0, completed0, stale0;
+    uint64_t tasks_cancelled_by_sd;
+    unsigned nfailed, nkilled;
+    struct tr__sd_name failed[TR_SD_NAMES], killed[TR_SD_NAMES];
+};
+
+struct tr__hook {
+    tr_fn fn;
+    void *arg;
+};
+
+/* Each pass, while a shutdown is requested or under way. */
+void tr__shutdown_pass(tr_engine *e, uint64_t now);
+/* The next phase deadline, as nanoseconds from now (UINT64_MAX: none). */
+uint64_t tr__shutdown_next_ns(const tr_engine *e, uint64_t now);
+void tr__shutdown_on_signal(tr_engine *e, int signo);
+void tr__shutdown_task_ended(tr_engine *e, tr_task *t);
+void tr__shutdown_report(tr_engine *e);
+void tr__kill_teardown(tr_engine *e, tr_task *t);
+/* The signalfd and wakeup reads (sigwake.c). */
+int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg);
+void tr__sigwake_close(tr_engine *e);
+void tr__internal_arm(tr_engine *e);
+void tr__internal_stop(tr_engine *e);
+void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res);
+int tr__write_all(int fd, const char *buf, size_t len);
+const char *tr__task_state_name(const tr_task *t);
+
 /* ---------------------------------------------------------------- engine */
 
 struct tr_engine {
@@ -293,6 +375,32 @@ struct tr_engine {
 
     struct tr_stack *stack_pool;
     unsigned stack_pool_len;
+
+    /* Shutdown. shutdown_req is the only field another thread or a signal
+     * handler touches (tr_engine_shutdown). */
+    _Atomic int shutdown_req;
+    bool main_returned;
+    bool spawning_internal;    /* tr_spawn is creating the engine's own task */
+    tr_task *main_task;        /* tr_run's main: its end triggers shutdown */
+    tr_task *hook_task;        /* the at-shutdown task while it runs */
+    struct tr__shutdown sd;
+    struct tr__hook *hooks;
+    unsigned nhooks, hooks_cap;
+    unsigned drain_ms, grace_ms, kill_ms;
+    int report_fd;
+    uint64_t live_late;        /* live TR_SPAWN_LATE tasks */
+    uint64_t sd_waiters;       /* tasks parked in tr_wait_shutdown */
+    uint64_t pass_ns;          /* the clock at the start of the pass */
+
+    /* The engine's own reads (sigwake.c). Their buffers live here, in the
+     * engine, which is freed only after their CQEs are reaped (G1). */
+    int sigfd, wake_fd;
+    bool sig_armed, wake_armed, internal_stopping;
+    uint64_t internal_inflight;
+    struct signalfd_siginfo sig_info;
+    uint64_t wake_buf;
+    sigset_t sig_set, sig_added; /* shutdown signals; those we blocked */
+    pthread_t owner;           /* the creating thread, whose mask we changed */
 
     struct tr_stats st;
 };

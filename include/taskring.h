@@ -15,15 +15,20 @@
  *     when a call returns, the kernel has finished with every buffer passed
  *     to it (see "Guarantees" in README.md).
  *
- * Not built yet (see the README): shutdown (signalfd, tr_run,
- * tr_engine_shutdown, the report, tr_engine_dump). Until then the engine
- * never touches signals (TR_CFG_NO_SIGNALS is the only mode).
+ * Signals: unless TR_CFG_NO_SIGNALS is set, tr_engine_create blocks the
+ * shutdown signals (SIGINT and SIGTERM by default) in the calling thread and
+ * reads them through a signalfd armed on the engine's ring. Threads created
+ * afterwards inherit the blocked mask; threads created BEFORE the engine
+ * must block these signals themselves (pthread_sigmask), or the kernel may
+ * deliver a SIGTERM to one of them and kill the process with the default
+ * action instead of starting a graceful shutdown.
  */
 #ifndef TASKRING_H
 #define TASKRING_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -54,13 +59,21 @@ typedef int (*tr_fn)(void *arg);
 /* ---------------------------------------------------------------- engine */
 
 /* tr_config.flags */
-#define TR_CFG_NO_SIGNALS 0x1u /* the engine never touches signals (the only mode for now) */
+#define TR_CFG_NO_SIGNALS 0x1u /* the engine never touches signals or the signal mask */
 
 struct tr_config {
     unsigned sq_entries; /* submission queue size; default 256, at most 32768 */
     unsigned cq_entries; /* completion queue size; default max(16 * sq_entries, 8192) */
     size_t stack_size;   /* default task stack size in bytes; default 64 KiB, min 16 KiB */
-    unsigned flags;      /* TR_CFG_* */
+    /* Shutdown (see tr_engine_shutdown): after the trigger, tasks get
+     * drain_ms to end on their own (default 0); then all are cancelled;
+     * shields hold until grace_ms after the trigger (default 5000) or the
+     * 2nd signal; tasks still alive kill_ms later (default 2000) or at the
+     * 3rd signal are killed. */
+    unsigned drain_ms, grace_ms, kill_ms;
+    sigset_t shutdown_signals; /* default { SIGINT, SIGTERM } */
+    int report_fd;             /* shutdown report; default 2, -1 silent */
+    unsigned flags;            /* TR_CFG_* */
 };
 
 /* Fills cfg with the defaults. Set fields afterwards. */
@@ -72,12 +85,39 @@ TR_API void tr_config_init(struct tr_config *cfg);
  * the thread that runs it. */
 TR_API int tr_engine_create(tr_engine **out, const struct tr_config *cfg);
 
-/* Runs tasks until none is left alive, then returns 0. When it returns,
- * nothing is in flight on the ring (the engine's own operations included).
- * Returns -EPERM when called from inside a task, -EBUSY when the engine is
- * already running, -EDEADLK when tasks are left that wait only on each other
- * (a join cycle): they stay alive and the engine cannot be destroyed. */
+/* Runs tasks until none is left alive (and, once a shutdown was triggered,
+ * until it has finished), then returns 0. When it returns, nothing is in
+ * flight on the ring: the engine's own operations (the signalfd read, the
+ * wakeup read) are cancelled and reaped too; a later tr_engine_run re-arms
+ * them. Returns -EPERM when called from inside a task, -EBUSY when the
+ * engine is already running, -EDEADLK when tasks are left that wait only on
+ * each other (a join cycle) and no shutdown is under way: they stay alive
+ * and the engine cannot be destroyed until they end. */
 TR_API int tr_engine_run(tr_engine *e);
+
+/* Requests a graceful shutdown (DESIGN section 4): Stop (tr_shutting_down()
+ * turns true, tr_wait_shutdown() returns, new spawns start cancelled, tasks
+ * get drain_ms), Cancel (every task but TR_SPAWN_LATE ones; LATE ones once
+ * all others ended), Drain (until grace_ms, shields hold), Kill (kill_ms
+ * after grace: the op of each straggler is cancelled and its completion
+ * reaped, then the task is never resumed and its stack is freed; what it
+ * owned leaks and is named in the report), Finalize (tr_at_shutdown hooks,
+ * the quiescence audit), Report (to cfg.report_fd). tr_engine_run returns
+ * when it is over. Thread-safe and async-signal-safe: it only sets a flag
+ * and writes to an eventfd. Returns 0, or -EINVAL for NULL. */
+TR_API int tr_engine_shutdown(tr_engine *e);
+
+/* asyncio.run: creates an engine with cfg (NULL: defaults), spawns
+ * main(arg) as the task "main", runs until main returns, then shuts down
+ * gracefully (cancelling every other task), destroys the engine and returns
+ * main's result. A setup failure returns its -errno. */
+TR_API int tr_run(tr_fn main, void *arg, const struct tr_config *cfg);
+
+/* Writes one line per live task to fd: id, name, state, current op, its fd,
+ * how long it has been parked, cancelled/shielded/killed. Also written to
+ * report_fd when the grace period ends with tasks alive. Returns the number
+ * of tasks listed, or -EINVAL / the write's -errno. */
+TR_API int tr_engine_dump(const tr_engine *e, int fd);
 
 /* Frees the engine, its ring, its stack pool and its records. Returns -EBUSY
  * and changes nothing while any task is alive, any operation is in flight,
@@ -91,6 +131,7 @@ struct tr_stats {
     uint64_t tasks_ok;          /* ended with a result >= 0 */
     uint64_t tasks_cancelled;   /* ended with -ECANCELED */
     uint64_t tasks_failed;      /* ended with another negative result */
+    uint64_t tasks_killed;      /* killed by the shutdown's last phase (never resumed) */
     uint64_t ops_submitted;     /* ring operations prepared for the kernel */
     uint64_t ops_completed;     /* their completions reaped */
     uint64_t ops_inflight;      /* submitted - completed, including cancels */
@@ -102,6 +143,8 @@ struct tr_stats {
     uint64_t stacks_guarded;    /* task stacks with a guard page, now mapped */
     uint64_t stacks_canary;     /* task stacks guarded only by a canary, now mapped */
     uint64_t timers_pending;    /* sleeping tasks */
+    uint64_t engine_ops_inflight; /* the engine's own ops (signal and wakeup reads, their cancels) */
+    uint64_t signals_received;  /* shutdown signals read from the signalfd */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */
@@ -109,12 +152,13 @@ TR_API int tr_engine_stats(const tr_engine *e, struct tr_stats *out);
 
 /* ----------------------------------------------------------------- tasks */
 
-/* tr_spawn_opts.flags: none defined yet; must be 0. */
+/* tr_spawn_opts.flags */
+#define TR_SPAWN_LATE 0x1u /* cancelled at shutdown only after all other tasks ended (loggers, flushers) */
 
 struct tr_spawn_opts {
     const char *name;  /* copied (up to 31 bytes); NULL: "task-<id>" */
     size_t stack_size; /* 0: the engine's default; >= 16 KiB, rounded up to pages */
-    unsigned flags;    /* must be 0 */
+    unsigned flags;    /* TR_SPAWN_* */
 };
 
 /* Creates a task that will run fn(arg) on engine e (NULL: the engine of the
@@ -122,6 +166,7 @@ struct tr_spawn_opts {
  * may be spawned before tr_engine_run or from inside any task of e.
  * With out != NULL the caller owns a handle that it must pass to tr_join or
  * tr_detach exactly once; with out NULL the task is detached.
+ * During a shutdown a new task starts already cancelled.
  * Returns 0, -EINVAL (no engine, NULL fn, bad opts, stack below 16 KiB),
  * -ENOMEM (no memory for the task or its stack). On error nothing was
  * created. */
@@ -189,6 +234,20 @@ TR_API bool tr_is_cancelled(void);
  * Returns the new depth, or -EPERM; tr_shield_end without a begin: -EINVAL. */
 TR_API int tr_shield_begin(void);
 TR_API int tr_shield_end(void);
+
+/* Inside a task of an engine that is shutting down: true. Elsewhere false. */
+TR_API bool tr_shutting_down(void);
+
+/* Only inside a task: parks until the engine's shutdown begins (its Stop
+ * phase) and returns 0 — at once if it already has. -ECANCELED if the task
+ * is cancelled first. */
+TR_API int tr_wait_shutdown(void);
+
+/* Only inside a task: registers fn(arg) to run when the engine shuts down,
+ * after every task has ended and before the ring is torn down. Hooks run
+ * LIFO inside one task ("at-shutdown"), so they may do I/O. Returns 0,
+ * -EPERM, -EINVAL for NULL fn, -ENOMEM. */
+TR_API int tr_at_shutdown(tr_fn fn, void *arg);
 
 /* ------------------------------------------------------------ operations */
 /* Only inside a task. Each returns the completion's result (>= 0 or the

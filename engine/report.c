@@ -1,0 +1,161 @@
+/*
+ * report.c — what the engine tells people: the shutdown report and the
+ * task dump. Plain text, one fact per line, prefixed "taskring:".
+ */
+#include "tr_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+int tr__write_all(int fd, const char *buf, size_t len)
+{
+    /* Bounded: each round writes at least one byte or gives up. */
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+struct out {
+    int fd;
+    int err;
+};
+
+__attribute__((format(printf, 2, 3))) static void outf(struct out *o, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || o->err)
+        return;
+    size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+    o->err = tr__write_all(o->fd, line, len);
+}
+
+const char *tr__task_state_name(const tr_task *t)
+{
+    switch (t->state) {
+    case TR_TASK_READY:
+        return "ready";
+    case TR_TASK_RUNNING:
+        return "running";
+    case TR_TASK_PARKED:
+        switch (t->wait) {
+        case TR_WAIT_OP:
+            return "parked-op";
+        case TR_WAIT_TIMER:
+            return "sleeping";
+        case TR_WAIT_JOIN:
+            return "joining";
+        case TR_WAIT_CANCEL_ALL:
+            return "cancel-all-wait";
+        case TR_WAIT_SHUTDOWN:
+            return "shutdown-wait";
+        default:
+            return "parked";
+        }
+    case TR_TASK_DONE:
+        return "done";
+    default:
+        return "freed";
+    }
+}
+
+int tr_engine_dump(const tr_engine *e, int fd)
+{
+    if (!e || fd < 0)
+        return -EINVAL;
+    struct out o = {fd, 0};
+    uint64_t now = tr__now_ns();
+    int n = 0;
+    /* Bounded by the live tasks. */
+    for (const tr_task *t = e->all_head; t && !o.err; t = t->all_next) {
+        const char *op = "-";
+        if (t->state == TR_TASK_PARKED && t->wait == TR_WAIT_OP) {
+            const struct tr_op *slot = tr__op_get(e, t->op);
+            op = tr__opdefs[slot->opcode].name;
+        }
+        double parked_ms =
+            (t->state == TR_TASK_PARKED && now > t->parked_ns) ? (double)(now - t->parked_ns) / 1e6 : 0;
+        outf(&o, "taskring: task %" PRIu64 " '%s' %s op=%s fd=%d parked=%.1fms%s%s%s%s\n", t->id,
+             tr_task_name(t), tr__task_state_name(t), op,
+             (t->state == TR_TASK_PARKED && t->wait == TR_WAIT_OP) ? t->op_fd : -1, parked_ms,
+             t->cancelled ? " cancelled" : "", t->shield > 0 ? " shielded" : "",
+             t->late ? " late" : "", t->killed ? " killed" : "");
+        n++;
+    }
+    return o.err ? o.err : n;
+}
+
+static double ms(uint64_t a, uint64_t b)
+{
+    return b > a ? (double)(b - a) / 1e6 : 0.0;
+}
+
+static const char *trigger_name(const tr_engine *e, char *buf, size_t len)
+{
+    switch (e->sd.trigger) {
+    case TR_TRIG_SIGNAL:
+        snprintf(buf, len, "signal %s (%d)", sigabbrev_np(e->sd.trigger_signo) ? sigabbrev_np(e->sd.trigger_signo) : "?",
+                 e->sd.trigger_signo);
+        return buf;
+    case TR_TRIG_CALL:
+        return "tr_engine_shutdown()";
+    case TR_TRIG_MAIN:
+        return "main task returned";
+    default:
+        return "none";
+    }
+}
+
+void tr__shutdown_report(tr_engine *e)
+{
+    if (e->report_fd < 0)
+        return;
+    const struct tr__shutdown *sd = &e->sd;
+    struct out o = {e->report_fd, 0};
+    char trig[64];
+    uint64_t drain_end = sd->t_kill ? sd->t_kill : sd->t_final;
+    outf(&o, "taskring: shutdown report (trigger: %s, signals received: %" PRIu64 ")\n",
+         trigger_name(e, trig, sizeof(trig)), e->st.signals_received);
+    outf(&o, "taskring:   stop      %8.1f ms\n", ms(sd->t_trigger, sd->t_cancel));
+    outf(&o, "taskring:   cancel    %8.1f ms  %" PRIu64 " tasks cancelled\n", ms(sd->t_cancel, sd->t_drain),
+         sd->tasks_cancelled_by_sd);
+    outf(&o, "taskring:   drain     %8.1f ms  shields %s\n", ms(sd->t_drain, drain_end),
+         sd->shields_broken ? "broken" : "held");
+    outf(&o, "taskring:   kill      %8.1f ms  %" PRIu64 " tasks killed\n",
+         sd->t_kill ? ms(sd->t_kill, sd->t_final) : 0.0, e->st.tasks_killed - sd->killed0);
+    outf(&o, "taskring:   finalize  %8.1f ms\n", ms(sd->t_final, sd->t_done));
+    outf(&o, "taskring:   total     %8.1f ms\n", ms(sd->t_trigger, sd->t_done));
+    outf(&o,
+         "taskring:   tasks ended: %" PRIu64 " ok, %" PRIu64 " cancelled, %" PRIu64 " failed, %" PRIu64
+         " killed; ops cancelled %" PRIu64 "; CQEs reaped %" PRIu64 "\n",
+         e->st.tasks_ok - sd->ok0, e->st.tasks_cancelled - sd->cancelled0, e->st.tasks_failed - sd->failed0,
+         e->st.tasks_killed - sd->killed0, e->st.cancels_submitted - sd->cancels0,
+         (e->st.ops_completed - sd->completed0) + (e->st.cqe_stale - sd->stale0));
+    for (unsigned i = 0; i < sd->nfailed && i < TR_SD_NAMES; i++)
+        outf(&o, "taskring:   failed: task '%s' (id %" PRIu64 "): %d (%s)\n", sd->failed[i].name,
+             sd->failed[i].id, sd->failed[i].result, strerror(-sd->failed[i].result));
+    if (sd->nfailed > TR_SD_NAMES)
+        outf(&o, "taskring:   failed: %u more\n", sd->nfailed - TR_SD_NAMES);
+    for (unsigned i = 0; i < sd->nkilled && i < TR_SD_NAMES; i++)
+        outf(&o,
+             "taskring:   killed: task '%s' (id %" PRIu64 "): its op was reaped, its stack freed; "
+             "what it owned (fds, memory) leaked\n",
+             sd->killed[i].name, sd->killed[i].id);
+    if (sd->nkilled > TR_SD_NAMES)
+        outf(&o, "taskring:   killed: %u more\n", sd->nkilled - TR_SD_NAMES);
+    outf(&o, "taskring:   audit: %" PRIu64 " tasks live, %" PRIu64 " ops in flight: %s\n", e->st.tasks_live,
+         e->st.ops_inflight, (e->st.tasks_live == 0 && e->st.ops_inflight == 0) ? "quiescent" : "NOT QUIESCENT");
+}

@@ -1,0 +1,385 @@
+/*
+ * shutdown.c — the phases of DESIGN section 4, driven by the scheduler.
+ *
+ * The trigger (a signal read from the signalfd, tr_engine_shutdown, or the
+ * end of tr_run's main task) only requests; each scheduling pass then calls
+ * tr__shutdown_pass, which moves through the phases as their conditions and
+ * deadlines are met. Deadlines feed the pass's wait timeout, so a phase
+ * never waits longer than it must. Phases:
+ *   STOP   tr_shutting_down() is true, tr_wait_shutdown() waiters wake, new
+ *          spawns start cancelled; drain_ms for tasks to end on their own.
+ *   DRAIN  every task is cancelled (LATE ones once all others ended); the
+ *          engine reaps until all have ended. Shields hold until grace_ms
+ *          after the trigger or the 2nd signal, then break.
+ *   KILL   kill_ms after the shields broke, or at the 3rd signal: each
+ *          straggler's op is cancelled, its CQE reaped, and the task is
+ *          never resumed; its stack is freed (G1), what it owned leaks.
+ *   FINAL  tr_at_shutdown hooks run LIFO in a task; the audit; the report.
+ */
+#include "tr_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
+#define MS(x) ((uint64_t)(x) * 1000000ull)
+
+static void record_name(struct tr__sd_name *arr, unsigned *n, tr_task *t, int result)
+{
+    if (*n < TR_SD_NAMES) {
+        struct tr__sd_name *r = &arr[*n];
+        r->id = t->id;
+        r->result = result;
+        memcpy(r->name, tr_task_name(t), TR_NAME_MAX);
+    }
+    (*n)++;
+}
+
+/* ---- the trigger ---------------------------------------------------------- */
+
+void tr__shutdown_on_signal(tr_engine *e, int signo)
+{
+    e->st.signals_received++;
+    if (e->sd.phase == TR_PH_NONE && e->sd.trigger == TR_TRIG_NONE) {
+        e->sd.trigger = TR_TRIG_SIGNAL;
+        e->sd.trigger_signo = signo;
+    }
+}
+
+static void wake_shutdown_waiters(tr_engine *e)
+{
+    /* Once, at the trigger: a walk over the live tasks is fine. */
+    for (tr_task *t = e->all_head; t && e->sd_waiters; t = t->all_next) {
+        if (t->state == TR_TASK_PARKED && t->wait == TR_WAIT_SHUTDOWN) {
+            e->sd_waiters--;
+            tr__task_wake(t, 0);
+        }
+    }
+}
+
+static void sd_begin(tr_engine *e, uint64_t now)
+{
+    struct tr__shutdown *sd = &e->sd;
+    if (sd->trigger == TR_TRIG_NONE)
+        sd->trigger = e->main_returned ? TR_TRIG_MAIN : TR_TRIG_CALL;
+    sd->phase = TR_PH_STOP;
+    sd->t_trigger = now;
+    sd->drain_deadline = now + MS(e->drain_ms);
+    sd->grace_deadline = now + MS(e->grace_ms);
+    sd->ok0 = e->st.tasks_ok;
+    sd->cancelled0 = e->st.tasks_cancelled;
+    sd->failed0 = e->st.tasks_failed;
+    sd->killed0 = e->st.tasks_killed;
+    sd->cancels0 = e->st.cancels_submitted;
+    sd->completed0 = e->st.ops_completed;
+    sd->stale0 = e->st.cqe_stale;
+    wake_shutdown_waiters(e);
+}
+
+/* ---- cancel, break shields, kill ------------------------------------------ */
+
+static void cancel_tasks(tr_engine *e, bool late)
+{
+    for (tr_task *t = e->all_head; t; t = t->all_next) {
+        if (t->late != late || t->internal || t->cancelled)
+            continue;
+        e->sd.tasks_cancelled_by_sd++;
+        (void)tr_cancel(t);
+    }
+}
+
+static void break_shields(tr_engine *e, uint64_t now)
+{
+    e->sd.shields_broken = true;
+    e->sd.t_grace = now;
+    e->sd.kill_deadline = now + MS(e->kill_ms);
+    /* Cancellation now ignores shields: re-apply it to every shielded task
+     * that is parked (running ones see it at their next blocking call). */
+    for (tr_task *t = e->all_head; t; t = t->all_next)
+        if (t->cancelled && t->shield > 0 && t->state == TR_TASK_PARKED && !t->internal)
+            (void)tr_cancel(t);
+    if (e->st.tasks_live > 0 && !e->sd.dumped && e->report_fd >= 0) {
+        static const char hdr[] = "taskring: grace period over; tasks still alive:\n";
+        e->sd.dumped = true;
+        tr__write_all(e->report_fd, hdr, sizeof(hdr) - 1);
+        tr_engine_dump(e, e->report_fd);
+    }
+}
+
+static void kill_task(tr_engine *e, tr_task *t)
+{
+    if (t->killed)
+        return;
+    t->killed = true;
+    t->cancelled = true;
+    if (t->state != TR_TASK_PARKED)
+        return; /* READY: tr__run_task tears it down instead of running it */
+    switch (t->wait) {
+    case TR_WAIT_OP: {
+        /* Never resumed, but its op's CQE must be reaped before the stack
+         * goes (G1): make sure a cancel is on its way, then wait for it. */
+        struct tr_op *op = tr__op_get(e, t->op);
+        if (tr__opdefs[op->opcode].cancellable)
+            (void)tr__cancel_submit(e, t->op);
+        break;
+    }
+    case TR_WAIT_TIMER:
+        tr__timer_remove(e, t);
+        tr__task_wake(t, -ECANCELED);
+        break;
+    case TR_WAIT_SHUTDOWN:
+        TR_ASSERT(e->sd_waiters > 0);
+        e->sd_waiters--;
+        tr__task_wake(t, -ECANCELED);
+        break;
+    default: /* join, cancel_all: tr_cancel unhooks and wakes them */
+        t->shield = 0;
+        (void)tr_cancel(t);
+        break;
+    }
+}
+
+static void kill_all(tr_engine *e, bool internal_too)
+{
+    for (tr_task *t = e->all_head; t; t = t->all_next)
+        if (!t->internal || internal_too)
+            kill_task(e, t);
+}
+
+/* Called by tr__run_task for a killed task, instead of switching to it. */
+void tr__kill_teardown(tr_engine *e, tr_task *t)
+{
+    TR_ASSERT(t->killed);
+    TR_ASSERT(t->state == TR_TASK_READY);
+    if (t->op != TR_OP_NONE) {
+        /* Woken by its op's CQE: the kernel is done with the stack. */
+        struct tr_op *op = tr__op_get(e, t->op);
+        TR_ASSERT(op->state == TR_OP_COMPLETED);
+        tr__op_free(e, t->op);
+        t->op = TR_OP_NONE;
+    }
+    TR_ASSERT(t->heap_idx == UINT32_MAX);
+    record_name(e->sd.killed, &e->sd.nkilled, t, -ECANCELED);
+#if defined(__SANITIZE_ADDRESS__)
+    /* Frames that never returned left their redzones poisoned. */
+    __asan_unpoison_memory_region(t->stack->lo,
+                                  (size_t)((char *)t->stack->hi - (char *)t->stack->lo));
+#endif
+    t->state = TR_TASK_RUNNING; /* the end path expects it */
+    tr__task_end(e, t, -ECANCELED, true);
+}
+
+/* ---- hooks ------------------------------------------------------------------ */
+
+static int hooks_task(void *arg)
+{
+    tr_engine *e = arg;
+    /* LIFO, and hooks registered by hooks run too. Bounded by the hooks
+     * registered: each round removes one. */
+    while (e->nhooks > 0) {
+        struct tr__hook h = e->hooks[--e->nhooks];
+        int r = h.fn(h.arg);
+        if (r < 0 && r != -ECANCELED)
+            record_name(e->sd.failed, &e->sd.nfailed, tr__current, r);
+    }
+    return 0;
+}
+
+int tr_at_shutdown(tr_fn fn, void *arg)
+{
+    tr_task *t = tr__current;
+    if (!t)
+        return -EPERM;
+    if (!fn)
+        return -EINVAL;
+    tr_engine *e = t->e;
+    if (e->nhooks == e->hooks_cap) {
+        unsigned cap = e->hooks_cap ? e->hooks_cap * 2 : 8;
+        struct tr__hook *h = realloc(e->hooks, cap * sizeof(*h));
+        if (!h)
+            return -ENOMEM;
+        e->hooks = h;
+        e->hooks_cap = cap;
+    }
+    e->hooks[e->nhooks++] = (struct tr__hook){fn, arg};
+    return 0;
+}
+
+static void enter_final(tr_engine *e, uint64_t now)
+{
+    e->sd.phase = TR_PH_FINAL;
+    e->sd.t_final = now;
+    e->sd.signals_at_final = e->st.signals_received;
+    if (e->nhooks == 0)
+        return;
+    tr_task *t;
+    struct tr_spawn_opts o = {.name = "at-shutdown"};
+    e->spawning_internal = true;
+    int err = tr_spawn(e, &t, hooks_task, e, &o);
+    e->spawning_internal = false;
+    if (err == 0) {
+        e->hook_task = t;
+        tr_detach(t);
+    }
+}
+
+/* ---- the pass ----------------------------------------------------------------- */
+
+void tr__shutdown_task_ended(tr_engine *e, tr_task *t)
+{
+    if (t == e->hook_task)
+        e->hook_task = NULL;
+    if (t == e->main_task) {
+        e->main_task = NULL;
+        e->main_returned = true;
+        atomic_store_explicit(&e->shutdown_req, 1, memory_order_relaxed);
+    }
+    if (e->sd.phase != TR_PH_NONE && t->result < 0 && t->result != -ECANCELED && !t->killed)
+        record_name(e->sd.failed, &e->sd.nfailed, t, t->result);
+}
+
+static void step(tr_engine *e, uint64_t now)
+{
+    struct tr__shutdown *sd = &e->sd;
+    unsigned sigs = (unsigned)e->st.signals_received;
+    switch (sd->phase) {
+    case TR_PH_NONE:
+        if (atomic_load_explicit(&e->shutdown_req, memory_order_acquire) ||
+            sd->trigger != TR_TRIG_NONE)
+            sd_begin(e, now);
+        break;
+    case TR_PH_STOP:
+        if (now >= sd->drain_deadline || e->st.tasks_live == 0 || sigs >= 2) {
+            sd->t_cancel = now;
+            cancel_tasks(e, false);
+            sd->t_drain = tr__now_ns();
+            sd->phase = TR_PH_DRAIN;
+        }
+        break;
+    case TR_PH_DRAIN:
+        if (!sd->late_cancelled && e->st.tasks_live == e->live_late) {
+            sd->late_cancelled = true;
+            cancel_tasks(e, true);
+        }
+        if (!sd->shields_broken && (now >= sd->grace_deadline || sigs >= 2))
+            break_shields(e, now);
+        if (sd->shields_broken && (now >= sd->kill_deadline || sigs >= 3)) {
+            sd->phase = TR_PH_KILL;
+            sd->t_kill = now;
+            kill_all(e, false);
+        } else if (e->st.tasks_live == 0) {
+            enter_final(e, now);
+        }
+        break;
+    case TR_PH_KILL:
+        kill_all(e, false); /* tasks spawned meanwhile */
+        if (e->st.tasks_live == 0)
+            enter_final(e, now);
+        break;
+    case TR_PH_FINAL:
+        if (e->hook_task) {
+            /* Hooks are bounded by signals too: one more cancels them, two
+             * more kill them. */
+            if (sigs > sd->signals_at_final && !e->hook_task->cancelled)
+                (void)tr_cancel(e->hook_task);
+            if (sigs > sd->signals_at_final + 1)
+                kill_all(e, true);
+        }
+        if (e->st.tasks_live == 0 && e->st.ops_inflight == 0) {
+            sd->phase = TR_PH_DONE;
+            sd->t_done = now;
+            tr__shutdown_report(e);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void tr__shutdown_pass(tr_engine *e, uint64_t now)
+{
+    /* Up to one transition per phase per pass: bounded by the phase count. */
+    for (int i = 0; i <= TR_PH_DONE; i++) {
+        uint8_t before = e->sd.phase;
+        step(e, now);
+        if (e->sd.phase == before)
+            break;
+    }
+}
+
+uint64_t tr__shutdown_next_ns(const tr_engine *e, uint64_t now)
+{
+    const struct tr__shutdown *sd = &e->sd;
+    uint64_t d = UINT64_MAX;
+    switch (sd->phase) {
+    case TR_PH_STOP:
+        d = sd->drain_deadline;
+        break;
+    case TR_PH_DRAIN:
+        d = sd->shields_broken ? sd->kill_deadline : sd->grace_deadline;
+        break;
+    default:
+        return UINT64_MAX;
+    }
+    return d > now ? d - now : 0;
+}
+
+/* ---- task-side calls ------------------------------------------------------------ */
+
+bool tr_shutting_down(void)
+{
+    return tr__current && tr__current->e->sd.phase != TR_PH_NONE;
+}
+
+int tr_wait_shutdown(void)
+{
+    tr_task *t = tr__current;
+    if (!t)
+        return -EPERM;
+    if (t->e->sd.phase != TR_PH_NONE)
+        return 0;
+    if (tr__cancel_point(t))
+        return -ECANCELED;
+    t->e->sd_waiters++;
+    return tr__task_park(t, TR_WAIT_SHUTDOWN);
+}
+
+/* ---- tr_run ------------------------------------------------------------------------ */
+
+int tr_run(tr_fn main_fn, void *arg, const struct tr_config *cfg)
+{
+    if (!main_fn)
+        return -EINVAL;
+    if (tr__current)
+        return -EPERM;
+    tr_engine *e;
+    int err = tr_engine_create(&e, cfg);
+    if (err)
+        return err;
+    tr_task *m;
+    struct tr_spawn_opts o = {.name = "main"};
+    err = tr_spawn(e, &m, main_fn, arg, &o);
+    if (err) {
+        tr_engine_destroy(e);
+        return err;
+    }
+    e->main_task = m;
+    err = tr_engine_run(e);
+    if (err == -EDEADLK) {
+        /* Tasks waiting on each other: a shutdown cancels them. */
+        tr_engine_shutdown(e);
+        err = tr_engine_run(e);
+    }
+    int result = err;
+    if (err == 0 && tr_task_result(m, &result) != 0)
+        result = -EIO;
+    if (err == 0) {
+        tr_detach(m);
+        err = tr_engine_destroy(e);
+        if (err)
+            result = err;
+    }
+    return result;
+}
