@@ -303,6 +303,11 @@ tr_task *tr_self(void)
     return tr__current;
 }
 
+tr_engine *tr_self_engine(void)
+{
+    return tr__current ? tr__current->e : NULL;
+}
+
 uint64_t tr_task_id(const tr_task *t)
 {
     return t ? t->id : 0;

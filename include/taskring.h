@@ -176,6 +176,9 @@ TR_API int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg,
 /* The calling task, or NULL outside a task. */
 TR_API tr_task *tr_self(void);
 
+/* The engine of the calling task, or NULL outside a task. */
+TR_API tr_engine *tr_self_engine(void);
+
 /* The task's id (unique per engine, counting from 1) and name. Valid while
  * the caller owns the handle. NULL t: 0 and NULL. */
 TR_API uint64_t tr_task_id(const tr_task *t);

@@ -1,20 +1,25 @@
 /*
- * taskring-demo — an echo server and its clients on one engine.
+ * taskring-demo — a real echo server, its load, and a graceful shutdown.
  *
- * The server listens on 127.0.0.1 (an ephemeral port): an acceptor task
- * spawns one task per connection that echoes until the peer closes. 200
- * client tasks each send 1,000 messages and check every echoed byte. Then
- * main cancels everything that is left (the acceptor, idle connections, the
- * progress reporter) with tr_cancel_all and waits for it, and the engine's
- * final stats show nothing in flight.
+ * The server runs under tr_run on the main thread: an acceptor and one task
+ * per connection. A load generator thread runs its own engine (one engine
+ * per thread) with 200 client tasks that each keep one connection busy,
+ * checking every echoed byte. Every 0.5 s a progress line; after about 3 s
+ * the demo sends itself SIGTERM. The shutdown cancels every connection task
+ * (each says goodbye inside a shield, then closes), the clients see their
+ * connections end, an at_shutdown hook waits for the load thread, and the
+ * engine's report shows what happened: every connection task cancelled,
+ * 0 ops in flight, the ring closed.
  */
+#include "echo.h"
 #include "taskring.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,16 +28,20 @@
 #include <unistd.h>
 
 #define CLIENTS 200
-#define MESSAGES 1000
 #define MSG_LEN 64
+#define RUN_NS (3000ull * 1000000ull)
+#define TICK_NS (500ull * 1000000ull)
+#define BYE "taskring-echo: server shutting down, goodbye\n"
+#define BYE_LEN (sizeof(BYE) - 1)
 
-static struct {
-    struct sockaddr_in addr;
-    int listen_fd;
-    uint64_t messages;   /* verified round trips */
-    uint64_t bad;        /* mismatches and errors */
-    int clients_left;
-} g;
+static struct sockaddr_in server_addr;
+static int listen_fd = -1;
+static int done_pipe[2] = {-1, -1}; /* the load thread closes [1] when done */
+static pthread_t load_thread;
+static _Atomic uint64_t verified;   /* round trips checked by clients */
+static _Atomic uint64_t mismatches; /* echoes that differed: must stay 0 */
+static _Atomic int clients_connected;
+static int clients_ended_by_server; /* goodbye or EOF seen: the server ended it */
 
 static uint64_t now_ns(void)
 {
@@ -41,42 +50,7 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int echo_conn(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-    char buf[4096];
-    ssize_t n;
-    int rc = 0;
-    while ((n = tr_recv(fd, buf, sizeof(buf), 0)) > 0) {
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = tr_send(fd, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
-            if (w <= 0) {
-                rc = w < 0 ? (int)w : -EPIPE;
-                goto out;
-            }
-            off += w;
-        }
-    }
-    rc = n < 0 ? (int)n : 0;
-out:
-    tr_close(fd); /* closes even when cancelled */
-    return rc;
-}
-
-static int acceptor(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        int fd = tr_accept(g.listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            return fd; /* -ECANCELED when main cancels us */
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct tr_spawn_opts o = {.name = "echo-conn"};
-        if (tr_spawn(NULL, NULL, echo_conn, (void *)(intptr_t)fd, &o) < 0)
-            tr_close(fd);
-    }
-}
+/* ---- the load generator: its own thread, its own engine ---------------- */
 
 static int client(void *arg)
 {
@@ -86,8 +60,10 @@ static int client(void *arg)
         return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int rc = tr_connect(fd, (struct sockaddr *)&g.addr, sizeof(g.addr));
-    for (unsigned i = 0; rc == 0 && i < MESSAGES; i++) {
+    int rc = tr_connect(fd, (struct sockaddr *)&server_addr, sizeof(server_addr));
+    if (rc == 0)
+        clients_connected++;
+    for (unsigned i = 0; rc == 0; i++) {
         char out[MSG_LEN], in[MSG_LEN];
         memset(out, 'a' + (int)((id + i) % 26), sizeof(out));
         snprintf(out, sizeof(out), "client %u message %u ", id, i);
@@ -105,126 +81,157 @@ static int client(void *arg)
             }
             got += (size_t)r;
         }
-        if (rc == 0 && memcmp(in, out, sizeof(in)) == 0)
-            g.messages++;
-        else if (rc == 0)
-            rc = -EBADMSG;
+        /* At shutdown the server's goodbye may follow (or replace) part of
+         * the echo: where the bytes first differ, the goodbye must begin. */
+        size_t k = 0;
+        while (k < got && in[k] == out[k])
+            k++;
+        if (k == sizeof(in)) {
+            verified++;
+        } else if (k < got) {
+            size_t m = got - k < BYE_LEN ? got - k : BYE_LEN;
+            if (memcmp(in + k, BYE, m) == 0)
+                rc = -ECONNRESET;
+            else
+                mismatches++;
+            break;
+        }
     }
     tr_close(fd);
-    if (rc < 0)
-        g.bad++;
-    g.clients_left--;
+    if (rc == -ECONNRESET || rc == -EPIPE) {
+        clients_ended_by_server++;
+        return 0;
+    }
     return rc;
 }
 
-static void print_stats(const char *when, tr_engine *e)
-{
-    struct tr_stats st;
-    if (tr_engine_stats(e, &st) < 0)
-        return;
-    printf("demo: stats %s: tasks spawned %" PRIu64 " live %" PRIu64 " ok %" PRIu64
-           " cancelled %" PRIu64 " failed %" PRIu64 "\n"
-           "demo:   ops submitted %" PRIu64 " completed %" PRIu64 " inflight %" PRIu64
-           " cancels %" PRIu64 " stale %" PRIu64 " enters %" PRIu64 " cq_overflows %" PRIu64 "\n",
-           when, st.tasks_spawned, st.tasks_live, st.tasks_ok, st.tasks_cancelled,
-           st.tasks_failed, st.ops_submitted, st.ops_completed, st.ops_inflight,
-           st.cancels_submitted, st.cqe_stale, st.submit_calls, st.cq_overflows);
-}
-
-static tr_engine *engine;
-
-static int reporter(void *arg)
+static int load_main(void *arg)
 {
     (void)arg;
-    uint64_t last = 0, t0 = now_ns(), tl = t0;
-    for (;;) {
-        int r = tr_sleep_ns(250 * 1000000ull);
-        if (r < 0)
-            return r;
-        struct tr_stats st;
-        tr_engine_stats(engine, &st);
-        uint64_t t = now_ns();
-        printf("demo: %6.2f s  %7" PRIu64 "/%d messages  %8.0f msg/s  clients left %3d  ops in "
-               "flight %" PRIu64 "\n",
-               (double)(t - t0) / 1e9, g.messages, CLIENTS * MESSAGES,
-               (double)(g.messages - last) * 1e9 / (double)(t - tl), g.clients_left,
-               st.ops_inflight);
-        fflush(stdout);
-        last = g.messages;
-        tl = t;
-    }
-}
-
-static int main_task(void *arg)
-{
-    (void)arg;
-    tr_task *clients[CLIENTS];
-    struct tr_spawn_opts ao = {.name = "acceptor"}, ro = {.name = "reporter"};
-    if (tr_spawn(NULL, NULL, acceptor, NULL, &ao) < 0 || tr_spawn(NULL, NULL, reporter, NULL, &ro) < 0)
-        return -ENOMEM;
-    uint64_t t0 = now_ns();
-    g.clients_left = CLIENTS;
-    for (unsigned i = 0; i < CLIENTS; i++) {
-        char name[32];
-        snprintf(name, sizeof(name), "client-%u", i);
-        struct tr_spawn_opts co = {.name = name};
-        int err = tr_spawn(NULL, &clients[i], client, (void *)(uintptr_t)i, &co);
-        if (err < 0)
-            return err;
-    }
+    tr_task *c[CLIENTS];
+    int n = 0;
+    for (unsigned i = 0; i < CLIENTS; i++)
+        if (tr_spawn(NULL, &c[n], client, (void *)(uintptr_t)i, NULL) == 0)
+            n++;
     int failed = 0;
-    for (unsigned i = 0; i < CLIENTS; i++) {
+    for (int i = 0; i < n; i++) {
         int res = 0;
-        if (tr_join(clients[i], &res) < 0 || res < 0)
+        if (tr_join(c[i], &res) < 0 || res < 0)
             failed++;
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
-    printf("demo: %d clients x %d messages of %d bytes: %" PRIu64 " verified, %d clients failed\n",
-           CLIENTS, MESSAGES, MSG_LEN, g.messages, failed);
-    printf("demo: %.3f s, %.0f round trips/s, %.1f MB/s echoed\n", secs, (double)g.messages / secs,
-           (double)g.messages * MSG_LEN * 2 / secs / 1e6);
-    /* Everything left (acceptor, reporter, idle connections) is cancelled,
-     * and we wait until each has ended: their ops' CQEs are all reaped. */
-    int n = tr_cancel_all(NULL, 0, TR_CANCEL_WAIT);
-    printf("demo: tr_cancel_all cancelled and drained %d tasks\n", n);
-    print_stats("after tr_cancel_all", engine);
-    return (failed == 0 && g.messages == (uint64_t)CLIENTS * MESSAGES) ? 0 : -EIO;
+    return failed ? -EIO : 0;
+}
+
+static void *load_thread_fn(void *arg)
+{
+    (void)arg;
+    /* This engine handles no signals: the server's engine owns SIGTERM. */
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags |= TR_CFG_NO_SIGNALS;
+    cfg.report_fd = -1;
+    intptr_t rc = tr_run(load_main, NULL, &cfg);
+    close(done_pipe[1]); /* EOF for the server's at_shutdown hook */
+    return (void *)rc;
+}
+
+/* ---- the server ------------------------------------------------------------------ */
+
+static int progress(void *arg)
+{
+    (void)arg;
+    tr_engine *e = arg;
+    uint64_t t0 = now_ns(), last_t = t0, last_v = 0;
+    bool sent = false;
+    for (;;) {
+        int r = tr_sleep_ns(TICK_NS);
+        if (r < 0)
+            return r; /* -ECANCELED at shutdown */
+        struct tr_stats st;
+        tr_engine_stats(e, &st);
+        uint64_t t = now_ns(), v = verified;
+        printf("demo: %5.1f s  connections %3" PRIu64 "  %8.0f msg/s  ops in flight %4" PRIu64 "\n",
+               (double)(t - t0) / 1e9, echo_counters.live,
+               (double)(v - last_v) * 1e9 / (double)(t - last_t), st.ops_inflight);
+        fflush(stdout);
+        last_t = t;
+        last_v = v;
+        if (!sent && t - t0 >= RUN_NS) {
+            printf("demo: sending SIGTERM to myself\n");
+            fflush(stdout);
+            kill(getpid(), SIGTERM);
+            sent = true;
+        }
+    }
+}
+
+static int join_load(void *arg)
+{
+    (void)arg;
+    /* I/O inside a hook: wait for the load thread's EOF on the ring. */
+    char b;
+    while (tr_read(done_pipe[0], &b, 1, -1) > 0)
+        ;
+    void *rc = NULL;
+    pthread_join(load_thread, &rc);
+    close(done_pipe[0]);
+    printf("demo: load generator ended (result %d)\n", (int)(intptr_t)rc);
+    struct tr_stats st;
+    tr_engine_stats(tr_self_engine(), &st);
+    printf("demo: stats in the at_shutdown hook: tasks spawned %" PRIu64 " live %" PRIu64
+           " (this hook) ok %" PRIu64 " cancelled %" PRIu64 " failed %" PRIu64 " killed %" PRIu64
+           "; ops submitted %" PRIu64 " completed %" PRIu64 " in flight %" PRIu64
+           "; io_uring_enter calls %" PRIu64 "\n",
+           st.tasks_spawned, st.tasks_live, st.tasks_ok, st.tasks_cancelled, st.tasks_failed,
+           st.tasks_killed, st.ops_submitted, st.ops_completed, st.ops_inflight, st.submit_calls);
+    return 0;
+}
+
+static int server_main(void *arg)
+{
+    tr_engine *e = arg;
+    (void)e;
+    struct tr_spawn_opts ao = {.name = "acceptor"}, po = {.name = "progress"};
+    int err = tr_spawn(NULL, NULL, echo_acceptor, (void *)(intptr_t)listen_fd, &ao);
+    if (err == 0)
+        err = tr_spawn(NULL, NULL, progress, tr_self_engine(), &po);
+    if (err == 0)
+        err = tr_at_shutdown(join_load, NULL);
+    /* Created after the engine: the thread inherits the blocked SIGTERM. */
+    if (err == 0 && (pipe(done_pipe) < 0 || pthread_create(&load_thread, NULL, load_thread_fn, NULL)))
+        err = -errno;
+    if (err)
+        return err;
+    tr_wait_shutdown();
+    return 0;
 }
 
 int main(void)
 {
-    g.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g.addr.sin_family = AF_INET;
-    g.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof(g.addr);
-    if (g.listen_fd < 0 || bind(g.listen_fd, (struct sockaddr *)&g.addr, sizeof(g.addr)) < 0 ||
-        listen(g.listen_fd, 1024) < 0 ||
-        getsockname(g.listen_fd, (struct sockaddr *)&g.addr, &alen) < 0) {
-        perror("demo: listen");
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    listen_fd = echo_listen(0, &server_addr);
+    if (listen_fd < 0) {
+        fprintf(stderr, "demo: listen: %s\n", strerror(-listen_fd));
         return 1;
     }
-    printf("demo: echo server on 127.0.0.1:%u\n", ntohs(g.addr.sin_port));
-    int err = tr_engine_create(&engine, NULL);
-    if (err < 0) {
-        fprintf(stderr, "demo: tr_engine_create: %s\n", strerror(-err));
-        return 1;
-    }
-    struct tr_spawn_opts mo = {.name = "main"};
-    tr_task *m;
-    int result = -1;
-    if ((err = tr_spawn(engine, &m, main_task, NULL, &mo)) < 0 || (err = tr_engine_run(engine)) < 0) {
-        fprintf(stderr, "demo: engine: %s\n", strerror(-err));
-        return 1;
-    }
-    /* The engine is stopped; the handle tells main's result. */
-    tr_task_result(m, &result);
-    tr_detach(m);
-    print_stats("final", engine);
-    struct tr_stats st;
-    tr_engine_stats(engine, &st);
-    err = tr_engine_destroy(engine);
-    close(g.listen_fd);
-    printf("demo: main returned %d, ops in flight %" PRIu64 ", destroy %d -> %s\n", result,
-           st.ops_inflight, err, (result == 0 && st.ops_inflight == 0 && err == 0) ? "OK" : "FAILED");
-    return (result == 0 && st.ops_inflight == 0 && err == 0) ? 0 : 1;
+    printf("demo: echo server on 127.0.0.1:%u, %d client connections from a load thread\n",
+           ntohs(server_addr.sin_port), CLIENTS);
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.report_fd = STDOUT_FILENO;
+    uint64_t t0 = now_ns();
+    int rc = tr_run(server_main, NULL, &cfg);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    close(listen_fd);
+    struct echo_counters c = echo_counters;
+    printf("demo: %" PRIu64 " round trips verified in %.1f s (%.0f/s), %" PRIu64 " mismatches\n",
+           (uint64_t)verified, secs, (double)verified / secs, (uint64_t)mismatches);
+    printf("demo: connections accepted %" PRIu64 ": cancelled %" PRIu64 " (goodbyes sent %" PRIu64
+           "), ended by peer %" PRIu64 ", failed %" PRIu64 "; clients told by the server %d/%d\n",
+           c.accepted, c.ended_cancelled, c.goodbyes, c.ended_eof, c.ended_failed,
+           clients_ended_by_server, (int)clients_connected);
+    bool ok = rc == 0 && verified > 0 && mismatches == 0 && c.accepted == CLIENTS &&
+              c.ended_cancelled == c.accepted && c.live == 0;
+    printf("demo: tr_run returned %d -> %s\n", rc, ok ? "OK" : "FAILED");
+    return ok ? 0 : 1;
 }

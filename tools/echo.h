@@ -1,0 +1,33 @@
+/*
+ * echo.h — the echo server shared by taskring-demo and taskring-echo.
+ */
+#ifndef TR_TOOLS_ECHO_H
+#define TR_TOOLS_ECHO_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+struct echo_counters {
+    uint64_t accepted;        /* connections accepted */
+    uint64_t live;            /* connection tasks alive */
+    uint64_t ended_cancelled; /* connection tasks that ended -ECANCELED */
+    uint64_t ended_eof;       /* ... because the peer closed */
+    uint64_t ended_failed;    /* ... with another error */
+    uint64_t goodbyes;        /* shielded goodbye lines sent at shutdown */
+    uint64_t bytes;           /* bytes echoed */
+};
+extern struct echo_counters echo_counters;
+
+/* A listening TCP socket on 127.0.0.1:port (0: ephemeral); *bound gets the
+ * address. Returns the fd or -errno. */
+int echo_listen(int port, struct sockaddr_in *bound);
+
+/* The acceptor task: arg is the listening fd (intptr_t). Spawns one
+ * "echo-conn" task per connection. Returns -ECANCELED at shutdown. */
+int echo_acceptor(void *arg);
+
+/* A task that ignores cancellation (shielded reads of a pipe nobody writes),
+ * to show the shutdown ladder's later rungs. arg: unused. */
+int echo_stubborn(void *arg);
+
+#endif
