@@ -28,20 +28,12 @@
 #include <unistd.h>
 
 #define CLIENTS 200
-#define MSG_LEN 64
 #define RUN_NS (3000ull * 1000000ull)
 #define TICK_NS (500ull * 1000000ull)
-#define BYE "taskring-echo: server shutting down, goodbye\n"
-#define BYE_LEN (sizeof(BYE) - 1)
 
-static struct sockaddr_in server_addr;
 static int listen_fd = -1;
 static int done_pipe[2] = {-1, -1}; /* the load thread closes [1] when done */
 static pthread_t load_thread;
-static _Atomic uint64_t verified;   /* round trips checked by clients */
-static _Atomic uint64_t mismatches; /* echoes that differed: must stay 0 */
-static _Atomic int clients_connected;
-static int clients_ended_by_server; /* goodbye or EOF seen: the server ended it */
 
 static uint64_t now_ns(void)
 {
@@ -52,66 +44,13 @@ static uint64_t now_ns(void)
 
 /* ---- the load generator: its own thread, its own engine ---------------- */
 
-static int client(void *arg)
-{
-    unsigned id = (unsigned)(uintptr_t)arg;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int rc = tr_connect(fd, (struct sockaddr *)&server_addr, sizeof(server_addr));
-    if (rc == 0)
-        clients_connected++;
-    for (unsigned i = 0; rc == 0; i++) {
-        char out[MSG_LEN], in[MSG_LEN];
-        memset(out, 'a' + (int)((id + i) % 26), sizeof(out));
-        snprintf(out, sizeof(out), "client %u message %u ", id, i);
-        ssize_t w = tr_send(fd, out, sizeof(out), MSG_NOSIGNAL);
-        if (w != (ssize_t)sizeof(out)) {
-            rc = w < 0 ? (int)w : -EIO;
-            break;
-        }
-        size_t got = 0;
-        while (got < sizeof(in)) {
-            ssize_t r = tr_recv(fd, in + got, sizeof(in) - got, 0);
-            if (r <= 0) {
-                rc = r < 0 ? (int)r : -ECONNRESET;
-                break;
-            }
-            got += (size_t)r;
-        }
-        /* At shutdown the server's goodbye may follow (or replace) part of
-         * the echo: where the bytes first differ, the goodbye must begin. */
-        size_t k = 0;
-        while (k < got && in[k] == out[k])
-            k++;
-        if (k == sizeof(in)) {
-            verified++;
-        } else if (k < got) {
-            size_t m = got - k < BYE_LEN ? got - k : BYE_LEN;
-            if (memcmp(in + k, BYE, m) == 0)
-                rc = -ECONNRESET;
-            else
-                mismatches++;
-            break;
-        }
-    }
-    tr_close(fd);
-    if (rc == -ECONNRESET || rc == -EPIPE) {
-        clients_ended_by_server++;
-        return 0;
-    }
-    return rc;
-}
-
 static int load_main(void *arg)
 {
     (void)arg;
     tr_task *c[CLIENTS];
     int n = 0;
     for (unsigned i = 0; i < CLIENTS; i++)
-        if (tr_spawn(NULL, &c[n], client, (void *)(uintptr_t)i, NULL) == 0)
+        if (tr_spawn(NULL, &c[n], echo_client, (void *)(uintptr_t)i, NULL) == 0)
             n++;
     int failed = 0;
     for (int i = 0; i < n; i++) {
@@ -149,7 +88,7 @@ static int progress(void *arg)
             return r; /* -ECANCELED at shutdown */
         struct tr_stats st;
         tr_engine_stats(e, &st);
-        uint64_t t = now_ns(), v = verified;
+        uint64_t t = now_ns(), v = load_counters.verified;
         printf("demo: %5.1f s  connections %3" PRIu64 "  %8.0f msg/s  ops in flight %4" PRIu64 "\n",
                (double)(t - t0) / 1e9, echo_counters.live,
                (double)(v - last_v) * 1e9 / (double)(t - last_t), st.ops_inflight);
@@ -209,13 +148,13 @@ static int server_main(void *arg)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    listen_fd = echo_listen(0, &server_addr);
+    listen_fd = echo_listen(0, &echo_server_addr);
     if (listen_fd < 0) {
         fprintf(stderr, "demo: listen: %s\n", strerror(-listen_fd));
         return 1;
     }
     printf("demo: echo server on 127.0.0.1:%u, %d client connections from a load thread\n",
-           ntohs(server_addr.sin_port), CLIENTS);
+           ntohs(echo_server_addr.sin_port), CLIENTS);
     struct tr_config cfg;
     tr_config_init(&cfg);
     cfg.report_fd = STDOUT_FILENO;
@@ -225,12 +164,12 @@ int main(void)
     close(listen_fd);
     struct echo_counters c = echo_counters;
     printf("demo: %" PRIu64 " round trips verified in %.1f s (%.0f/s), %" PRIu64 " mismatches\n",
-           (uint64_t)verified, secs, (double)verified / secs, (uint64_t)mismatches);
+           load_counters.verified, secs, (double)load_counters.verified / secs, load_counters.mismatches);
     printf("demo: connections accepted %" PRIu64 ": cancelled %" PRIu64 " (goodbyes sent %" PRIu64
            "), ended by peer %" PRIu64 ", failed %" PRIu64 "; clients told by the server %d/%d\n",
            c.accepted, c.ended_cancelled, c.goodbyes, c.ended_eof, c.ended_failed,
-           clients_ended_by_server, (int)clients_connected);
-    bool ok = rc == 0 && verified > 0 && mismatches == 0 && c.accepted == CLIENTS &&
+           (int)load_counters.ended_by_server, (int)load_counters.connected);
+    bool ok = rc == 0 && load_counters.verified > 0 && load_counters.mismatches == 0 && c.accepted == CLIENTS &&
               c.ended_cancelled == c.accepted && c.live == 0;
     printf("demo: tr_run returned %d -> %s\n", rc, ok ? "OK" : "FAILED");
     return ok ? 0 : 1;

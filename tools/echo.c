@@ -14,11 +14,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 struct echo_counters echo_counters;
+struct load_counters load_counters;
+struct sockaddr_in echo_server_addr;
 
 int echo_listen(int port, struct sockaddr_in *bound)
 {
@@ -62,9 +65,8 @@ static int echo_conn(void *arg)
 out:
     rc = n < 0 ? (int)n : 0;
     if (rc == -ECANCELED) {
-        static const char bye[] = "taskring-echo: server shutting down, goodbye\n";
         tr_shield_begin();
-        if (tr_send(fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL) > 0)
+        if (tr_send(fd, ECHO_BYE, ECHO_BYE_LEN, MSG_NOSIGNAL) > 0)
             echo_counters.goodbyes++;
         tr_shield_end();
         echo_counters.ended_cancelled++;
@@ -99,6 +101,63 @@ int echo_acceptor(void *arg)
         if (tr_spawn(NULL, NULL, echo_conn, (void *)(intptr_t)fd, &o) < 0)
             tr_close(fd);
     }
+}
+
+#define MSG_LEN 64
+
+/* One client connection: sends 64-byte messages and checks every echoed
+ * byte until the server says goodbye or closes, or load_counters.stop. */
+int echo_client(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int rc = tr_connect(fd, (struct sockaddr *)&echo_server_addr, sizeof(echo_server_addr));
+    if (rc == 0)
+        load_counters.connected++;
+    for (unsigned i = 0; rc == 0 && !load_counters.stop; i++) {
+        char out[MSG_LEN], in[MSG_LEN];
+        memset(out, 'a' + (int)((id + i) % 26), sizeof(out));
+        snprintf(out, sizeof(out), "client %u message %u ", id, i);
+        ssize_t w = tr_send(fd, out, sizeof(out), MSG_NOSIGNAL);
+        if (w != (ssize_t)sizeof(out)) {
+            rc = w < 0 ? (int)w : -EIO;
+            break;
+        }
+        size_t got = 0;
+        while (got < sizeof(in)) {
+            ssize_t r = tr_recv(fd, in + got, sizeof(in) - got, 0);
+            if (r <= 0) {
+                rc = r < 0 ? (int)r : -ECONNRESET;
+                break;
+            }
+            got += (size_t)r;
+        }
+        /* At shutdown the server's goodbye may follow (or replace) part of
+         * the echo: where the bytes first differ, the goodbye must begin. */
+        size_t k = 0;
+        while (k < got && in[k] == out[k])
+            k++;
+        if (k == sizeof(in)) {
+            load_counters.verified++;
+        } else if (k < got) {
+            size_t m = got - k < ECHO_BYE_LEN ? got - k : ECHO_BYE_LEN;
+            if (memcmp(in + k, ECHO_BYE, m) == 0)
+                rc = -ECONNRESET;
+            else
+                load_counters.mismatches++;
+            break;
+        }
+    }
+    tr_close(fd);
+    if (rc == -ECONNRESET || rc == -EPIPE) {
+        load_counters.ended_by_server++;
+        return 0;
+    }
+    return rc;
 }
 
 int echo_stubborn(void *arg)

@@ -18,6 +18,25 @@ struct echo_counters {
 };
 extern struct echo_counters echo_counters;
 
+/* The server's last words to a connection it cancels. */
+#define ECHO_BYE "taskring-echo: server shutting down, goodbye\n"
+#define ECHO_BYE_LEN (sizeof(ECHO_BYE) - 1)
+
+/* The client side (a load generator's tasks, all on one engine). */
+struct load_counters {
+    _Atomic uint64_t verified; /* round trips whose echo matched */
+    _Atomic uint64_t mismatches; /* echoes that differed: must stay 0 */
+    _Atomic uint64_t connected;
+    _Atomic uint64_t ended_by_server; /* saw the goodbye or the close */
+    _Atomic int stop; /* set to end the clients after their next message */
+};
+extern struct load_counters load_counters;
+extern struct sockaddr_in echo_server_addr; /* where echo_client connects */
+
+/* A client task: connects to echo_server_addr and echoes until the server
+ * ends the connection or load_counters.stop. arg: a client number. */
+int echo_client(void *arg);
+
 /* A listening TCP socket on 127.0.0.1:port (0: ephemeral); *bound gets the
  * address. Returns the fd or -errno. */
 int echo_listen(int port, struct sockaddr_in *bound);
