@@ -20,8 +20,8 @@
 #include <valgrind/valgrind.h>
 #endif
 
-/* Stacks of the default size kept for reuse per engine. Beyond it, freed
- * stacks are unmapped: a pooled stack keeps the pages it touched. */
+/* Free default-size stacks an engine keeps with their pages; beyond it,
+ * wholly free slabs give their pages back (MADV_DONTNEED). */
 #define TR_STACK_POOL_MAX 4096
 /* The canary: the lowest 256 bytes of an unguarded stack must stay zero.
  * Zero because fresh anonymous pages are zero: the canary needs no write,
@@ -77,7 +77,8 @@ static long initial_budget(void)
     return avail > 0 ? avail / 2 : 0;
 }
 
-static bool guard_take(void)
+/* Takes n guards from the process-wide budget, all or none. */
+static bool guard_take(long n)
 {
     long b = atomic_load(&guard_budget);
     if (b < 0) {
@@ -86,16 +87,16 @@ static bool guard_take(void)
         atomic_compare_exchange_strong(&guard_budget, &b, init);
         b = atomic_load(&guard_budget);
     }
-    while (b > 0) {
-        if (atomic_compare_exchange_weak(&guard_budget, &b, b - 1))
+    while (b >= n) {
+        if (atomic_compare_exchange_weak(&guard_budget, &b, b - n))
             return true;
     }
     return false;
 }
 
-static void guard_give_back(void)
+static void guard_give_back(long n)
 {
-    atomic_fetch_add(&guard_budget, 1);
+    atomic_fetch_add(&guard_budget, n);
 }
 
 void tr__stack_set_guard_budget(long n)
@@ -117,43 +118,24 @@ bool tr__stack_canary_ok(const struct tr_stack *s)
     return true;
 }
 
-int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
+static void *map_stack_memory(size_t len, int *err)
 {
-    if (size == e->stack_size && e->stack_pool) {
-        struct tr_stack *s = e->stack_pool;
-        e->stack_pool = s->next_free;
-        e->stack_pool_len--;
-        s->next_free = NULL;
-        *out = s;
-        return 0;
-    }
-    struct tr_stack *s = calloc(1, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    size_t ps = page_size();
-    bool guarded = guard_take();
-    size_t len = size + (guarded ? ps : 0);
     /* No MAP_NORESERVE: an absurd size must fail with -ENOMEM here, not
      * fault later. Only touched pages cost memory. MAP_STACK: since 6.7 also
      * keeps transparent huge pages off, so a parked task costs ~1 page. */
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                   -1, 0);
     if (m == MAP_FAILED) {
-        int err = errno;
-        if (guarded)
-            guard_give_back();
-        free(s);
-        return err == ENOMEM || err == EAGAIN ? -ENOMEM : -err;
+        *err = (errno == ENOMEM || errno == EAGAIN) ? -ENOMEM : -errno;
+        return NULL;
     }
-    if (guarded && mprotect(m, ps, PROT_NONE) != 0) {
-        /* The split needs a new VMA; out of them, go canary-only. */
-        guard_give_back();
-        guarded = false;
-    }
-    s->map = m;
-    s->map_len = len;
-    s->lo = (char *)m + (guarded ? ps : 0);
-    s->hi = (char *)m + len;
+    return m;
+}
+
+static void stack_init(tr_engine *e, struct tr_stack *s, char *lo, size_t size, bool guarded)
+{
+    s->lo = lo;
+    s->hi = lo + size;
     s->guarded = guarded;
 #if defined(TR_HAVE_VALGRIND_H)
     s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->hi);
@@ -162,47 +144,154 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
         e->st.stacks_guarded++;
     else
         e->st.stacks_canary++;
-    *out = s;
-    return 0;
 }
 
-static void stack_unmap(tr_engine *e, struct tr_stack *s)
+static void stack_fini(tr_engine *e, struct tr_stack *s)
 {
 #if defined(TR_HAVE_VALGRIND_H)
     VALGRIND_STACK_DEREGISTER(s->vg_id);
 #endif
-    if (s->guarded) {
-        guard_give_back();
+    if (s->guarded)
         e->st.stacks_guarded--;
-    } else {
+    else
         e->st.stacks_canary--;
+}
+
+/*
+ * Default-size stacks come in slabs of TR_SLAB_STACKS from one mmap, laid
+ * out [guard][stack][guard][stack]... (or just [stack][stack]... without
+ * guards). One mmap serves 64 spawns, and a freed stack goes back to the
+ * engine's pool instead of to munmap: a 100k-task drain makes no syscall
+ * per task. A slab whose stacks are all free while the pool holds more than
+ * TR_STACK_POOL_MAX gets MADV_DONTNEED, so a spike's memory goes back to the
+ * kernel; slabs are unmapped when the engine is destroyed.
+ */
+static int slab_create(tr_engine *e)
+{
+    size_t ps = page_size(), size = e->stack_size;
+    struct tr_slab *sl = calloc(1, sizeof(*sl));
+    if (!sl)
+        return -ENOMEM;
+    bool guarded = guard_take(TR_SLAB_STACKS);
+    size_t stride = size + (guarded ? ps : 0);
+    int err = 0;
+    sl->map_len = stride * TR_SLAB_STACKS;
+    sl->map = map_stack_memory(sl->map_len, &err);
+    if (!sl->map) {
+        if (guarded)
+            guard_give_back(TR_SLAB_STACKS);
+        free(sl);
+        return err;
     }
-    munmap(s->map, s->map_len);
-    free(s);
+    for (unsigned i = 0; guarded && i < TR_SLAB_STACKS; i++) {
+        if (mprotect((char *)sl->map + i * stride, ps, PROT_NONE) != 0) {
+            /* Out of VMAs after all: this slab goes canary-only, its guard
+             * pages become harmless (and unused) stack bottoms. */
+            if (i > 0)
+                mprotect(sl->map, sl->map_len, PROT_READ | PROT_WRITE);
+            guard_give_back(TR_SLAB_STACKS);
+            guarded = false;
+        }
+    }
+    sl->guarded = guarded;
+    sl->nfree = TR_SLAB_STACKS;
+    for (unsigned i = 0; i < TR_SLAB_STACKS; i++) {
+        struct tr_stack *s = &sl->stacks[i];
+        char *base = (char *)sl->map + i * stride;
+        s->slab = sl;
+        stack_init(e, s, base + (stride - size), size, guarded);
+        s->next_free = e->stack_pool;
+        e->stack_pool = s;
+        e->stack_pool_len++;
+    }
+    sl->next = e->slabs;
+    e->slabs = sl;
+    return 0;
+}
+
+int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
+{
+    if (size == e->stack_size) {
+        if (!e->stack_pool) {
+            int err = slab_create(e);
+            if (err)
+                return err;
+        }
+        struct tr_stack *s = e->stack_pool;
+        e->stack_pool = s->next_free;
+        e->stack_pool_len--;
+        s->next_free = NULL;
+        TR_ASSERT(s->slab->nfree > 0);
+        s->slab->nfree--;
+        s->slab->advised = false;
+        *out = s;
+        return 0;
+    }
+    /* Other sizes: one mapping each, unmapped when the task ends. */
+    struct tr_stack *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    size_t ps = page_size();
+    bool guarded = guard_take(1);
+    size_t len = size + (guarded ? ps : 0);
+    int err = 0;
+    void *m = map_stack_memory(len, &err);
+    if (!m) {
+        if (guarded)
+            guard_give_back(1);
+        free(s);
+        return err;
+    }
+    if (guarded && mprotect(m, ps, PROT_NONE) != 0) {
+        /* The split needs a new VMA; out of them, go canary-only. */
+        guard_give_back(1);
+        guarded = false;
+    }
+    s->map = m;
+    s->map_len = len;
+    stack_init(e, s, (char *)m + (guarded ? ps : 0), size, guarded);
+    *out = s;
+    return 0;
 }
 
 void tr__stack_free(tr_engine *e, struct tr_stack *s)
 {
-    size_t size = (size_t)((char *)s->hi - (char *)s->lo);
-    /* A smashed canary was reported at the switch; never pool such a stack. */
-    if (size == e->stack_size && e->stack_pool_len < TR_STACK_POOL_MAX &&
-        (s->guarded || tr__stack_canary_ok(s))) {
-        s->next_free = e->stack_pool;
-        e->stack_pool = s;
-        e->stack_pool_len++;
+    if (!s->slab) {
+        stack_fini(e, s);
+        if (s->guarded)
+            guard_give_back(1);
+        munmap(s->map, s->map_len);
+        free(s);
         return;
     }
-    stack_unmap(e, s);
+    struct tr_slab *sl = s->slab;
+    s->next_free = e->stack_pool;
+    e->stack_pool = s;
+    e->stack_pool_len++;
+    sl->nfree++;
+    TR_ASSERT(sl->nfree <= TR_SLAB_STACKS);
+    if (sl->nfree == TR_SLAB_STACKS && !sl->advised && e->stack_pool_len > TR_STACK_POOL_MAX) {
+        /* Give the pages back; the mapping (and the zero canaries) stay. */
+        madvise(sl->map, sl->map_len, MADV_DONTNEED);
+        sl->advised = true;
+    }
 }
 
 void tr__stack_pool_drain(tr_engine *e)
 {
-    while (e->stack_pool) {
-        struct tr_stack *s = e->stack_pool;
-        e->stack_pool = s->next_free;
-        e->stack_pool_len--;
-        stack_unmap(e, s);
+    while (e->slabs) {
+        struct tr_slab *sl = e->slabs;
+        e->slabs = sl->next;
+        TR_ASSERT(sl->nfree == TR_SLAB_STACKS);
+        for (unsigned i = 0; i < TR_SLAB_STACKS; i++)
+            stack_fini(e, &sl->stacks[i]);
+        if (sl->guarded)
+            guard_give_back(TR_SLAB_STACKS);
+        munmap(sl->map, sl->map_len);
+        free(sl);
     }
+    e->stack_pool = NULL;
+    e->stack_pool_len = 0;
 }
 
 size_t tr__stack_round(size_t size)

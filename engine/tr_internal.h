@@ -62,13 +62,27 @@ void *tr__ctx_make(void *lo, void *hi, void (*entry)(void *), void *arg);
 
 /* --------------------------------------------------------------- stacks */
 
+struct tr_slab;
+
 struct tr_stack {
-    void *map;        /* the whole mapping (guard page included) */
+    struct tr_slab *slab; /* its slab (default size), or NULL: own mapping */
+    void *map;        /* own mapping (guard page included), when slab is NULL */
     size_t map_len;   /* its length */
     void *lo, *hi;    /* the usable stack */
     bool guarded;     /* a PROT_NONE page sits below lo */
     unsigned vg_id;   /* valgrind stack id */
     struct tr_stack *next_free;
+};
+
+#define TR_SLAB_STACKS 64
+struct tr_slab {
+    struct tr_slab *next;
+    void *map;
+    size_t map_len;
+    unsigned nfree;   /* of its stacks, how many are in the pool */
+    bool guarded;
+    bool advised;     /* pages given back while wholly free */
+    struct tr_stack stacks[TR_SLAB_STACKS];
 };
 
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out);
@@ -373,8 +387,9 @@ struct tr_engine {
     tr_task **heap;            /* timer min-heap on deadline_ns */
     uint32_t heap_len, heap_cap;
 
-    struct tr_stack *stack_pool;
+    struct tr_stack *stack_pool; /* free default-size stacks */
     unsigned stack_pool_len;
+    struct tr_slab *slabs;
 
     /* Shutdown. shutdown_req is the only field another thread or a signal
      * handler touches (tr_engine_shutdown). */

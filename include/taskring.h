@@ -140,8 +140,9 @@ struct tr_stats {
     uint64_t submit_calls;      /* io_uring_enter calls */
     uint64_t submit_busy;       /* enters refused with -EBUSY/-EAGAIN, retried after a reap */
     uint64_t cq_overflows;      /* completions the kernel could not post (CQ overflow) */
-    uint64_t stacks_guarded;    /* task stacks with a guard page, now mapped */
-    uint64_t stacks_canary;     /* task stacks guarded only by a canary, now mapped */
+    uint64_t stacks_guarded;    /* task stacks mapped (in use or pooled; default-size ones
+                                   come in slabs of 64) with a guard page */
+    uint64_t stacks_canary;     /* ... guarded only by a canary (past vm.max_map_count's budget) */
     uint64_t timers_pending;    /* sleeping tasks */
     uint64_t engine_ops_inflight; /* the engine's own ops (signal and wakeup reads, their cancels) */
     uint64_t signals_received;  /* shutdown signals read from the signalfd */

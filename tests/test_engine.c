@@ -723,7 +723,10 @@ static void test_engine_cancel_100k_sleepers(void **state)
         print_error("tr_spawn failed after %d tasks: %s\n", c.spawned, strerror(-c.spawn_err));
     assert_int_equal(c.spawned, PARK_N);
     assert_int_equal(c.timers_seen, PARK_N);
-    assert_int_equal(c.guarded_seen + c.canary_seen, PARK_N + 1);
+    /* Stacks are mapped in slabs of 64: at least one per task, at most one
+     * partly used slab more. */
+    assert_true(c.guarded_seen + c.canary_seen >= PARK_N + 1);
+    assert_true(c.guarded_seen + c.canary_seen < PARK_N + 1 + 64);
     assert_int_equal(c.cancel_n, PARK_N);
     assert_int_equal(c.n_ecanceled, PARK_N);
     assert_int_equal(c.n_other, 0);
