@@ -108,25 +108,26 @@ void tr__internal_arm(tr_engine *e)
         arm_read(e, e->wake_fd, &e->wake_buf, sizeof(e->wake_buf), TR_UD_WAKE, &e->wake_armed);
 }
 
-static void cancel_read(tr_engine *e, uint64_t ud)
+static void cancel_read(tr_engine *e, uint64_t ud, bool *sent)
 {
+    if (*sent)
+        return;
     struct io_uring_sqe *sqe = tr__ring_get_sqe(e);
     if (!sqe)
-        return; /* retried: tr__internal_stop runs each pass until idle */
+        return; /* retried: the loop calls tr__internal_stop each idle pass */
     io_uring_prep_cancel64(sqe, ud, 0);
     sqe->user_data = TR_UD_ICANCEL | (ud & 0xffu);
     e->internal_inflight++;
+    *sent = true;
 }
 
 void tr__internal_stop(tr_engine *e)
 {
-    if (e->internal_stopping)
-        return;
     e->internal_stopping = true;
     if (e->sig_armed)
-        cancel_read(e, TR_UD_SIGNAL);
+        cancel_read(e, TR_UD_SIGNAL, &e->sig_cancel_sent);
     if (e->wake_armed)
-        cancel_read(e, TR_UD_WAKE);
+        cancel_read(e, TR_UD_WAKE, &e->wake_cancel_sent);
 }
 
 void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
@@ -137,6 +138,7 @@ void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
     case TR_UDK_SIGNAL:
         TR_ASSERT(e->sig_armed);
         e->sig_armed = false;
+        e->sig_cancel_sent = false;
         /* A completed read wins over our cancel: the signal is handled. */
         if (res == (int32_t)sizeof(e->sig_info))
             tr__shutdown_on_signal(e, (int)e->sig_info.ssi_signo);
@@ -144,6 +146,7 @@ void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
     case TR_UDK_WAKE:
         TR_ASSERT(e->wake_armed);
         e->wake_armed = false;
+        e->wake_cancel_sent = false;
         /* The flag, not the counter, says what was asked: nothing to do. */
         break;
     case TR_UDK_ICANCEL:

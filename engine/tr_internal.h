@@ -411,6 +411,7 @@ struct tr_engine {
      * engine, which is freed only after their CQEs are reaped (G1). */
     int sigfd, wake_fd;
     bool sig_armed, wake_armed, internal_stopping;
+    bool sig_cancel_sent, wake_cancel_sent;
     uint64_t internal_inflight;
     struct signalfd_siginfo sig_info;
     uint64_t wake_buf;

@@ -119,9 +119,12 @@ TR_API int tr_run(tr_fn main, void *arg, const struct tr_config *cfg);
  * of tasks listed, or -EINVAL / the write's -errno. */
 TR_API int tr_engine_dump(const tr_engine *e, int fd);
 
-/* Frees the engine, its ring, its stack pool and its records. Returns -EBUSY
- * and changes nothing while any task is alive, any operation is in flight,
- * the completion queue holds an entry or the engine is running; -EINVAL for
+/* Frees the engine, its ring, its stack pool and its records; closes the
+ * signalfd and, when called on the creating thread, unblocks the shutdown
+ * signals it had blocked (shutdown signals still pending then are consumed:
+ * they belong to the shutdown that just ended). Returns -EBUSY and changes
+ * nothing while any task is alive, any operation is in flight, the
+ * completion queue holds an entry or the engine is running; -EINVAL for
  * NULL. Task handles that were never joined or detached die with it. */
 TR_API int tr_engine_destroy(tr_engine *e);
 
