@@ -101,7 +101,7 @@ static void break_shields(tr_engine *e, uint64_t now)
         if (t->cancelled && t->shield > 0 && t->state == TR_TASK_PARKED && !t->internal)
             (void)tr_cancel(t);
     if (e->st.tasks_live > 0 && !e->sd.dumped && e->report_fd >= 0) {
-        static const char hdr[] = "taskring: grace period over; tasks still alive:\n";
+        static const char hdr[] = "taskring: shields broken (grace period over or 2nd signal); tasks still alive:\n";
         e->sd.dumped = true;
         tr__write_all(e->report_fd, hdr, sizeof(hdr) - 1);
         tr_engine_dump(e, e->report_fd);

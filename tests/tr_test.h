@@ -21,7 +21,9 @@ static inline void tr_test_assert_quiescent(tr_engine *e)
     assert_int_equal(st.tasks_live, 0);
     assert_int_equal(st.ops_inflight, 0);
     assert_int_equal(st.ops_submitted, st.ops_completed);
-    assert_int_equal(st.tasks_spawned, st.tasks_ok + st.tasks_cancelled + st.tasks_failed);
+    assert_int_equal(st.tasks_spawned,
+                     st.tasks_ok + st.tasks_cancelled + st.tasks_failed + st.tasks_killed);
+    assert_int_equal(st.engine_ops_inflight, 0);
     assert_int_equal(st.timers_pending, 0);
 }
 
