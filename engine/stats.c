@@ -11,6 +11,7 @@ int tr_engine_stats(const tr_engine *e, struct tr_stats *out)
         return -EINVAL;
     *out = e->st;
     out->timers_pending = e->heap_len;
+    out->engine_ops_inflight = e->internal_inflight;
     if (e->ring_ready)
         out->cq_overflows = tr__ring_overflow_count(e);
     return 0;
