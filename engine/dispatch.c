@@ -42,11 +42,9 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
         e->st.cqe_stale++;
         return;
     }
-    if (flags & IORING_CQE_F_MORE) {
-        /* A multishot op via tr_op: unsupported, and its later CQEs will be
-         * stale. Deliver this one; count the misuse. */
-        e->st.cqe_stale++;
-    }
+    /* IORING_CQE_F_MORE (a multishot op via tr_op) is unsupported: this
+     * CQE is delivered, the later ones find a new generation and count as
+     * stale. */
     TR_ASSERT(e->st.ops_inflight > 0);
     op->state = TR_OP_COMPLETED;
     op->res = res;
@@ -131,13 +129,19 @@ int tr__engine_loop(tr_engine *e)
         if (TR_UNLIKELY(shutdown_active(e)))
             tr__shutdown_pass(e, now);
         bool runnable = e->run_head != NULL;
-        if (!runnable && user_idle(e)) {
-            /* Done: take the engine's own reads down too (G2). */
+        bool idle = !runnable && user_idle(e);
+        bool stuck = !runnable && !idle && deadlocked(e);
+        if (idle || stuck) {
+            /* Returning: take the engine's own reads down too (G2). A
+             * signal read that completes meanwhile starts a shutdown, which
+             * ends the deadlock: then the loop goes on. */
             if (e->internal_inflight == 0 && tr__ring_cq_empty(e) && tr__ring_sq_pending(e) == 0)
-                return 0;
+                return idle ? 0 : -EDEADLK;
             tr__internal_stop(e);
-        } else if (!runnable && deadlocked(e)) {
-            return -EDEADLK;
+        } else if (e->internal_stopping && shutdown_active(e)) {
+            /* A shutdown began while the reads were being stopped: it needs
+             * them for its later signals. */
+            e->internal_stopping = false;
         }
         int err = 0;
         if (runnable) {

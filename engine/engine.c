@@ -8,7 +8,8 @@
 #include <string.h>
 
 #define TR_SQ_MAX 32768u
-#define TR_CQ_MAX (1u << 20)
+#define TR_CQ_MAX 65536u /* the kernel's IORING_MAX_CQ_ENTRIES */
+#define TR_STACK_MAX ((size_t)1 << 30) /* 1 GiB: beyond, a typo, not a stack */
 
 void tr_config_init(struct tr_config *cfg)
 {
@@ -44,13 +45,12 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
         return -EINVAL;
     if (cfg->cq_entries && (cfg->cq_entries < cfg->sq_entries || cfg->cq_entries > TR_CQ_MAX))
         return -EINVAL;
-    if (cfg->stack_size && cfg->stack_size < TR_STACK_MIN)
+    if (cfg->stack_size && (cfg->stack_size < TR_STACK_MIN || cfg->stack_size > TR_STACK_MAX))
         return -EINVAL;
     if (cfg->flags & ~TR_CFG_NO_SIGNALS)
         return -EINVAL;
     if (!(cfg->flags & TR_CFG_NO_SIGNALS) &&
-        (sigismember(&cfg->shutdown_signals, SIGKILL) == 1 ||
-         sigismember(&cfg->shutdown_signals, SIGSTOP) == 1))
+        !tr__shutdown_signals_ok(&cfg->shutdown_signals))
         return -EINVAL;
     pthread_once(&opdefs_once, tr__opdefs_check);
 
@@ -64,6 +64,8 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
      * 8), and each per-op cancel walks one bucket of it. */
     e->cq_entries = cfg->cq_entries ? cfg->cq_entries
                                     : (cfg->sq_entries * 16 > 8192 ? cfg->sq_entries * 16 : 8192);
+    if (e->cq_entries < cfg->sq_entries * 2)
+        e->cq_entries = cfg->sq_entries * 2;
     if (e->cq_entries > TR_CQ_MAX)
         e->cq_entries = TR_CQ_MAX;
     e->stack_size = tr__stack_round(cfg->stack_size ? cfg->stack_size : TR_STACK_DEFAULT);
@@ -100,9 +102,14 @@ int tr_engine_run(tr_engine *e)
     int err = tr__ring_enable(e);
     if (err)
         return err;
+    tr__ring_register(e);
     tr__guard_thread_init();
     e->running = true;
     err = tr__engine_loop(e);
+    /* The registered ring fd lives in this thread's table: give it back
+     * here, so an engine destroyed (or run) on another thread leaks no
+     * ring. The next run registers again. */
+    tr__ring_unregister(e);
     e->running = false;
     return err;
 }

@@ -89,10 +89,19 @@ static bool on_guard(const tr_task *t, uintptr_t addr)
     return addr < lo && addr + TR_GUARD_SLACK >= lo;
 }
 
+static __thread int segv_depth;
+
 static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {
     int saved = errno;
     tr_task *t = tr__current;
+    if (segv_depth++ > 0) {
+        /* Re-entered: a chained handler chained back to us. Die plainly. */
+        signal(SIGSEGV, SIG_DFL);
+        segv_depth--;
+        errno = saved;
+        return;
+    }
     if (on_guard(t, (uintptr_t)si->si_addr)) {
         struct tr__buf b = {.n = 0};
         buf_str(&b, "taskring: ");
@@ -104,6 +113,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
         buf_str(&b, "); give it a larger tr_spawn_opts.stack_size\n");
         buf_write(&b);
         signal(SIGSEGV, SIG_DFL); /* the retried access kills us by SIGSEGV */
+        segv_depth--;
         errno = saved;
         return;
     }
@@ -111,17 +121,20 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
     if (old_segv.sa_flags & SA_SIGINFO) {
         if (old_segv.sa_sigaction) {
             old_segv.sa_sigaction(sig, si, uctx);
+            segv_depth--;
             errno = saved;
             return;
         }
     } else if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN) {
         old_segv.sa_handler(sig);
+        segv_depth--;
         errno = saved;
         return;
     }
     /* Default (or ignored, which the kernel does not honour for real
      * faults): fault again without us. */
     signal(SIGSEGV, SIG_DFL);
+    segv_depth--;
     errno = saved;
 }
 

@@ -92,6 +92,14 @@ static void cancel_tasks(tr_engine *e, bool late)
 
 static void break_shields(tr_engine *e, uint64_t now)
 {
+    /* The dump first: it shows what each straggler was waiting for. */
+    if (e->st.tasks_live > 0 && !e->sd.dumped && e->report_fd >= 0) {
+        static const char hdr[] =
+            "taskring: shields broken (grace period over or 2nd signal); tasks still alive:\n";
+        e->sd.dumped = true;
+        tr__write_all(e->report_fd, hdr, sizeof(hdr) - 1);
+        tr_engine_dump(e, e->report_fd);
+    }
     e->sd.shields_broken = true;
     e->sd.t_grace = now;
     e->sd.kill_deadline = now + MS(e->kill_ms);
@@ -100,12 +108,6 @@ static void break_shields(tr_engine *e, uint64_t now)
     for (tr_task *t = e->all_head; t; t = t->all_next)
         if (t->cancelled && t->shield > 0 && t->state == TR_TASK_PARKED && !t->internal)
             (void)tr_cancel(t);
-    if (e->st.tasks_live > 0 && !e->sd.dumped && e->report_fd >= 0) {
-        static const char hdr[] = "taskring: shields broken (grace period over or 2nd signal); tasks still alive:\n";
-        e->sd.dumped = true;
-        tr__write_all(e->report_fd, hdr, sizeof(hdr) - 1);
-        tr_engine_dump(e, e->report_fd);
-    }
 }
 
 static void kill_task(tr_engine *e, tr_task *t)
@@ -212,6 +214,11 @@ static void enter_final(tr_engine *e, uint64_t now)
     e->sd.phase = TR_PH_FINAL;
     e->sd.t_final = now;
     e->sd.signals_at_final = e->st.signals_received;
+    /* Hooks get the same ladder as tasks: cancelled grace_ms after they
+     * start (or at the next signal), killed kill_ms later (or at the one
+     * after), so a hook stuck in I/O cannot hold the shutdown forever. */
+    e->sd.hook_cancel_deadline = now + MS(e->grace_ms);
+    e->sd.hook_kill_deadline = e->sd.hook_cancel_deadline + MS(e->kill_ms);
     if (e->nhooks == 0)
         return;
     tr_task *t;
@@ -280,11 +287,10 @@ static void step(tr_engine *e, uint64_t now)
         break;
     case TR_PH_FINAL:
         if (e->hook_task) {
-            /* Hooks are bounded by signals too: one more cancels them, two
-             * more kill them. */
-            if (sigs > sd->signals_at_final && !e->hook_task->cancelled)
+            if ((sigs > sd->signals_at_final || now >= sd->hook_cancel_deadline) &&
+                !e->hook_task->cancelled)
                 (void)tr_cancel(e->hook_task);
-            if (sigs > sd->signals_at_final + 1)
+            if (sigs > sd->signals_at_final + 1 || now >= sd->hook_kill_deadline)
                 kill_all(e, true);
         }
         if (e->st.tasks_live == 0 && e->st.ops_inflight == 0) {
@@ -319,6 +325,11 @@ uint64_t tr__shutdown_next_ns(const tr_engine *e, uint64_t now)
         break;
     case TR_PH_DRAIN:
         d = sd->shields_broken ? sd->kill_deadline : sd->grace_deadline;
+        break;
+    case TR_PH_FINAL:
+        if (!e->hook_task)
+            return UINT64_MAX;
+        d = e->hook_task->cancelled ? sd->hook_kill_deadline : sd->hook_cancel_deadline;
         break;
     default:
         return UINT64_MAX;
@@ -375,11 +386,12 @@ int tr_run(tr_fn main_fn, void *arg, const struct tr_config *cfg)
     int result = err;
     if (err == 0 && tr_task_result(m, &result) != 0)
         result = -EIO;
-    if (err == 0) {
+    if (err == 0)
         tr_detach(m);
-        err = tr_engine_destroy(e);
-        if (err)
-            result = err;
-    }
+    /* After a failed run (a ring error) this may refuse with -EBUSY: the
+     * engine is then left as it is rather than torn down under the kernel. */
+    int derr = tr_engine_destroy(e);
+    if (err == 0 && derr)
+        result = derr;
     return result;
 }

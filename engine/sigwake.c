@@ -15,6 +15,24 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+static void release_blocks(tr_engine *e, bool consume);
+
+/* Per thread: how many live engines rely on each signal being blocked by
+ * us. A signal the caller had blocked already is never counted (we never
+ * unblock it); one we blocked is unblocked when its last engine goes, so
+ * engines created and destroyed in any order leave exactly the caller's
+ * mask. */
+static __thread unsigned block_refs[NSIG];
+
+bool tr__shutdown_signals_ok(const sigset_t *set)
+{
+    static const int never[] = {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+        if (sigismember(set, never[i]) == 1)
+            return false;
+    return true;
+}
+
 int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg)
 {
     e->sigfd = -1;
@@ -39,20 +57,51 @@ int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg)
         e->wake_fd = -1;
         return -err;
     }
-    /* Remember only what we added, so engines created and destroyed in any
-     * order restore exactly the caller's mask. */
-    for (int s = 1; s < NSIG; s++)
-        if (sigismember(&e->sig_set, s) == 1 && sigismember(&old, s) == 0)
+    for (int s = 1; s < NSIG; s++) {
+        if (sigismember(&e->sig_set, s) != 1)
+            continue;
+        if (block_refs[s] > 0 || sigismember(&old, s) == 0) {
+            block_refs[s]++;
             sigaddset(&e->sig_added, s);
+        }
+    }
     e->sigfd = signalfd(-1, &e->sig_set, SFD_CLOEXEC);
     if (e->sigfd < 0) {
         err = errno;
-        pthread_sigmask(SIG_UNBLOCK, &e->sig_added, NULL);
+        release_blocks(e, false);
         close(e->wake_fd);
         e->wake_fd = -1;
         return -err;
     }
     return 0;
+}
+
+/* Drops this engine's references; unblocks the signals nobody else needs.
+ * consume: a shutdown ran, and shutdown signals still pending belong to its
+ * ladder; consume them rather than let unblocking turn an orderly shutdown
+ * into death by the default action. Without a shutdown they are left
+ * pending and delivered: nobody handled that Ctrl+C, so it acts as usual. */
+static void release_blocks(tr_engine *e, bool consume)
+{
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    for (int s = 1; s < NSIG; s++) {
+        if (sigismember(&e->sig_added, s) != 1)
+            continue;
+        TR_ASSERT(block_refs[s] > 0);
+        if (--block_refs[s] == 0)
+            sigaddset(&unblock, s);
+    }
+    sigemptyset(&e->sig_added);
+    if (sigisemptyset(&unblock))
+        return;
+    /* Bounded: each standard signal is pending at most once, real-time ones
+     * are capped by RLIMIT_SIGPENDING; 4096 rounds is more than either. */
+    struct timespec zero = {0, 0};
+    for (int i = 0; consume && i < 4096; i++)
+        if (sigtimedwait(&unblock, NULL, &zero) < 0)
+            break;
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 }
 
 void tr__sigwake_close(tr_engine *e)
@@ -68,23 +117,7 @@ void tr__sigwake_close(tr_engine *e)
     e->sigfd = -1;
     if (!pthread_equal(e->owner, pthread_self()))
         return; /* another thread's mask: its owner must restore it */
-    /* Shutdown signals that arrived after the last read belong to the
-     * ladder that just ended: consume them rather than let unblocking turn
-     * an orderly shutdown into death by the default action. Bounded: each
-     * standard signal is pending at most once, real-time ones are capped by
-     * RLIMIT_SIGPENDING; 4096 rounds is more than either. */
-    struct timespec zero = {0, 0};
-    for (int i = 0; i < 4096 && !sigisemptyset(&e->sig_added); i++) {
-        sigset_t pending;
-        if (sigpending(&pending) != 0)
-            break;
-        bool any = false;
-        for (int s = 1; s < NSIG; s++)
-            any |= sigismember(&e->sig_added, s) == 1 && sigismember(&pending, s) == 1;
-        if (!any || sigtimedwait(&e->sig_added, NULL, &zero) < 0)
-            break;
-    }
-    pthread_sigmask(SIG_UNBLOCK, &e->sig_added, NULL);
+    release_blocks(e, e->sd.phase == TR_PH_DONE);
 }
 
 static void arm_read(tr_engine *e, int fd, void *buf, unsigned len, uint64_t ud, bool *armed)

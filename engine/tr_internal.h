@@ -268,6 +268,8 @@ static inline uint64_t tr__now_ns(void)
 
 int tr__ring_init(tr_engine *e, const struct tr_config *cfg);
 int tr__ring_enable(tr_engine *e);
+void tr__ring_register(tr_engine *e);
+void tr__ring_unregister(tr_engine *e);
 void tr__ring_exit(tr_engine *e);
 /* An SQE for one op: flushes the SQ to the kernel when it is full. NULL only
  * when the ring refuses every retry (the caller returns -EBUSY). */
@@ -324,6 +326,7 @@ struct tr__shutdown {
     bool late_cancelled, shields_broken, dumped;
     uint64_t t_trigger, t_cancel, t_drain, t_grace, t_kill, t_final, t_done;
     uint64_t drain_deadline, grace_deadline, kill_deadline;
+    uint64_t hook_cancel_deadline, hook_kill_deadline;
     uint64_t signals_at_final;
     /* Counters at the trigger, for the report's differences. */
     uint64_t ok0, cancelled0, failed0, killed0, cancels0, completed0, stale0;
@@ -347,6 +350,9 @@ void tr__shutdown_report(tr_engine *e);
 void tr__kill_teardown(tr_engine *e, tr_task *t);
 /* The signalfd and wakeup reads (sigwake.c). */
 int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg);
+/* Signals that cannot be shutdown signals: SIGKILL, SIGSTOP, and the
+ * synchronous faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS). */
+bool tr__shutdown_signals_ok(const sigset_t *set);
 void tr__sigwake_close(tr_engine *e);
 void tr__internal_arm(tr_engine *e);
 void tr__internal_stop(tr_engine *e);
@@ -360,6 +366,7 @@ struct tr_engine {
     struct io_uring ring;
     bool ring_ready;
     bool ring_enabled;
+    bool ring_registered;  /* in the running thread's table (see ring.c) */
     bool running;
     bool defer_taskrun;
     unsigned sq_entries, cq_entries;

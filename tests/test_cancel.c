@@ -27,169 +27,13 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* cmocka's assertions longjmp back to the test runner; from a task's stack
- * that would abandon the engine mid-switch. Checks inside tasks therefore
- * only record failures, and each test asserts after tr_engine_run that none
- * was recorded (tc_assert_clean). */
-static struct {
-    int failures;
-    char first[512];
-} tc;
-
-static void tc_fail(const char *file, int line, const char *what, long long a, long long b)
-{
-    if (tc.failures == 0)
-        snprintf(tc.first, sizeof(tc.first), "%s:%d: %s (got %lld, want %lld)", file, line,
-                 what, a, b);
-    if (tc.failures < 20)
-        print_error("task check failed: %s:%d: %s (got %lld, want %lld)\n", file, line, what,
-                    a, b);
-    tc.failures++;
-}
-
-#define TCHECK(c)                                                                              \
-    do {                                                                                       \
-        if (!(c))                                                                              \
-            tc_fail(__FILE__, __LINE__, #c, 0, 1);                                             \
-    } while (0)
-
-#define TCHECK_EQ(a, b)                                                                        \
-    do {                                                                                       \
-        long long tc_a_ = (long long)(a), tc_b_ = (long long)(b);                              \
-        if (tc_a_ != tc_b_)                                                                    \
-            tc_fail(__FILE__, __LINE__, #a " == " #b, tc_a_, tc_b_);                           \
-    } while (0)
-
-static void tc_assert_clean(void)
-{
-    if (tc.failures)
-        fail_msg("%d check(s) failed inside tasks; first: %s", tc.failures, tc.first);
-}
-
-/* A hang is a failure too: the watchdog turns it into one with the test's
- * name instead of a silent CTest timeout. It is no timing assertion: the
- * bound is two orders of magnitude above any test's run time. */
-#define WATCHDOG_S 200
-static const char *tc_current_test = "?";
-
-static void tc_watchdog(int sig)
-{
-    (void)sig;
-    static const char m1[] = "\nWATCHDOG: test hung: ";
-    ssize_t rc = write(2, m1, sizeof(m1) - 1);
-    rc = write(2, tc_current_test, strlen(tc_current_test));
-    rc = write(2, "\n", 1);
-    (void)rc;
-    _exit(3);
-}
-
-static int tc_setup(void **state)
-{
-    memset(&tc, 0, sizeof(tc));
-    tc_current_test = *state ? (const char *)*state : "?";
-    signal(SIGALRM, tc_watchdog);
-    alarm(WATCHDOG_S);
-    return 0;
-}
-
-static int tc_teardown(void **state)
-{
-    (void)state;
-    alarm(0);
-    return 0;
-}
-
-#define T(f) cmocka_unit_test_prestate_setup_teardown(f, tc_setup, tc_teardown, (void *)#f)
-
-static tr_engine *eng_new(void)
-{
-    tr_engine *e = NULL;
-    assert_int_equal(tr_engine_create(&e, NULL), 0);
-    assert_non_null(e);
-    return e;
-}
-
 /* Runs e to the end, then: no failed task check, the G2 audit, destroy. */
 static void eng_finish(tr_engine *e)
 {
     assert_int_equal(tr_engine_run(e), 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-}
-
-static struct tr_stats stats_of(tr_engine *e)
-{
-    struct tr_stats s;
-    memset(&s, 0, sizeof(s));
-    int rc = tr_engine_stats(e, &s);
-    if (tr_self())
-        TCHECK_EQ(rc, 0);
-    else
-        assert_int_equal(rc, 0);
-    return s;
-}
-
-/* Inside a task: the caller's engine's counters. */
-static struct tr_stats tstats(void)
-{
-    return stats_of(tr__engine_of_caller());
-}
-
-static bool parked_on(const tr_task *t, enum tr__wait why)
-{
-    return t->state == TR_TASK_PARKED && t->wait == why;
-}
-
-/* Inside a task: yields until t is parked on `why`. Bound: a runnable task
- * parks within one scheduling pass, and every yield is at least one pass, so
- * 1000 passes is far more than enough; returning false is a failure. */
-static bool wait_parked(const tr_task *t, enum tr__wait why)
-{
-    for (int i = 0; i < 1000 && !parked_on(t, why); i++)
-        TCHECK_EQ(tr_yield(), 0);
-    return parked_on(t, why);
-}
-
-static void yields(int k)
-{
-    for (int i = 0; i < k; i++)
-        TCHECK_EQ(tr_yield(), 0);
-}
-
-static void make_pipe(int p[2])
-{
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-}
-
-static void close_pair(int p[2])
-{
-    if (p[0] >= 0)
-        close(p[0]);
-    if (p[1] >= 0)
-        close(p[1]);
-}
-
-static int pipe_bytes(int fd)
-{
-    int n = -1;
-    if (ioctl(fd, FIONREAD, &n) != 0)
-        return -1;
-    return n;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
 }
 
 /* xorshift64*: a fixed seed makes every run replay the same interleavings. */
@@ -267,14 +111,14 @@ static void test_cancel_ready_first_call_fails(void **state)
     assert_int_equal(write(c1.pfd[1], "abc", 3), 3);
     assert_int_equal(write(c2.pfd[1], "abc", 3), 3);
 
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     tr_task *t1 = NULL;
     assert_int_equal(tr_spawn(e, &t1, ready_body, &c1, NULL), 0);
     assert_int_equal(tr_cancel(t1), 0);
     assert_int_equal(tr_detach(t1), 0);
     assert_int_equal(tr_spawn(e, NULL, ready_spawner, &c2, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     check_ready_ctx(&c1);
     check_ready_ctx(&c2);
     struct tr_stats s = stats_of(e);
@@ -332,7 +176,7 @@ static void test_cancel_parked_read_gets_ecanceled(void **state)
     struct parked_ctx c;
     memset(&c, 0, sizeof(c));
     make_pipe(c.pfd);
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, parked_read_main, &c, NULL), 0);
     eng_finish(e);
     assert_int_equal(c.r_read, -ECANCELED);
@@ -374,7 +218,7 @@ static void test_cancel_parked_sleep_no_kernel_cancel(void **state)
     (void)state;
     struct parked_ctx c;
     memset(&c, 0, sizeof(c));
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, parked_sleep_main, &c, NULL), 0);
     eng_finish(e);
     assert_int_equal(c.sleep_res, -ECANCELED);
@@ -459,7 +303,7 @@ static void run_join_case(bool detach_after)
     memset(&c, 0, sizeof(c));
     c.detach_after = detach_after;
     make_pipe(c.pfd);
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, join_main, &c, NULL), 0);
     eng_finish(e);
     assert_int_equal(c.join_rc, -ECANCELED);
@@ -516,12 +360,12 @@ static void test_cancel_finished_task_esrch(void **state)
 {
     (void)state;
     struct fin_ctx c = {0, 0};
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     tr_task *t2 = NULL;
     assert_int_equal(tr_spawn(e, NULL, fin_main, &c, NULL), 0);
     assert_int_equal(tr_spawn(e, &t2, quick7, NULL, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     assert_int_equal(c.cancel_rc, -ESRCH);
     assert_int_equal(c.join_res, 7);
     assert_int_equal(tr_cancel(t2), -ESRCH);
@@ -558,7 +402,7 @@ static void test_cancel_self(void **state)
     (void)state;
     struct self_ctx c;
     memset(&c, 0, sizeof(c));
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, self_body, &c, NULL), 0);
     eng_finish(e);
     assert_false(c.is_before);
@@ -627,7 +471,7 @@ static void test_cancel_level_triggered_calls_fail_fast(void **state)
     struct lvl_ctx c;
     memset(&c, 0, sizeof(c));
     make_pipe(c.pfd);
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, lvl_main, &c, NULL), 0);
     eng_finish(e);
     assert_int_equal(c.r0, -ECANCELED);
@@ -683,7 +527,7 @@ static void test_cancel_level_triggered_spinner_cannot_starve(void **state)
     (void)state;
     struct spin_ctx c;
     memset(&c, 0, sizeof(c));
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, spin_stubborn, &c, NULL), 0);
     assert_int_equal(tr_spawn(e, NULL, spin_other, &c, NULL), 0);
     eng_finish(e);
@@ -752,7 +596,7 @@ static void run_shield_case(bool self_cancel)
     memset(&c, 0, sizeof(c));
     c.self_cancel = self_cancel;
     make_pipe(c.pfd);
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, shield_main, &c, NULL), 0);
     eng_finish(e);
     assert_int_equal(c.depth_begin, 1);
@@ -811,7 +655,7 @@ static void test_cancel_shield_nested(void **state)
     (void)state;
     struct nest_ctx c;
     memset(&c, 0, sizeof(c));
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, nest_body, &c, NULL), 0);
     eng_finish(e);
     assert_int_equal(c.d[0], 1);
@@ -853,7 +697,7 @@ static void test_cancel_shield_end_unbalanced_einval(void **state)
     (void)state;
     struct unbal_ctx c;
     memset(&c, 0, sizeof(c));
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, unbal_body, &c, NULL), 0);
     eng_finish(e);
     assert_int_equal(c.e0, -EINVAL);
@@ -909,7 +753,7 @@ static void test_cancel_close_in_cancelled_task_closes(void **state)
     struct close_ctx c;
     memset(&c, 0, sizeof(c));
     make_pipe(c.pfd);
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, close_main, &c, NULL), 0);
     eng_finish(e);
     assert_int_equal(c.r0, -ECANCELED);
@@ -997,7 +841,7 @@ static void test_cancel_all_spares_caller_and_excepted(void **state)
     memset(&c, 0, sizeof(c));
     for (int i = 0; i < CA_N; i++)
         make_pipe(c.pipes[i]);
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, ca_main, &c, NULL), 0);
     eng_finish(e);
     assert_int_equal(c.n, 4);
@@ -1093,7 +937,7 @@ static void test_cancel_all_wait_returns_after_targets_end(void **state)
     struct cw_ctx c;
     memset(&c, 0, sizeof(c));
     make_pipe(c.pfd);
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, cw_main, &c, NULL), 0);
     eng_finish(e);
     assert_int_equal(c.n, CW_N);
@@ -1243,7 +1087,7 @@ static int race_main(void *p)
             c->n_esrch++;
         }
         c->iters++;
-        if (tc.failures > 20)
+        if (tr_test_failures() > 20)
             break;
     }
     return 0;
@@ -1261,7 +1105,7 @@ static void test_cancel_race_read_no_byte_lost(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c.sp), 0);
     prng_state = 0x5eed7a5c12ab34cdull;
     print_message("seed 0x5eed7a5c12ab34cd\n");
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, race_main, &c, NULL), 0);
     eng_finish(e);
     print_message("%d iterations: %d real results, %d cancelled (%d ended before the "
@@ -1382,7 +1226,7 @@ static int acc_main(void *p)
         if (cfd >= 0)
             close(cfd);
         c->iters++;
-        if (tc.failures > 20)
+        if (tr_test_failures() > 20)
             break;
     }
     return 0;
@@ -1410,7 +1254,7 @@ static void test_cancel_race_accept_never_leaks_fd(void **state)
     assert_int_equal(listen(c.lfd, 64), 0);
 
     prng_state = 0xacce97ace0fd1e55ull;
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, acc_main, &c, NULL), 0);
     eng_finish(e);
     close(c.lfd);

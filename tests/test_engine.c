@@ -19,123 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The 100,000-task tests take longest: a higher bound than the default. */
+#define TR_TEST_WATCHDOG_S 250
 #include "tr_test.h"
 #include "tr_internal.h"
 
 /* ------------------------------------------------------------ helpers */
-
-/* cmocka's assertions longjmp back to the test runner; from a task's stack
- * that would abandon the engine mid-switch. Checks inside tasks therefore
- * only record failures, and each test asserts after tr_engine_run that none
- * was recorded (tc_assert_clean). */
-static struct {
-    int failures;
-    char first[512];
-} tc;
-
-static void tc_fail(const char *file, int line, const char *what, long long a, long long b)
-{
-    if (tc.failures == 0)
-        snprintf(tc.first, sizeof(tc.first), "%s:%d: %s (got %lld, want %lld)", file, line,
-                 what, a, b);
-    if (tc.failures < 20)
-        print_error("task check failed: %s:%d: %s (got %lld, want %lld)\n", file, line, what,
-                    a, b);
-    tc.failures++;
-}
-
-#define TCHECK(c)                                                                              \
-    do {                                                                                       \
-        if (!(c))                                                                              \
-            tc_fail(__FILE__, __LINE__, #c, 0, 1);                                             \
-    } while (0)
-
-#define TCHECK_EQ(a, b)                                                                        \
-    do {                                                                                       \
-        long long tc_a_ = (long long)(a), tc_b_ = (long long)(b);                              \
-        if (tc_a_ != tc_b_)                                                                    \
-            tc_fail(__FILE__, __LINE__, #a " == " #b, tc_a_, tc_b_);                           \
-    } while (0)
-
-static void tc_assert_clean(void)
-{
-    if (tc.failures)
-        fail_msg("%d check(s) failed inside tasks; first: %s", tc.failures, tc.first);
-}
-
-/* A hang is a failure too: the watchdog turns it into one with the test's
- * name instead of a silent CTest timeout. No timing assertion: the bound is
- * far above any test's run time. */
-#define WATCHDOG_S 250
-static const char *tc_current_test = "?";
-
-static void tc_watchdog(int sig)
-{
-    (void)sig;
-    static const char m1[] = "\nWATCHDOG: test hung: ";
-    ssize_t rc = write(2, m1, sizeof(m1) - 1);
-    rc = write(2, tc_current_test, strlen(tc_current_test));
-    rc = write(2, "\n", 1);
-    (void)rc;
-    _exit(3);
-}
-
-static int tc_setup(void **state)
-{
-    memset(&tc, 0, sizeof(tc));
-    tc_current_test = *state ? (const char *)*state : "?";
-    signal(SIGALRM, tc_watchdog);
-    alarm(WATCHDOG_S);
-    return 0;
-}
-
-static int tc_teardown(void **state)
-{
-    (void)state;
-    alarm(0);
-    return 0;
-}
-
-#define T(f) cmocka_unit_test_prestate_setup_teardown(f, tc_setup, tc_teardown, (void *)#f)
-
-static tr_engine *eng_new(void)
-{
-    tr_engine *e = NULL;
-    assert_int_equal(tr_engine_create(&e, NULL), 0);
-    assert_non_null(e);
-    return e;
-}
-
-static struct tr_stats stats_of(tr_engine *e)
-{
-    struct tr_stats s;
-    memset(&s, 0, sizeof(s));
-    int rc = tr_engine_stats(e, &s);
-    if (tr_self())
-        TCHECK_EQ(rc, 0);
-    else
-        assert_int_equal(rc, 0);
-    return s;
-}
-
-static struct tr_stats tstats(void)
-{
-    return stats_of(tr__engine_of_caller());
-}
-
-static bool parked_on(const tr_task *t, enum tr__wait why)
-{
-    return t->state == TR_TASK_PARKED && t->wait == why;
-}
-
-/* Bound: a runnable task parks within one scheduling pass and each yield is
- * at least one pass. */
-static bool wait_parked(const tr_task *t, enum tr__wait why)
-{
-    for (int i = 0; i < 1000 && !parked_on(t, why); i++)
-        TCHECK_EQ(tr_yield(), 0);
-    return parked_on(t, why);
-}
 
 static uint32_t gen_next(uint32_t g)
 {
@@ -260,10 +149,10 @@ static void test_engine_stale_generation_not_delivered(void **state)
     struct stale_ctx c;
     memset(&c, 0, sizeof(c));
     assert_int_equal(pipe2(c.pfd, O_CLOEXEC), 0);
-    c.e = eng_new();
+    c.e = eng_new(NULL);
     assert_int_equal(tr_spawn(c.e, NULL, stale_main, &c, NULL), 0);
     assert_int_equal(tr_engine_run(c.e), 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     assert_int_equal(c.observed, 1);
     assert_int_equal(c.a_nop, 0);
     assert_int_equal(c.free_head_after_a, c.i);
@@ -312,10 +201,10 @@ static void test_engine_unknown_user_data_counted_stale(void **state)
     (void)state;
     struct unknown_ctx c;
     memset(&c, 0, sizeof(c));
-    c.e = eng_new();
+    c.e = eng_new(NULL);
     assert_int_equal(tr_spawn(c.e, NULL, unknown_body, &c, NULL), 0);
     assert_int_equal(tr_engine_run(c.e), 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     for (int i = 0; i < 3; i++)
         assert_int_equal(c.rc[i], 0);
     assert_int_equal(c.stale1, c.stale0 + 3);
@@ -364,7 +253,7 @@ static void test_engine_destroy_busy_changes_nothing(void **state)
     struct busy_ctx c;
     memset(&c, 0, sizeof(c));
     assert_int_equal(pipe2(c.pfd, O_CLOEXEC), 0);
-    c.e = eng_new();
+    c.e = eng_new(NULL);
     assert_int_equal(tr_spawn(c.e, &c.t, busy_reader, &c, NULL), 0);
     assert_int_equal(tr_spawn(c.e, NULL, busy_main, &c, NULL), 0);
 
@@ -375,7 +264,7 @@ static void test_engine_destroy_busy_changes_nothing(void **state)
     assert_memory_equal(&s0, &s1, sizeof(s0));
 
     assert_int_equal(tr_engine_run(c.e), 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     assert_int_equal(c.rc_inside, -EBUSY);
     assert_true(c.same_inside);
     assert_true(c.t_parked_after);
@@ -601,7 +490,7 @@ static void test_engine_bad_input_table(void **state)
     assert_int_equal(pipe2(env.pfd, O_CLOEXEC), 0);
     env.spare_fd = dup(env.pfd[1]);
     assert_true(env.spare_fd >= 0);
-    env.e = eng_new();
+    env.e = eng_new(NULL);
     assert_int_equal(tr_spawn(env.e, &env.t_ready, bad_dummy, NULL, NULL), 0);
 
     for (size_t i = 0; i < BAD_N; i++) {
@@ -635,7 +524,7 @@ static void test_engine_bad_input_table(void **state)
         }
     }
     print_message("%zu bad-input rows, %d mismatches\n", BAD_N, mismatches);
-    tc_assert_clean();
+    tr_test_assert_clean();
     if (mismatches)
         fail_msg("%d of %zu bad-input rows got the wrong result", mismatches, BAD_N);
     s = stats_of(env.e);
@@ -711,10 +600,10 @@ static void test_engine_cancel_100k_sleepers(void **state)
     (void)state;
     struct park_ctx c;
     memset(&c, 0, sizeof(c));
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, park_main, &c, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     print_message("100k sleepers: cancel+drain %.1f ms; RSS +%.0f bytes per parked task; "
                   "stacks guarded %llu, canary %llu\n",
                   c.ms, (double)(c.rss_parked - c.rss_before) / (c.spawned ? c.spawned : 1),
@@ -811,10 +700,10 @@ static void test_engine_cancel_10k_kernel_ops(void **state)
         c.args[i].fd = c.pipes[i / KOP_PER_PIPE][0];
         c.args[i].poll = i % 2;
     }
-    tr_engine *e = eng_new();
+    tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_spawn(e, NULL, kop_main, &c, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     print_message("10k kernel ops: cancel+drain %.1f ms; RSS +%.0f bytes per parked task\n",
                   c.ms, (double)(c.rss_parked - c.rss_before) / KOP_N);
     assert_int_equal(c.inflight_seen, KOP_N);

@@ -14,8 +14,8 @@
  * longjmp out of the task's stack and would leave the engine (and the
  * thread's notion of "the current task") in the middle of a switch, which
  * turns one failure into a cascade in every later test. Tasks record
- * failures with EXPECT*; the test asserts there were none once the engine
- * has stopped.
+ * failures with TCHECK* (tr_test.h); the test asserts there were none once
+ * the engine has stopped.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <arpa/inet.h>
@@ -36,63 +36,7 @@
 
 #include "tr_test.h"
 
-/* ------------------------------------------------------ check recording */
-
-static int tt_nfail;
-static char tt_first[512];
-
-static bool tt_expect(bool ok, const char *what, const char *file, int line)
-{
-    if (!ok) {
-        if (tt_nfail == 0)
-            snprintf(tt_first, sizeof tt_first, "%s:%d: %s", file, line, what);
-        if (tt_nfail++ < 10) /* the rest only count: one bug can fail a loop */
-            print_error("%s:%d: check failed in task: %s\n", file, line, what);
-    }
-    return ok;
-}
-
-static bool tt_expect_eq(long long a, long long b, const char *sa, const char *sb, const char *file,
-                         int line)
-{
-    char what[400];
-    if (a == b)
-        return true;
-    snprintf(what, sizeof what, "%s == %s (%lld != %lld)", sa, sb, a, b);
-    return tt_expect(false, what, file, line);
-}
-
-#define EXPECT(c) tt_expect(!!(c), #c, __FILE__, __LINE__)
-#define EXPECT_EQ(a, b) tt_expect_eq((long long)(a), (long long)(b), #a, #b, __FILE__, __LINE__)
-
-static int tt_setup(void **state)
-{
-    (void)state;
-    tt_nfail = 0;
-    tt_first[0] = '\0';
-    return 0;
-}
-
-static void tt_assert_no_task_failures(void)
-{
-    if (tt_nfail != 0)
-        fail_msg("%d check(s) failed inside tasks; first: %s", tt_nfail, tt_first);
-}
-
-/* Open fds of this process (the directory's own fd is counted every time,
- * so the difference between two calls is exact). */
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
+/* ------------------------------------------------------------ helpers */
 
 static bool fd_is_open(int fd)
 {
@@ -109,34 +53,20 @@ static bool fd_is_closed(int fd)
 static tr_engine *g_e;
 
 /* Runs fn(arg) as the only task of a fresh engine (kept in g_e) made with
- * cfg (NULL: defaults), audits quiescence and fds, and returns fn's result. */
+ * cfg (NULL: defaults), audits quiescence, task checks and fds, and returns
+ * fn's result. */
 static int tt_run_cfg(tr_fn fn, void *arg, const struct tr_config *cfg)
 {
-    int fds_before = fd_count();
-    struct tr_test_call c = {fn, arg, -1, 0};
-    assert_int_equal(tr_engine_create(&g_e, cfg), 0);
-    assert_int_equal(tr_spawn(g_e, NULL, tr_test_tramp, &c, NULL), 0);
-    assert_int_equal(tr_engine_run(g_e), 0);
-    assert_int_equal(c.ran, 1);
-    tr_test_assert_quiescent(g_e);
-    assert_int_equal(tr_engine_destroy(g_e), 0);
-    g_e = NULL;
-    tt_assert_no_task_failures();
-    assert_int_equal(fd_count(), fds_before);
-    return c.res;
+    int fds_before = count_fds();
+    int res = tr_test_run_cfg(fn, arg, cfg, &g_e);
+    tr_test_assert_clean();
+    assert_int_equal(count_fds(), fds_before);
+    return res;
 }
 
 static int tt_run(tr_fn fn, void *arg)
 {
     return tt_run_cfg(fn, arg, NULL);
-}
-
-static struct tr_stats tt_stats(void)
-{
-    struct tr_stats st;
-    memset(&st, 0xff, sizeof st);
-    EXPECT_EQ(tr_engine_stats(g_e, &st), 0);
-    return st;
 }
 
 /* A temp file, already unlinked: it disappears with its last fd. */
@@ -175,12 +105,12 @@ static ssize_t recv_all(int fd, void *buf, size_t n)
 static int fn_nops(void *p)
 {
     (void)p;
-    struct tr_stats before = tt_stats();
+    struct tr_stats before = stats_of(g_e);
     for (int i = 0; i < 100; i++)
-        EXPECT_EQ(tr_nop(), 0);
-    struct tr_stats after = tt_stats();
-    EXPECT(after.ops_submitted >= before.ops_submitted + 100);
-    EXPECT(after.ops_completed >= before.ops_completed + 100);
+        TCHECK_EQ(tr_nop(), 0);
+    struct tr_stats after = stats_of(g_e);
+    TCHECK(after.ops_submitted >= before.ops_submitted + 100);
+    TCHECK(after.ops_completed >= before.ops_completed + 100);
     return 0;
 }
 
@@ -196,18 +126,18 @@ static int fn_pipe_rw(void *p)
 {
     (void)p;
     int pfd[2];
-    if (!EXPECT_EQ(pipe2(pfd, O_CLOEXEC), 0))
+    if (!TCHECK_EQ(pipe2(pfd, O_CLOEXEC), 0))
         return -EIO;
     char buf[16] = {0};
-    EXPECT_EQ(tr_write(pfd[1], "hello", 5, -1), 5);
-    EXPECT_EQ(tr_read(pfd[0], buf, sizeof buf, -1), 5);
-    EXPECT(memcmp(buf, "hello", 5) == 0);
+    TCHECK_EQ(tr_write(pfd[1], "hello", 5, -1), 5);
+    TCHECK_EQ(tr_read(pfd[0], buf, sizeof buf, -1), 5);
+    TCHECK(memcmp(buf, "hello", 5) == 0);
     /* A zero-length read and write complete with 0. */
-    EXPECT_EQ(tr_write(pfd[1], buf, 0, -1), 0);
-    EXPECT_EQ(tr_close(pfd[1]), 0);
+    TCHECK_EQ(tr_write(pfd[1], buf, 0, -1), 0);
+    TCHECK_EQ(tr_close(pfd[1]), 0);
     /* EOF once the write end is gone. */
-    EXPECT_EQ(tr_read(pfd[0], buf, sizeof buf, -1), 0);
-    EXPECT_EQ(tr_close(pfd[0]), 0);
+    TCHECK_EQ(tr_read(pfd[0], buf, sizeof buf, -1), 0);
+    TCHECK_EQ(tr_close(pfd[0]), 0);
     return 0;
 }
 
@@ -237,7 +167,7 @@ static int fn_pipe_writer(void *p)
 {
     struct pipe_wait *pw = p;
     for (int i = 0; i < 3; i++)
-        EXPECT_EQ(tr_yield(), 0);
+        TCHECK_EQ(tr_yield(), 0);
     pw->wrote = 1;
     return (int)tr_write(pw->pfd[1], "xyz", 3, -1);
 }
@@ -245,20 +175,20 @@ static int fn_pipe_writer(void *p)
 static int fn_pipe_wait(void *p)
 {
     struct pipe_wait *pw = p;
-    if (!EXPECT_EQ(pipe2(pw->pfd, O_CLOEXEC), 0))
+    if (!TCHECK_EQ(pipe2(pw->pfd, O_CLOEXEC), 0))
         return -EIO;
     tr_task *r = NULL, *w = NULL;
     int rr = -1, wr = -1;
-    EXPECT_EQ(tr_spawn(NULL, &r, fn_pipe_reader, pw, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &w, fn_pipe_writer, pw, NULL), 0);
-    EXPECT_EQ(tr_join(r, &rr), 0);
-    EXPECT_EQ(tr_join(w, &wr), 0);
-    EXPECT_EQ(rr, 3);
-    EXPECT_EQ(wr, 3);
-    EXPECT_EQ(pw->read_saw_write, 1);
-    EXPECT(memcmp(pw->got, "xyz", 3) == 0);
-    EXPECT_EQ(tr_close(pw->pfd[0]), 0);
-    EXPECT_EQ(tr_close(pw->pfd[1]), 0);
+    TCHECK_EQ(tr_spawn(NULL, &r, fn_pipe_reader, pw, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &w, fn_pipe_writer, pw, NULL), 0);
+    TCHECK_EQ(tr_join(r, &rr), 0);
+    TCHECK_EQ(tr_join(w, &wr), 0);
+    TCHECK_EQ(rr, 3);
+    TCHECK_EQ(wr, 3);
+    TCHECK_EQ(pw->read_saw_write, 1);
+    TCHECK(memcmp(pw->got, "xyz", 3) == 0);
+    TCHECK_EQ(tr_close(pw->pfd[0]), 0);
+    TCHECK_EQ(tr_close(pw->pfd[1]), 0);
     return 0;
 }
 
@@ -274,45 +204,45 @@ static int fn_file_offsets(void *p)
 {
     (void)p;
     int fd = tmp_file();
-    if (!EXPECT(fd >= 0))
+    if (!TCHECK(fd >= 0))
         return -EIO;
     char buf[32];
     struct stat sb;
 
     /* Explicit offsets: pwrite/pread semantics, the position stays put. */
-    EXPECT_EQ(tr_write(fd, "abc", 3, 100), 3);
-    EXPECT_EQ(tr_write(fd, "0123456789", 10, 0), 10);
-    EXPECT_EQ(fstat(fd, &sb), 0);
-    EXPECT_EQ(sb.st_size, 103);
-    EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 0);
+    TCHECK_EQ(tr_write(fd, "abc", 3, 100), 3);
+    TCHECK_EQ(tr_write(fd, "0123456789", 10, 0), 10);
+    TCHECK_EQ(fstat(fd, &sb), 0);
+    TCHECK_EQ(sb.st_size, 103);
+    TCHECK_EQ(lseek(fd, 0, SEEK_CUR), 0);
     memset(buf, 'z', sizeof buf);
-    EXPECT_EQ(tr_read(fd, buf, 3, 100), 3);
-    EXPECT(memcmp(buf, "abc", 3) == 0);
+    TCHECK_EQ(tr_read(fd, buf, 3, 100), 3);
+    TCHECK(memcmp(buf, "abc", 3) == 0);
     memset(buf, 'z', sizeof buf);
-    EXPECT_EQ(tr_read(fd, buf, 10, 98), 5); /* short: the file ends at 103 */
-    EXPECT(memcmp(buf, "\0\0abc", 5) == 0);
-    EXPECT_EQ(tr_read(fd, buf, 10, 4096), 0); /* past the end */
-    EXPECT_EQ(tr_read(fd, buf, 4, 3), 4);
-    EXPECT(memcmp(buf, "3456", 4) == 0);
-    EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 0);
+    TCHECK_EQ(tr_read(fd, buf, 10, 98), 5); /* short: the file ends at 103 */
+    TCHECK(memcmp(buf, "\0\0abc", 5) == 0);
+    TCHECK_EQ(tr_read(fd, buf, 10, 4096), 0); /* past the end */
+    TCHECK_EQ(tr_read(fd, buf, 4, 3), 4);
+    TCHECK(memcmp(buf, "3456", 4) == 0);
+    TCHECK_EQ(lseek(fd, 0, SEEK_CUR), 0);
 
     /* off = -1: the file position is used and advanced. */
-    EXPECT_EQ(tr_write(fd, "XY", 2, -1), 2);
-    EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 2);
+    TCHECK_EQ(tr_write(fd, "XY", 2, -1), 2);
+    TCHECK_EQ(lseek(fd, 0, SEEK_CUR), 2);
     memset(buf, 'z', sizeof buf);
-    EXPECT_EQ(tr_read(fd, buf, 3, -1), 3);
-    EXPECT(memcmp(buf, "234", 3) == 0);
-    EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 5);
-    EXPECT_EQ(lseek(fd, 101, SEEK_SET), 101);
-    EXPECT_EQ(tr_read(fd, buf, sizeof buf, -1), 2);
-    EXPECT(memcmp(buf, "bc", 2) == 0);
-    EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 103);
-    EXPECT_EQ(tr_read(fd, buf, sizeof buf, -1), 0);
-    EXPECT_EQ(pread(fd, buf, 5, 0), 5);
-    EXPECT(memcmp(buf, "XY234", 5) == 0);
+    TCHECK_EQ(tr_read(fd, buf, 3, -1), 3);
+    TCHECK(memcmp(buf, "234", 3) == 0);
+    TCHECK_EQ(lseek(fd, 0, SEEK_CUR), 5);
+    TCHECK_EQ(lseek(fd, 101, SEEK_SET), 101);
+    TCHECK_EQ(tr_read(fd, buf, sizeof buf, -1), 2);
+    TCHECK(memcmp(buf, "bc", 2) == 0);
+    TCHECK_EQ(lseek(fd, 0, SEEK_CUR), 103);
+    TCHECK_EQ(tr_read(fd, buf, sizeof buf, -1), 0);
+    TCHECK_EQ(pread(fd, buf, 5, 0), 5);
+    TCHECK(memcmp(buf, "XY234", 5) == 0);
 
-    EXPECT_EQ(tr_fsync(fd), 0);
-    EXPECT_EQ(tr_close(fd), 0);
+    TCHECK_EQ(tr_fsync(fd), 0);
+    TCHECK_EQ(tr_close(fd), 0);
     return 0;
 }
 
@@ -327,16 +257,16 @@ static int fn_file_negative_offset(void *p)
 {
     (void)p;
     int fd = tmp_file();
-    if (!EXPECT(fd >= 0))
+    if (!TCHECK(fd >= 0))
         return -EIO;
     char buf[8] = {0};
-    EXPECT_EQ(tr_write(fd, "hello", 5, -2), 5);
-    EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 5);
-    EXPECT_EQ(lseek(fd, 1, SEEK_SET), 1);
-    EXPECT_EQ(tr_read(fd, buf, 3, INT64_MIN), 3);
-    EXPECT(memcmp(buf, "ell", 3) == 0);
-    EXPECT_EQ(lseek(fd, 0, SEEK_CUR), 4);
-    EXPECT_EQ(tr_close(fd), 0);
+    TCHECK_EQ(tr_write(fd, "hello", 5, -2), 5);
+    TCHECK_EQ(lseek(fd, 0, SEEK_CUR), 5);
+    TCHECK_EQ(lseek(fd, 1, SEEK_SET), 1);
+    TCHECK_EQ(tr_read(fd, buf, 3, INT64_MIN), 3);
+    TCHECK(memcmp(buf, "ell", 3) == 0);
+    TCHECK_EQ(lseek(fd, 0, SEEK_CUR), 4);
+    TCHECK_EQ(tr_close(fd), 0);
     return 0;
 }
 
@@ -370,7 +300,7 @@ static int fn_sp_sender(void *p)
     for (int i = 0; i < 64; i++)
         msg[i] = (char)('A' + i % 26);
     for (int i = 0; i < 2; i++)
-        EXPECT_EQ(tr_yield(), 0);
+        TCHECK_EQ(tr_yield(), 0);
     s->sent = 1;
     return (int)tr_send(s->sv[0], msg, sizeof msg, 0);
 }
@@ -378,34 +308,34 @@ static int fn_sp_sender(void *p)
 static int fn_socketpair(void *p)
 {
     struct sp *s = p;
-    if (!EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->sv), 0))
+    if (!TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->sv), 0))
         return -EIO;
     tr_task *rt = NULL, *st = NULL;
     int rr = -1, sr = -1;
-    EXPECT_EQ(tr_spawn(NULL, &rt, fn_sp_receiver, s, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &st, fn_sp_sender, s, NULL), 0);
-    EXPECT_EQ(tr_join(rt, &rr), 0);
-    EXPECT_EQ(tr_join(st, &sr), 0);
-    EXPECT_EQ(sr, 64);
-    EXPECT_EQ(rr, 64);
-    EXPECT_EQ(s->recv_saw_send, 1);
+    TCHECK_EQ(tr_spawn(NULL, &rt, fn_sp_receiver, s, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &st, fn_sp_sender, s, NULL), 0);
+    TCHECK_EQ(tr_join(rt, &rr), 0);
+    TCHECK_EQ(tr_join(st, &sr), 0);
+    TCHECK_EQ(sr, 64);
+    TCHECK_EQ(rr, 64);
+    TCHECK_EQ(s->recv_saw_send, 1);
     for (int i = 0; i < 64; i++)
-        EXPECT_EQ(s->got[i], 'A' + i % 26);
+        TCHECK_EQ(s->got[i], 'A' + i % 26);
 
     /* The other direction, and flags reach the kernel: MSG_PEEK leaves the
      * data queued. */
     char a[8] = {0}, b[8] = {0};
-    EXPECT_EQ(tr_send(s->sv[1], "peek", 4, 0), 4);
-    EXPECT_EQ(tr_recv(s->sv[0], a, 4, MSG_PEEK), 4);
-    EXPECT_EQ(tr_recv(s->sv[0], b, 4, 0), 4);
-    EXPECT(memcmp(a, "peek", 4) == 0);
-    EXPECT(memcmp(b, "peek", 4) == 0);
+    TCHECK_EQ(tr_send(s->sv[1], "peek", 4, 0), 4);
+    TCHECK_EQ(tr_recv(s->sv[0], a, 4, MSG_PEEK), 4);
+    TCHECK_EQ(tr_recv(s->sv[0], b, 4, 0), 4);
+    TCHECK(memcmp(a, "peek", 4) == 0);
+    TCHECK(memcmp(b, "peek", 4) == 0);
 
     /* EOF after the peer closes; sending to a closed peer is -EPIPE. */
-    EXPECT_EQ(tr_close(s->sv[0]), 0);
-    EXPECT_EQ(tr_recv(s->sv[1], a, sizeof a, 0), 0);
-    EXPECT_EQ(tr_send(s->sv[1], "x", 1, MSG_NOSIGNAL), -EPIPE);
-    EXPECT_EQ(tr_close(s->sv[1]), 0);
+    TCHECK_EQ(tr_close(s->sv[0]), 0);
+    TCHECK_EQ(tr_recv(s->sv[1], a, sizeof a, 0), 0);
+    TCHECK_EQ(tr_send(s->sv[1], "x", 1, MSG_NOSIGNAL), -EPIPE);
+    TCHECK_EQ(tr_close(s->sv[1]), 0);
     return 0;
 }
 
@@ -448,20 +378,20 @@ static int fn_tcp_client(void *p)
 {
     struct tcp *t = p;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (!EXPECT(fd >= 0))
+    if (!TCHECK(fd >= 0))
         return -EIO;
     t->connect_rc = tr_connect(fd, (struct sockaddr *)&t->addr, sizeof t->addr);
-    if (EXPECT_EQ(t->connect_rc, 0)) {
+    if (TCHECK_EQ(t->connect_rc, 0)) {
         struct sockaddr_in me;
         socklen_t len = sizeof me;
-        EXPECT_EQ(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+        TCHECK_EQ(getsockname(fd, (struct sockaddr *)&me, &len), 0);
         t->client_port = me.sin_port;
         char buf[4];
-        EXPECT_EQ(tr_send(fd, "ping", 4, MSG_NOSIGNAL), 4);
-        EXPECT_EQ(recv_all(fd, buf, 4), 4);
+        TCHECK_EQ(tr_send(fd, "ping", 4, MSG_NOSIGNAL), 4);
+        TCHECK_EQ(recv_all(fd, buf, 4), 4);
         t->pong_ok = memcmp(buf, "pong", 4) == 0;
     }
-    EXPECT_EQ(tr_close(fd), 0);
+    TCHECK_EQ(tr_close(fd), 0);
     return 0;
 }
 
@@ -469,54 +399,54 @@ static int fn_tcp_client(void *p)
 static void serve_one(int cfd)
 {
     char buf[8];
-    EXPECT_EQ(recv_all(cfd, buf, 4), 4);
-    EXPECT(memcmp(buf, "ping", 4) == 0);
-    EXPECT_EQ(tr_send(cfd, "pong", 4, MSG_NOSIGNAL), 4);
-    EXPECT_EQ(tr_recv(cfd, buf, sizeof buf, 0), 0);
+    TCHECK_EQ(recv_all(cfd, buf, 4), 4);
+    TCHECK(memcmp(buf, "ping", 4) == 0);
+    TCHECK_EQ(tr_send(cfd, "pong", 4, MSG_NOSIGNAL), 4);
+    TCHECK_EQ(tr_recv(cfd, buf, sizeof buf, 0), 0);
 }
 
 static int fn_tcp(void *p)
 {
     struct tcp *t = p;
     int lfd = tcp_listener(&t->addr);
-    if (!EXPECT(lfd >= 0))
+    if (!TCHECK(lfd >= 0))
         return -EIO;
-    EXPECT(t->addr.sin_port != 0);
+    TCHECK(t->addr.sin_port != 0);
 
     /* First connection: peer address filled, SOCK_CLOEXEC applied. */
     tr_task *c = NULL;
-    EXPECT_EQ(tr_spawn(NULL, &c, fn_tcp_client, t, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &c, fn_tcp_client, t, NULL), 0);
     struct sockaddr_in peer;
     memset(&peer, 0xa5, sizeof peer);
     socklen_t plen = sizeof peer;
     int cfd = tr_accept(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
-    if (EXPECT(cfd >= 0)) {
-        EXPECT_EQ(plen, sizeof(struct sockaddr_in));
-        EXPECT_EQ(peer.sin_family, AF_INET);
-        EXPECT_EQ(peer.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
-        EXPECT((fcntl(cfd, F_GETFD) & FD_CLOEXEC) != 0);
+    if (TCHECK(cfd >= 0)) {
+        TCHECK_EQ(plen, sizeof(struct sockaddr_in));
+        TCHECK_EQ(peer.sin_family, AF_INET);
+        TCHECK_EQ(peer.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+        TCHECK((fcntl(cfd, F_GETFD) & FD_CLOEXEC) != 0);
         serve_one(cfd);
-        EXPECT_EQ(tr_close(cfd), 0);
-        EXPECT(fd_is_closed(cfd));
+        TCHECK_EQ(tr_close(cfd), 0);
+        TCHECK(fd_is_closed(cfd));
     }
-    EXPECT_EQ(tr_join(c, NULL), 0);
-    EXPECT_EQ(t->connect_rc, 0);
-    EXPECT_EQ(t->pong_ok, 1);
-    EXPECT_EQ(peer.sin_port, t->client_port);
+    TCHECK_EQ(tr_join(c, NULL), 0);
+    TCHECK_EQ(t->connect_rc, 0);
+    TCHECK_EQ(t->pong_ok, 1);
+    TCHECK_EQ(peer.sin_port, t->client_port);
 
     /* Second connection: no address wanted, no flags. */
     t->pong_ok = 0;
-    EXPECT_EQ(tr_spawn(NULL, &c, fn_tcp_client, t, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &c, fn_tcp_client, t, NULL), 0);
     cfd = tr_accept(lfd, NULL, NULL, 0);
-    if (EXPECT(cfd >= 0)) {
-        EXPECT_EQ(fcntl(cfd, F_GETFD) & FD_CLOEXEC, 0);
+    if (TCHECK(cfd >= 0)) {
+        TCHECK_EQ(fcntl(cfd, F_GETFD) & FD_CLOEXEC, 0);
         serve_one(cfd);
-        EXPECT_EQ(tr_close(cfd), 0);
+        TCHECK_EQ(tr_close(cfd), 0);
     }
-    EXPECT_EQ(tr_join(c, NULL), 0);
-    EXPECT_EQ(t->pong_ok, 1);
+    TCHECK_EQ(tr_join(c, NULL), 0);
+    TCHECK_EQ(t->pong_ok, 1);
 
-    EXPECT_EQ(tr_close(lfd), 0);
+    TCHECK_EQ(tr_close(lfd), 0);
     return 0;
 }
 
@@ -534,23 +464,23 @@ static int fn_connect_refused(void *p)
     /* A port that is bound but not listening answers SYN with RST; keeping
      * it bound means nobody else can start listening on it meanwhile. */
     int bfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (!EXPECT(bfd >= 0))
+    if (!TCHECK(bfd >= 0))
         return -EIO;
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof addr;
-    EXPECT_EQ(bind(bfd, (struct sockaddr *)&addr, sizeof addr), 0);
-    EXPECT_EQ(getsockname(bfd, (struct sockaddr *)&addr, &len), 0);
-    EXPECT(addr.sin_port != 0);
+    TCHECK_EQ(bind(bfd, (struct sockaddr *)&addr, sizeof addr), 0);
+    TCHECK_EQ(getsockname(bfd, (struct sockaddr *)&addr, &len), 0);
+    TCHECK(addr.sin_port != 0);
 
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (EXPECT(fd >= 0)) {
-        EXPECT_EQ(tr_connect(fd, (struct sockaddr *)&addr, sizeof addr), -ECONNREFUSED);
-        EXPECT_EQ(tr_close(fd), 0);
+    if (TCHECK(fd >= 0)) {
+        TCHECK_EQ(tr_connect(fd, (struct sockaddr *)&addr, sizeof addr), -ECONNREFUSED);
+        TCHECK_EQ(tr_close(fd), 0);
     }
-    EXPECT_EQ(tr_close(bfd), 0);
+    TCHECK_EQ(tr_close(bfd), 0);
     return 0;
 }
 
@@ -581,39 +511,39 @@ static int fn_poll_writer(void *p)
 {
     struct pollw *pw = p;
     for (int i = 0; i < 3; i++)
-        EXPECT_EQ(tr_yield(), 0);
+        TCHECK_EQ(tr_yield(), 0);
     pw->wrote = 1;
-    EXPECT_EQ(tr_write(pw->pfd[1], "!", 1, -1), 1);
+    TCHECK_EQ(tr_write(pw->pfd[1], "!", 1, -1), 1);
     return 0;
 }
 
 static int fn_poll(void *p)
 {
     struct pollw *pw = p;
-    if (!EXPECT_EQ(pipe2(pw->pfd, O_CLOEXEC), 0))
+    if (!TCHECK_EQ(pipe2(pw->pfd, O_CLOEXEC), 0))
         return -EIO;
     tr_task *a = NULL, *b = NULL;
-    EXPECT_EQ(tr_spawn(NULL, &a, fn_poller, pw, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &b, fn_poll_writer, pw, NULL), 0);
-    EXPECT_EQ(tr_join(a, NULL), 0);
-    EXPECT_EQ(tr_join(b, NULL), 0);
-    EXPECT(pw->poll_res > 0);
-    EXPECT((pw->poll_res & POLLIN) != 0);
-    EXPECT_EQ(pw->poll_saw_write, 1);
+    TCHECK_EQ(tr_spawn(NULL, &a, fn_poller, pw, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &b, fn_poll_writer, pw, NULL), 0);
+    TCHECK_EQ(tr_join(a, NULL), 0);
+    TCHECK_EQ(tr_join(b, NULL), 0);
+    TCHECK(pw->poll_res > 0);
+    TCHECK((pw->poll_res & POLLIN) != 0);
+    TCHECK_EQ(pw->poll_saw_write, 1);
 
     /* Already readable: completes at once. The write end is writable. */
     int r = tr_poll(pw->pfd[0], POLLIN);
-    EXPECT(r > 0 && (r & POLLIN) != 0);
+    TCHECK(r > 0 && (r & POLLIN) != 0);
     r = tr_poll(pw->pfd[1], POLLOUT);
-    EXPECT(r > 0 && (r & POLLOUT) != 0);
+    TCHECK(r > 0 && (r & POLLOUT) != 0);
     char c = 0;
-    EXPECT_EQ(tr_read(pw->pfd[0], &c, 1, -1), 1);
-    EXPECT_EQ(c, '!');
+    TCHECK_EQ(tr_read(pw->pfd[0], &c, 1, -1), 1);
+    TCHECK_EQ(c, '!');
     /* A closed write end shows as POLLHUP on the read end. */
-    EXPECT_EQ(tr_close(pw->pfd[1]), 0);
+    TCHECK_EQ(tr_close(pw->pfd[1]), 0);
     r = tr_poll(pw->pfd[0], POLLIN);
-    EXPECT(r > 0 && (r & POLLHUP) != 0);
-    EXPECT_EQ(tr_close(pw->pfd[0]), 0);
+    TCHECK(r > 0 && (r & POLLHUP) != 0);
+    TCHECK_EQ(tr_close(pw->pfd[0]), 0);
     return 0;
 }
 
@@ -631,48 +561,48 @@ static int fn_openat(void *p)
 {
     (void)p;
     char dir[] = "/tmp/taskring-ops-dir-XXXXXX";
-    if (!EXPECT(mkdtemp(dir) != NULL))
+    if (!TCHECK(mkdtemp(dir) != NULL))
         return -EIO;
     char path[128];
     snprintf(path, sizeof path, "%s/file", dir);
 
     /* Create with AT_FDCWD and an absolute path. */
     int fd = tr_openat(AT_FDCWD, path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (EXPECT(fd >= 0)) {
+    if (TCHECK(fd >= 0)) {
         struct stat sb;
-        EXPECT_EQ(fstat(fd, &sb), 0);
-        EXPECT(S_ISREG(sb.st_mode));
-        EXPECT_EQ(sb.st_mode & 0777, 0600);
-        EXPECT((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
-        EXPECT_EQ(tr_write(fd, "content", 7, 0), 7);
-        EXPECT_EQ(tr_close(fd), 0);
+        TCHECK_EQ(fstat(fd, &sb), 0);
+        TCHECK(S_ISREG(sb.st_mode));
+        TCHECK_EQ(sb.st_mode & 0777, 0600);
+        TCHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+        TCHECK_EQ(tr_write(fd, "content", 7, 0), 7);
+        TCHECK_EQ(tr_close(fd), 0);
     }
     /* O_EXCL on an existing file. */
-    EXPECT_EQ(tr_openat(AT_FDCWD, path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600), -EEXIST);
+    TCHECK_EQ(tr_openat(AT_FDCWD, path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600), -EEXIST);
 
     /* Open relative to a directory fd and read back. */
     int dfd = tr_openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (EXPECT(dfd >= 0)) {
+    if (TCHECK(dfd >= 0)) {
         fd = tr_openat(dfd, "file", O_RDONLY | O_CLOEXEC, 0);
-        if (EXPECT(fd >= 0)) {
+        if (TCHECK(fd >= 0)) {
             char buf[16] = {0};
-            EXPECT_EQ(tr_read(fd, buf, sizeof buf, -1), 7);
-            EXPECT(memcmp(buf, "content", 7) == 0);
-            EXPECT_EQ(tr_close(fd), 0);
+            TCHECK_EQ(tr_read(fd, buf, sizeof buf, -1), 7);
+            TCHECK(memcmp(buf, "content", 7) == 0);
+            TCHECK_EQ(tr_close(fd), 0);
         }
-        EXPECT_EQ(tr_openat(dfd, "missing", O_RDONLY | O_CLOEXEC, 0), -ENOENT);
-        EXPECT_EQ(tr_close(dfd), 0);
+        TCHECK_EQ(tr_openat(dfd, "missing", O_RDONLY | O_CLOEXEC, 0), -ENOENT);
+        TCHECK_EQ(tr_close(dfd), 0);
     }
 
     /* Missing paths. */
     char missing[160];
     snprintf(missing, sizeof missing, "%s/no-such-dir/no-such-file", dir);
-    EXPECT_EQ(tr_openat(AT_FDCWD, missing, O_RDONLY | O_CLOEXEC, 0), -ENOENT);
+    TCHECK_EQ(tr_openat(AT_FDCWD, missing, O_RDONLY | O_CLOEXEC, 0), -ENOENT);
     snprintf(missing, sizeof missing, "%s/no-such-file", dir);
-    EXPECT_EQ(tr_openat(AT_FDCWD, missing, O_RDONLY | O_CLOEXEC, 0), -ENOENT);
+    TCHECK_EQ(tr_openat(AT_FDCWD, missing, O_RDONLY | O_CLOEXEC, 0), -ENOENT);
 
-    EXPECT_EQ(unlink(path), 0);
-    EXPECT_EQ(rmdir(dir), 0);
+    TCHECK_EQ(unlink(path), 0);
+    TCHECK_EQ(rmdir(dir), 0);
     return 0;
 }
 
@@ -688,32 +618,32 @@ static int fn_close(void *p)
 {
     (void)p;
     int pfd[2];
-    if (!EXPECT_EQ(pipe2(pfd, O_CLOEXEC), 0))
+    if (!TCHECK_EQ(pipe2(pfd, O_CLOEXEC), 0))
         return -EIO;
-    EXPECT(fd_is_open(pfd[0]));
-    EXPECT_EQ(tr_close(pfd[0]), 0);
-    EXPECT(fd_is_closed(pfd[0]));
+    TCHECK(fd_is_open(pfd[0]));
+    TCHECK_EQ(tr_close(pfd[0]), 0);
+    TCHECK(fd_is_closed(pfd[0]));
     /* The other end is untouched, and notices: writing gets -EPIPE (the
      * suite ignores SIGPIPE). */
-    EXPECT(fd_is_open(pfd[1]));
-    EXPECT_EQ(tr_write(pfd[1], "x", 1, -1), -EPIPE);
-    EXPECT_EQ(tr_close(pfd[1]), 0);
-    EXPECT(fd_is_closed(pfd[1]));
+    TCHECK(fd_is_open(pfd[1]));
+    TCHECK_EQ(tr_write(pfd[1], "x", 1, -1), -EPIPE);
+    TCHECK_EQ(tr_close(pfd[1]), 0);
+    TCHECK(fd_is_closed(pfd[1]));
     /* Closing twice: the second is -EBADF. */
-    EXPECT_EQ(tr_close(pfd[1]), -EBADF);
+    TCHECK_EQ(tr_close(pfd[1]), -EBADF);
 
     /* A socket and a regular file close the same way. */
     int sv[2];
-    if (EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0)) {
-        EXPECT_EQ(tr_close(sv[0]), 0);
-        EXPECT_EQ(tr_close(sv[1]), 0);
-        EXPECT(fd_is_closed(sv[0]));
-        EXPECT(fd_is_closed(sv[1]));
+    if (TCHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0)) {
+        TCHECK_EQ(tr_close(sv[0]), 0);
+        TCHECK_EQ(tr_close(sv[1]), 0);
+        TCHECK(fd_is_closed(sv[0]));
+        TCHECK(fd_is_closed(sv[1]));
     }
     int fd = tmp_file();
-    if (EXPECT(fd >= 0)) {
-        EXPECT_EQ(tr_close(fd), 0);
-        EXPECT(fd_is_closed(fd));
+    if (TCHECK(fd >= 0)) {
+        TCHECK_EQ(tr_close(fd), 0);
+        TCHECK(fd_is_closed(fd));
     }
     return 0;
 }
@@ -728,18 +658,18 @@ static int fn_fsync(void *p)
 {
     (void)p;
     int fd = tmp_file();
-    if (!EXPECT(fd >= 0))
+    if (!TCHECK(fd >= 0))
         return -EIO;
     static char block[4096];
     memset(block, 0x3c, sizeof block);
-    EXPECT_EQ(tr_write(fd, block, sizeof block, 0), (ssize_t)sizeof block);
-    EXPECT_EQ(tr_fsync(fd), 0);
-    EXPECT_EQ(tr_write(fd, block, 10, -1), 10);
-    EXPECT_EQ(tr_fsync(fd), 0);
+    TCHECK_EQ(tr_write(fd, block, sizeof block, 0), (ssize_t)sizeof block);
+    TCHECK_EQ(tr_fsync(fd), 0);
+    TCHECK_EQ(tr_write(fd, block, 10, -1), 10);
+    TCHECK_EQ(tr_fsync(fd), 0);
     struct stat sb;
-    EXPECT_EQ(fstat(fd, &sb), 0);
-    EXPECT_EQ(sb.st_size, 4096);
-    EXPECT_EQ(tr_close(fd), 0);
+    TCHECK_EQ(fstat(fd, &sb), 0);
+    TCHECK_EQ(sb.st_size, 4096);
+    TCHECK_EQ(tr_close(fd), 0);
     return 0;
 }
 
@@ -755,11 +685,11 @@ static int fn_sleep_1ms(void *p)
 {
     (void)p;
     uint64_t t0 = now_ns();
-    EXPECT_EQ(tr_sleep_ns(1000000), 0);
+    TCHECK_EQ(tr_sleep_ns(1000000), 0);
     /* Sleep never returns early (a lower bound cannot flake). */
-    EXPECT(now_ns() - t0 >= 1000000);
-    EXPECT_EQ(tr_sleep_ns(0), 0);
-    EXPECT_EQ(tr_sleep_ns(1), 0);
+    TCHECK(now_ns() - t0 >= 1000000);
+    TCHECK_EQ(tr_sleep_ns(0), 0);
+    TCHECK_EQ(tr_sleep_ns(1), 0);
     return 0;
 }
 
@@ -797,14 +727,14 @@ static int fn_sleep_order(void *p)
     tr_task *a = NULL, *b = NULL;
     int ra = -1, rb = -1;
     /* The longer sleep starts first; the shorter deadline must still win. */
-    EXPECT_EQ(tr_spawn(NULL, &a, fn_sleeper, &slow, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &b, fn_sleeper, &fast, NULL), 0);
-    EXPECT_EQ(tr_yield(), 0); /* both run once and park in their sleep */
-    so->pending_while_asleep = tt_stats().timers_pending;
-    EXPECT_EQ(tr_join(a, &ra), 0);
-    EXPECT_EQ(tr_join(b, &rb), 0);
-    EXPECT_EQ(ra, 0);
-    EXPECT_EQ(rb, 0);
+    TCHECK_EQ(tr_spawn(NULL, &a, fn_sleeper, &slow, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &b, fn_sleeper, &fast, NULL), 0);
+    TCHECK_EQ(tr_yield(), 0); /* both run once and park in their sleep */
+    so->pending_while_asleep = stats_of(g_e).timers_pending;
+    TCHECK_EQ(tr_join(a, &ra), 0);
+    TCHECK_EQ(tr_join(b, &rb), 0);
+    TCHECK_EQ(ra, 0);
+    TCHECK_EQ(rb, 0);
     return 0;
 }
 
@@ -851,12 +781,12 @@ static int fn_sleep_many(void *p)
     for (int i = 0; i < NSLEEPERS; i++) {
         s[i].sm = sm;
         s[i].ms = ms[i];
-        EXPECT_EQ(tr_spawn(NULL, &t[i], fn_many_sleeper, &s[i], NULL), 0);
+        TCHECK_EQ(tr_spawn(NULL, &t[i], fn_many_sleeper, &s[i], NULL), 0);
     }
     for (int i = 0; i < NSLEEPERS; i++) {
         int r = -1;
-        EXPECT_EQ(tr_join(t[i], &r), 0);
-        EXPECT_EQ(r, 0);
+        TCHECK_EQ(tr_join(t[i], &r), 0);
+        TCHECK_EQ(r, 0);
     }
     return 0;
 }
@@ -904,30 +834,30 @@ static int fn_custom_op(void *p)
 {
     (void)p;
     int calls = 0;
-    EXPECT_EQ(tr_op(prep_nop, &calls), 0);
-    EXPECT_EQ(calls, 1);
-    EXPECT_EQ(tr_op(prep_nop, &calls), 0);
-    EXPECT_EQ(calls, 2);
-    EXPECT_EQ(tr_op(NULL, NULL), -EINVAL);
+    TCHECK_EQ(tr_op(prep_nop, &calls), 0);
+    TCHECK_EQ(calls, 1);
+    TCHECK_EQ(tr_op(prep_nop, &calls), 0);
+    TCHECK_EQ(calls, 2);
+    TCHECK_EQ(tr_op(NULL, NULL), -EINVAL);
 
     int fd = tmp_file();
-    if (!EXPECT(fd >= 0))
+    if (!TCHECK(fd >= 0))
         return -EIO;
     char msg[] = "custom write";
     struct rw_ctx w = {fd, msg, 12, 7};
-    EXPECT_EQ(tr_op(prep_write, &w), 12);
+    TCHECK_EQ(tr_op(prep_write, &w), 12);
     char buf[32] = {0};
-    EXPECT_EQ(pread(fd, buf, 12, 7), 12);
-    EXPECT(memcmp(buf, "custom write", 12) == 0);
+    TCHECK_EQ(pread(fd, buf, 12, 7), 12);
+    TCHECK(memcmp(buf, "custom write", 12) == 0);
     memset(buf, 0, sizeof buf);
     struct rw_ctx r = {fd, buf, sizeof buf, 7};
-    EXPECT_EQ(tr_op(prep_read, &r), 12);
-    EXPECT(memcmp(buf, "custom write", 12) == 0);
-    EXPECT_EQ(tr_close(fd), 0);
+    TCHECK_EQ(tr_op(prep_read, &r), 12);
+    TCHECK(memcmp(buf, "custom write", 12) == 0);
+    TCHECK_EQ(tr_close(fd), 0);
 
     /* The kernel's error comes back as is. */
     struct rw_ctx bad = {-1, buf, 1, 0};
-    EXPECT_EQ(tr_op(prep_read, &bad), -EBADF);
+    TCHECK_EQ(tr_op(prep_read, &bad), -EBADF);
     return 0;
 }
 
@@ -942,23 +872,23 @@ static void test_ops_custom_op(void **state)
 static void check_badf(int fd)
 {
     char buf[8] = {0};
-    EXPECT_EQ(tr_read(fd, buf, sizeof buf, -1), -EBADF);
-    EXPECT_EQ(tr_read(fd, buf, sizeof buf, 0), -EBADF);
-    EXPECT_EQ(tr_write(fd, buf, sizeof buf, -1), -EBADF);
-    EXPECT_EQ(tr_write(fd, buf, sizeof buf, 0), -EBADF);
-    EXPECT_EQ(tr_recv(fd, buf, sizeof buf, 0), -EBADF);
-    EXPECT_EQ(tr_send(fd, buf, sizeof buf, MSG_NOSIGNAL), -EBADF);
-    EXPECT_EQ(tr_poll(fd, POLLIN), -EBADF);
-    EXPECT_EQ(tr_fsync(fd), -EBADF);
-    EXPECT_EQ(tr_close(fd), -EBADF);
+    TCHECK_EQ(tr_read(fd, buf, sizeof buf, -1), -EBADF);
+    TCHECK_EQ(tr_read(fd, buf, sizeof buf, 0), -EBADF);
+    TCHECK_EQ(tr_write(fd, buf, sizeof buf, -1), -EBADF);
+    TCHECK_EQ(tr_write(fd, buf, sizeof buf, 0), -EBADF);
+    TCHECK_EQ(tr_recv(fd, buf, sizeof buf, 0), -EBADF);
+    TCHECK_EQ(tr_send(fd, buf, sizeof buf, MSG_NOSIGNAL), -EBADF);
+    TCHECK_EQ(tr_poll(fd, POLLIN), -EBADF);
+    TCHECK_EQ(tr_fsync(fd), -EBADF);
+    TCHECK_EQ(tr_close(fd), -EBADF);
     struct sockaddr_in sa;
     socklen_t len = sizeof sa;
-    EXPECT_EQ(tr_accept(fd, (struct sockaddr *)&sa, &len, 0), -EBADF);
+    TCHECK_EQ(tr_accept(fd, (struct sockaddr *)&sa, &len, 0), -EBADF);
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sa.sin_port = htons(9);
-    EXPECT_EQ(tr_connect(fd, (struct sockaddr *)&sa, sizeof sa), -EBADF);
+    TCHECK_EQ(tr_connect(fd, (struct sockaddr *)&sa, sizeof sa), -EBADF);
 }
 
 static int fn_bad_fds(void *p)
@@ -967,17 +897,17 @@ static int fn_bad_fds(void *p)
     check_badf(-1);
     /* A number that was an fd a moment ago. */
     int pfd[2];
-    if (EXPECT_EQ(pipe2(pfd, O_CLOEXEC), 0)) {
-        EXPECT_EQ(close(pfd[0]), 0);
-        EXPECT_EQ(close(pfd[1]), 0);
+    if (TCHECK_EQ(pipe2(pfd, O_CLOEXEC), 0)) {
+        TCHECK_EQ(close(pfd[0]), 0);
+        TCHECK_EQ(close(pfd[1]), 0);
         check_badf(pfd[0]);
     }
     /* A valid fd of the wrong kind: recv on a pipe is -ENOTSOCK. */
-    if (EXPECT_EQ(pipe2(pfd, O_CLOEXEC), 0)) {
+    if (TCHECK_EQ(pipe2(pfd, O_CLOEXEC), 0)) {
         char c;
-        EXPECT_EQ(tr_recv(pfd[0], &c, 1, 0), -ENOTSOCK);
-        EXPECT_EQ(tr_close(pfd[0]), 0);
-        EXPECT_EQ(tr_close(pfd[1]), 0);
+        TCHECK_EQ(tr_recv(pfd[0], &c, 1, 0), -ENOTSOCK);
+        TCHECK_EQ(tr_close(pfd[0]), 0);
+        TCHECK_EQ(tr_close(pfd[1]), 0);
     }
     return 0;
 }
@@ -1048,7 +978,7 @@ static void check_ops_eperm(void)
 static void test_ops_outside_task_eperm(void **state)
 {
     (void)state;
-    int fds_before = fd_count();
+    int fds_before = count_fds();
     /* With no engine at all, then with an engine that is not running. */
     check_ops_eperm();
     tr_engine *e = NULL;
@@ -1061,7 +991,7 @@ static void test_ops_outside_task_eperm(void **state)
     assert_int_equal(tr_engine_run(e), 0);
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-    assert_int_equal(fd_count(), fds_before);
+    assert_int_equal(count_fds(), fds_before);
 }
 
 /* ------------------------------------------- many ops parked at once */
@@ -1099,33 +1029,33 @@ static int fn_many(void *p)
     struct many *m = p;
     int npipes = 0;
     for (; npipes < MANY; npipes++)
-        if (!EXPECT_EQ(pipe2(m->pfd[npipes], O_CLOEXEC), 0))
+        if (!TCHECK_EQ(pipe2(m->pfd[npipes], O_CLOEXEC), 0))
             break;
     int nspawned = 0;
     for (; nspawned < npipes; nspawned++) {
         g_many_readers[nspawned].m = m;
         g_many_readers[nspawned].i = nspawned;
         m->rc[nspawned] = 12345;
-        if (!EXPECT_EQ(
+        if (!TCHECK_EQ(
                 tr_spawn(NULL, &m->t[nspawned], fn_many_reader, &g_many_readers[nspawned], NULL),
                 0))
             break;
     }
-    EXPECT_EQ(tr_yield(), 0); /* every reader runs once and parks */
-    m->inflight_parked = tt_stats().ops_inflight;
+    TCHECK_EQ(tr_yield(), 0); /* every reader runs once and parks */
+    m->inflight_parked = stats_of(g_e).ops_inflight;
     for (int i = 0; i < npipes; i++) {
         char c = (char)(i * 7 + 1);
-        EXPECT_EQ(write(m->pfd[i][1], &c, 1), 1);
+        TCHECK_EQ(write(m->pfd[i][1], &c, 1), 1);
     }
     for (int i = 0; i < nspawned; i++)
-        EXPECT_EQ(tr_join(m->t[i], NULL), 0);
+        TCHECK_EQ(tr_join(m->t[i], NULL), 0);
     for (int i = 0; i < nspawned; i++) {
-        EXPECT_EQ(m->rc[i], 1);
-        EXPECT_EQ(m->got[i], (char)(i * 7 + 1));
+        TCHECK_EQ(m->rc[i], 1);
+        TCHECK_EQ(m->got[i], (char)(i * 7 + 1));
     }
     for (int i = 0; i < npipes; i++) {
-        EXPECT_EQ(tr_close(m->pfd[i][0]), 0);
-        EXPECT_EQ(tr_close(m->pfd[i][1]), 0);
+        TCHECK_EQ(tr_close(m->pfd[i][0]), 0);
+        TCHECK_EQ(tr_close(m->pfd[i][1]), 0);
     }
     return 0;
 }
@@ -1163,7 +1093,7 @@ static int fn_nop3(void *p)
 {
     struct nop_burst *nb = p;
     for (int i = 0; i < 3; i++)
-        if (EXPECT_EQ(tr_nop(), 0))
+        if (TCHECK_EQ(tr_nop(), 0))
             nb->ok++;
     return 0;
 }
@@ -1171,7 +1101,7 @@ static int fn_nop3(void *p)
 static int fn_nop_burst(void *p)
 {
     for (int i = 0; i < MANY; i++)
-        EXPECT_EQ(tr_spawn(NULL, NULL, fn_nop3, p, NULL), 0);
+        TCHECK_EQ(tr_spawn(NULL, NULL, fn_nop3, p, NULL), 0);
     return 0;
 }
 
@@ -1226,7 +1156,7 @@ static int fn_producer(void *p)
     struct pc *pc = p;
     unsigned char *buf = malloc(PC_CHUNK_MAX);
     uint64_t rng = pc->seed, data = pc->seed ^ 0x9e3779b97f4a7c15ull;
-    if (!EXPECT(buf != NULL))
+    if (!TCHECK(buf != NULL))
         return -ENOMEM;
     pc->sum_produced = 0xcbf29ce484222325ull;
     /* Bounded: each pass writes at least one byte. */
@@ -1240,20 +1170,20 @@ static int fn_producer(void *p)
         for (unsigned tries = 0; tries < n && off < n; tries++) {
             ssize_t w = tr_write(pc->pfd[1], buf + off, n - off, -1);
             pc->writes++;
-            if (!EXPECT(w > 0)) {
+            if (!TCHECK(w > 0)) {
                 pc->producer_rc = (int)w;
                 goto out;
             }
             off += (size_t)w;
         }
-        if (!EXPECT_EQ(off, n))
+        if (!TCHECK_EQ(off, n))
             goto out;
         pc->sum_produced = fnv1a(pc->sum_produced, buf, n);
         pc->produced += n;
     }
 out:
     free(buf);
-    EXPECT_EQ(tr_close(pc->pfd[1]), 0); /* the consumer sees EOF */
+    TCHECK_EQ(tr_close(pc->pfd[1]), 0); /* the consumer sees EOF */
     return 0;
 }
 
@@ -1262,7 +1192,7 @@ static int fn_consumer(void *p)
     struct pc *pc = p;
     unsigned char *buf = malloc(PC_CHUNK_MAX);
     uint64_t rng = pc->seed * 0x2545f4914f6cdd1dull + 1;
-    if (!EXPECT(buf != NULL))
+    if (!TCHECK(buf != NULL))
         return -ENOMEM;
     pc->sum_consumed = 0xcbf29ce484222325ull;
     /* Bounded: each read but the last (EOF) moves at least one byte. */
@@ -1272,7 +1202,7 @@ static int fn_consumer(void *p)
         pc->reads++;
         if (r == 0)
             break;
-        if (!EXPECT(r > 0 && (size_t)r <= n)) {
+        if (!TCHECK(r > 0 && (size_t)r <= n)) {
             pc->consumer_rc = (int)r;
             break;
         }
@@ -1286,15 +1216,15 @@ static int fn_consumer(void *p)
 static int fn_producer_consumer(void *p)
 {
     struct pc *pc = p;
-    if (!EXPECT_EQ(pipe2(pc->pfd, O_CLOEXEC), 0))
+    if (!TCHECK_EQ(pipe2(pc->pfd, O_CLOEXEC), 0))
         return -EIO;
     tr_task *c = NULL, *pr = NULL;
     /* The consumer starts first and parks on an empty pipe. */
-    EXPECT_EQ(tr_spawn(NULL, &c, fn_consumer, pc, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &pr, fn_producer, pc, NULL), 0);
-    EXPECT_EQ(tr_join(pr, NULL), 0);
-    EXPECT_EQ(tr_join(c, NULL), 0);
-    EXPECT_EQ(tr_close(pc->pfd[0]), 0);
+    TCHECK_EQ(tr_spawn(NULL, &c, fn_consumer, pc, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &pr, fn_producer, pc, NULL), 0);
+    TCHECK_EQ(tr_join(pr, NULL), 0);
+    TCHECK_EQ(tr_join(c, NULL), 0);
+    TCHECK_EQ(tr_close(pc->pfd[0]), 0);
     return 0;
 }
 
@@ -1321,28 +1251,28 @@ int main(void)
      * kill the suite. */
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_ops_nop, tt_setup),
-        cmocka_unit_test_setup(test_ops_pipe_read_write, tt_setup),
-        cmocka_unit_test_setup(test_ops_pipe_read_parks_until_write, tt_setup),
-        cmocka_unit_test_setup(test_ops_file_read_write_offsets, tt_setup),
-        cmocka_unit_test_setup(test_ops_file_any_negative_offset_uses_position, tt_setup),
-        cmocka_unit_test_setup(test_ops_socketpair_send_recv, tt_setup),
-        cmocka_unit_test_setup(test_ops_tcp_accept_connect, tt_setup),
-        cmocka_unit_test_setup(test_ops_connect_refused, tt_setup),
-        cmocka_unit_test_setup(test_ops_poll_pipe, tt_setup),
-        cmocka_unit_test_setup(test_ops_openat, tt_setup),
-        cmocka_unit_test_setup(test_ops_close, tt_setup),
-        cmocka_unit_test_setup(test_ops_fsync, tt_setup),
-        cmocka_unit_test_setup(test_ops_sleep_returns_zero, tt_setup),
-        cmocka_unit_test_setup(test_ops_sleep_deadline_order, tt_setup),
-        cmocka_unit_test_setup(test_ops_sleep_many_wake_in_deadline_order, tt_setup),
-        cmocka_unit_test_setup(test_ops_custom_op, tt_setup),
-        cmocka_unit_test_setup(test_ops_invalid_fd_ebadf, tt_setup),
-        cmocka_unit_test_setup(test_ops_outside_task_eperm, tt_setup),
-        cmocka_unit_test_setup(test_ops_many_parked_reads, tt_setup),
-        cmocka_unit_test_setup(test_ops_many_parked_reads_tiny_rings, tt_setup),
-        cmocka_unit_test_setup(test_ops_many_nops_one_pass_tiny_rings, tt_setup),
-        cmocka_unit_test_setup(test_ops_pipe_producer_consumer_1mib, tt_setup),
+        T(test_ops_nop),
+        T(test_ops_pipe_read_write),
+        T(test_ops_pipe_read_parks_until_write),
+        T(test_ops_file_read_write_offsets),
+        T(test_ops_file_any_negative_offset_uses_position),
+        T(test_ops_socketpair_send_recv),
+        T(test_ops_tcp_accept_connect),
+        T(test_ops_connect_refused),
+        T(test_ops_poll_pipe),
+        T(test_ops_openat),
+        T(test_ops_close),
+        T(test_ops_fsync),
+        T(test_ops_sleep_returns_zero),
+        T(test_ops_sleep_deadline_order),
+        T(test_ops_sleep_many_wake_in_deadline_order),
+        T(test_ops_custom_op),
+        T(test_ops_invalid_fd_ebadf),
+        T(test_ops_outside_task_eperm),
+        T(test_ops_many_parked_reads),
+        T(test_ops_many_parked_reads_tiny_rings),
+        T(test_ops_many_nops_one_pass_tiny_rings),
+        T(test_ops_pipe_producer_consumer_1mib),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

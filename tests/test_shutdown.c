@@ -30,48 +30,13 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+/* Each test also resets the event log and the report pipe (sd_setup). */
+#define TR_TEST_SETUP sd_setup
+#define TR_TEST_TEARDOWN sd_teardown
 #include "tr_test.h"
 #include "tr_internal.h"
 
 /* ------------------------------------------------------------ helpers */
-
-/* cmocka's assertions longjmp back to the test runner; from a task's stack
- * that would abandon the engine mid-switch. Checks inside tasks (and hooks)
- * therefore only record failures, and each test asserts after
- * tr_engine_run that none was recorded (tc_assert_clean). */
-static struct {
-    int failures;
-    char first[512];
-} tc;
-
-static void tc_fail(const char *file, int line, const char *what, long long a, long long b)
-{
-    if (tc.failures == 0)
-        snprintf(tc.first, sizeof(tc.first), "%s:%d: %s (got %lld, want %lld)", file, line, what, a,
-                 b);
-    if (tc.failures < 20)
-        print_error("task check failed: %s:%d: %s (got %lld, want %lld)\n", file, line, what, a, b);
-    tc.failures++;
-}
-
-#define TCHECK(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            tc_fail(__FILE__, __LINE__, #c, 0, 1);                                                 \
-    } while (0)
-
-#define TCHECK_EQ(a, b)                                                                            \
-    do {                                                                                           \
-        long long tc_a_ = (long long)(a), tc_b_ = (long long)(b);                                  \
-        if (tc_a_ != tc_b_)                                                                        \
-            tc_fail(__FILE__, __LINE__, #a " == " #b, tc_a_, tc_b_);                               \
-    } while (0)
-
-static void tc_assert_clean(void)
-{
-    if (tc.failures)
-        fail_msg("%d check(s) failed inside tasks; first: %s", tc.failures, tc.first);
-}
 
 /* An ordered log of events, for tests that assert the order of phases. */
 #define EV_MAX 128
@@ -102,39 +67,20 @@ static struct {
     size_t len;
 } rep;
 
-/* A hang is a failure too: the watchdog turns it into one with the test's
- * name instead of a silent CTest timeout. It is no timing assertion: the
- * bound is orders of magnitude above any test's run time. */
-#define WATCHDOG_S 200
-static const char *tc_current_test = "?";
-
-static void tc_watchdog(int sig)
+/* Per test (TR_TEST_SETUP/TEARDOWN): the shared setup, then an empty event
+ * log and no report pipe; the shared teardown, then the pipe closed. */
+static int sd_setup(void **state)
 {
-    (void)sig;
-    static const char m1[] = "\nWATCHDOG: test hung: ";
-    ssize_t rc = write(2, m1, sizeof(m1) - 1);
-    rc = write(2, tc_current_test, strlen(tc_current_test));
-    rc = write(2, "\n", 1);
-    (void)rc;
-    _exit(3);
-}
-
-static int tc_setup(void **state)
-{
-    memset(&tc, 0, sizeof(tc));
+    tr_test_setup(state);
     memset(&evl, 0, sizeof(evl));
     memset(&rep, 0, sizeof(rep));
     rep.fd[0] = rep.fd[1] = -1;
-    tc_current_test = *state ? (const char *)*state : "?";
-    signal(SIGALRM, tc_watchdog);
-    alarm(WATCHDOG_S);
     return 0;
 }
 
-static int tc_teardown(void **state)
+static int sd_teardown(void **state)
 {
-    (void)state;
-    alarm(0);
+    tr_test_teardown(state);
     if (rep.fd[0] >= 0)
         close(rep.fd[0]);
     if (rep.fd[1] >= 0)
@@ -142,8 +88,6 @@ static int tc_teardown(void **state)
     rep.fd[0] = rep.fd[1] = -1;
     return 0;
 }
-
-#define T(f) cmocka_unit_test_prestate_setup_teardown(f, tc_setup, tc_teardown, (void *)#f)
 
 /* The suite's config: no signals, silent unless a test routes the report. */
 static struct tr_config cfg_quiet(void)
@@ -184,15 +128,6 @@ static void rep_collect(void)
     rep.fd[0] = -1;
 }
 
-static int count_substr(const char *text, const char *needle)
-{
-    int n = 0;
-    size_t len = strlen(needle);
-    for (const char *p = strstr(text, needle); p; p = strstr(p + len, needle))
-        n++;
-    return n;
-}
-
 /* Copies into out the first line of text that contains needle. */
 static bool line_with(const char *text, const char *needle, char *out, size_t cap)
 {
@@ -211,55 +146,16 @@ static bool line_with(const char *text, const char *needle, char *out, size_t ca
     return true;
 }
 
-#define assert_contains(text, needle)                                                              \
-    do {                                                                                           \
-        if (!strstr((text), (needle)))                                                             \
-            fail_msg("missing \"%s\" in:\n%s", (needle), (text));                                  \
-    } while (0)
-
-static tr_engine *eng_new(const struct tr_config *cfg)
-{
-    tr_engine *e = NULL;
-    assert_int_equal(tr_engine_create(&e, cfg), 0);
-    assert_non_null(e);
-    return e;
-}
-
-static struct tr_stats stats_of(tr_engine *e)
-{
-    struct tr_stats s;
-    memset(&s, 0, sizeof(s));
-    int rc = tr_engine_stats(e, &s);
-    if (tr_self())
-        TCHECK_EQ(rc, 0);
-    else
-        assert_int_equal(rc, 0);
-    return s;
-}
-
-/* Inside a task: the caller's engine's counters. */
-static struct tr_stats tstats(void)
-{
-    return stats_of(tr__engine_of_caller());
-}
-
 /* The audit after a run (G2), killed tasks included in the accounting:
  * every task ended one way, nothing in flight, the engine's own reads
  * cancelled and reaped too (public counter and white-box). */
 static void sd_audit(tr_engine *e)
 {
-    struct tr_stats s = stats_of(e);
-    assert_int_equal(s.tasks_live, 0);
-    assert_int_equal(s.ops_inflight, 0);
-    assert_int_equal(s.ops_submitted, s.ops_completed);
-    assert_int_equal(s.tasks_spawned,
-                     s.tasks_ok + s.tasks_cancelled + s.tasks_failed + s.tasks_killed);
-    assert_int_equal(s.timers_pending, 0);
+    tr_test_assert_quiescent(e);
     /* G1 for op records: a slot is reused only after its CQE was reaped, so
      * no CQE can ever arrive for an outdated generation in these tests (a
      * kill that freed a slot before its CQE would show here). */
-    assert_int_equal(s.cqe_stale, 0);
-    assert_int_equal(s.engine_ops_inflight, 0);
+    assert_int_equal(stats_of(e).cqe_stale, 0);
     assert_int_equal(e->internal_inflight, 0);
     assert_false(e->wake_armed);
     assert_false(e->sig_armed);
@@ -269,45 +165,8 @@ static void sd_audit(tr_engine *e)
 static void eng_run(tr_engine *e)
 {
     assert_int_equal(tr_engine_run(e), 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     sd_audit(e);
-}
-
-static bool parked_on(const tr_task *t, enum tr__wait why)
-{
-    return t->state == TR_TASK_PARKED && t->wait == why;
-}
-
-/* Inside a task: yields until t is parked on `why`. Bound: a runnable task
- * parks within one scheduling pass, and every yield is at least one pass, so
- * 1000 passes is far more than enough; returning false is a failure. */
-static bool wait_parked(const tr_task *t, enum tr__wait why)
-{
-    for (int i = 0; i < 1000 && !parked_on(t, why); i++)
-        TCHECK_EQ(tr_yield(), 0);
-    return parked_on(t, why);
-}
-
-static void make_pipe(int p[2])
-{
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-}
-
-static void close_pair(int p[2])
-{
-    if (p[0] >= 0)
-        close(p[0]);
-    if (p[1] >= 0)
-        close(p[1]);
-    p[0] = p[1] = -1;
-}
-
-static int pipe_bytes(int fd)
-{
-    int n = -1;
-    if (ioctl(fd, FIONREAD, &n) != 0)
-        return -1;
-    return n;
 }
 
 static int spawn_named(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const char *name,
@@ -630,7 +489,7 @@ static void run_other_thread_case(bool with_reader)
     int rc = tr_engine_run(c.e);
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(rc, 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     sd_audit(c.e);
     assert_int_equal(c.thr_rc1, 0);
     assert_int_equal(c.thr_rc2, 0);
@@ -1573,7 +1432,7 @@ static size_t run_captured(int report_fd)
     assert_int_equal(rc_create, 0);
     assert_int_equal(rc_run, 0);
     assert_int_equal(rc_destroy, 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     assert_int_equal(s.tasks_killed, 1);
     assert_int_equal(s.tasks_failed, 1);
     assert_true(n >= 0);
@@ -1784,7 +1643,7 @@ static void run_main_case(int ret)
     struct tr_config cfg = cfg_quiet();
     rep_open(&cfg);
     assert_int_equal(tr_run(run_main, &c, &cfg), ret);
-    tc_assert_clean();
+    tr_test_assert_clean();
     assert_int_equal(c.main_ran, 1);
     assert_int_equal(c.r_res, -ECANCELED);
     assert_int_equal(c.s_res, -ECANCELED);
@@ -1932,7 +1791,7 @@ static void test_shutdown_natural_end_then_second_run_rearms(void **state)
     int rc = tr_engine_run(c.e);
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(rc, 0);
-    tc_assert_clean();
+    tr_test_assert_clean();
     sd_audit(c.e);
     assert_true(c.internal_in_task >= 1);
     assert_true(c.wake_armed_in_task);

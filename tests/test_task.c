@@ -11,9 +11,10 @@
  * longjmp out of the task's stack and would leave the engine (and the
  * thread's notion of "the current task") in the middle of a switch, which
  * turns one failure into a cascade in every later test. Tasks record
- * failures with EXPECT*; the test asserts there were none once the engine
- * has stopped.
+ * failures with TCHECK* (tr_test.h); the test asserts there were none once
+ * the engine has stopped.
  */
+#define _GNU_SOURCE /* pipe2, in tr_test.h */
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,73 +23,18 @@
 
 #include "tr_test.h"
 
-/* ------------------------------------------------------ check recording */
-
-static int tt_nfail;
-static char tt_first[512];
-
-static bool tt_expect(bool ok, const char *what, const char *file, int line)
-{
-    if (!ok) {
-        if (tt_nfail == 0)
-            snprintf(tt_first, sizeof tt_first, "%s:%d: %s", file, line, what);
-        if (tt_nfail++ < 10) /* the rest only count: one bug can fail a loop */
-            print_error("%s:%d: check failed in task: %s\n", file, line, what);
-    }
-    return ok;
-}
-
-static bool tt_expect_eq(long long a, long long b, const char *sa, const char *sb, const char *file,
-                         int line)
-{
-    char what[400];
-    if (a == b)
-        return true;
-    snprintf(what, sizeof what, "%s == %s (%lld != %lld)", sa, sb, a, b);
-    return tt_expect(false, what, file, line);
-}
-
-#define EXPECT(c) tt_expect(!!(c), #c, __FILE__, __LINE__)
-#define EXPECT_EQ(a, b) tt_expect_eq((long long)(a), (long long)(b), #a, #b, __FILE__, __LINE__)
-
-static int tt_setup(void **state)
-{
-    (void)state;
-    tt_nfail = 0;
-    tt_first[0] = '\0';
-    return 0;
-}
-
-static void tt_assert_no_task_failures(void)
-{
-    if (tt_nfail != 0)
-        fail_msg("%d check(s) failed inside tasks; first: %s", tt_nfail, tt_first);
-}
+/* ------------------------------------------------------------ helpers */
 
 /* The engine of the test that runs now, for tasks that read its stats. */
 static tr_engine *g_e;
 
-/* Like tr_test_run, but keeps the engine in g_e while it runs. */
+/* Like tr_test_run, but keeps the engine in g_e while it runs, and asserts
+ * afterwards that no check inside a task failed. */
 static int tt_run(tr_fn fn, void *arg)
 {
-    struct tr_test_call c = {fn, arg, -1, 0};
-    assert_int_equal(tr_engine_create(&g_e, NULL), 0);
-    assert_int_equal(tr_spawn(g_e, NULL, tr_test_tramp, &c, NULL), 0);
-    assert_int_equal(tr_engine_run(g_e), 0);
-    assert_int_equal(c.ran, 1);
-    tr_test_assert_quiescent(g_e);
-    assert_int_equal(tr_engine_destroy(g_e), 0);
-    g_e = NULL;
-    tt_assert_no_task_failures();
-    return c.res;
-}
-
-static struct tr_stats tt_stats(tr_engine *e)
-{
-    struct tr_stats st;
-    memset(&st, 0xff, sizeof st);
-    EXPECT_EQ(tr_engine_stats(e, &st), 0);
-    return st;
+    int res = tr_test_run_cfg(fn, arg, NULL, &g_e);
+    tr_test_assert_clean();
+    return res;
 }
 
 /* ------------------------------------------------------- small bodies */
@@ -109,7 +55,7 @@ static int fn_yield_n(void *p)
 {
     int n = (int)(intptr_t)p;
     for (int i = 0; i < n; i++)
-        EXPECT_EQ(tr_yield(), 0);
+        TCHECK_EQ(tr_yield(), 0);
     return n;
 }
 
@@ -137,7 +83,7 @@ static void test_task_spawn_before_run(void **state)
     assert_int_equal(st.tasks_ok, 5);
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-    tt_assert_no_task_failures();
+    tr_test_assert_clean();
 }
 
 /* Each level spawns the next with e == NULL and joins it; the leaf returns
@@ -149,10 +95,10 @@ static int fn_nested(void *p)
     if (level == NEST_DEPTH)
         return 0;
     tr_task *child = NULL;
-    if (!EXPECT_EQ(tr_spawn(NULL, &child, fn_nested, (void *)(intptr_t)(level + 1), NULL), 0))
+    if (!TCHECK_EQ(tr_spawn(NULL, &child, fn_nested, (void *)(intptr_t)(level + 1), NULL), 0))
         return -EIO;
     int res = -1;
-    EXPECT_EQ(tr_join(child, &res), 0);
+    TCHECK_EQ(tr_join(child, &res), 0);
     return res + 1;
 }
 
@@ -169,7 +115,7 @@ struct fanout {
 static int fn_fanout_child(void *p)
 {
     struct fanout *f = p;
-    EXPECT(tr_self() != NULL);
+    TCHECK(tr_self() != NULL);
     f->count++;
     return 0;
 }
@@ -180,10 +126,10 @@ static int fn_fanout(void *p)
 {
     struct fanout *f = p;
     for (int i = 0; i < 3; i++)
-        EXPECT_EQ(tr_spawn(NULL, NULL, fn_fanout_child, f, NULL), 0);
-    EXPECT_EQ(tr_spawn(g_e, NULL, fn_fanout_child, f, NULL), 0);
+        TCHECK_EQ(tr_spawn(NULL, NULL, fn_fanout_child, f, NULL), 0);
+    TCHECK_EQ(tr_spawn(g_e, NULL, fn_fanout_child, f, NULL), 0);
     /* Spawned tasks run at the next pass, not inside tr_spawn. */
-    EXPECT_EQ(f->count, 0);
+    TCHECK_EQ(f->count, 0);
     return 0;
 }
 
@@ -232,7 +178,7 @@ static int fn_join_results(void *p)
     static const int want[6] = {0, 1, 42, INT_MAX, -EIO, -ECANCELED};
     tr_task *t[6];
     for (int i = 0; i < 6; i++)
-        EXPECT_EQ(tr_spawn(NULL, &t[i], fn_return_arg, (void *)(intptr_t)want[i], NULL), 0);
+        TCHECK_EQ(tr_spawn(NULL, &t[i], fn_return_arg, (void *)(intptr_t)want[i], NULL), 0);
     for (int i = 0; i < 6; i++) {
         jr->results[i] = 12345;
         jr->join_rc[i] = tr_join(t[i], &jr->results[i]);
@@ -263,14 +209,14 @@ static int fn_join_cancelled(void *p)
 {
     int *out = p;
     tr_task *t = NULL;
-    EXPECT_EQ(tr_spawn(NULL, &t, fn_sleep_long, NULL, NULL), 0);
-    EXPECT_EQ(tr_yield(), 0); /* let it start sleeping */
-    EXPECT_EQ(tr_cancel(t), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_sleep_long, NULL, NULL), 0);
+    TCHECK_EQ(tr_yield(), 0); /* let it start sleeping */
+    TCHECK_EQ(tr_cancel(t), 0);
     *out = 777;
-    EXPECT_EQ(tr_join(t, out), 0);
+    TCHECK_EQ(tr_join(t, out), 0);
     /* The result may be passed as NULL. */
-    EXPECT_EQ(tr_spawn(NULL, &t, fn_return_arg, (void *)(intptr_t)5, NULL), 0);
-    EXPECT_EQ(tr_join(t, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_return_arg, (void *)(intptr_t)5, NULL), 0);
+    TCHECK_EQ(tr_join(t, NULL), 0);
     return 0;
 }
 
@@ -300,13 +246,13 @@ static int fn_join_finished(void *p)
 {
     struct finished *f = p;
     tr_task *t = NULL;
-    EXPECT_EQ(tr_spawn(NULL, &t, fn_mark_and_return, f, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_mark_and_return, f, NULL), 0);
     for (int i = 0; i < 100 && !f->ran; i++) /* bounded: one pass is enough */
-        EXPECT_EQ(tr_yield(), 0);
-    EXPECT_EQ(f->ran, 1);
+        TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(f->ran, 1);
     /* The child has ended even though nobody joined it yet. */
-    EXPECT_EQ(tr_yield(), 0);
-    f->live_before_join = tt_stats(g_e).tasks_live;
+    TCHECK_EQ(tr_yield(), 0);
+    f->live_before_join = stats_of(g_e).tasks_live;
     f->res = -1;
     f->join_rc = tr_join(t, &f->res);
     return 0;
@@ -326,9 +272,9 @@ static void test_task_join_already_finished(void **state)
 static int fn_join_bad(void *p)
 {
     (void)p;
-    EXPECT_EQ(tr_join(NULL, NULL), -EINVAL);
+    TCHECK_EQ(tr_join(NULL, NULL), -EINVAL);
     int r = 0;
-    EXPECT_EQ(tr_join(tr_self(), &r), -EINVAL);
+    TCHECK_EQ(tr_join(tr_self(), &r), -EINVAL);
     return 0;
 }
 
@@ -370,7 +316,7 @@ static void test_task_join_outside_task_eperm(void **state)
     assert_int_equal(jo.res, 17);
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-    tt_assert_no_task_failures();
+    tr_test_assert_clean();
 }
 
 /* Two tasks join the same task: one of them gets it, the other -EINVAL. */
@@ -409,7 +355,7 @@ static void test_task_join_by_two_tasks_einval(void **state)
     assert_int_equal(dj.res[dj.rc[0] == 0 ? 0 : 1], 5);
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-    tt_assert_no_task_failures();
+    tr_test_assert_clean();
 }
 
 /* ------------------------------------------------------------ detaching */
@@ -422,21 +368,21 @@ static int fn_detach_before_end(void *p)
 {
     struct detach_state *d = p;
     tr_task *t = NULL;
-    EXPECT_EQ(tr_spawn(NULL, &t, fn_set_flag, &d->ran, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_set_flag, &d->ran, NULL), 0);
     /* The child has not run yet: detaching it now is "before it ended". */
-    EXPECT_EQ(d->ran, 0);
-    EXPECT_EQ(tr_detach(t), 0);
+    TCHECK_EQ(d->ran, 0);
+    TCHECK_EQ(tr_detach(t), 0);
     for (int i = 0; i < 100 && !d->ran; i++)
-        EXPECT_EQ(tr_yield(), 0);
-    EXPECT_EQ(d->ran, 1);
+        TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(d->ran, 1);
 
     /* A second detach of a live, already-detached task is refused. */
-    EXPECT_EQ(tr_spawn(NULL, &t, fn_yield_n, (void *)(intptr_t)3, NULL), 0);
-    EXPECT_EQ(tr_detach(t), 0);
-    EXPECT_EQ(tr_detach(t), -EINVAL);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_yield_n, (void *)(intptr_t)3, NULL), 0);
+    TCHECK_EQ(tr_detach(t), 0);
+    TCHECK_EQ(tr_detach(t), -EINVAL);
     /* So is joining it. */
-    EXPECT_EQ(tr_join(t, NULL), -EINVAL);
-    EXPECT_EQ(tr_detach(NULL), -EINVAL);
+    TCHECK_EQ(tr_join(t, NULL), -EINVAL);
+    TCHECK_EQ(tr_detach(NULL), -EINVAL);
     return 0;
 }
 
@@ -452,13 +398,13 @@ static int fn_detach_after_end(void *p)
 {
     struct detach_state *d = p;
     tr_task *t = NULL;
-    EXPECT_EQ(tr_spawn(NULL, &t, fn_set_flag, &d->ran, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_set_flag, &d->ran, NULL), 0);
     for (int i = 0; i < 100 && !d->ran; i++)
-        EXPECT_EQ(tr_yield(), 0);
-    EXPECT_EQ(d->ran, 1);
-    EXPECT_EQ(tr_yield(), 0);
-    EXPECT_EQ(tt_stats(g_e).tasks_live, 1);
-    EXPECT_EQ(tr_detach(t), 0); /* frees the record at once */
+        TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(d->ran, 1);
+    TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(stats_of(g_e).tasks_live, 1);
+    TCHECK_EQ(tr_detach(t), 0); /* frees the record at once */
     return 0;
 }
 
@@ -518,7 +464,7 @@ static int fn_record_self(void *p)
 {
     struct self_name *sn = p;
     const char *n = tr_task_name(tr_self());
-    EXPECT(n != NULL);
+    TCHECK(n != NULL);
     if (n != NULL)
         snprintf(sn->name, sizeof sn->name, "%s", n);
     sn->id = tr_task_id(tr_self());
@@ -567,7 +513,7 @@ static void test_task_names(void **state)
     /* Handles that were never joined or detached die with the engine. */
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-    tt_assert_no_task_failures();
+    tr_test_assert_clean();
 }
 
 static void test_task_name_and_id_of_null(void **state)
@@ -588,9 +534,9 @@ static int fn_spawn_and_record_ids(void *p)
     struct ids *ids = p;
     for (int i = 0; i < 4; i++) {
         tr_task *t = NULL;
-        EXPECT_EQ(tr_spawn(NULL, &t, fn_return_arg, NULL, NULL), 0);
+        TCHECK_EQ(tr_spawn(NULL, &t, fn_return_arg, NULL, NULL), 0);
         ids->inner[i] = tr_task_id(t);
-        EXPECT_EQ(tr_join(t, NULL), 0);
+        TCHECK_EQ(tr_join(t, NULL), 0);
     }
     return 0;
 }
@@ -632,7 +578,7 @@ static void test_task_ids_unique_increasing(void **state)
 
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-    tt_assert_no_task_failures();
+    tr_test_assert_clean();
 }
 
 /* ---------------------------------------------------------------- self */
@@ -654,16 +600,16 @@ static int fn_self_parent(void *p)
 {
     struct self_check *sc = p;
     tr_task *me = tr_self();
-    EXPECT(me != NULL);
-    EXPECT_EQ(tr_task_id(me), 1); /* the tramp task is the engine's first */
-    EXPECT_EQ(tr_spawn(NULL, &sc->handle, fn_store_self, sc, NULL), 0);
-    EXPECT(sc->handle != me);
+    TCHECK(me != NULL);
+    TCHECK_EQ(tr_task_id(me), 1); /* the tramp task is the engine's first */
+    TCHECK_EQ(tr_spawn(NULL, &sc->handle, fn_store_self, sc, NULL), 0);
+    TCHECK(sc->handle != me);
     for (int i = 0; i < 100 && sc->seen_by_child == NULL; i++)
-        EXPECT_EQ(tr_yield(), 0);
+        TCHECK_EQ(tr_yield(), 0);
     sc->equal_in_parent = sc->seen_by_child == sc->handle;
     /* tr_self stays the same across a park. */
-    EXPECT(tr_self() == me);
-    EXPECT_EQ(tr_join(sc->handle, NULL), 0);
+    TCHECK(tr_self() == me);
+    TCHECK_EQ(tr_join(sc->handle, NULL), 0);
     return 0;
 }
 
@@ -702,7 +648,7 @@ static int fn_rr(void *p)
     for (int i = 0; i < RR_PASSES; i++) {
         if (a->log->n < (int)(sizeof a->log->log / sizeof a->log->log[0]))
             a->log->log[a->log->n++] = a->who;
-        EXPECT_EQ(tr_yield(), 0);
+        TCHECK_EQ(tr_yield(), 0);
     }
     return 0;
 }
@@ -735,14 +681,14 @@ static void test_task_yield_round_robin(void **state)
     }
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-    tt_assert_no_task_failures();
+    tr_test_assert_clean();
 }
 
 static int fn_yield_alone(void *p)
 {
     (void)p;
     for (int i = 0; i < 10; i++)
-        EXPECT_EQ(tr_yield(), 0);
+        TCHECK_EQ(tr_yield(), 0);
     return 3;
 }
 
@@ -772,14 +718,14 @@ static int fn_seq(void *p)
     struct seq *s = p;
     for (int i = 0; i < SEQ_TASKS; i++) {
         tr_task *t = NULL;
-        if (!EXPECT_EQ(tr_spawn(NULL, &t, fn_seq_child, (void *)(intptr_t)i, NULL), 0))
+        if (!TCHECK_EQ(tr_spawn(NULL, &t, fn_seq_child, (void *)(intptr_t)i, NULL), 0))
             return -EIO;
         int r = -1;
-        if (!EXPECT_EQ(tr_join(t, &r), 0))
+        if (!TCHECK_EQ(tr_join(t, &r), 0))
             return -EIO;
         if (r == (i & 0xff))
             s->ok++;
-        struct tr_stats st = tt_stats(g_e);
+        struct tr_stats st = stats_of(g_e);
         uint64_t stacks = st.stacks_guarded + st.stacks_canary;
         if (stacks > s->max_stacks)
             s->max_stacks = stacks;
@@ -809,8 +755,8 @@ static int fn_big_local(void *p)
         buf[i] = (unsigned char)(i >> 9);
     buf[sizeof buf - 1] = 0x5a;
     /* Park with the deep frame live: the stack must survive a switch. */
-    EXPECT_EQ(tr_yield(), 0);
-    EXPECT_EQ(tr_nop(), 0);
+    TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(tr_nop(), 0);
     int bad = 0;
     for (size_t i = 0; i < sizeof buf; i += 512)
         bad += buf[i] != (unsigned char)(i >> 9);
@@ -824,20 +770,20 @@ static int fn_stack_sizes(void *p)
     tr_task *t = NULL;
     int r = 0;
     struct tr_spawn_opts o = {.name = "big", .stack_size = BIG_STACK};
-    EXPECT_EQ(tr_spawn(NULL, &t, fn_big_local, NULL, &o), 0);
-    EXPECT_EQ(tr_join(t, &r), 0);
-    EXPECT_EQ(r, 1);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_big_local, NULL, &o), 0);
+    TCHECK_EQ(tr_join(t, &r), 0);
+    TCHECK_EQ(r, 1);
     /* The minimum and a size that is not a whole number of pages work. */
     o.stack_size = 16 * 1024;
-    EXPECT_EQ(tr_spawn(NULL, &t, fn_yield_n, (void *)(intptr_t)2, &o), 0);
-    EXPECT_EQ(tr_join(t, &r), 0);
-    EXPECT_EQ(r, 2);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_yield_n, (void *)(intptr_t)2, &o), 0);
+    TCHECK_EQ(tr_join(t, &r), 0);
+    TCHECK_EQ(r, 2);
     o.stack_size = 20000;
-    EXPECT_EQ(tr_spawn(NULL, &t, fn_yield_n, (void *)(intptr_t)3, &o), 0);
-    EXPECT_EQ(tr_join(t, &r), 0);
-    EXPECT_EQ(r, 3);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_yield_n, (void *)(intptr_t)3, &o), 0);
+    TCHECK_EQ(tr_join(t, &r), 0);
+    TCHECK_EQ(r, 3);
     o.stack_size = 16 * 1024 - 1;
-    EXPECT_EQ(tr_spawn(NULL, &t, fn_yield_n, NULL, &o), -EINVAL);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_yield_n, NULL, &o), -EINVAL);
     return 0;
 }
 
@@ -866,7 +812,7 @@ static void test_task_config_stack_size(void **state)
     assert_int_equal(st.tasks_ok, 1);
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-    tt_assert_no_task_failures();
+    tr_test_assert_clean();
 }
 
 /* ---------------------------------------------------------------- stats */
@@ -886,20 +832,20 @@ static int fn_stats_main(void *p)
 {
     struct stats_run *sr = p;
     tr_task *t[7];
-    EXPECT_EQ(tr_spawn(NULL, &t[0], fn_return_arg, (void *)(intptr_t)0, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &t[1], fn_return_arg, (void *)(intptr_t)1, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &t[2], fn_return_arg, (void *)(intptr_t)7, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &t[3], fn_return_arg, (void *)(intptr_t)-EIO, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &t[4], fn_return_arg, (void *)(intptr_t)-ENOENT, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &t[5], fn_self_cancel_result, NULL, NULL), 0);
-    EXPECT_EQ(tr_spawn(NULL, &t[6], fn_sleep_long, NULL, NULL), 0);
-    sr->mid = tt_stats(g_e);
-    EXPECT_EQ(tr_cancel(t[6]), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t[0], fn_return_arg, (void *)(intptr_t)0, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t[1], fn_return_arg, (void *)(intptr_t)1, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t[2], fn_return_arg, (void *)(intptr_t)7, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t[3], fn_return_arg, (void *)(intptr_t)-EIO, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t[4], fn_return_arg, (void *)(intptr_t)-ENOENT, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t[5], fn_self_cancel_result, NULL, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t[6], fn_sleep_long, NULL, NULL), 0);
+    sr->mid = stats_of(g_e);
+    TCHECK_EQ(tr_cancel(t[6]), 0);
     for (int i = 0; i < 7; i++) {
         sr->results[i] = 555;
-        EXPECT_EQ(tr_join(t[i], &sr->results[i]), 0);
+        TCHECK_EQ(tr_join(t[i], &sr->results[i]), 0);
     }
-    sr->after_joins = tt_stats(g_e);
+    sr->after_joins = stats_of(g_e);
     return 0;
 }
 
@@ -940,7 +886,7 @@ static void test_task_stats_counters(void **state)
     tr_test_assert_quiescent(g_e);
     assert_int_equal(tr_engine_destroy(g_e), 0);
     g_e = NULL;
-    tt_assert_no_task_failures();
+    tr_test_assert_clean();
 }
 
 static void test_task_stats_bad_args(void **state)
@@ -978,7 +924,7 @@ static void test_task_engine_run_without_tasks(void **state)
 
 static int fn_nop_then_flag(void *p)
 {
-    EXPECT_EQ(tr_nop(), 0);
+    TCHECK_EQ(tr_nop(), 0);
     *(int *)p += 1;
     return 0;
 }
@@ -1005,7 +951,7 @@ static void test_task_engine_run_twice(void **state)
     assert_int_equal(st.tasks_ok, 2);
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-    tt_assert_no_task_failures();
+    tr_test_assert_clean();
 }
 
 struct inside {
@@ -1053,7 +999,7 @@ static void test_task_engine_destroy_busy(void **state)
     assert_int_equal(ran, 1);
     tr_test_assert_quiescent(e);
     assert_int_equal(tr_engine_destroy(e), 0);
-    tt_assert_no_task_failures();
+    tr_test_assert_clean();
 }
 
 struct cycle {
@@ -1102,36 +1048,36 @@ static void test_task_join_cycle_edeadlk(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_task_spawn_before_run, tt_setup),
-        cmocka_unit_test_setup(test_task_spawn_nested_from_tasks, tt_setup),
-        cmocka_unit_test_setup(test_task_spawn_detached_null_engine_from_task, tt_setup),
-        cmocka_unit_test_setup(test_task_spawn_bad_args, tt_setup),
-        cmocka_unit_test_setup(test_task_join_returns_result, tt_setup),
-        cmocka_unit_test_setup(test_task_join_cancelled_task_gets_ecanceled, tt_setup),
-        cmocka_unit_test_setup(test_task_join_already_finished, tt_setup),
-        cmocka_unit_test_setup(test_task_join_bad_args, tt_setup),
-        cmocka_unit_test_setup(test_task_join_outside_task_eperm, tt_setup),
-        cmocka_unit_test_setup(test_task_join_by_two_tasks_einval, tt_setup),
-        cmocka_unit_test_setup(test_task_detach_before_end, tt_setup),
-        cmocka_unit_test_setup(test_task_detach_after_end, tt_setup),
-        cmocka_unit_test_setup(test_task_detach_outside_before_run, tt_setup),
-        cmocka_unit_test_setup(test_task_detached_out_null, tt_setup),
-        cmocka_unit_test_setup(test_task_names, tt_setup),
-        cmocka_unit_test_setup(test_task_name_and_id_of_null, tt_setup),
-        cmocka_unit_test_setup(test_task_ids_unique_increasing, tt_setup),
-        cmocka_unit_test_setup(test_task_self, tt_setup),
-        cmocka_unit_test_setup(test_task_yield_round_robin, tt_setup),
-        cmocka_unit_test_setup(test_task_yield_alone_and_outside, tt_setup),
-        cmocka_unit_test_setup(test_task_sequential_spawns_reuse_stacks, tt_setup),
-        cmocka_unit_test_setup(test_task_custom_stack_size, tt_setup),
-        cmocka_unit_test_setup(test_task_config_stack_size, tt_setup),
-        cmocka_unit_test_setup(test_task_stats_counters, tt_setup),
-        cmocka_unit_test_setup(test_task_stats_bad_args, tt_setup),
-        cmocka_unit_test_setup(test_task_engine_run_without_tasks, tt_setup),
-        cmocka_unit_test_setup(test_task_engine_run_twice, tt_setup),
-        cmocka_unit_test_setup(test_task_engine_run_from_task_eperm, tt_setup),
-        cmocka_unit_test_setup(test_task_engine_destroy_busy, tt_setup),
-        cmocka_unit_test_setup(test_task_join_cycle_edeadlk, tt_setup),
+        T(test_task_spawn_before_run),
+        T(test_task_spawn_nested_from_tasks),
+        T(test_task_spawn_detached_null_engine_from_task),
+        T(test_task_spawn_bad_args),
+        T(test_task_join_returns_result),
+        T(test_task_join_cancelled_task_gets_ecanceled),
+        T(test_task_join_already_finished),
+        T(test_task_join_bad_args),
+        T(test_task_join_outside_task_eperm),
+        T(test_task_join_by_two_tasks_einval),
+        T(test_task_detach_before_end),
+        T(test_task_detach_after_end),
+        T(test_task_detach_outside_before_run),
+        T(test_task_detached_out_null),
+        T(test_task_names),
+        T(test_task_name_and_id_of_null),
+        T(test_task_ids_unique_increasing),
+        T(test_task_self),
+        T(test_task_yield_round_robin),
+        T(test_task_yield_alone_and_outside),
+        T(test_task_sequential_spawns_reuse_stacks),
+        T(test_task_custom_stack_size),
+        T(test_task_config_stack_size),
+        T(test_task_stats_counters),
+        T(test_task_stats_bad_args),
+        T(test_task_engine_run_without_tasks),
+        T(test_task_engine_run_twice),
+        T(test_task_engine_run_from_task_eperm),
+        T(test_task_engine_destroy_busy),
+        T(test_task_join_cycle_edeadlk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
