@@ -82,7 +82,11 @@ TR_API void tr_config_init(struct tr_config *cfg);
 /* Creates an engine with its own io_uring. cfg may be NULL for the defaults.
  * Returns 0 and stores the engine in *out, or -EINVAL (NULL out, bad sizes),
  * -ENOMEM, or the kernel's error from io_uring_setup. The engine belongs to
- * the thread that runs it. */
+ * the thread that first runs it (the ring is created with SINGLE_ISSUER when
+ * the kernel has it): later runs must be on that thread, else the ring
+ * refuses them (-EEXIST). Create, spawn and destroy may happen elsewhere,
+ * but never concurrently with a run; only tr_engine_shutdown is
+ * thread-safe. */
 TR_API int tr_engine_create(tr_engine **out, const struct tr_config *cfg);
 
 /* Runs tasks until none is left alive (and, once a shutdown was triggered,
