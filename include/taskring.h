@@ -174,7 +174,8 @@ struct tr_spawn_opts {
  * may be spawned before tr_engine_run or from inside any task of e.
  * With out != NULL the caller owns a handle that it must pass to tr_join or
  * tr_detach exactly once; with out NULL the task is detached.
- * During a shutdown a new task starts already cancelled.
+ * Once a shutdown has begun (and after it, on the same engine) a new task
+ * starts already cancelled; TR_SPAWN_LATE does not change that.
  * Returns 0, -EINVAL (no engine, NULL fn, bad opts, stack below 16 KiB),
  * -ENOMEM (no memory for the task or its stack). On error nothing was
  * created. */
