@@ -46,6 +46,9 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
      * CQE is delivered, the later ones find a new generation and count as
      * stale. */
     TR_ASSERT(e->st.ops_inflight > 0);
+#if defined(TR_FAULT_INJECTION)
+    res = tr__fault_cqe(op, res);
+#endif
     op->state = TR_OP_COMPLETED;
     op->res = res;
     op->cqe_flags = flags;

@@ -15,7 +15,7 @@
 
 static int op_grow(tr_engine *e)
 {
-    if (e->op_nchunks == TR_OP_MAX_CHUNKS)
+    if (e->op_nchunks == TR_OP_MAX_CHUNKS || TR_FAULT(TR_FS_ALLOC))
         return -ENOMEM;
     struct tr_op *chunk = calloc(TR_OP_CHUNK, sizeof(*chunk));
     if (!chunk)

@@ -108,9 +108,25 @@ uint64_t tr__ring_overflow_count(const tr_engine *e)
     return IO_URING_READ_ONCE(*e->ring.cq.koverflow);
 }
 
+static struct io_uring_sqe *get_sqe(tr_engine *e)
+{
+    if (TR_FAULT(TR_FS_GET_SQE))
+        return NULL; /* as if the SQ were full */
+    return io_uring_get_sqe(&e->ring);
+}
+
+static int submit(tr_engine *e)
+{
+#if defined(TR_FAULT_INJECTION)
+    if (TR_FAULT(TR_FS_SUBMIT))
+        return tr__fault_submit_err();
+#endif
+    return io_uring_submit(&e->ring);
+}
+
 struct io_uring_sqe *tr__ring_get_sqe(tr_engine *e)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+    struct io_uring_sqe *sqe = get_sqe(e);
     if (TR_LIKELY(sqe != NULL))
         return sqe;
     /* The SQ is full: hand it to the kernel. Reaping on -EBUSY/-EAGAIN only
@@ -118,10 +134,10 @@ struct io_uring_sqe *tr__ring_get_sqe(tr_engine *e)
      * stack. */
     for (int i = 0; i < TR_RING_RETRIES; i++) {
         e->st.submit_calls++;
-        int ret = io_uring_submit(&e->ring);
+        int ret = submit(e);
         if (ret == -EBUSY || ret == -EAGAIN)
             tr__ring_reap(e);
-        sqe = io_uring_get_sqe(&e->ring);
+        sqe = get_sqe(e);
         if (sqe)
             return sqe;
     }
@@ -132,6 +148,12 @@ int tr__ring_enter(tr_engine *e, bool wait, uint64_t timeout_ns)
 {
     int ret;
     e->st.submit_calls++;
+#if defined(TR_FAULT_INJECTION)
+    if (TR_FAULT(TR_FS_SUBMIT)) {
+        ret = tr__fault_submit_err();
+        goto failed;
+    }
+#endif
     if (!wait) {
         /* GETEVENTS even without waiting: with DEFER_TASKRUN, finished work
          * is only turned into CQEs inside io_uring_enter. */
@@ -148,6 +170,9 @@ int tr__ring_enter(tr_engine *e, bool wait, uint64_t timeout_ns)
     }
     if (ret >= 0)
         return 0;
+#if defined(TR_FAULT_INJECTION)
+failed:
+#endif
     switch (ret) {
     case -ETIME: /* the timer's deadline came first: the pass expires it */
     case -EINTR: /* a signal interrupted the wait; nothing was lost and the

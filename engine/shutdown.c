@@ -199,6 +199,8 @@ int tr_at_shutdown(tr_fn fn, void *arg)
     tr_engine *e = t->e;
     if (e->nhooks == e->hooks_cap) {
         unsigned cap = e->hooks_cap ? e->hooks_cap * 2 : 8;
+        if (TR_FAULT(TR_FS_ALLOC))
+            return -ENOMEM;
         struct tr__hook *h = realloc(e->hooks, cap * sizeof(*h));
         if (!h)
             return -ENOMEM;

@@ -211,6 +211,8 @@ static int slab_create(tr_engine *e)
 
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
 {
+    if (TR_FAULT(TR_FS_ALLOC))
+        return -ENOMEM;
     if (size == e->stack_size) {
         if (!e->stack_pool) {
             int err = slab_create(e);

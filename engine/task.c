@@ -201,7 +201,7 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
         TR_ASSERT(t->state == TR_TASK_FREED);
         e->free_tasks = t->all_next;
     } else {
-        t = malloc(sizeof(*t));
+        t = TR_FAULT(TR_FS_ALLOC) ? NULL : malloc(sizeof(*t));
         if (!t)
             return -ENOMEM;
     }

@@ -62,7 +62,7 @@ int tr__timer_add(tr_engine *e, tr_task *t, uint64_t deadline_ns)
     TR_ASSERT(t->heap_idx == UINT32_MAX);
     if (e->heap_len == e->heap_cap) {
         uint32_t cap = e->heap_cap ? e->heap_cap * 2 : 64;
-        if (cap <= e->heap_cap) /* 2^31 sleepers: more than tasks can exist */
+        if (cap <= e->heap_cap || TR_FAULT(TR_FS_ALLOC)) /* 2^31: more than tasks can exist */
             return -ENOMEM;
         tr_task **h = realloc(e->heap, (size_t)cap * sizeof(*h));
         if (!h)

@@ -360,6 +360,33 @@ void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res);
 int tr__write_all(int fd, const char *buf, size_t len);
 const char *tr__task_state_name(const tr_task *t);
 
+/* ----------------------------------------------------------------- faults */
+
+/* Fault injection (fault.c), only in TR_FAULT_INJECTION builds. */
+enum tr__fault_site {
+    TR_FS_ALLOC = 0, /* task record, stack, op slots, timer heap, hooks: -ENOMEM */
+    TR_FS_GET_SQE,   /* io_uring_get_sqe finds the SQ full */
+    TR_FS_SUBMIT,    /* io_uring_enter fails with the plan's error, submitting nothing */
+    TR_FS_CQE,       /* a task op's CQE result is rewritten (cqe_mode) */
+    TR_FS__COUNT
+};
+enum { TR_FAULT_CQE_EINTR = 1, TR_FAULT_CQE_SHORT = 2, TR_FAULT_CQE_ECANCELED = 3 };
+#define TR_FAULT_BIT(site) (1u << (site))
+#if defined(TR_FAULT_INJECTION)
+/* The countdown-th call at a site in `sites` fails, and the burst - 1 after
+ * it (burst 0: every later one). submit_err: -EBUSY, -EAGAIN or -EINTR. */
+void tr__fault_arm(unsigned sites, uint64_t countdown, uint64_t burst, int submit_err, int cqe_mode);
+void tr__fault_disarm(void);
+uint64_t tr__fault_calls(enum tr__fault_site site);
+uint64_t tr__fault_injected(void);
+bool tr__fault(enum tr__fault_site site);
+int tr__fault_submit_err(void);
+int32_t tr__fault_cqe(const struct tr_op *op, int32_t res);
+#define TR_FAULT(site) TR_UNLIKELY(tr__fault(site))
+#else
+#define TR_FAULT(site) false
+#endif
+
 /* ---------------------------------------------------------------- engine */
 
 struct tr_engine {
