@@ -67,7 +67,10 @@ ssize_t tr_read(int fd, void *buf, size_t n, int64_t off)
 {
     TR_OP_BEGIN(TR_OPC_READ, fd);
     io_uring_prep_read(sqe, fd, buf, clamp_len(n), off < 0 ? (uint64_t)-1 : (uint64_t)off);
-    return tr__op_park(t, sqe);
+    int res = tr__op_park(t, sqe);
+    if (res > 0)
+        TR_VG_DEFINED(buf, (size_t)res);
+    return res;
 }
 
 ssize_t tr_write(int fd, const void *buf, size_t n, int64_t off)
@@ -81,7 +84,10 @@ ssize_t tr_recv(int fd, void *buf, size_t n, int flags)
 {
     TR_OP_BEGIN(TR_OPC_RECV, fd);
     io_uring_prep_recv(sqe, fd, buf, clamp_len(n), flags);
-    return tr__op_park(t, sqe);
+    int res = tr__op_park(t, sqe);
+    if (res > 0)
+        TR_VG_DEFINED(buf, (size_t)res);
+    return res;
 }
 
 ssize_t tr_send(int fd, const void *buf, size_t n, int flags)
@@ -95,7 +101,12 @@ int tr_accept(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
     TR_OP_BEGIN(TR_OPC_ACCEPT, fd);
     io_uring_prep_accept(sqe, fd, sa, len, flags);
-    return tr__op_park(t, sqe);
+    int res = tr__op_park(t, sqe);
+    if (res >= 0 && sa && len) {
+        TR_VG_DEFINED(len, sizeof(*len));
+        TR_VG_DEFINED(sa, *len);
+    }
+    return res;
 }
 
 int tr_connect(int fd, const struct sockaddr *sa, socklen_t len)

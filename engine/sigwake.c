@@ -173,8 +173,10 @@ void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
         e->sig_armed = false;
         e->sig_cancel_sent = false;
         /* A completed read wins over our cancel: the signal is handled. */
-        if (res == (int32_t)sizeof(e->sig_info))
+        if (res == (int32_t)sizeof(e->sig_info)) {
+            TR_VG_DEFINED(&e->sig_info, sizeof(e->sig_info));
             tr__shutdown_on_signal(e, (int)e->sig_info.ssi_signo);
+        }
         break;
     case TR_UDK_WAKE:
         TR_ASSERT(e->wake_armed);

@@ -17,6 +17,12 @@
 #include <sanitizer/common_interface_defs.h>
 #define TR_ASAN 1
 #endif
+#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer must know about every stack switch, or it mixes up the
+ * shadow stacks of tasks and reports nonsense: each task is a TSan fiber. */
+#include <sanitizer/tsan_interface.h>
+#define TR_TSAN 1
+#endif
 
 __thread tr_task *tr__current;
 
@@ -32,6 +38,9 @@ static void switch_to_scheduler(tr_task *t, bool final)
                                    e->sched_stack_size);
 #else
     (void)final;
+#endif
+#if defined(TR_TSAN)
+    __tsan_switch_to_fiber(e->sched_tsan_fiber, 0);
 #endif
     tr__ctx_switch(&t->sp, e->sched_sp);
 #if defined(TR_ASAN)
@@ -65,6 +74,10 @@ void tr__run_task(tr_engine *e, tr_task *t)
     __sanitizer_start_switch_fiber(&e->sched_asan_fake, t->stack->lo,
                                    (size_t)((char *)t->stack->hi - (char *)t->stack->lo));
 #endif
+#if defined(TR_TSAN)
+    e->sched_tsan_fiber = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
     tr__ctx_switch(&e->sched_sp, t->sp);
 #if defined(TR_ASAN)
     __sanitizer_finish_switch_fiber(e->sched_asan_fake, NULL, NULL);
@@ -76,6 +89,10 @@ void tr__run_task(tr_engine *e, tr_task *t)
         TR_ASSERT(e->dying == t);
         TR_ASSERT(t->state == TR_TASK_DONE);
         e->dying = NULL;
+#if defined(TR_TSAN)
+        __tsan_destroy_fiber(t->tsan_fiber);
+        t->tsan_fiber = NULL;
+#endif
         tr__stack_free(e, t->stack);
         t->stack = NULL;
         if (t->detached)
@@ -235,6 +252,9 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
             t->name[0] = '\0';
     }
     t->sp = tr__ctx_make(s->lo, s->hi, task_entry, t);
+#if defined(TR_TSAN)
+    t->tsan_fiber = __tsan_create_fiber(0);
+#endif
     t->detached = (out == NULL);
     list_push(&e->all_head, t);
     e->st.tasks_spawned++;
@@ -278,6 +298,10 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
     tr__shutdown_task_ended(e, t);
     if (killed) {
         /* Never resumed, off its stack already: free it now. */
+#if defined(TR_TSAN)
+        __tsan_destroy_fiber(t->tsan_fiber);
+        t->tsan_fiber = NULL;
+#endif
         tr__stack_free(e, t->stack);
         t->stack = NULL;
         if (t->detached)

@@ -42,6 +42,15 @@
 __attribute__((noreturn, cold)) void tr__assert_fail(const char *expr, const char *file,
                                                      int line, const char *func);
 
+/* The kernel fills read buffers behind valgrind's back: tell it, so that
+ * memcheck needs no suppressions for them. Free without valgrind.h. */
+#if defined(TR_HAVE_VALGRIND_H)
+#include <valgrind/memcheck.h>
+#define TR_VG_DEFINED(p, n) ((void)VALGRIND_MAKE_MEM_DEFINED((p), (n)))
+#else
+#define TR_VG_DEFINED(p, n) ((void)0)
+#endif
+
 #define TR_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define TR_LIKELY(x) __builtin_expect(!!(x), 1)
 
@@ -233,6 +242,7 @@ struct tr_task {
     size_t ca_nexcept;
     struct tr_stack *stack;
     void *asan_fake;          /* ASan fake stack of this task, while switched out */
+    void *tsan_fiber;         /* its TSan fiber (TSan builds) */
     char name[TR_NAME_MAX];
 };
 
@@ -402,6 +412,7 @@ struct tr_engine {
 
     void *sched_sp;            /* the scheduler's stack pointer while a task runs */
     void *sched_asan_fake;
+    void *sched_tsan_fiber;    /* the scheduler's TSan fiber (TSan builds) */
     const void *sched_stack_lo;
     size_t sched_stack_size;
     tr_task *run_head, *run_tail;
