@@ -108,8 +108,9 @@ static void cancel_parked(tr_engine *e, tr_task *t)
     case TR_WAIT_JOIN:
         if (shield)
             break;
+        /* The joiner keeps its claim on the target until it has resumed
+         * (tr_join drops it): meanwhile nobody else may join or detach it. */
         TR_ASSERT(t->join_target && t->join_target->joiner == t);
-        t->join_target->joiner = NULL;
         tr__task_wake(t, -ECANCELED);
         break;
     case TR_WAIT_CANCEL_ALL:

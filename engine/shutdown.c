@@ -288,10 +288,16 @@ static void step(tr_engine *e, uint64_t now)
             enter_final(e, now);
         break;
     case TR_PH_FINAL:
-        if (e->hook_task) {
-            if ((sigs > sd->signals_at_final || now >= sd->hook_cancel_deadline) &&
-                !e->hook_task->cancelled)
-                (void)tr_cancel(e->hook_task);
+        if (e->st.tasks_live > 0) {
+            /* Hooks, and whatever they spawned, get the ladder too. */
+            if (!sd->final_cancelled &&
+                (sigs > sd->signals_at_final || now >= sd->hook_cancel_deadline)) {
+                sd->final_cancelled = true;
+                if (!sd->shields_broken)
+                    break_shields(e, now);
+                for (tr_task *t = e->all_head; t; t = t->all_next)
+                    (void)tr_cancel(t);
+            }
             if (sigs > sd->signals_at_final + 1 || now >= sd->hook_kill_deadline)
                 kill_all(e, true);
         }
@@ -329,9 +335,9 @@ uint64_t tr__shutdown_next_ns(const tr_engine *e, uint64_t now)
         d = sd->shields_broken ? sd->kill_deadline : sd->grace_deadline;
         break;
     case TR_PH_FINAL:
-        if (!e->hook_task)
+        if (e->st.tasks_live == 0)
             return UINT64_MAX;
-        d = e->hook_task->cancelled ? sd->hook_kill_deadline : sd->hook_cancel_deadline;
+        d = sd->final_cancelled ? sd->hook_kill_deadline : sd->hook_cancel_deadline;
         break;
     default:
         return UINT64_MAX;

@@ -290,10 +290,16 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
     list_unlink(&e->all_head, t);
     list_push(&e->done_head, t);
     t->state = TR_TASK_DONE;
-    if (t->joiner) {
-        tr__task_wake(t->joiner, 0);
-        t->joiner = NULL;
-    }
+    /* The joiner keeps its claim (t->joiner) until it has run and freed
+     * the record: between this wake and then, nobody else may join or
+     * detach t. */
+    if (t->joiner && t->joiner->state == TR_TASK_PARKED && t->joiner->wait == TR_WAIT_JOIN)
+        tr__task_wake(t->joiner, 0); /* not if it was cancelled and is about to resume */
+    /* A joiner that ends without returning from tr_join (killed) drops its
+     * claim, so the target's handle can still be joined or detached. */
+    if (t->join_target && t->join_target->joiner == t)
+        t->join_target->joiner = NULL;
+    t->join_target = NULL;
     tr__cancel_notify_end(e, t);
     tr__shutdown_task_ended(e, t);
     if (killed) {
@@ -380,20 +386,30 @@ int tr_join(tr_task *t, int *result)
         return -EINVAL;
     if (t->joiner && t->joiner != self)
         return -EINVAL;
-    if (tr__cancel_point(self))
+    /* Claim t for the whole call, the cancel point's yield included: no
+     * other task may join or detach it until we return. */
+    t->joiner = self;
+    self->join_target = t; /* so that a kill of ours drops the claim */
+    if (tr__cancel_point(self)) {
+        self->join_target = NULL;
+        t->joiner = NULL;
         return -ECANCELED;
+    }
     if (t->state != TR_TASK_DONE) {
-        t->joiner = self;
-        self->join_target = t;
         int r = tr__task_park(self, TR_WAIT_JOIN);
         self->join_target = NULL;
+        TR_ASSERT(t->joiner == self);
         if (r < 0) {
-            /* Cancelled while waiting: the canceller unhooked us. */
-            TR_ASSERT(t->joiner != self);
+            /* Cancelled while waiting: give up the claim; the handle stays
+             * ours (the target may have ended meanwhile). */
+            t->joiner = NULL;
             return r;
         }
     }
+    self->join_target = NULL;
     TR_ASSERT(t->state == TR_TASK_DONE);
+    TR_ASSERT(t->joiner == self);
+    t->joiner = NULL;
     if (result)
         *result = t->result;
     tr__task_free_record(self->e, t);

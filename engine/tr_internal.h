@@ -22,6 +22,17 @@
 #include "taskring.h"
 #include "ctx.h"
 
+/* gcc says __SANITIZE_ADDRESS__/__SANITIZE_THREAD__; clang 14 only answers
+ * __has_feature. The stack-switch annotations key on the gcc names. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(__SANITIZE_ADDRESS__)
+#define __SANITIZE_ADDRESS__ 1
+#endif
+#if __has_feature(thread_sanitizer) && !defined(__SANITIZE_THREAD__)
+#define __SANITIZE_THREAD__ 1
+#endif
+#endif
+
 #include <liburing.h>
 #include <pthread.h>
 #include <signal.h>
@@ -333,7 +344,7 @@ struct tr__shutdown {
     uint8_t phase;            /* enum tr__phase */
     uint8_t trigger;          /* enum tr__trigger */
     int trigger_signo;
-    bool late_cancelled, shields_broken, dumped;
+    bool late_cancelled, shields_broken, dumped, final_cancelled;
     uint64_t t_trigger, t_cancel, t_drain, t_grace, t_kill, t_final, t_done;
     uint64_t drain_deadline, grace_deadline, kill_deadline;
     uint64_t hook_cancel_deadline, hook_kill_deadline;

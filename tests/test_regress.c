@@ -13,6 +13,12 @@
  *   5. an at_shutdown hook blocked in I/O held the shutdown forever when no
  *      signal came: hooks now get grace_ms, then kill_ms;
  *   6. -EDEADLK returned with the engine's own reads still in flight (G2).
+ * And two the fuzzer (tests/fuzz/fuzz_api.c) found:
+ *   7. between a target's end and its joiner's resumption, a second
+ *      tr_join/tr_detach of the target succeeded and freed the record; the
+ *      first joiner then hit "assertion failed: t->state == TR_TASK_DONE";
+ *   8. a shielded task spawned by an at_shutdown hook hung the shutdown for
+ *      ever once the hook task had ended (G6).
  */
 #define _GNU_SOURCE
 #include "tr_test.h"
@@ -204,6 +210,149 @@ static void test_regress_edeadlk_leaves_nothing_in_flight(void **state)
     assert_int_equal(tr_engine_destroy(e), 0);
 }
 
+/* ---- 7 ---------------------------------------------------------------------- */
+
+static tr_task *jw_target;
+static int jw_first_join = 1, jw_first_result = -1, jw_second = 1, jw_second_detach = 1;
+
+static int jw_quick(void *arg)
+{
+    (void)arg;
+    return tr_yield() == 0 ? 7 : -1;
+}
+
+static int jw_joiner(void *arg)
+{
+    (void)arg;
+    jw_first_join = tr_join(jw_target, &jw_first_result);
+    return 0;
+}
+
+static int jw_driver(void *arg)
+{
+    (void)arg;
+    TCHECK_EQ(tr_spawn(NULL, &jw_target, jw_quick, NULL, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, NULL, jw_joiner, NULL, NULL), 0);
+    /* Pass 2: target yields, joiner parks, we yield. Pass 3: target ends
+     * and wakes the joiner, queued after us: we run in the window. */
+    tr_yield();
+    tr_yield();
+    TCHECK_EQ(jw_target->state, TR_TASK_DONE);
+    jw_second = tr_join(jw_target, NULL);
+    jw_second_detach = tr_detach(jw_target);
+    return 0;
+}
+
+static void test_regress_join_window_second_join_einval(void **state)
+{
+    (void)state;
+    tr_engine *e = eng_new(NULL);
+    assert_int_equal(tr_spawn(e, NULL, jw_driver, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    assert_int_equal(jw_second, -EINVAL);
+    assert_int_equal(jw_second_detach, -EINVAL);
+    assert_int_equal(jw_first_join, 0);
+    assert_int_equal(jw_first_result, 7);
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
+/* A cancelled joiner's tr_join yields once before it returns -ECANCELED;
+ * during that yield the handle is still claimed (found with the fuzzer
+ * after fix 7: a detach there freed the record the joiner still owned). */
+static tr_task *cw_target;
+static int cw_join = 1, cw_detach_other = 1, cw_detach_own = 1;
+
+static int cw_sleeper(void *arg)
+{
+    (void)arg;
+    return tr_sleep_ns(3600ull * 1000000000ull);
+}
+
+static int cw_joiner(void *arg)
+{
+    (void)arg;
+    tr_cancel(tr_self());
+    cw_join = tr_join(cw_target, NULL); /* cancel point: yields, then -ECANCELED */
+    cw_detach_own = tr_detach(cw_target); /* still ours */
+    tr_cancel(cw_target);
+    return 0;
+}
+
+static int cw_other(void *arg)
+{
+    (void)arg;
+    cw_detach_other = tr_detach(cw_target); /* runs inside the joiner's yield */
+    return 0;
+}
+
+static int cw_driver(void *arg)
+{
+    (void)arg;
+    TCHECK_EQ(tr_spawn(NULL, &cw_target, cw_sleeper, NULL, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, NULL, cw_joiner, NULL, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, NULL, cw_other, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_regress_cancelled_join_keeps_claim_during_yield(void **state)
+{
+    (void)state;
+    tr_engine *e = eng_new(NULL);
+    assert_int_equal(tr_spawn(e, NULL, cw_driver, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    assert_int_equal(cw_join, -ECANCELED);
+    assert_int_equal(cw_detach_other, -EINVAL);
+    assert_int_equal(cw_detach_own, 0);
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
+/* ---- 8 ---------------------------------------------------------------------- */
+
+static int fs_pipe[2];
+static int fs_read_rc = 1;
+
+static int fs_shielded_reader(void *arg)
+{
+    (void)arg;
+    char b;
+    tr_shield_begin();
+    fs_read_rc = (int)tr_read(fs_pipe[0], &b, 1, -1); /* nobody writes */
+    tr_shield_end();
+    return fs_read_rc;
+}
+
+static int fs_hook(void *arg)
+{
+    (void)arg;
+    return tr_spawn(NULL, NULL, fs_shielded_reader, NULL, NULL);
+}
+
+static int fs_main(void *arg)
+{
+    (void)arg;
+    return tr_at_shutdown(fs_hook, NULL);
+}
+
+static void test_regress_final_shielded_task_bounded(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.grace_ms = 5;
+    cfg.kill_ms = 5;
+    cfg.report_fd = -1;
+    make_pipe(fs_pipe);
+    /* main returns at once; the shutdown's hook spawns a shielded reader. */
+    assert_int_equal(tr_run(fs_main, NULL, &cfg), 0);
+    assert_int_equal(fs_read_rc, -ECANCELED); /* the shield broke at the hooks' grace */
+    close_pair(fs_pipe);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +362,9 @@ int main(void)
         T(test_regress_two_engines_signal_blocks_refcounted),
         T(test_regress_hook_bounded_without_signals),
         T(test_regress_edeadlk_leaves_nothing_in_flight),
+        T(test_regress_join_window_second_join_einval),
+        T(test_regress_cancelled_join_keeps_claim_during_yield),
+        T(test_regress_final_shielded_task_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
