@@ -154,6 +154,10 @@ int tr__engine_loop(tr_engine *e)
                 err = tr__ring_enter(e, false, 0);
         } else {
             uint64_t wait = min_u64(tr__timer_next_ns(e, now), tr__shutdown_next_ns(e, now));
+            /* A cancel the ring refused is retried at the next pass: never
+             * wait for ever while one is owed (its op may only end by it). */
+            if (TR_UNLIKELY(e->cancels_deferred || tr__internal_stop_owed(e)))
+                wait = min_u64(wait, TR_RETRY_NS);
             if (ring_busy(e) || wait != UINT64_MAX)
                 err = tr__ring_enter(e, true, wait);
             else if (tr__ring_cq_empty(e))

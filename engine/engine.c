@@ -142,6 +142,7 @@ int tr_engine_destroy(tr_engine *e)
         if (n > 0)
             tr__write_all(e->report_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
     }
+    tr__task_reserve_release(e);
     tr__task_records_free(e);
     tr__stack_pool_drain(e);
     TR_ASSERT(e->st.stacks_guarded == 0);

@@ -197,6 +197,11 @@ int tr_at_shutdown(tr_fn fn, void *arg)
     if (!fn)
         return -EINVAL;
     tr_engine *e = t->e;
+    /* What running the hooks will need is taken now, where -ENOMEM can
+     * still be told to the caller: at shutdown the task cannot fail. */
+    int err = tr__task_reserve(e);
+    if (err)
+        return err;
     if (e->nhooks == e->hooks_cap) {
         unsigned cap = e->hooks_cap ? e->hooks_cap * 2 : 8;
         if (TR_FAULT(TR_FS_ALLOC))
@@ -221,7 +226,16 @@ static void enter_final(tr_engine *e, uint64_t now)
      * after), so a hook stuck in I/O cannot hold the shutdown forever. */
     e->sd.hook_cancel_deadline = now + MS(e->grace_ms);
     e->sd.hook_kill_deadline = e->sd.hook_cancel_deadline + MS(e->kill_ms);
-    if (e->nhooks == 0)
+    e->sd.hook_retry_at = now;
+}
+
+/* Spawns the task that runs the hooks. If that fails (no memory for a
+ * record or a stack), retry every millisecond until the hooks' kill
+ * deadline; then give up and say so in the report: never silently. */
+static void spawn_hooks_task(tr_engine *e, uint64_t now)
+{
+    struct tr__shutdown *sd = &e->sd;
+    if (e->nhooks == 0 || e->hook_task || sd->hooks_abandoned || now < sd->hook_retry_at)
         return;
     tr_task *t;
     struct tr_spawn_opts o = {.name = "at-shutdown"};
@@ -231,6 +245,13 @@ static void enter_final(tr_engine *e, uint64_t now)
     if (err == 0) {
         e->hook_task = t;
         tr_detach(t);
+        return;
+    }
+    sd->hooks_spawn_err = err;
+    sd->hook_retry_at = now + MS(1);
+    if (now >= sd->hook_kill_deadline) {
+        sd->hooks_abandoned = e->nhooks;
+        e->nhooks = 0;
     }
 }
 
@@ -288,6 +309,7 @@ static void step(tr_engine *e, uint64_t now)
             enter_final(e, now);
         break;
     case TR_PH_FINAL:
+        spawn_hooks_task(e, now);
         if (e->st.tasks_live > 0) {
             /* Hooks, and whatever they spawned, get the ladder too. */
             if (!sd->final_cancelled &&
@@ -301,7 +323,7 @@ static void step(tr_engine *e, uint64_t now)
             if (sigs > sd->signals_at_final + 1 || now >= sd->hook_kill_deadline)
                 kill_all(e, true);
         }
-        if (e->st.tasks_live == 0 && e->st.ops_inflight == 0) {
+        if (e->st.tasks_live == 0 && e->st.ops_inflight == 0 && e->nhooks == 0) {
             sd->phase = TR_PH_DONE;
             sd->t_done = now;
             tr__shutdown_report(e);
@@ -335,6 +357,10 @@ uint64_t tr__shutdown_next_ns(const tr_engine *e, uint64_t now)
         d = sd->shields_broken ? sd->kill_deadline : sd->grace_deadline;
         break;
     case TR_PH_FINAL:
+        if (e->nhooks > 0 && !e->hook_task) {
+            d = sd->hook_retry_at; /* the hooks' task could not be spawned yet */
+            break;
+        }
         if (e->st.tasks_live == 0)
             return UINT64_MAX;
         d = sd->final_cancelled ? sd->hook_kill_deadline : sd->hook_cancel_deadline;

@@ -163,6 +163,12 @@ void tr__internal_stop(tr_engine *e)
         cancel_read(e, TR_UD_WAKE, &e->wake_cancel_sent);
 }
 
+bool tr__internal_stop_owed(const tr_engine *e)
+{
+    return e->internal_stopping && ((e->sig_armed && !e->sig_cancel_sent) ||
+                                    (e->wake_armed && !e->wake_cancel_sent));
+}
+
 void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
 {
     TR_ASSERT(e->internal_inflight > 0);

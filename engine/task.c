@@ -195,6 +195,57 @@ void tr__task_records_free(tr_engine *e)
 
 /* ---- spawn and end --------------------------------------------------------- */
 
+/* A record (recycled or new) and a stack; on error nothing is taken. */
+static int task_alloc(tr_engine *e, size_t size, tr_task **tp, struct tr_stack **sp)
+{
+    tr_task *t = e->free_tasks;
+    if (t) {
+        TR_ASSERT(t->state == TR_TASK_FREED);
+        e->free_tasks = t->all_next;
+    } else {
+        t = TR_FAULT(TR_FS_ALLOC) ? NULL : malloc(sizeof(*t));
+        if (!t)
+            return -ENOMEM;
+    }
+    int err = tr__stack_alloc(e, size, sp);
+    if (err) {
+        t->state = TR_TASK_FREED;
+        t->all_next = e->free_tasks;
+        e->free_tasks = t;
+        return err;
+    }
+    *tp = t;
+    return 0;
+}
+
+/* Takes a record and a default-size stack now, for the engine's own task
+ * (the at-shutdown hooks) to be spawned later without a chance to fail. */
+int tr__task_reserve(tr_engine *e)
+{
+    if (e->task_reserve)
+        return 0;
+    tr_task *t;
+    struct tr_stack *s;
+    int err = task_alloc(e, e->stack_size, &t, &s);
+    if (err)
+        return err;
+    memset(t, 0, sizeof(*t));
+    t->state = TR_TASK_FREED; /* not a task yet */
+    t->stack = s;
+    e->task_reserve = t;
+    return 0;
+}
+
+void tr__task_reserve_release(tr_engine *e)
+{
+    tr_task *t = e->task_reserve;
+    if (!t)
+        return;
+    e->task_reserve = NULL;
+    tr__stack_free(e, t->stack);
+    free(t);
+}
+
 int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_spawn_opts *o)
 {
     if (!e)
@@ -213,24 +264,18 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
                 return -ENOMEM;
         }
     }
-    tr_task *t = e->free_tasks;
-    if (t) {
-        TR_ASSERT(t->state == TR_TASK_FREED);
-        e->free_tasks = t->all_next;
+    tr_task *t;
+    struct tr_stack *s;
+    if (e->spawning_internal && e->task_reserve && size == e->stack_size) {
+        t = e->task_reserve; /* taken by tr_at_shutdown: cannot fail now */
+        e->task_reserve = NULL;
+        s = t->stack;
     } else {
-        t = TR_FAULT(TR_FS_ALLOC) ? NULL : malloc(sizeof(*t));
-        if (!t)
-            return -ENOMEM;
+        int err = task_alloc(e, size, &t, &s);
+        if (err)
+            return err;
     }
     memset(t, 0, sizeof(*t));
-    struct tr_stack *s;
-    int err = tr__stack_alloc(e, size, &s);
-    if (err) {
-        t->state = TR_TASK_FREED;
-        t->all_next = e->free_tasks;
-        e->free_tasks = t;
-        return err;
-    }
     t->e = e;
     t->stack = s;
     t->id = ++e->next_id;

@@ -262,6 +262,8 @@ void tr__task_wake(tr_task *t, int res);
 void tr__task_enqueue(tr_task *t);
 void tr__task_free_record(tr_engine *e, tr_task *t);
 void tr__task_records_free(tr_engine *e);
+int tr__task_reserve(tr_engine *e);
+void tr__task_reserve_release(tr_engine *e);
 void tr__run_task(tr_engine *e, tr_task *t);
 void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed);
 /* Level-triggered cancel check at the top of every blocking call: when the
@@ -347,7 +349,9 @@ struct tr__shutdown {
     bool late_cancelled, shields_broken, dumped, final_cancelled;
     uint64_t t_trigger, t_cancel, t_drain, t_grace, t_kill, t_final, t_done;
     uint64_t drain_deadline, grace_deadline, kill_deadline;
-    uint64_t hook_cancel_deadline, hook_kill_deadline;
+    uint64_t hook_cancel_deadline, hook_kill_deadline, hook_retry_at;
+    unsigned hooks_abandoned; /* hooks never run: their task could not be spawned */
+    int hooks_spawn_err;
     uint64_t signals_at_final;
     /* Counters at the trigger, for the report's differences. */
     uint64_t ok0, cancelled0, failed0, killed0, cancels0, completed0, stale0;
@@ -377,6 +381,10 @@ bool tr__shutdown_signals_ok(const sigset_t *set);
 void tr__sigwake_close(tr_engine *e);
 void tr__internal_arm(tr_engine *e);
 void tr__internal_stop(tr_engine *e);
+/* A stop was asked but a read's cancel could not be submitted yet. */
+bool tr__internal_stop_owed(const tr_engine *e);
+/* How soon a pass retries what the ring refused (a cancel). */
+#define TR_RETRY_NS 1000000ull
 void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res);
 int tr__write_all(int fd, const char *buf, size_t len);
 const char *tr__task_state_name(const tr_task *t);
@@ -454,6 +462,7 @@ struct tr_engine {
     bool spawning_internal;    /* tr_spawn is creating the engine's own task */
     tr_task *main_task;        /* tr_run's main: its end triggers shutdown */
     tr_task *hook_task;        /* the at-shutdown task while it runs */
+    tr_task *task_reserve;     /* its record and stack, taken by tr_at_shutdown */
     struct tr__shutdown sd;
     struct tr__hook *hooks;
     unsigned nhooks, hooks_cap;

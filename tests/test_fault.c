@@ -1,0 +1,1494 @@
+/*
+ * Description: fault injection, SQLite style (STYLE.md): one deterministic
+ * workload that reaches every fault site of the engine, run again and again
+ * in a fresh engine while a countdown steps through every call at one site.
+ *
+ * The sites (engine/fault.c, tr_internal.h "faults"):
+ *   ALLOC    task records, stacks, op slot chunks, the timer heap and the
+ *            hooks array fail with -ENOMEM: burst 1, and burst 0 (every call
+ *            from the k-th on fails, as when memory is really gone);
+ *   GET_SQE  io_uring_get_sqe finds the SQ full: bursts 1 and 8; 9, the
+ *            one that makes a whole tr__ring_get_sqe give up (its first try
+ *            plus TR_RING_RETRIES = 8 retries), so that an op fails with
+ *            -EBUSY, a cancel is deferred, an internal read is armed or
+ *            cancelled at a later pass; and 18, where that later attempt
+ *            is refused once more;
+ *   SUBMIT   io_uring_enter fails with -EBUSY, -EAGAIN or -EINTR, submitting
+ *            nothing: bursts 1 and 8;
+ *   CQE      a task op's completion is rewritten to -EINTR, to a short count
+ *            or to -ECANCELED (burst 1).
+ * A permanent failure at GET_SQE or SUBMIT would be a kernel that never
+ * accepts work, which the engine does not promise to survive: their bursts
+ * are bounded.
+ *
+ * The workload (driver()) runs in an engine with an SQ of 8, so SQ-full
+ * paths are real: shutdown hooks (the hooks array grows), pipe, socket and
+ * file I/O (read, write, recv, send, poll, nop, openat, fsync, close), a nop
+ * storm (20 tasks at once), short sleeps, tasks cancelled one by one,
+ * tr_cancel_all over every way to wait (more ring ops than the SQ holds),
+ * then 70 long sleepers (the timer heap grows past 64), shutdown waiters,
+ * blocked readers and a LATE task left to tr_engine_shutdown. Every call's
+ * result must be success (short counts included) or a clean -errno from a
+ * small allowed set; a failed spawn is skipped (its partner's fd is closed
+ * for it), a failed op ends its loop, and every wait is ended by its
+ * partner, by a cancel or by the shutdown, so no step can hang.
+ *
+ * For each site and mode the workload first runs armed at an unreachable
+ * countdown, to learn N (its calls at the site) and check its exact results;
+ * then the countdown steps k = 1..N (at most FAULT_MAX_STEPS points, spread
+ * evenly over the whole range when N is larger). Every step must end as a
+ * clean run does: tr_engine_run returns 0, the quiescence audit (G2)
+ * passes, no task is killed, every task of the workload ended, every
+ * registered shutdown hook ran, no fd leaked, tr_engine_destroy returns 0.
+ *
+ * Each step runs in a child process (run_isolated), so that a crash, an
+ * engine abort (TR_ASSERT) or a hang fails that step, not the suite; in
+ * ASan builds the child of an ALLOC step also runs LeakSanitizer. A failing
+ * step is printed with its (site, mode, countdown, burst) once per kind of
+ * failure: countdowns step upwards, so that is the minimal reproduction.
+ * TR_FAULT_STEPS=<n> changes the step cap, TR_FAULT_FILTER=<glob> runs only
+ * the matching tests, TR_FAULT_FORK=0 runs steps in-process (debuggers;
+ * then the per-step watchdog or the SIGABRT handler names a bad step).
+ *
+ * Then the minimal reproductions of what the sweeps found, pinned as tests
+ * of their own (hooks whose task cannot be spawned; a refused cancel SQE,
+ * of the engine's wakeup read and of a task's op), and a CQ that overflows:
+ * sq_entries 4, cq_entries 8, 200 tasks completing at once.
+ */
+#define _GNU_SOURCE /* pipe2, mkdtemp */
+#include "tr_test.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define FAULT_LSAN 1
+#endif
+
+#define FAULT_MAX_STEPS 400
+
+/* ------------------------------------------------------------ step context */
+
+/* What runs now, for the watchdog (tr_test_current) and the abort handler. */
+static char step_desc[200] = "?";
+static const char *step_test = "?";
+
+static void on_abort(int sig)
+{
+    (void)sig;
+    static const char m[] = "\nFAULT STEP at abort: ";
+    ssize_t rc = write(2, m, sizeof(m) - 1);
+    rc = write(2, step_desc, strlen(step_desc));
+    rc = write(2, "\n", 1);
+    (void)rc;
+    /* SA_RESETHAND: abort() raises again with the default action. */
+}
+
+static int fault_setup(void **state)
+{
+    tr_test_setup(state);
+    step_test = tr_test_current;
+    snprintf(step_desc, sizeof(step_desc), "%s", step_test);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_abort;
+    sa.sa_flags = (int)SA_RESETHAND;
+    sigaction(SIGABRT, &sa, NULL);
+    return 0;
+}
+
+static int fault_teardown(void **state)
+{
+    tr__fault_disarm();
+    signal(SIGABRT, SIG_DFL);
+    return tr_test_teardown(state);
+}
+
+/* ------------------------------------------- checks inside the workload */
+
+/* The workload's own failure recorder (never cmocka asserts in a task; see
+ * tr_test.h section 3), per step: the first failure's text and a count.
+ * run_step turns a non-zero count into a step failure. */
+static struct {
+    int count;
+    char first[400];
+} wrec;
+
+static void wl_fail(const char *file, int line, const char *what)
+{
+    const char *base = strrchr(file, '/');
+    if (wrec.count++ == 0)
+        snprintf(wrec.first, sizeof(wrec.first), "%s:%d: %s", base ? base + 1 : file, line, what);
+}
+
+static bool wl_check(bool ok, const char *what, const char *file, int line)
+{
+    if (!ok)
+        wl_fail(file, line, what);
+    return ok;
+}
+
+static bool wl_check_eq(long long a, long long b, const char *what, const char *file, int line)
+{
+    if (a == b)
+        return true;
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s (got %lld, want %lld)", what, a, b);
+    wl_fail(file, line, msg);
+    return false;
+}
+
+#define WCHECK(c) wl_check(!!(c), #c, __FILE__, __LINE__)
+#define WCHECK_EQ(a, b)                                                                            \
+    ({                                                                                             \
+        long long wa_ = (long long)(a), wb_ = (long long)(b);                                      \
+        wl_check_eq(wa_, wb_, #a " == " #b, __FILE__, __LINE__);                                   \
+    })
+
+/* The errors any call may return under faults: no memory (ALLOC), a ring
+ * that refused the SQE (GET_SQE/SUBMIT), and the rewritten completions
+ * (CQE). Success (>= 0, short counts included) is always allowed. */
+static bool soft_err(long r)
+{
+    return r == -ENOMEM || r == -EBUSY || r == -EINTR || r == -ECANCELED || r == -EAGAIN;
+}
+
+/* Records a failure unless r >= 0, r is a soft error or one of extra[];
+ * returns r >= 0. */
+static bool rc_check(long r, const char *what, const char *file, int line, const int *extra,
+                     size_t n)
+{
+    if (r >= 0)
+        return true;
+    bool ok = soft_err(r);
+    for (size_t i = 0; i < n && !ok; i++)
+        ok = extra[i] != 0 && r == extra[i];
+    if (!ok) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "%s = %ld (%s) is not an allowed result", what, r,
+                 strerror((int)-r));
+        wl_fail(file, line, msg);
+    }
+    return false;
+}
+
+/* RC(r, extra errnos...): checks r as above; true when r >= 0. */
+#define RC(r, ...)                                                                                 \
+    rc_check((long)(r), #r, __FILE__, __LINE__, (const int[]){0, ##__VA_ARGS__},                   \
+             sizeof((const int[]){0, ##__VA_ARGS__}) / sizeof(int))
+
+/* A spawn's result: 0 or -ENOMEM. True when the task exists. */
+static bool spawn_ok_(int rc, const char *file, int line)
+{
+    wl_check(rc == 0 || rc == -ENOMEM, "tr_spawn returned 0 or -ENOMEM", file, line);
+    return rc == 0;
+}
+#define SPAWN_OK(rc) spawn_ok_((rc), __FILE__, __LINE__)
+
+/* ------------------------------------------------------------- the workload */
+
+#define NPIPE 3   /* pipe writer/reader pairs */
+#define NSOCK 2   /* socketpair sender/receiver pairs */
+#define NFILE 2   /* openat/write/fsync/read/close on a temp file */
+#define NNOP 20   /* nop tasks spawned at once: more SQEs than the SQ holds */
+#define NSHORT 6  /* 200 us sleepers */
+#define CHUNKS 8  /* writes per writer */
+#define CHUNK 64  /* bytes per write: CHUNKS * CHUNK stays far below a pipe's capacity */
+#define NHOOK 10  /* shutdown hooks: the array grows 8 -> 16 */
+#define NCANCEL 7 /* tasks cancelled one by one */
+#define NB4 12    /* blocked at tr_cancel_all: more cancels than the SQ holds */
+#define NLONG 70  /* long sleepers at the shutdown: the timer heap grows 64 -> 128 */
+#define NWAITSD 3 /* tasks in tr_wait_shutdown at the shutdown */
+#define NB5 12    /* blocked at the shutdown: more cancels than the SQ holds */
+#define FILE_LEN 4096
+#define LONG_NS (10ull * 1000000000ull) /* only a cancellation ends it */
+
+struct wl;
+
+struct pair {
+    struct wl *w;
+    int idx;
+    int fd[2];  /* [0] the reading end, [1] the writing end; -1 once closed */
+    long sent;  /* bytes the writer was told it wrote */
+    long recvd; /* bytes the reader got */
+    bool sock;
+};
+
+struct ftask {
+    int idx;
+    bool ok; /* wrote, synced and read back the same bytes */
+};
+
+enum bkind { BK_READ, BK_RECV, BK_POLL, BK_SLEEP, BK__COUNT };
+
+struct blocked {
+    struct wl *w;
+    enum bkind kind;
+    long res;
+    bool ended;
+    int *ended_count; /* detached ones count their ends here */
+};
+
+struct joiner {
+    struct wl *w;
+    tr_task *target;
+};
+
+struct wl {
+    int never[2]; /* a pipe nobody writes to */
+    int nsock[2]; /* a socketpair nobody writes to */
+    struct pair pipes[NPIPE];
+    struct pair socks[NSOCK];
+    struct ftask files[NFILE];
+    struct blocked cancel[NCANCEL];
+    struct blocked b4[NB4 + 2]; /* + the join target, + the excepted survivor */
+    struct joiner j4;
+    struct blocked b5[NB5];
+    /* what the run did */
+    bool driver_spawned, driver_done;
+    int hooks_reg, hooks_ran;
+    int p2_spawned, p2_joined;
+    int p3_spawned;
+    int p4_spawned, p4_ended, p4_count;
+    int p5_spawned, p5_ended;
+    int late_wait_rc;
+};
+
+static char tmpdir[64];
+
+/* Closes *fd through the ring and marks it closed. A close that failed
+ * before it reached the kernel (no op slot: -ENOMEM, no SQE: -EBUSY)
+ * closes synchronously; one the kernel ran has closed the fd whatever its
+ * result says (close(2) on Linux; and the CQE fault only rewrites it). */
+static void wclose(int *fd)
+{
+    if (*fd < 0)
+        return;
+    int rc = tr_close(*fd);
+    RC(rc);
+    if (rc == -ENOMEM || rc == -EBUSY)
+        WCHECK_EQ(close(*fd), 0);
+    *fd = -1;
+}
+
+static int pipe_writer(void *arg)
+{
+    struct pair *p = arg;
+    char buf[CHUNK];
+    memset(buf, 'a' + p->idx, sizeof(buf));
+    for (int j = 0; j < CHUNKS; j++) {
+        ssize_t n = p->sock ? tr_send(p->fd[1], buf, sizeof(buf), MSG_NOSIGNAL)
+                            : tr_write(p->fd[1], buf, sizeof(buf), -1);
+        /* -EPIPE/-ECONNRESET: the reader gave up after an error of its own. */
+        if (!RC(n, -EPIPE, -ECONNRESET))
+            break;
+        p->sent += n;
+        if (j % 2)
+            RC(tr_nop());
+    }
+    wclose(&p->fd[1]);
+    return 0;
+}
+
+static int pipe_reader(void *arg)
+{
+    struct pair *p = arg;
+    char buf[256];
+    /* Bound: each successful read returns at least one byte, and at most
+     * CHUNKS * CHUNK bytes are ever written; the last read sees EOF. */
+    int i;
+    for (i = 0; i < CHUNKS * CHUNK + 1; i++) {
+        int ev = tr_poll(p->fd[0], POLLIN);
+        if (!RC(ev))
+            break;
+        ssize_t n = p->sock ? tr_recv(p->fd[0], buf, sizeof(buf), 0)
+                            : tr_read(p->fd[0], buf, sizeof(buf), -1);
+        if (!RC(n, -ECONNRESET) || n == 0)
+            break;
+        for (ssize_t k = 0; k < n; k++)
+            if (!WCHECK(buf[k] == 'a' + p->idx))
+                break;
+        p->recvd += n;
+    }
+    WCHECK(i < CHUNKS * CHUNK + 1);
+    wclose(&p->fd[0]);
+    return 0;
+}
+
+static int file_task(void *arg)
+{
+    struct ftask *f = arg;
+    char path[128], data[FILE_LEN], back[FILE_LEN];
+    snprintf(path, sizeof(path), "%s/f%d", tmpdir, f->idx);
+    for (int i = 0; i < FILE_LEN; i++)
+        data[i] = (char)(i * 7 + f->idx);
+    int fd = tr_openat(AT_FDCWD, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (!RC(fd))
+        return 0;
+    ssize_t n = tr_write(fd, data, sizeof(data), 0);
+    RC(n);
+    int s = tr_fsync(fd);
+    RC(s);
+    memset(back, 0, sizeof(back));
+    ssize_t m = tr_read(fd, back, sizeof(back), 0);
+    RC(m);
+    f->ok = n == FILE_LEN && s == 0 && m == FILE_LEN && memcmp(data, back, FILE_LEN) == 0;
+    wclose(&fd);
+    return 0;
+}
+
+static int nop_task(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        RC(tr_nop());
+    return 0;
+}
+
+static int short_sleeper(void *arg)
+{
+    (void)arg;
+    int rc = tr_sleep_ns(200000);
+    WCHECK(rc == 0 || rc == -ENOMEM);
+    return 0;
+}
+
+/* Blocks until cancelled (or fails before it ever parks) and records the
+ * result: nothing ever completes these waits but a cancellation. */
+static int blocked_task(void *arg)
+{
+    struct blocked *b = arg;
+    char buf[16];
+    switch (b->kind) {
+    case BK_READ:
+        b->res = tr_read(b->w->never[0], buf, sizeof(buf), -1);
+        break;
+    case BK_RECV:
+        b->res = tr_recv(b->w->nsock[0], buf, sizeof(buf), 0);
+        break;
+    case BK_POLL:
+        b->res = tr_poll(b->w->never[0], POLLIN);
+        break;
+    default:
+        b->res = tr_sleep_ns(LONG_NS);
+        break;
+    }
+    if (b->res != -ECANCELED && b->res != -ENOMEM && b->res != -EBUSY) {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "a blocked op (kind %d) ended with %ld, not -ECANCELED",
+                 (int)b->kind, b->res);
+        wl_fail(__FILE__, __LINE__, msg);
+    }
+    b->ended = true;
+    if (b->ended_count)
+        (*b->ended_count)++;
+    return b->res == -ECANCELED ? -ECANCELED : 0;
+}
+
+static int p4_wait_shutdown(void *arg)
+{
+    struct wl *w = arg;
+    /* tr_cancel_all comes long before any shutdown. */
+    WCHECK_EQ(tr_wait_shutdown(), -ECANCELED);
+    w->p4_ended++;
+    return 0;
+}
+
+static int p4_joiner(void *arg)
+{
+    struct joiner *j = arg;
+    int res = 0;
+    int rc = tr_join(j->target, &res);
+    if (rc == -ECANCELED) {
+        WCHECK_EQ(tr_detach(j->target), 0); /* the handle is still ours */
+    } else {
+        WCHECK_EQ(rc, 0);
+        WCHECK(res == 0 || res == -ECANCELED);
+    }
+    j->w->p4_ended++;
+    return 0;
+}
+
+static int p5_sleeper(void *arg)
+{
+    struct wl *w = arg;
+    int rc = tr_sleep_ns(LONG_NS);
+    WCHECK(rc == -ECANCELED || rc == -ENOMEM);
+    w->p5_ended++;
+    return 0;
+}
+
+static int p5_wait_shutdown(void *arg)
+{
+    struct wl *w = arg;
+    WCHECK_EQ(tr_wait_shutdown(), 0);
+    /* Cancelled by now (drain_ms 0): the level trigger, no submission. */
+    WCHECK_EQ(tr_nop(), -ECANCELED);
+    w->p5_ended++;
+    return 0;
+}
+
+static int p5_late(void *arg)
+{
+    struct wl *w = arg;
+    w->late_wait_rc = tr_wait_shutdown();
+    WCHECK_EQ(w->late_wait_rc, 0);
+    int rc = tr_sleep_ns(LONG_NS);
+    WCHECK(rc == -ECANCELED || rc == -ENOMEM);
+    if (rc == -ECANCELED) {
+        /* A LATE task is cancelled only once every other task has ended. */
+        struct tr_stats st;
+        WCHECK_EQ(tr_engine_stats(tr_self_engine(), &st), 0);
+        WCHECK_EQ(st.tasks_live, 1);
+    }
+    w->p5_ended++;
+    return 0;
+}
+
+static int hook(void *arg)
+{
+    struct wl *w = arg;
+    RC(tr_nop());
+    w->hooks_ran++;
+    return 0;
+}
+
+/* Spawns fn(arg) with a handle into h[*n]; true when it exists. */
+static bool spawn_h(tr_task **h, int *n, tr_fn fn, void *arg)
+{
+    if (!SPAWN_OK(tr_spawn(NULL, &h[*n], fn, arg, NULL)))
+        return false;
+    (*n)++;
+    return true;
+}
+
+/* Spawns fn(arg) detached; 1 when it exists, else 0. */
+static int spawn_d(tr_fn fn, void *arg, unsigned flags)
+{
+    struct tr_spawn_opts o = {.flags = flags};
+    return SPAWN_OK(tr_spawn(NULL, NULL, fn, arg, &o)) ? 1 : 0;
+}
+
+static void driver_yields(int k)
+{
+    for (int i = 0; i < k; i++)
+        WCHECK_EQ(tr_yield(), 0); /* nobody cancels the driver */
+}
+
+/* 2. I/O that ends on its own: pipes, sockets, files, a nop storm, short
+ * sleeps; all joined. An end whose task could not be spawned is closed
+ * here, so its partner sees EOF (or EPIPE) instead of waiting forever. */
+static void phase_io(struct wl *w)
+{
+    tr_task *h[2 * (NPIPE + NSOCK) + NFILE + NNOP + NSHORT];
+    int nh = 0;
+    for (int i = 0; i < NPIPE + NSOCK; i++) {
+        struct pair *p = i < NPIPE ? &w->pipes[i] : &w->socks[i - NPIPE];
+        if (!spawn_h(h, &nh, pipe_writer, p))
+            wclose(&p->fd[1]);
+        if (!spawn_h(h, &nh, pipe_reader, p))
+            wclose(&p->fd[0]);
+    }
+    for (int i = 0; i < NFILE; i++)
+        spawn_h(h, &nh, file_task, &w->files[i]);
+    for (int i = 0; i < NNOP; i++)
+        spawn_h(h, &nh, nop_task, NULL);
+    for (int i = 0; i < NSHORT; i++)
+        spawn_h(h, &nh, short_sleeper, NULL);
+    w->p2_spawned = nh;
+    for (int i = 0; i < nh; i++) {
+        int res = -1;
+        WCHECK_EQ(tr_join(h[i], &res), 0);
+        WCHECK_EQ(res, 0);
+        w->p2_joined++;
+    }
+}
+
+/* 3. Cancel one by one, each parked (or not yet run): readers, receivers,
+ * a sleeper; join each. */
+static void phase_cancel(struct wl *w)
+{
+    tr_task *ch[NCANCEL];
+    bool have[NCANCEL];
+    for (int i = 0; i < NCANCEL; i++) {
+        struct blocked *b = &w->cancel[i];
+        b->kind = i < 4 ? BK_READ : i < 6 ? BK_RECV : BK_SLEEP;
+        have[i] = SPAWN_OK(tr_spawn(NULL, &ch[i], blocked_task, b, NULL));
+        w->p3_spawned += have[i];
+    }
+    driver_yields(3);
+    for (int i = 0; i < NCANCEL; i++) {
+        if (!have[i])
+            continue;
+        int rc = tr_cancel(ch[i]);
+        WCHECK(rc == 0 || (rc == -ESRCH && w->cancel[i].ended));
+        int res = 1;
+        WCHECK_EQ(tr_join(ch[i], &res), 0);
+        WCHECK(res == 0 || res == -ECANCELED);
+        WCHECK(w->cancel[i].ended);
+    }
+}
+
+/* 4. tr_cancel_all(TR_CANCEL_WAIT) over every way to wait: ring ops (more
+ * than the SQ holds), a sleep, a join, tr_wait_shutdown; one excepted task
+ * survives it and is cancelled alone afterwards. */
+static void phase_cancel_all(struct wl *w)
+{
+    for (int i = 0; i < NB4; i++) {
+        w->b4[i] = (struct blocked){
+            .w = w, .kind = (enum bkind)(i % BK__COUNT), .ended_count = &w->p4_ended};
+        w->p4_spawned += spawn_d(blocked_task, &w->b4[i], 0);
+    }
+    w->p4_spawned += spawn_d(p4_wait_shutdown, w, 0);
+    tr_task *target;
+    struct blocked *bt = &w->b4[NB4];
+    *bt = (struct blocked){.w = w, .kind = BK_READ, .ended_count = &w->p4_ended};
+    if (SPAWN_OK(tr_spawn(NULL, &target, blocked_task, bt, NULL))) {
+        w->p4_spawned++;
+        w->j4 = (struct joiner){.w = w, .target = target};
+        if (spawn_d(p4_joiner, &w->j4, 0))
+            w->p4_spawned++;
+        else
+            WCHECK_EQ(tr_detach(target), 0);
+    }
+    tr_task *survivor = NULL;
+    struct blocked *bs = &w->b4[NB4 + 1];
+    *bs = (struct blocked){.w = w, .kind = BK_RECV};
+    if (!SPAWN_OK(tr_spawn(NULL, &survivor, blocked_task, bs, NULL)))
+        survivor = NULL;
+    driver_yields(3);
+    w->p4_count = tr_cancel_all(&survivor, survivor ? 1 : 0, TR_CANCEL_WAIT);
+    WCHECK(w->p4_count >= 0 && w->p4_count <= w->p4_spawned);
+    WCHECK_EQ(w->p4_ended, w->p4_spawned);
+    if (survivor) {
+        WCHECK(!bs->ended || bs->res != -ECANCELED); /* excepted */
+        int rc = tr_cancel(survivor);
+        WCHECK(rc == 0 || (rc == -ESRCH && bs->ended));
+        int res = 1;
+        WCHECK_EQ(tr_join(survivor, &res), 0);
+        WCHECK(bs->ended);
+    }
+}
+
+/* 5. Left for the shutdown: long sleepers (> 64 at once), shutdown
+ * waiters, blocked ring ops (more than the SQ holds), a LATE task; then
+ * tr_engine_shutdown from inside. */
+static void phase_shutdown(struct wl *w)
+{
+    for (int i = 0; i < NLONG; i++)
+        w->p5_spawned += spawn_d(p5_sleeper, w, 0);
+    for (int i = 0; i < NWAITSD; i++)
+        w->p5_spawned += spawn_d(p5_wait_shutdown, w, 0);
+    for (int i = 0; i < NB5; i++) {
+        /* read, recv, poll in turn: ring ops only */
+        w->b5[i] =
+            (struct blocked){.w = w, .kind = (enum bkind)(i % 3), .ended_count = &w->p5_ended};
+        w->p5_spawned += spawn_d(blocked_task, &w->b5[i], 0);
+    }
+    w->p5_spawned += spawn_d(p5_late, w, TR_SPAWN_LATE);
+    driver_yields(3);
+    WCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+}
+
+static int driver(void *arg)
+{
+    struct wl *w = arg;
+    /* 1. shutdown hooks */
+    for (int i = 0; i < NHOOK; i++) {
+        int rc = tr_at_shutdown(hook, w);
+        WCHECK(rc == 0 || rc == -ENOMEM);
+        w->hooks_reg += rc == 0;
+    }
+    phase_io(w);
+    phase_cancel(w);
+    phase_cancel_all(w);
+    phase_shutdown(w);
+    w->driver_done = true;
+    return 0;
+}
+
+/* The fds of one run, made outside the engine. No cmocka assert: this may
+ * run in a step's child process (see run_isolated). */
+static bool wl_init(struct wl *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->late_wait_rc = 1;
+    w->never[0] = w->never[1] = w->nsock[0] = w->nsock[1] = -1;
+    bool ok = pipe2(w->never, O_CLOEXEC) == 0;
+    ok &= socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->nsock) == 0;
+    for (int i = 0; i < NPIPE; i++) {
+        w->pipes[i] = (struct pair){.w = w, .idx = i, .fd = {-1, -1}};
+        ok &= pipe2(w->pipes[i].fd, O_CLOEXEC) == 0;
+    }
+    for (int i = 0; i < NSOCK; i++) {
+        w->socks[i] = (struct pair){.w = w, .idx = NPIPE + i, .fd = {-1, -1}, .sock = true};
+        ok &= socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->socks[i].fd) == 0;
+    }
+    for (int i = 0; i < NFILE; i++)
+        w->files[i] = (struct ftask){.idx = i};
+    for (int i = 0; i < NCANCEL; i++)
+        w->cancel[i] = (struct blocked){.w = w};
+    return ok;
+}
+
+/* Closes what the run left open: the never-written pair, and the pairs'
+ * ends when the driver itself was never spawned (tasks close their own,
+ * the driver closes those of tasks that could not be spawned). */
+static void wl_fini(struct wl *w)
+{
+    close_pair(w->never);
+    close_pair(w->nsock);
+    for (int i = 0; i < NPIPE; i++)
+        close_pair(w->pipes[i].fd);
+    for (int i = 0; i < NSOCK; i++)
+        close_pair(w->socks[i].fd);
+}
+
+/* ----------------------------------------------------------- running steps */
+
+static const char *const site_name[TR_FS__COUNT] = {"ALLOC", "GET_SQE", "SUBMIT", "CQE"};
+
+struct plan {
+    enum tr__fault_site site;
+    uint64_t burst;
+    int submit_err;
+    int cqe_mode;
+};
+
+static const char *plan_mode(const struct plan *p)
+{
+    if (p->site == TR_FS_SUBMIT)
+        return p->submit_err == -EBUSY ? "-EBUSY" : p->submit_err == -EAGAIN ? "-EAGAIN" : "-EINTR";
+    if (p->site == TR_FS_CQE)
+        return p->cqe_mode == TR_FAULT_CQE_EINTR   ? "EINTR"
+               : p->cqe_mode == TR_FAULT_CQE_SHORT ? "SHORT"
+                                                   : "ECANCELED";
+    return "-";
+}
+
+/* What one step found, filled where the step runs (a child process, see
+ * run_isolated) and handed to the parent through a pipe. */
+#define REP_FAILS 4
+struct report {
+    uint64_t calls;    /* calls at the plan's site */
+    uint64_t injected; /* faults injected */
+    int nfail;
+    struct {
+        char key[160];    /* the kind: which check */
+        char detail[360]; /* with the values */
+    } f[REP_FAILS];
+};
+
+static struct report rep;
+
+static void rep_fail(const char *key, const char *detail)
+{
+    if (rep.nfail < REP_FAILS) {
+        snprintf(rep.f[rep.nfail].key, sizeof(rep.f[0].key), "%.159s", key);
+        snprintf(rep.f[rep.nfail].detail, sizeof(rep.f[0].detail), "%.359s", detail);
+    }
+    rep.nfail++;
+}
+
+static bool step_check(bool ok, const char *what, long got)
+{
+    if (!ok) {
+        char detail[300];
+        snprintf(detail, sizeof(detail), "%s (got %ld)", what, got);
+        rep_fail(what, detail);
+    }
+    return ok;
+}
+
+#define SCHECK(cond, got) step_check((cond), #cond, (long)(got))
+
+/* Step failures of the running test, grouped by kind (the failed check, or
+ * the first failed check inside the workload, or a crash or hang) and
+ * plan: the first step of each kind is printed at once (countdowns step
+ * upwards, so it is the minimal one), the others only counted. */
+#define MAX_KINDS 64
+static struct {
+    int failed_steps;
+    int nkinds;
+    struct {
+        char key[160];
+        char plan[80];
+        int steps;
+        char first[600];
+    } kinds[MAX_KINDS];
+} srec;
+
+static char plan_label[80];
+
+static void kind_record(const char *key, const char *detail)
+{
+    for (int i = 0; i < srec.nkinds; i++)
+        if (!strcmp(srec.kinds[i].key, key) && !strcmp(srec.kinds[i].plan, plan_label)) {
+            srec.kinds[i].steps++;
+            return;
+        }
+    if (srec.nkinds == MAX_KINDS)
+        return;
+    int i = srec.nkinds++;
+    snprintf(srec.kinds[i].key, sizeof(srec.kinds[i].key), "%s", key);
+    snprintf(srec.kinds[i].plan, sizeof(srec.kinds[i].plan), "%s", plan_label);
+    srec.kinds[i].steps = 1;
+    snprintf(srec.kinds[i].first, sizeof(srec.kinds[i].first), "%s: %s", step_desc, detail);
+    print_error("FAULT STEP FAILED: %s\n", srec.kinds[i].first);
+}
+
+static void engine_cfg(struct tr_config *cfg)
+{
+    tr_config_init(cfg);
+    cfg->flags = TR_CFG_NO_SIGNALS;
+    cfg->report_fd = -1;
+    cfg->sq_entries = 8;  /* small, so the SQ-full paths are real */
+    cfg->grace_ms = 1000; /* nothing in the workload shields: never reached */
+    cfg->kill_ms = 500;
+}
+
+/* The open fds, without cmocka (see wl_init). */
+static int fds_now(void)
+{
+    return tr_test_dir_entries("/proc/self/fd") - 1;
+}
+
+/* One run of the workload in a fresh engine with plan p armed at
+ * countdown k; every finding goes to rep. */
+static void run_step(const struct plan *p, uint64_t k)
+{
+    bool ok = true;
+    int fds0 = fds_now();
+    static struct wl w;
+    if (!SCHECK(wl_init(&w), 0)) {
+        wl_fini(&w);
+        return;
+    }
+    struct tr_config cfg;
+    engine_cfg(&cfg);
+    tr_engine *e = NULL;
+    int rc = tr_engine_create(&e, &cfg);
+    if (!SCHECK(rc == 0, rc)) {
+        wl_fini(&w);
+        return;
+    }
+
+    tr__fault_arm(TR_FAULT_BIT(p->site), k, p->burst, p->submit_err, p->cqe_mode);
+    rc = tr_spawn(e, NULL, driver, &w, NULL);
+    SCHECK(rc == 0 || rc == -ENOMEM, rc);
+    w.driver_spawned = rc == 0;
+    int run = tr_engine_run(e);
+    rep.calls = tr__fault_calls(p->site);
+    rep.injected = tr__fault_injected();
+    tr__fault_disarm();
+    ok &= SCHECK(run == 0, run);
+
+    if (wrec.count)
+        rep_fail(wrec.first, wrec.first);
+    ok &= wrec.count == 0;
+    struct tr_stats st;
+    ok &= SCHECK(tr_engine_stats(e, &st) == 0, 0);
+    ok &= SCHECK(st.tasks_live == 0, st.tasks_live);
+    ok &= SCHECK(st.ops_inflight == 0, st.ops_inflight);
+    ok &= SCHECK(st.ops_submitted == st.ops_completed, st.ops_submitted - st.ops_completed);
+    ok &= SCHECK(st.tasks_spawned ==
+                     st.tasks_ok + st.tasks_cancelled + st.tasks_failed + st.tasks_killed,
+                 st.tasks_spawned);
+    ok &= SCHECK(st.engine_ops_inflight == 0, st.engine_ops_inflight);
+    ok &= SCHECK(st.timers_pending == 0, st.timers_pending);
+    ok &= SCHECK(st.tasks_killed == 0, st.tasks_killed);
+    ok &= SCHECK(w.driver_done == w.driver_spawned, w.driver_done);
+    ok &= SCHECK(w.hooks_ran == w.hooks_reg, w.hooks_ran - w.hooks_reg);
+    ok &= SCHECK(w.p2_joined == w.p2_spawned, w.p2_joined - w.p2_spawned);
+    ok &= SCHECK(w.p4_ended == w.p4_spawned, w.p4_ended - w.p4_spawned);
+    ok &= SCHECK(w.p5_ended == w.p5_spawned, w.p5_ended - w.p5_spawned);
+
+    if (rep.injected == 0 && w.driver_spawned) {
+        /* Nothing was injected: the workload's exact results. */
+        for (int i = 0; i < NPIPE + NSOCK; i++) {
+            struct pair *pp = i < NPIPE ? &w.pipes[i] : &w.socks[i - NPIPE];
+            SCHECK(pp->sent == CHUNKS * CHUNK, pp->sent);
+            SCHECK(pp->recvd == CHUNKS * CHUNK, pp->recvd);
+        }
+        for (int i = 0; i < NFILE; i++)
+            SCHECK(w.files[i].ok, i);
+        for (int i = 0; i < NCANCEL; i++)
+            SCHECK(w.cancel[i].res == -ECANCELED, w.cancel[i].res);
+        SCHECK(w.hooks_reg == NHOOK, w.hooks_reg);
+        SCHECK(w.p2_spawned == 2 * (NPIPE + NSOCK) + NFILE + NNOP + NSHORT, w.p2_spawned);
+        SCHECK(w.p3_spawned == NCANCEL, w.p3_spawned);
+        SCHECK(w.p4_spawned == NB4 + 3, w.p4_spawned);
+        SCHECK(w.p4_count == w.p4_spawned, w.p4_count);
+        SCHECK(w.p5_spawned == NLONG + NWAITSD + NB5 + 1, w.p5_spawned);
+        SCHECK(w.late_wait_rc == 0, w.late_wait_rc);
+        SCHECK(st.tasks_failed == 0, st.tasks_failed);
+    }
+
+    if (ok)
+        tr_test_assert_quiescent(e); /* the suites' audit: the same checks, passed above */
+    int d = tr_engine_destroy(e);
+    SCHECK(d == 0, d);
+    wl_fini(&w);
+    int fds1 = fds_now();
+    SCHECK(fds1 == fds0, fds1 - fds0);
+}
+
+/* ------------------------------------------------- one step, isolated */
+
+/* A step that crashes, aborts (TR_ASSERT) or hangs must not take the rest
+ * of the sweep with it: each step runs in a child process (the parent has
+ * no engine, so a fork is cheap and safe), which writes its report to a
+ * pipe. A child that dies, exits otherwise (a sanitizer report) or has not
+ * reported within STEP_TIMEOUT_S is a failed step of its own kind. With
+ * TR_FAULT_FORK=0 steps run in this process (for a debugger); then the
+ * per-step watchdog ends the suite at a hang, naming the step. */
+#define STEP_TIMEOUT_S 3 /* a step takes milliseconds, ASan included */
+
+static bool fork_steps(void)
+{
+    const char *s = getenv("TR_FAULT_FORK");
+    return !s || strcmp(s, "0") != 0;
+}
+
+/* Whether the child runs LeakSanitizer before it leaves (ASan builds).
+ * About half a step's cost, so only where the engine allocates: ALLOC
+ * plans (their error paths free partial work), clean runs, pinned cases.
+ * GET_SQE, SUBMIT and CQE faults allocate nothing. */
+static bool leak_check = true;
+
+static void run_isolated(void (*fn)(const void *), const void *arg)
+{
+    memset(&rep, 0, sizeof(rep));
+    memset(&wrec, 0, sizeof(wrec));
+    if (!fork_steps()) {
+        fn(arg);
+        return;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    int pfd[2];
+    assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        alarm(0);
+        fn(arg);
+#if defined(FAULT_LSAN)
+        /* The child ends with _exit (no exit-time leak check): check here
+         * what the step's engine may have leaked on its error paths. */
+        if (leak_check && __lsan_do_recoverable_leak_check())
+            rep_fail("memory leaked (LeakSanitizer report above)",
+                     "memory leaked (LeakSanitizer report above)");
+#endif
+        const char *b = (const char *)&rep;
+        size_t left = sizeof(rep);
+        while (left > 0) {
+            ssize_t n = write(pfd[1], b, left);
+            if (n <= 0)
+                _exit(2);
+            b += n;
+            left -= (size_t)n;
+        }
+        _exit(0); /* no atexit, no stdio flush, no cmocka: the parent goes on */
+    }
+    close(pfd[1]);
+    struct report got;
+    size_t have = 0;
+    bool hung = false;
+    while (have < sizeof(got)) {
+        struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
+        int pr = poll(&pf, 1, STEP_TIMEOUT_S * 1000);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0) {
+            hung = true;
+            break;
+        }
+        ssize_t n = read(pfd[0], (char *)&got + have, sizeof(got) - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    close(pfd[0]);
+    if (hung)
+        kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (have == sizeof(got))
+        rep = got;
+    char msg[120];
+    if (hung) {
+        snprintf(msg, sizeof(msg), "no end within %d s: the engine hangs (child killed)",
+                 STEP_TIMEOUT_S);
+        rep_fail("hang", msg);
+    } else if (WIFSIGNALED(status)) {
+        snprintf(msg, sizeof(msg), "the step's process died of signal %d (%s): see above",
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+        rep_fail(msg, msg);
+    } else if (WEXITSTATUS(status) != 0 || have != sizeof(got)) {
+        snprintf(msg, sizeof(msg), "the step's process exited with %d without a report",
+                 WEXITSTATUS(status));
+        rep_fail(msg, msg);
+    }
+}
+
+struct step_arg {
+    const struct plan *p;
+    uint64_t k;
+};
+
+static void step_fn(const void *arg)
+{
+    const struct step_arg *a = arg;
+    run_step(a->p, a->k);
+}
+
+/* Runs one step (isolated) and records its failures; true when clean. */
+static bool step(const struct plan *p, uint64_t k)
+{
+    snprintf(step_desc, sizeof(step_desc), "%s: site %s mode %s countdown %llu burst %llu",
+             step_test, site_name[p->site], plan_mode(p), (unsigned long long)k,
+             (unsigned long long)p->burst);
+    snprintf(plan_label, sizeof(plan_label), "%s %s burst %llu", site_name[p->site], plan_mode(p),
+             (unsigned long long)p->burst);
+    tr_test_current = step_desc; /* the watchdog names the step */
+    alarm(STEP_TIMEOUT_S * 2);   /* a backstop; the child has its own timeout */
+    struct step_arg a = {p, k};
+    leak_check = p->site == TR_FS_ALLOC || k == UINT64_MAX;
+    run_isolated(step_fn, &a);
+    leak_check = true;
+    for (int i = 0; i < rep.nfail && i < REP_FAILS; i++)
+        kind_record(rep.f[i].key, rep.f[i].detail);
+    srec.failed_steps += rep.nfail > 0;
+    tr_test_current = step_test;
+    alarm(TR_TEST_WATCHDOG_S);
+    return rep.nfail == 0;
+}
+
+/* Totals over the whole suite, printed at the end. */
+static uint64_t total_points, total_injected;
+static uint64_t site_points[TR_FS__COUNT], site_injected[TR_FS__COUNT];
+
+static unsigned max_steps(void)
+{
+    const char *s = getenv("TR_FAULT_STEPS");
+    long v = s ? strtol(s, NULL, 10) : 0;
+    return v > 0 ? (unsigned)v : FAULT_MAX_STEPS;
+}
+
+/* The clean run (countdown out of reach) gives N; then countdowns 1..N, or
+ * max_steps() points spread evenly over 1..N (both ends included). A plan
+ * stops after MAX_HANGS hung steps. */
+#define MAX_HANGS 2
+
+static void sweep(const struct plan *p)
+{
+    step(p, UINT64_MAX);
+    assert_int_equal(rep.injected, 0);
+    uint64_t n = rep.calls;
+    unsigned cap = max_steps();
+    uint64_t points = n < cap ? n : cap;
+    uint64_t injected = 0, failed = 0, hangs = 0, stepped = 0;
+    for (uint64_t i = 0; i < points; i++) {
+        uint64_t k = points == n ? i + 1 : 1 + (points > 1 ? i * (n - 1) / (points - 1) : 0);
+        failed += !step(p, k);
+        injected += rep.injected;
+        stepped++;
+        /* Each hang costs STEP_TIMEOUT_S; the first ones (the minimal
+         * countdowns) say all there is to say. */
+        for (int f = 0; f < rep.nfail && f < REP_FAILS; f++)
+            hangs += !strcmp(rep.f[f].key, "hang");
+        if (hangs >= MAX_HANGS)
+            break;
+    }
+    print_message(
+        "fault: %-7s %-9s burst %-2llu: N=%-4llu calls, stepped %llu points%s, "
+        "%llu injections, %llu failed steps%s\n",
+        site_name[p->site], plan_mode(p), (unsigned long long)p->burst, (unsigned long long)n,
+        (unsigned long long)stepped, points < n ? " (strided)" : "", (unsigned long long)injected,
+        (unsigned long long)failed, stepped < points ? " (stopped after the first hangs)" : "");
+    site_points[p->site] += stepped;
+    site_injected[p->site] += injected;
+    total_points += stepped;
+    total_injected += injected;
+    /* The workload reaches the site, and the steps do inject. */
+    assert_true(n > 0);
+    assert_true(injected > 0);
+}
+
+static void steps_reset(void)
+{
+    memset(&srec, 0, sizeof(srec));
+}
+
+static void sweeps_done(const char *what)
+{
+    if (what)
+        print_message("fault: %s\n", what);
+    for (int i = 0; i < srec.nkinds; i++)
+        print_error("fault: failure kind %d, %d step(s) in [%s]; first (minimal): %s\n", i + 1,
+                    srec.kinds[i].steps, srec.kinds[i].plan, srec.kinds[i].first);
+    if (srec.failed_steps)
+        fail_msg("%d fault step(s) failed, %d kind(s); first: %s", srec.failed_steps, srec.nkinds,
+                 srec.kinds[0].first);
+}
+
+static void site_done(enum tr__fault_site site)
+{
+    char line[160];
+    snprintf(line, sizeof(line), "%s total: %llu injection points stepped, %llu injections",
+             site_name[site], (unsigned long long)site_points[site],
+             (unsigned long long)site_injected[site]);
+    sweeps_done(line);
+}
+
+/* --------------------------------------------------------------- the tests */
+
+/* The workload with nothing injected: its exact results, the audit, and
+ * that it reaches every site. */
+static void test_fault_workload_clean(void **state)
+{
+    (void)state;
+    steps_reset();
+    for (int s = 0; s < TR_FS__COUNT; s++) {
+        struct plan p = {(enum tr__fault_site)s, 1, -EBUSY, TR_FAULT_CQE_EINTR};
+        step(&p, UINT64_MAX);
+        print_message("fault: the workload reaches %-7s %llu times\n", site_name[s],
+                      (unsigned long long)rep.calls);
+        assert_int_equal(rep.injected, 0);
+        assert_true(rep.calls > 0);
+    }
+    sweeps_done(NULL);
+}
+
+/* Every allocation fails once (burst 1), and every allocation from the
+ * k-th on fails (burst 0): -ENOMEM, never a crash, a leak or a hang. */
+static void test_fault_alloc_enomem_survived(void **state)
+{
+    (void)state;
+    steps_reset();
+    sweep(&(struct plan){TR_FS_ALLOC, 1, 0, 0});
+    sweep(&(struct plan){TR_FS_ALLOC, 0, 0, 0});
+    site_done(TR_FS_ALLOC);
+}
+
+/* The SQ looks full at each get_sqe: the engine flushes and retries; an op
+ * that still gets no SQE fails with -EBUSY, a cancel is deferred, an
+ * internal read is armed or cancelled at a later pass. */
+static void test_fault_get_sqe_full_survived(void **state)
+{
+    (void)state;
+    steps_reset();
+    sweep(&(struct plan){TR_FS_GET_SQE, 1, 0, 0});
+    sweep(&(struct plan){TR_FS_GET_SQE, 8, 0, 0});
+    sweep(&(struct plan){TR_FS_GET_SQE, 9, 0, 0});
+    sweep(&(struct plan){TR_FS_GET_SQE, 18, 0, 0});
+    site_done(TR_FS_GET_SQE);
+}
+
+/* io_uring_enter refuses with -EBUSY, -EAGAIN or -EINTR at each call. */
+static void test_fault_submit_refused_survived(void **state)
+{
+    (void)state;
+    steps_reset();
+    static const int errs[] = {-EBUSY, -EAGAIN, -EINTR};
+    for (size_t i = 0; i < 3; i++) {
+        sweep(&(struct plan){TR_FS_SUBMIT, 1, errs[i], 0});
+        sweep(&(struct plan){TR_FS_SUBMIT, 8, errs[i], 0});
+    }
+    site_done(TR_FS_SUBMIT);
+}
+
+/* Each task op's completion in turn reads -EINTR, a short count or
+ * -ECANCELED: the task sees it, nothing else breaks. */
+static void test_fault_cqe_rewritten_survived(void **state)
+{
+    (void)state;
+    steps_reset();
+    static const int modes[] = {TR_FAULT_CQE_EINTR, TR_FAULT_CQE_SHORT, TR_FAULT_CQE_ECANCELED};
+    for (size_t i = 0; i < 3; i++)
+        sweep(&(struct plan){TR_FS_CQE, 1, 0, modes[i]});
+    site_done(TR_FS_CQE);
+}
+
+/* ------------------------------------------ pinned: minimal reproductions */
+
+/* A one-task engine whose task arms a plan just before it returns, so
+ * that the plan's countdown starts at the engine's own work after the
+ * last task: the at-shutdown task's spawn, the stop of the internal reads. */
+struct pinned {
+    struct plan plan;
+    bool shutdown; /* register a hook and call tr_engine_shutdown first */
+    int hook_ran;
+};
+
+static int pinned_hook(void *arg)
+{
+    struct pinned *pp = arg;
+    pp->hook_ran++;
+    return 0;
+}
+
+static int pinned_task(void *arg)
+{
+    struct pinned *pp = arg;
+    WCHECK_EQ(tr_nop(), 0);
+    if (pp->shutdown) {
+        WCHECK_EQ(tr_at_shutdown(pinned_hook, pp), 0);
+        WCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    }
+    tr__fault_arm(TR_FAULT_BIT(pp->plan.site), 1, pp->plan.burst, pp->plan.submit_err,
+                  pp->plan.cqe_mode);
+    return 0;
+}
+
+static void pinned_fn(const void *arg)
+{
+    struct pinned *pp = (struct pinned *)arg;
+    struct tr_config cfg;
+    engine_cfg(&cfg);
+    tr_engine *e = NULL;
+    int rc = tr_engine_create(&e, &cfg);
+    if (!SCHECK(rc == 0, rc))
+        return;
+    rc = tr_spawn(e, NULL, pinned_task, pp, NULL);
+    if (!SCHECK(rc == 0, rc))
+        return;
+    int run = tr_engine_run(e);
+    rep.injected = tr__fault_injected();
+    tr__fault_disarm();
+    SCHECK(run == 0, run);
+    if (wrec.count)
+        rep_fail(wrec.first, wrec.first);
+    SCHECK(rep.injected > 0, rep.injected);
+    if (pp->shutdown)
+        SCHECK(pp->hook_ran == 1, pp->hook_ran);
+    struct tr_stats st;
+    SCHECK(tr_engine_stats(e, &st) == 0, 0);
+    SCHECK(st.engine_ops_inflight == 0, st.engine_ops_inflight);
+    SCHECK(st.tasks_live == 0, st.tasks_live);
+    int d = tr_engine_destroy(e);
+    SCHECK(d == 0, d);
+}
+
+static void pinned_run(struct pinned *pp, const char *what)
+{
+    steps_reset();
+    snprintf(step_desc, sizeof(step_desc),
+             "%s: site %s mode %s countdown 1 after the last task, "
+             "burst %llu",
+             step_test, site_name[pp->plan.site], plan_mode(&pp->plan),
+             (unsigned long long)pp->plan.burst);
+    snprintf(plan_label, sizeof(plan_label), "pinned");
+    run_isolated(pinned_fn, pp);
+    for (int i = 0; i < rep.nfail && i < REP_FAILS; i++)
+        kind_record(rep.f[i].key, rep.f[i].detail);
+    srec.failed_steps += rep.nfail > 0;
+    snprintf(step_desc, sizeof(step_desc), "%s", step_test);
+    sweeps_done(what);
+}
+
+/* From the ALLOC sweep: the at-shutdown task used to be allocated when the
+ * hooks were due, and an -ENOMEM there dropped every hook silently. Now
+ * tr_at_shutdown takes the task's record and stack up front: a failure is
+ * its -ENOMEM, and at shutdown, with every allocation failing, the hooks
+ * still run. */
+static int ar_hook_ran;
+
+static int ar_hook(void *arg)
+{
+    (void)arg;
+    ar_hook_ran++;
+    return 0;
+}
+
+static int ar_task(void *arg)
+{
+    (void)arg;
+    tr__fault_arm(TR_FAULT_BIT(TR_FS_ALLOC), 1, 1, 0, 0);
+    TCHECK_EQ(tr_at_shutdown(ar_hook, NULL), -ENOMEM); /* the reservation failed */
+    TCHECK_EQ(tr__fault_injected(), 1);
+    tr__fault_disarm();
+    TCHECK_EQ(tr_at_shutdown(ar_hook, NULL), 0);
+    /* From here every allocation fails, for good. */
+    tr__fault_arm(TR_FAULT_BIT(TR_FS_ALLOC), 1, 0, 0, 0);
+    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    return 0;
+}
+
+static void test_fault_at_shutdown_reserves_hook_task(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    engine_cfg(&cfg);
+    tr_engine *e = eng_new(&cfg);
+    ar_hook_ran = 0;
+    assert_int_equal(tr_spawn(e, NULL, ar_task, NULL, NULL), 0);
+    int run = tr_engine_run(e);
+    tr__fault_disarm();
+    tr_test_assert_clean();
+    assert_int_equal(run, 0);
+    assert_int_equal(ar_hook_ran, 1); /* exactly the hook that was accepted */
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
+/* From the GET_SQE sweep (its last countdown, burst 9): when the engine is
+ * about to return and the cancel of its wakeup read gets no SQE (one
+ * tr__ring_get_sqe gives up: 1 + 8 retries refused), tr_engine_run must
+ * still return: retry the cancel, never wait for a read nobody ends. */
+static void test_fault_run_returns_when_stop_cancel_refused(void **state)
+{
+    (void)state;
+    struct pinned pp = {.plan = {TR_FS_GET_SQE, 9, 0, 0}};
+    pinned_run(&pp, "pinned: the internal read's stop cancel is refused once");
+}
+
+/* A reader parked on a pipe nobody writes to, cancelled by another task
+ * while the ring refuses the cancel's SQE twice in a row. */
+static struct {
+    int p[2];
+    tr_task *reader;
+    long res;
+    int cancel_rc, join_rc;
+    uint64_t burst;
+} dc;
+
+static int dc_reader(void *arg)
+{
+    (void)arg;
+    char c;
+    dc.res = tr_read(dc.p[0], &c, 1, -1);
+    return 0;
+}
+
+static int dc_canceller(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100 && !parked_on(dc.reader, TR_WAIT_OP); i++)
+        WCHECK_EQ(tr_yield(), 0);
+    WCHECK(parked_on(dc.reader, TR_WAIT_OP));
+    /* The cancel's tr__ring_get_sqe gives up (9 refusals), then so does
+     * the retry of the deferred cancel in the same pass (9 more). */
+    tr__fault_arm(TR_FAULT_BIT(TR_FS_GET_SQE), 1, dc.burst, 0, 0);
+    dc.cancel_rc = tr_cancel(dc.reader);
+    dc.join_rc = tr_join(dc.reader, NULL);
+    return 0;
+}
+
+static void dc_fn(const void *arg)
+{
+    (void)arg;
+    int fds0 = fds_now();
+    dc.res = 1;
+    dc.cancel_rc = dc.join_rc = 1;
+    if (!SCHECK(pipe2(dc.p, O_CLOEXEC) == 0, errno))
+        return;
+    struct tr_config cfg;
+    engine_cfg(&cfg);
+    tr_engine *e = NULL;
+    int rc = tr_engine_create(&e, &cfg);
+    if (!SCHECK(rc == 0, rc))
+        return;
+    SCHECK(tr_spawn(e, &dc.reader, dc_reader, NULL, NULL) == 0, 0);
+    SCHECK(tr_spawn(e, NULL, dc_canceller, NULL, NULL) == 0, 0);
+    int run = tr_engine_run(e);
+    rep.injected = tr__fault_injected();
+    tr__fault_disarm();
+    SCHECK(run == 0, run);
+    if (wrec.count)
+        rep_fail(wrec.first, wrec.first);
+    SCHECK(rep.injected == dc.burst, rep.injected);
+    SCHECK(dc.cancel_rc == 0, dc.cancel_rc);
+    SCHECK(dc.join_rc == 0, dc.join_rc);
+    SCHECK(dc.res == -ECANCELED, dc.res);
+    struct tr_stats st;
+    SCHECK(tr_engine_stats(e, &st) == 0, 0);
+    SCHECK(st.ops_inflight == 0, st.ops_inflight);
+    SCHECK(tr_engine_destroy(e) == 0, 0);
+    close_pair(dc.p);
+    SCHECK(fds_now() == fds0, fds_now() - fds0);
+}
+
+/* From the GET_SQE sweep (burst 18): G4, a cancellation always ends. When
+ * the ring refuses a cancel's SQE, the engine defers it "to the next pass";
+ * when the deferred retry is refused too, the next pass must still come
+ * (no wait without a deadline while a cancel is pending), and the cancelled
+ * read ends with -ECANCELED. Burst 9 (one refusal, retried in the same
+ * pass) is the control. */
+static void test_fault_cancel_ends_when_cancel_sqe_refused_twice(void **state)
+{
+    (void)state;
+    static const uint64_t bursts[] = {9, 18};
+    steps_reset();
+    for (size_t i = 0; i < 2; i++) {
+        dc.burst = bursts[i];
+        snprintf(step_desc, sizeof(step_desc),
+                 "%s: site GET_SQE, countdown 1 at tr_cancel of a parked read, burst %llu",
+                 step_test, (unsigned long long)dc.burst);
+        snprintf(plan_label, sizeof(plan_label), "pinned burst %llu", (unsigned long long)dc.burst);
+        run_isolated(dc_fn, NULL);
+        for (int f = 0; f < rep.nfail && f < REP_FAILS; f++)
+            kind_record(rep.f[f].key, rep.f[f].detail);
+        srec.failed_steps += rep.nfail > 0;
+    }
+    snprintf(step_desc, sizeof(step_desc), "%s", step_test);
+    sweeps_done("pinned: a task's cancel SQE is refused once (burst 9), twice (burst 18)");
+}
+
+/* ------------------------------------------------------------- CQ overflow */
+
+#define OVF_PAIRS 100 /* 200 tasks */
+
+static struct {
+    int fd[OVF_PAIRS][2];
+    int reader_ok[OVF_PAIRS];
+    int writer_ok[OVF_PAIRS];
+    int overflow_seen; /* times a task saw the kernel's overflow flag set */
+} ovf;
+
+/* Before each op: is the kernel holding completions the CQ had no room
+ * for (IORING_SQ_CQ_OVERFLOW)? White-box, for the report only. */
+static void ovf_sample(void)
+{
+    if (tr__ring_overflow_pending(tr_self_engine()))
+        ovf.overflow_seen++;
+}
+
+static int ovf_reader(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char buf[8], want[8];
+    snprintf(want, sizeof(want), "r%06d", i);
+    ovf_sample();
+    ssize_t n = tr_read(ovf.fd[i][0], buf, sizeof(buf), -1);
+    TCHECK_EQ(n, 8);
+    TCHECK(n == 8 && memcmp(buf, want, 8) == 0);
+    for (int k = 0; k < 3; k++) {
+        ovf_sample();
+        TCHECK_EQ(tr_nop(), 0);
+    }
+    ovf.reader_ok[i] = 1;
+    return i;
+}
+
+static int ovf_writer(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char buf[8];
+    snprintf(buf, sizeof(buf), "r%06d", i);
+    for (int k = 0; k < 3; k++) {
+        ovf_sample();
+        TCHECK_EQ(tr_nop(), 0);
+    }
+    ovf_sample();
+    TCHECK_EQ(tr_write(ovf.fd[i][1], buf, sizeof(buf), -1), 8);
+    ovf_sample();
+    TCHECK_EQ(tr_nop(), 0);
+    ovf.writer_ok[i] = 1;
+    return 1000 + i;
+}
+
+/* A CQ of 8 entries under 200 tasks whose completions arrive together (the
+ * readers' all at once, when the writers run): more CQEs than the CQ holds.
+ * NODROP keeps the excess in the kernel's overflow list; none may be lost.
+ * stats.cq_overflows counts completions the kernel dropped, so it stays 0
+ * while the overflow list absorbs them. */
+static void test_fault_tiny_cq_overflow_loses_nothing(void **state)
+{
+    (void)state;
+    int fds0 = count_fds();
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.report_fd = -1;
+    cfg.sq_entries = 4;
+    cfg.cq_entries = 8;
+    tr_engine *e = NULL;
+    assert_int_equal(tr_engine_create(&e, &cfg), 0);
+    print_message("fault: tiny CQ: asked sq 4 cq 8, the engine has sq %u cq %u\n", e->sq_entries,
+                  e->cq_entries);
+    assert_true(e->cq_entries >= 8 && e->cq_entries <= 16);
+    memset(&ovf, 0, sizeof(ovf));
+    tr_task *r[OVF_PAIRS], *wr[OVF_PAIRS];
+    for (int i = 0; i < OVF_PAIRS; i++) {
+        make_pipe(ovf.fd[i]);
+        assert_int_equal(tr_spawn(e, &r[i], ovf_reader, (void *)(intptr_t)i, NULL), 0);
+    }
+    for (int i = 0; i < OVF_PAIRS; i++)
+        assert_int_equal(tr_spawn(e, &wr[i], ovf_writer, (void *)(intptr_t)i, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    for (int i = 0; i < OVF_PAIRS; i++) {
+        int res = -1;
+        assert_int_equal(tr_task_result(r[i], &res), 0);
+        assert_int_equal(res, i);
+        assert_int_equal(tr_task_result(wr[i], &res), 0);
+        assert_int_equal(res, 1000 + i);
+        assert_int_equal(tr_detach(r[i]), 0);
+        assert_int_equal(tr_detach(wr[i]), 0);
+        assert_true(ovf.reader_ok[i] && ovf.writer_ok[i]);
+        assert_int_equal(pipe_bytes(ovf.fd[i][0]), 0);
+    }
+    struct tr_stats st = stats_of(e);
+    print_message("fault: tiny CQ: %llu ops completed, %llu submit calls, %llu refused "
+                  "(busy), cq_overflows %llu, overflow flag seen by tasks %d times\n",
+                  (unsigned long long)st.ops_completed, (unsigned long long)st.submit_calls,
+                  (unsigned long long)st.submit_busy, (unsigned long long)st.cq_overflows,
+                  ovf.overflow_seen);
+    /* Every op completed and was delivered: a reader's read and 3 nops, a
+     * writer's 4 nops and its write. */
+    assert_int_equal(st.tasks_ok, 2 * OVF_PAIRS);
+    assert_int_equal(st.ops_completed, OVF_PAIRS * (4 + 5));
+    assert_int_equal(st.cancels_submitted, 0);
+    assert_int_equal(st.cqe_stale, 0);
+    /* The scenario really overflowed the CQ (else it would test nothing). */
+    assert_true(ovf.overflow_seen > 0);
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    for (int i = 0; i < OVF_PAIRS; i++)
+        close_pair(ovf.fd[i]);
+    assert_int_equal(count_fds(), fds0);
+}
+
+/* ------------------------------------------------------------------- main */
+
+#define TF(f) cmocka_unit_test_prestate_setup_teardown(f, fault_setup, fault_teardown, (void *)#f)
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* a writer whose reader gave up gets -EPIPE */
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tr-fault-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        TF(test_fault_workload_clean),
+        TF(test_fault_alloc_enomem_survived),
+        TF(test_fault_get_sqe_full_survived),
+        TF(test_fault_submit_refused_survived),
+        TF(test_fault_cqe_rewritten_survived),
+        TF(test_fault_at_shutdown_reserves_hook_task),
+        TF(test_fault_run_returns_when_stop_cancel_refused),
+        TF(test_fault_cancel_ends_when_cancel_sqe_refused_twice),
+        TF(test_fault_tiny_cq_overflow_loses_nothing),
+    };
+    if (getenv("TR_FAULT_FILTER")) /* e.g. "*submit*": one test, for debugging */
+        cmocka_set_test_filter(getenv("TR_FAULT_FILTER"));
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    print_message("fault: all sites: %llu injection points stepped, %llu injections\n",
+                  (unsigned long long)total_points, (unsigned long long)total_injected);
+    for (int i = 0; i < NFILE; i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/f%d", tmpdir, i);
+        unlink(path);
+    }
+    rmdir(tmpdir);
+    return rc;
+}
