@@ -156,9 +156,12 @@ void tr__shutdown_report(tr_engine *e)
              sd->killed[i].name, sd->killed[i].id);
     if (sd->nkilled > TR_SD_NAMES)
         outf(&o, "taskring:   killed: %u more\n", sd->nkilled - TR_SD_NAMES);
-    if (sd->hooks_abandoned)
+    if (sd->hooks_abandoned && sd->hooks_spawn_err)
         outf(&o, "taskring:   at_shutdown: %u hooks NOT run: their task could not be spawned (%s)\n",
              sd->hooks_abandoned, strerror(-sd->hooks_spawn_err));
+    else if (sd->hooks_abandoned)
+        outf(&o, "taskring:   at_shutdown: %u hooks NOT run: the kill rung ended their task\n",
+             sd->hooks_abandoned);
     outf(&o, "taskring:   audit: %" PRIu64 " tasks live, %" PRIu64 " ops in flight: %s\n", e->st.tasks_live,
          e->st.ops_inflight, (e->st.tasks_live == 0 && e->st.ops_inflight == 0) ? "quiescent" : "NOT QUIESCENT");
 }

@@ -235,7 +235,17 @@ static void enter_final(tr_engine *e, uint64_t now)
 static void spawn_hooks_task(tr_engine *e, uint64_t now)
 {
     struct tr__shutdown *sd = &e->sd;
-    if (e->nhooks == 0 || e->hook_task || sd->hooks_abandoned || now < sd->hook_retry_at)
+    if (e->nhooks == 0 || e->hook_task || sd->hooks_abandoned)
+        return;
+    if (sd->final_killed) {
+        /* The kill rung ended the hooks' task with hooks still queued:
+         * running them in a new task would only be killed again, forever. */
+        sd->hooks_abandoned = e->nhooks;
+        sd->hooks_spawn_err = 0;
+        e->nhooks = 0;
+        return;
+    }
+    if (now < sd->hook_retry_at)
         return;
     tr_task *t;
     struct tr_spawn_opts o = {.name = "at-shutdown"};
@@ -320,9 +330,12 @@ static void step(tr_engine *e, uint64_t now)
                 for (tr_task *t = e->all_head; t; t = t->all_next)
                     (void)tr_cancel(t);
             }
-            if (sigs > sd->signals_at_final + 1 || now >= sd->hook_kill_deadline)
+            if (sigs > sd->signals_at_final + 1 || now >= sd->hook_kill_deadline) {
+                sd->final_killed = true;
                 kill_all(e, true);
+            }
         }
+        spawn_hooks_task(e, now); /* abandons what the kill rung left */
         if (e->st.tasks_live == 0 && e->st.ops_inflight == 0 && e->nhooks == 0) {
             sd->phase = TR_PH_DONE;
             sd->t_done = now;

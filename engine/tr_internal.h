@@ -346,12 +346,12 @@ struct tr__shutdown {
     uint8_t phase;            /* enum tr__phase */
     uint8_t trigger;          /* enum tr__trigger */
     int trigger_signo;
-    bool late_cancelled, shields_broken, dumped, final_cancelled;
+    bool late_cancelled, shields_broken, dumped, final_cancelled, final_killed;
     uint64_t t_trigger, t_cancel, t_drain, t_grace, t_kill, t_final, t_done;
     uint64_t drain_deadline, grace_deadline, kill_deadline;
     uint64_t hook_cancel_deadline, hook_kill_deadline, hook_retry_at;
-    unsigned hooks_abandoned; /* hooks never run: their task could not be spawned */
-    int hooks_spawn_err;
+    unsigned hooks_abandoned; /* hooks never run: no task for them, or the kill rung */
+    int hooks_spawn_err;      /* why: the spawn's -errno, or 0 when killed */
     uint64_t signals_at_final;
     /* Counters at the trigger, for the report's differences. */
     uint64_t ok0, cancelled0, failed0, killed0, cancels0, completed0, stale0;

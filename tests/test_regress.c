@@ -19,6 +19,10 @@
  *      first joiner then hit "assertion failed: t->state == TR_TASK_DONE";
  *   8. a shielded task spawned by an at_shutdown hook hung the shutdown for
  *      ever once the hook task had ended (G6).
+ * And one the stress tool (tools/stress.c) found:
+ *   9. when the kill rung ended the hooks' task with hooks still queued, a
+ *      new hooks' task was spawned for them and killed at once, forever: the
+ *      shutdown never finished. The rest are now reported as not run.
  */
 #define _GNU_SOURCE
 #include "tr_test.h"
@@ -353,6 +357,74 @@ static void test_regress_final_shielded_task_bounded(void **state)
     close_pair(fs_pipe);
 }
 
+/* ---- 9 ---------------------------------------------------------------------- */
+
+static int hk_pipe[2];
+static int hk_first_ran, hk_stubborn_iters, hk_stubborn_returned;
+
+static int hk_first(void *arg) /* registered first: would run last */
+{
+    (void)arg;
+    hk_first_ran = 1;
+    return 0;
+}
+
+static int hk_stubborn(void *arg) /* ignores its cancellation: killed */
+{
+    (void)arg;
+    for (int i = 0; i < 1000000; i++) {
+        char b;
+        tr_shield_begin();
+        (void)tr_read(hk_pipe[0], &b, 1, -1); /* nobody writes */
+        tr_shield_end();
+        hk_stubborn_iters++;
+    }
+    hk_stubborn_returned = 1;
+    return 0;
+}
+
+static int hk_main(void *arg)
+{
+    tr_engine *e = arg;
+    TCHECK_EQ(tr_at_shutdown(hk_first, NULL), 0);
+    TCHECK_EQ(tr_at_shutdown(hk_stubborn, NULL), 0);
+    TCHECK_EQ(tr_engine_shutdown(e), 0);
+    return 0;
+}
+
+static void test_regress_hooks_killed_rest_abandoned(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.grace_ms = 5;
+    cfg.kill_ms = 5;
+    FILE *rep = tmpfile();
+    assert_non_null(rep);
+    cfg.report_fd = fileno(rep);
+    make_pipe(hk_pipe);
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, hk_main, e, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0); /* hung here without the fix */
+    struct tr_stats s = stats_of(e);
+    assert_int_equal(s.tasks_killed, 1);     /* the hooks' task, once */
+    assert_int_equal(s.tasks_live, 0);
+    assert_int_equal(s.ops_inflight, 0);
+    assert_int_equal(hk_first_ran, 0);       /* abandoned, not run */
+    assert_true(hk_stubborn_iters >= 1);     /* its shield broke at grace... */
+    assert_int_equal(hk_stubborn_returned, 0); /* ...and it was killed */
+    assert_int_equal(pipe_bytes(hk_pipe[0]), 0);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    char text[8192];
+    size_t n = (size_t)pread(fileno(rep), text, sizeof(text) - 1, 0);
+    text[n] = 0;
+    assert_contains(text, "at_shutdown: 1 hooks NOT run: the kill rung ended their task");
+    assert_contains(text, "killed: task 'at-shutdown'");
+    fclose(rep);
+    close_pair(hk_pipe);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +437,7 @@ int main(void)
         T(test_regress_join_window_second_join_einval),
         T(test_regress_cancelled_join_keeps_claim_during_yield),
         T(test_regress_final_shielded_task_bounded),
+        T(test_regress_hooks_killed_rest_abandoned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
