@@ -360,7 +360,7 @@ static void test_regress_final_shielded_task_bounded(void **state)
 /* ---- 9 ---------------------------------------------------------------------- */
 
 static int hk_pipe[2];
-static int hk_first_ran, hk_stubborn_iters, hk_stubborn_returned;
+static int hk_first_ran, hk_stubborn_returned;
 
 static int hk_first(void *arg) /* registered first: would run last */
 {
@@ -372,12 +372,11 @@ static int hk_first(void *arg) /* registered first: would run last */
 static int hk_stubborn(void *arg) /* ignores its cancellation: killed */
 {
     (void)arg;
-    for (int i = 0; i < 1000000; i++) {
+    for (long i = 0; i < 1000000000L; i++) { /* far longer than kill_ms */
         char b;
         tr_shield_begin();
         (void)tr_read(hk_pipe[0], &b, 1, -1); /* nobody writes */
         tr_shield_end();
-        hk_stubborn_iters++;
     }
     hk_stubborn_returned = 1;
     return 0;
@@ -412,8 +411,8 @@ static void test_regress_hooks_killed_rest_abandoned(void **state)
     assert_int_equal(s.tasks_live, 0);
     assert_int_equal(s.ops_inflight, 0);
     assert_int_equal(hk_first_ran, 0);       /* abandoned, not run */
-    assert_true(hk_stubborn_iters >= 1);     /* its shield broke at grace... */
-    assert_int_equal(hk_stubborn_returned, 0); /* ...and it was killed */
+    assert_int_equal(hk_stubborn_returned, 0); /* killed (how many reads it got
+                                                * in before is timing) */
     assert_int_equal(pipe_bytes(hk_pipe[0]), 0);
     assert_int_equal(tr_engine_destroy(e), 0);
     char text[8192];
