@@ -12,6 +12,9 @@
 
 #include <errno.h>
 
+/* madvise calls per idle pass: bounded, so a wake-up waits little. */
+#define TR_TRIM_PER_WAIT 16
+
 void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
 {
     if (ud & TR_UD_ENGINE) {
@@ -72,6 +75,10 @@ static void run_batch(tr_engine *e)
     while (t) {
         tr_task *next = t->run_next;
         t->run_next = NULL;
+        /* The next task's saved frame is likely cold (100k parked tasks
+         * are 400 MB of stacks): start loading it now. */
+        if (next && next->sp)
+            __builtin_prefetch(next->sp);
         tr__run_task(e, t);
         t = next;
     }
@@ -116,9 +123,10 @@ int tr__engine_loop(tr_engine *e)
 {
     e->internal_stopping = false;
     for (;;) {
-        uint64_t now = e->pass_ns = tr__now_ns();
+        /* pass_ns only dates parks (shown by tr_engine_dump): coarse. */
+        uint64_t now = e->pass_ns = tr__now_coarse_ns();
         if (TR_UNLIKELY(shutdown_active(e)))
-            tr__shutdown_pass(e, now);
+            tr__shutdown_pass(e, now = tr__now_ns());
         tr__internal_arm(e);
         run_batch(e);
         if (TR_UNLIKELY(e->cancels_deferred))
@@ -138,8 +146,10 @@ int tr__engine_loop(tr_engine *e)
             /* Returning: take the engine's own reads down too (G2). A
              * signal read that completes meanwhile starts a shutdown, which
              * ends the deadlock: then the loop goes on. */
-            if (e->internal_inflight == 0 && tr__ring_cq_empty(e) && tr__ring_sq_pending(e) == 0)
+            if (e->internal_inflight == 0 && tr__ring_cq_empty(e) && tr__ring_sq_pending(e) == 0) {
+                tr__stack_trim(e, UINT32_MAX);
                 return idle ? 0 : -EDEADLK;
+            }
             tr__internal_stop(e);
         } else if (e->internal_stopping && shutdown_active(e)) {
             /* A shutdown began while the reads were being stopped: it needs
@@ -149,8 +159,9 @@ int tr__engine_loop(tr_engine *e)
         int err = 0;
         if (runnable) {
             /* Hand over this pass's SQEs and collect what is ready, but do
-             * not wait: tasks are waiting to run. */
-            if (ring_busy(e))
+             * not wait: tasks are waiting to run. Nothing to hand over and
+             * nothing flagged ready: no syscall at all. */
+            if (tr__ring_enter_needed(e, ring_busy(e)))
                 err = tr__ring_enter(e, false, 0);
         } else {
             uint64_t wait = min_u64(tr__timer_next_ns(e, now), tr__shutdown_next_ns(e, now));
@@ -158,6 +169,8 @@ int tr__engine_loop(tr_engine *e)
              * wait for ever while one is owed (its op may only end by it). */
             if (TR_UNLIKELY(e->cancels_deferred || tr__internal_stop_owed(e)))
                 wait = min_u64(wait, TR_RETRY_NS);
+            /* Idle time is the time to give spare stacks back. */
+            tr__stack_trim(e, TR_TRIM_PER_WAIT);
             if (ring_busy(e) || wait != UINT64_MAX)
                 err = tr__ring_enter(e, true, wait);
             else if (tr__ring_cq_empty(e))

@@ -20,9 +20,13 @@ int tr__ring_init(tr_engine *e, const struct tr_config *cfg)
      * created disabled: with SINGLE_ISSUER the kernel binds it to the thread
      * that enables it, which is the thread that first runs the engine, not
      * necessarily the one that created it. */
+    /* TASKRUN_FLAG: the kernel flags pending completion work in the SQ
+     * ring, so a pass with tasks to run and nothing to submit can skip
+     * io_uring_enter altogether (tr__ring_enter_needed). */
     static const unsigned tries[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL |
+            IORING_SETUP_TASKRUN_FLAG,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_TASKRUN_FLAG,
         0,
     };
     int ret = -EINVAL;
@@ -43,6 +47,7 @@ int tr__ring_init(tr_engine *e, const struct tr_config *cfg)
         return -EOPNOTSUPP;
     }
     e->defer_taskrun = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+    e->taskrun_flag = (p.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
     e->cq_entries = p.cq_entries;
     e->ring_ready = true;
     e->ring_enabled = false;
@@ -96,6 +101,19 @@ unsigned tr__ring_sq_pending(const tr_engine *e)
 bool tr__ring_cq_empty(tr_engine *e)
 {
     return io_uring_cq_ready(&e->ring) == 0;
+}
+
+/* With tasks waiting to run, is an io_uring_enter worth its syscall? Yes
+ * when SQEs wait, or the kernel holds completions back (task work flagged
+ * by TASKRUN_FLAG, or an overflow). Without TASKRUN_FLAG we cannot know,
+ * so whenever anything is in flight. */
+bool tr__ring_enter_needed(const tr_engine *e, bool busy)
+{
+    if (io_uring_sq_ready(&e->ring) > 0)
+        return true;
+    if (!e->taskrun_flag)
+        return busy;
+    return (IO_URING_READ_ONCE(*e->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
 }
 
 bool tr__ring_overflow_pending(const tr_engine *e)

@@ -163,8 +163,9 @@ static void stack_fini(tr_engine *e, struct tr_stack *s)
  * guards). One mmap serves 64 spawns, and a freed stack goes back to the
  * engine's pool instead of to munmap: a 100k-task drain makes no syscall
  * per task. A slab whose stacks are all free while the pool holds more than
- * TR_STACK_POOL_MAX gets MADV_DONTNEED, so a spike's memory goes back to the
- * kernel; slabs are unmapped when the engine is destroyed.
+ * TR_STACK_POOL_MAX gets MADV_DONTNEED when the engine is next about to wait
+ * (tr__stack_trim), so a spike's memory goes back to the kernel; slabs are
+ * unmapped when the engine is destroyed.
  */
 static int slab_create(tr_engine *e)
 {
@@ -272,11 +273,31 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
     e->stack_pool_len++;
     sl->nfree++;
     TR_ASSERT(sl->nfree <= TR_SLAB_STACKS);
-    if (sl->nfree == TR_SLAB_STACKS && !sl->advised && e->stack_pool_len > TR_STACK_POOL_MAX) {
+    /* Not here: a 100k-task drain would pay a madvise per 64 ends (a third
+     * of its time). The engine trims when it is about to wait. */
+    if (sl->nfree == TR_SLAB_STACKS && !sl->advised && e->stack_pool_len > TR_STACK_POOL_MAX)
+        e->stack_trim_owed = true;
+}
+
+void tr__stack_trim(tr_engine *e, unsigned max)
+{
+    if (!e->stack_trim_owed)
+        return;
+    /* Bounded by the slabs and by max madvise calls per call. */
+    unsigned n = 0;
+    for (struct tr_slab *sl = e->slabs; sl; sl = sl->next) {
+        if (e->stack_pool_len <= TR_STACK_POOL_MAX)
+            break;
+        if (sl->nfree != TR_SLAB_STACKS || sl->advised)
+            continue;
+        if (n == max)
+            return; /* more owed: the next wait trims on */
         /* Give the pages back; the mapping (and the zero canaries) stay. */
         madvise(sl->map, sl->map_len, MADV_DONTNEED);
         sl->advised = true;
+        n++;
     }
+    e->stack_trim_owed = false;
 }
 
 void tr__stack_pool_drain(tr_engine *e)

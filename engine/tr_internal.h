@@ -108,6 +108,9 @@ struct tr_slab {
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out);
 void tr__stack_free(tr_engine *e, struct tr_stack *s);
 void tr__stack_pool_drain(tr_engine *e);
+/* Gives the pages of wholly free slabs beyond the pool's cap back to the
+ * kernel, at most max slabs per call. */
+void tr__stack_trim(tr_engine *e, unsigned max);
 bool tr__stack_canary_ok(const struct tr_stack *s);
 /* Aborts naming the task when its canary is gone (unguarded stacks only). */
 void tr__stack_canary_check(tr_task *t);
@@ -287,6 +290,15 @@ static inline uint64_t tr__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The same clock at tick resolution (1-4 ms), a third of the cost: only
+ * for figures that are shown, never for deadlines. */
+static inline uint64_t tr__now_coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* ---------------------------------------------------------------- ring */
 
 int tr__ring_init(tr_engine *e, const struct tr_config *cfg);
@@ -304,6 +316,7 @@ int tr__ring_enter(tr_engine *e, bool wait, uint64_t timeout_ns);
 unsigned tr__ring_reap(tr_engine *e);
 unsigned tr__ring_sq_pending(const tr_engine *e);
 bool tr__ring_cq_empty(tr_engine *e);
+bool tr__ring_enter_needed(const tr_engine *e, bool busy);
 bool tr__ring_overflow_pending(const tr_engine *e);
 uint64_t tr__ring_overflow_count(const tr_engine *e);
 /* White-box tests: queue a NOP whose CQE carries user_data ud. */
@@ -425,6 +438,8 @@ struct tr_engine {
     bool ring_registered;  /* in the running thread's table (see ring.c) */
     bool running;
     bool defer_taskrun;
+    bool stack_trim_owed; /* tr__stack_trim has slabs to give back */
+    bool taskrun_flag; /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
     unsigned sq_entries, cq_entries;
     size_t stack_size;
     unsigned cfg_flags;
