@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""perf/run.py — taskring side by side with its anchors; run by `tools/dev bench`.
+
+    perf/run.py --build DIR [--quick] [--out perf]
+
+Runs every benchmark of perf/ (each program prints one JSON line), always
+alternating taskring and its anchor in the same run on the same machine,
+and writes:
+    perf/results.json  every sample, the medians, the machine
+    perf/RESULTS.md    machine and date, then one row per measured point:
+                       benchmark | taskring | anchor | ratio | goal | met?
+    perf/results.png   one panel per benchmark (gnuplot)
+
+Figures: the programs' own clocks where throughput is the figure, and
+hyperfine (--warmup, --export-json) where the whole process's time is (a
+process with 100,000 parked tasks started and ended by SIGTERM). Each
+figure is the median of its repetitions; ratio = taskring / anchor in the
+figure's own unit, so for times lower is better and the goal says so.
+
+Nothing here runs in CTest or CI. Python 3 stdlib only.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+
+PERF = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(PERF)
+RANDREAD_FILE = "/dev/shm/taskring-randread"
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def run_json(cmd, timeout=300):
+    """Runs one benchmark program; returns its JSON line (dict). A program
+    that fails or prints no JSON stops the whole run: no figure from a
+    broken run is ever reported."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError("%s exited %d:\n%s" % (" ".join(cmd), p.returncode, p.stderr[-2000:]))
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if len(lines) != 1:
+        raise RuntimeError("%s printed %d JSON lines:\n%s" % (" ".join(cmd), len(lines), p.stdout[-2000:]))
+    return json.loads(lines[0])
+
+
+def hyperfine(cmds, names, warmup, runs, tmp):
+    """Whole-process wall time of each command, alternating (hyperfine runs
+    one command's batch after the other, so it is called once per round
+    with both commands and the rounds alternate the order)."""
+    out = os.path.join(tmp, "hf.json")
+    argv = ["hyperfine", "--warmup", str(warmup), "--runs", str(runs), "--export-json", out,
+            "--style", "none"]
+    for n, c in zip(names, cmds):
+        argv += ["--command-name", n, c]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    with open(out) as f:
+        res = json.load(f)["results"]
+    return {r["command"]: r for r in res}
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+
+    def ver(cmd):
+        try:
+            return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "kernel": platform.release(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "mem_gib": round(mem_kb / 1048576, 1),
+        "commit": commit + ("+dirty" if dirty else ""),
+        "python": platform.python_version(),
+        "fio": ver(["fio", "--version"]),
+        "nginx": ver(["nginx", "-v"]),
+        "wrk": ver(["wrk", "--version"]),
+    }
+
+
+class Bench:
+    """Collects the rows: each row is one measured point of one benchmark."""
+
+    def __init__(self, build, quick, tmp):
+        self.build = build
+        self.quick = quick
+        self.tmp = tmp
+        self.reps = 1 if quick else 3
+        self.rows = []
+
+    def exe(self, name):
+        return os.path.join(self.build, "perf", name)
+
+    def pair(self, panel, label, tr_cmd, anchor_cmd, anchor_name, goal, reps=None):
+        """Alternates the two commands reps times (swapping which goes
+        first each round); returns the row with every sample and the
+        medians."""
+        reps = reps or self.reps
+        tr_s, an_s = [], []
+        for i in range(reps):
+            order = [(tr_cmd, tr_s), (anchor_cmd, an_s)]
+            if i % 2:
+                order.reverse()
+            for cmd, into in order:
+                if cmd is not None:
+                    into.append(run_json(cmd))
+        row = self.add(panel, label, tr_s, an_s, anchor_name, goal)
+        return row
+
+    def add(self, panel, label, tr_s, an_s, anchor_name, goal, key="value"):
+        tv = statistics.median(s[key] for s in tr_s)
+        av = statistics.median(s[key] for s in an_s) if an_s else None
+        unit = tr_s[0].get("unit", "") if key == "value" else key
+        row = {"panel": panel, "label": label, "unit": unit, "taskring": tv,
+               "anchor": av, "anchor_name": anchor_name,
+               "ratio": (tv / av) if av else None, "goal": goal,
+               "samples": {"taskring": tr_s, "anchor": an_s}}
+        row["met"] = goal_met(goal, row)
+        self.rows.append(row)
+        log("%-34s taskring %s  %s %s  ratio %s  %s" % (
+            label, fmt(tv, unit), anchor_name or "-", fmt(av, unit) if av is not None else "-",
+            "%.2fx" % row["ratio"] if row["ratio"] else "-", met_text(row)))
+        return row
+
+
+def goal_met(goal, row):
+    """goal: None, or (kind, number): ratio_ge, ratio_le, value_le, value_ge."""
+    if not goal:
+        return None
+    kind, n = goal[0], goal[1]
+    v, r = row["taskring"], row["ratio"]
+    if kind == "ratio_ge":
+        return r is not None and r >= n
+    if kind == "ratio_le":
+        return r is not None and r <= n
+    if kind == "value_le":
+        return v <= n
+    if kind == "value_ge":
+        return v >= n
+    raise ValueError(kind)
+
+
+def goal_text(goal, unit):
+    if not goal:
+        return "—"
+    kind, n = goal[0], goal[1]
+    return {"ratio_ge": "≥ %gx" % n, "ratio_le": "≤ %gx" % n,
+            "value_le": "≤ %s" % fmt(n, unit), "value_ge": "≥ %s" % fmt(n, unit)}[kind]
+
+
+def met_text(row):
+    return {None: "—", True: "yes", False: "**no**"}[row["met"]]
+
+
+def fmt(v, unit):
+    if v is None:
+        return "—"
+    if unit in ("ops/s", "tasks/s", "IOPS", "req/s"):
+        if v >= 1e6:
+            return "%.2f M %s" % (v / 1e6, unit)
+        if v >= 1e3:
+            return "%.1f k %s" % (v / 1e3, unit)
+        return "%.0f %s" % (v, unit)
+    if unit == "bytes":
+        return "%.2f KiB" % (v / 1024)
+    if unit in ("ms", "ns/switch", "us/req", "µs/req"):
+        return ("%.3g " % v) + unit
+    return "%.4g %s" % (v, unit)
+
+
+# ---- the benchmarks ---------------------------------------------------------------
+
+
+def bench_nop(b):
+    k = 20000 if b.quick else 100000
+    for t in (1, 16, 64, 256):
+        ops = max(1000, k * 16 // t) if t > 16 else k  # about the same total work per point
+        b.pair("nop", "nop T=%d (ops/s)" % t,
+               [b.exe("bench_nop"), "--tasks", str(t), "--ops", str(ops)],
+               [b.exe("baseline_nop"), "--tasks", str(t), "--ops", str(ops)],
+               "raw liburing", ("ratio_ge", 0.9) if t >= 16 else None)
+
+
+def bench_switch_spawn(b):
+    n = 2000000 if b.quick else 10000000
+    rows = []
+    for i in range(b.reps):
+        rows.append(run_json([b.exe("bench_switch"), "--switches", str(n)]))
+    b.add("switch", "switch (ns per tr_yield switch)", rows, [], None, ("value_le", 10))
+    n = 200000 if b.quick else 1000000
+    b.pair("spawn", "spawn+run+join (tasks/s)",
+           [b.exe("bench_spawn"), "--tasks", str(n)],
+           [sys.executable, os.path.join(PERF, "asyncio_spawn.py"), "--tasks", str(n)],
+           "asyncio", ("value_ge", 5e6))
+
+
+def bench_cancel(b):
+    sizes = (1000, 10000, 100000)
+    for n in sizes:
+        b.pair("cancel", "cancel %dk sleepers (ms)" % (n // 1000),
+               [b.exe("bench_cancel"), "--mode", "sleep", "--tasks", str(n)],
+               [sys.executable, os.path.join(PERF, "asyncio_cancel.py"), "--tasks", str(n)],
+               "asyncio", ("value_le", 50) if n == 100000 else None)
+    for n in sizes:
+        # One pipe per read up to 8,192 pipes, then shared pipes (several
+        # reads parked on one pipe, each cancelled by its own user_data):
+        # 16,384 fds fit the usual RLIMIT_NOFILE of 20,000 here.
+        p = str(min(n, 8192))
+        b.pair("pipecancel", "cancel %dk pipe reads (ms)" % (n // 1000),
+               [b.exe("bench_cancel"), "--mode", "pipe", "--tasks", str(n), "--pipes", p],
+               [b.exe("baseline_cancel"), "--tasks", str(n), "--pipes", p],
+               "raw liburing", ("ratio_le", 1.2))
+    # RSS per parked task at 100k: from the sleepers' runs above.
+    big = [r for r in b.rows if r["label"].startswith("cancel 100k sleepers")][0]
+    tr_s, an_s = big["samples"]["taskring"], big["samples"]["anchor"]
+    b.add("rss", "RSS per parked task, 100k (bytes)", tr_s, an_s, "asyncio",
+          ("value_le", 4.5 * 1024), key="rss_per_task_bytes")
+    b.rows[-1]["unit"] = "bytes"
+    # SIGTERM -> teardown with 100k parked tasks: the engine's own clock...
+    n = 100000
+    b.pair("sigterm", "SIGTERM→exit, 100k parked (ms)",
+           [b.exe("bench_cancel"), "--mode", "sigterm", "--tasks", str(n)],
+           [sys.executable, os.path.join(PERF, "asyncio_cancel.py"), "--mode", "sigterm",
+            "--tasks", str(n)],
+           "asyncio", None)
+    # ...and the whole process (start, park 100k, SIGTERM, exit) by hyperfine.
+    if shutil.which("hyperfine"):
+        tr = "%s --mode sigterm --tasks %d" % (b.exe("bench_cancel"), n)
+        an = "%s %s --mode sigterm --tasks %d" % (sys.executable, os.path.join(PERF, "asyncio_cancel.py"), n)
+        tr_s, an_s = [], []
+        for i in range(1 if b.quick else 2):
+            names = ["taskring", "asyncio"] if i % 2 == 0 else ["asyncio", "taskring"]
+            cmds = [tr, an] if i % 2 == 0 else [an, tr]
+            res = hyperfine(cmds, names, 1, 3 if b.quick else 5, b.tmp)
+            tr_s.append({"value": res["taskring"]["mean"] * 1e3, "unit": "ms",
+                         "stddev_ms": res["taskring"]["stddev"] * 1e3})
+            an_s.append({"value": res["asyncio"]["mean"] * 1e3, "unit": "ms",
+                         "stddev_ms": res["asyncio"]["stddev"] * 1e3})
+        b.add("sigterm", "whole process, 100k parked (ms, hyperfine)", tr_s, an_s, "asyncio", None)
+
+
+def make_randread_file():
+    size = 256 << 20
+    if os.path.exists(RANDREAD_FILE) and os.path.getsize(RANDREAD_FILE) == size:
+        return
+    log("creating %s (256 MiB)" % RANDREAD_FILE)
+    block = bytes((i * 7 + 1) & 0xff or 1 for i in range(1 << 20))
+    with open(RANDREAD_FILE, "wb") as f:
+        for _ in range(256):
+            f.write(block)
+
+
+def fio_randread(q, seconds):
+    p = subprocess.run(
+        ["fio", "--name=rr", "--filename=" + RANDREAD_FILE, "--ioengine=io_uring",
+         "--rw=randread", "--bs=4k", "--iodepth=%d" % q, "--size=256m", "--direct=0",
+         "--time_based", "--runtime=%d" % seconds, "--numjobs=1", "--thread",
+         "--output-format=json"] + FIO_EXTRA,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+    j = json.loads(p.stdout[p.stdout.index("{"):])
+    job = j["jobs"][0]
+    if job["error"]:
+        raise RuntimeError("fio error %d" % job["error"])
+    return {"bench": "randread", "impl": "fio", "params": {"qd": q}, "value": job["read"]["iops"],
+            "unit": "IOPS"}
+
+
+FIO_EXTRA = []  # the anchor's options beyond the issue's; see perf/README
+
+
+def bench_randread(b):
+    make_randread_file()
+    seconds = 2 if b.quick else 5
+    for q in (1, 32, 128):
+        tr_s, an_s = [], []
+        for i in range(b.reps):
+            order = ["tr", "fio"] if i % 2 == 0 else ["fio", "tr"]
+            for who in order:
+                if who == "tr":
+                    tr_s.append(run_json([b.exe("bench_randread"), "--file", RANDREAD_FILE,
+                                          "--size-mb", "256", "--qd", str(q),
+                                          "--seconds", str(seconds)]))
+                else:
+                    an_s.append(fio_randread(q, seconds))
+        b.add("randread", "randread 4k Q=%d (IOPS)" % q, tr_s, an_s, "fio io_uring",
+              ("ratio_ge", 1.0))
+
+
+def bench_http(b):
+    seconds = 3 if b.quick else 10
+    bins = os.path.join(b.build, "tools")
+    script = os.path.join(PERF, "http_bench.py")
+    for c in (50, 200):
+        tr_s, an_s = [], []
+        for i in range(1 if b.quick else 2):
+            order = ["taskring", "nginx"] if i % 2 == 0 else ["nginx", "taskring"]
+            for who in order:
+                s = run_json([sys.executable, script, "--server", who, "--conns", str(c),
+                              "--seconds", str(seconds), "--bin-dir", bins], timeout=seconds * 6 + 60)
+                (tr_s if who == "taskring" else an_s).append(s)
+        b.add("http", "http c=%d (req/s)" % c, tr_s, an_s, "nginx", ("ratio_ge", 1.3))
+        b.add("httpcpu", "http c=%d (server CPU µs/req)" % c, tr_s, an_s, "nginx",
+              ("ratio_le", 1.0), key="cpu_us_per_req")
+        b.rows[-1]["unit"] = "µs/req"
+        b.add("httpp99", "http c=%d (p99 latency ms)" % c, tr_s, an_s, "nginx", None, key="p99_ms")
+        b.rows[-1]["unit"] = "ms"
+
+
+# ---- outputs ----------------------------------------------------------------------
+
+
+def write_md(path, mach, rows, quick):
+    lines = ["# taskring benchmarks", "",
+             "Generated by `tools/dev bench%s` on %s — do not edit by hand." % (
+                 " --quick" if quick else "", mach["date"]), "",
+             "Machine: %s, %d cores, %.1f GiB, Linux %s; taskring %s; %s; %s; %s; Python %s." % (
+                 mach["cpu"], mach["cores"], mach["mem_gib"], mach["kernel"], mach["commit"],
+                 mach["fio"], mach["nginx"], mach["wrk"], mach["python"]), "",
+             "Each figure is the median of its runs; taskring and its anchor alternate in the same "
+             "run. ratio = taskring / anchor (for times and CPU, lower is better).", "",
+             "| benchmark | taskring | anchor | ratio | goal | met? |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        anchor = "%s (%s)" % (fmt(r["anchor"], r["unit"]), r["anchor_name"]) if r["anchor"] is not None else "—"
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (
+            r["label"], fmt(r["taskring"], r["unit"]), anchor,
+            "%.2f×" % r["ratio"] if r["ratio"] else "—", goal_text(r["goal"], r["unit"]),
+            met_text(r)))
+    lines.append("")
+    lines.append("![taskring benchmarks](results.png)")
+    lines.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+PANELS = [
+    ("nop", "NOPs, ops/s (higher is better)", False),
+    ("spawn", "spawn+run+join, tasks/s", False),
+    ("switch", "context switch, ns (goal <= 10)", False),
+    ("cancel", "cancel+drain N sleepers, ms (log)", True),
+    ("pipecancel", "cancel N pipe reads, ms (log)", True),
+    ("rss", "RSS per parked task at 100k, bytes", False),
+    ("randread", "4 KiB random reads, IOPS", False),
+    ("http", "HTTP keep-alive, req/s", False),
+    ("httpcpu", "server CPU per request, us", False),
+]
+
+
+def write_png(path, rows, tmp):
+    if not shutil.which("gnuplot"):
+        log("gnuplot missing: no chart")
+        return
+    script = ["set terminal pngcairo size 1500,1300 font 'sans,9'",
+              "set output '%s'" % path,
+              "set multiplot layout 3,3 title 'taskring (blue) vs its anchor (orange)'",
+              "set style data histogram", "set style histogram cluster gap 1",
+              "set style fill solid 0.9 border -1", "set boxwidth 0.9",
+              "set key top left", "set xtics rotate by -20", "set grid ytics",
+              "set yrange [0:*]"]
+    for panel, title, logy in PANELS:
+        pr = [r for r in rows if r["panel"] == panel]
+        if not pr:
+            continue
+        dat = os.path.join(tmp, panel + ".dat")
+        with open(dat, "w") as f:
+            for r in pr:
+                label = r["label"].split(" (")[0].replace('"', "")
+                f.write('"%s" %g %g\n' % (label, r["taskring"], r["anchor"] if r["anchor"] is not None else 0))
+        anchor = pr[0]["anchor_name"] or "none"
+        script.append("set title '%s'" % title)
+        script.append("set logscale y" if logy else "unset logscale y")
+        script.append("set yrange [%s:*]" % ("0.01" if logy else "0"))
+        script.append("plot '%s' using 2:xtic(1) title 'taskring' lc rgb '#1f77b4', "
+                      "'' using 3 title '%s' lc rgb '#ff7f0e'" % (dat, anchor.replace("'", "")))
+    script.append("unset multiplot")
+    gp = os.path.join(tmp, "chart.gp")
+    with open(gp, "w") as f:
+        f.write("\n".join(script) + "\n")
+    subprocess.run(["gnuplot", gp], check=True)
+
+
+BEGIN, END = "<!-- bench:begin (copied from perf/RESULTS.md by tools/dev bench) -->", "<!-- bench:end -->"
+
+
+def copy_table(results_md, readme):
+    """The README's table is the generated one, copied between its markers."""
+    with open(results_md) as f:
+        md = f.read().splitlines()
+    keep = [l for l in md if l.startswith("|") or l.startswith("Generated") or l.startswith("Machine")]
+    with open(readme) as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        log("README has no bench markers: table not copied")
+        return
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    body = "\n".join(keep).replace("(results.png)", "(perf/results.png)")
+    with open(readme, "w") as f:
+        f.write(head + BEGIN + "\n" + body + "\n" + END + tail)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=PERF)
+    ap.add_argument("--readme", help="README.md whose table (between the bench markers) is replaced")
+    ap.add_argument("--only", default="", help="comma-separated: nop,switch,cancel,randread,http")
+    a = ap.parse_args()
+    only = set(a.only.split(",")) if a.only else None
+    mach = machine()
+    log("machine: %s" % json.dumps(mach))
+    with tempfile.TemporaryDirectory(prefix="taskring-bench.") as tmp:
+        b = Bench(os.path.abspath(a.build), a.quick, tmp)
+        for name, fn in (("nop", bench_nop), ("switch", bench_switch_spawn), ("cancel", bench_cancel),
+                         ("randread", bench_randread), ("http", bench_http)):
+            if only and name not in only:
+                continue
+            log("== %s" % name)
+            fn(b)
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "results.json"), "w") as f:
+            json.dump({"machine": mach, "quick": a.quick, "rows": b.rows}, f, indent=1)
+        write_md(os.path.join(a.out, "RESULTS.md"), mach, b.rows, a.quick)
+        write_png(os.path.join(a.out, "results.png"), b.rows, tmp)
+        if a.readme and not only:
+            copy_table(os.path.join(a.out, "RESULTS.md"), a.readme)
+    log("wrote %s/RESULTS.md, results.json, results.png" % a.out)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    main()
