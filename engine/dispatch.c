@@ -69,18 +69,18 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
 
 static void run_batch(tr_engine *e)
 {
-    tr_task *t = e->run_head;
+    TR_ASSERT(e->batch == NULL);
+    e->batch = e->run_head;
     e->run_head = e->run_tail = NULL;
-    /* Bounded by the tasks queued when the pass began. */
-    while (t) {
-        tr_task *next = t->run_next;
+    /* Bounded by the tasks queued when the pass began. Tasks take their
+     * successors off e->batch themselves when they switch directly
+     * (task.c), so the scheduler sees only the rest. */
+    while (e->batch) {
+        tr_task *t = e->batch;
+        e->batch = t->run_next;
         t->run_next = NULL;
-        /* The next task's saved frame is likely cold (100k parked tasks
-         * are 400 MB of stacks): start loading it now. */
-        if (next && next->sp)
-            __builtin_prefetch(next->sp);
+        tr__prefetch_frame(e->batch);
         tr__run_task(e, t);
-        t = next;
     }
 }
 

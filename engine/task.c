@@ -4,10 +4,11 @@
  *
  * Task states: READY (on the run queue) -> RUNNING -> PARKED (waiting; see
  * t->wait) -> READY ... -> DONE (ended; its stack is back in the pool) ->
- * FREED (the record is recycled, after tr_join or tr_detach). Only the
- * scheduler switches into a task and a task only switches back to the
- * scheduler: there is no task-to-task switch, so every switch is one of
- * two well-known pairs and the ASan fiber annotations stay simple.
+ * FREED (the record is recycled, after tr_join or tr_detach). The
+ * scheduler switches into the first task of a pass; a task that parks or
+ * yields switches straight to the next task of the pass (one stack switch,
+ * not two), and the last one, or one that ended, back to the scheduler,
+ * which frees an ended task's stack once it is off it.
  */
 #include "tr_internal.h"
 
@@ -28,23 +29,72 @@ __thread tr_task *tr__current;
 
 /* ---- switching ------------------------------------------------------------ */
 
-/* From a task back to the scheduler. final: the task has ended and its
- * stack will be freed, so ASan may drop its fake stack. */
-static void switch_to_scheduler(tr_task *t, bool final)
+#if defined(TR_ASAN)
+/* Arriving on a task's stack: ASan tells where we came from. Only a switch
+ * from the scheduler teaches us the scheduler's stack (a direct switch
+ * comes from another task's). */
+static void asan_arrived(tr_engine *e, void *fake)
+{
+    const void *lo;
+    size_t size;
+    __sanitizer_finish_switch_fiber(fake, &lo, &size);
+    if (e->switch_from_sched) {
+        e->sched_stack_lo = lo;
+        e->sched_stack_size = size;
+    }
+}
+#endif
+
+/* The next task of this pass that a task may hand the CPU to directly: not
+ * one to be killed (only the scheduler tears those down). */
+static tr_task *direct_next(tr_engine *e)
+{
+    tr_task *n = e->batch;
+    return (n && !n->killed) ? n : NULL;
+}
+
+/*
+ * From a task to the next one of this pass, or back to the scheduler when
+ * there is none (or the task has ended: final, its stack will be freed, so
+ * ASan may drop its fake stack and the scheduler must be off it). A direct
+ * switch costs one stack switch instead of two; the pass is the same: the
+ * scheduler's batch (e->batch) is consumed in order either way, and tasks
+ * woken meanwhile wait for the next pass.
+ */
+static void switch_away(tr_task *t, bool final)
 {
     tr_engine *e = t->e;
+    tr_task *n = final ? NULL : direct_next(e);
+    if (n) {
+        TR_ASSERT(n->state == TR_TASK_READY);
+        e->batch = n->run_next;
+        n->run_next = NULL;
+        tr__prefetch_frame(e->batch);
+        tr__stack_canary_check(t); /* what the scheduler does after a switch */
+        n->state = TR_TASK_RUNNING;
+        tr__current = n;
 #if defined(TR_ASAN)
-    __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake, e->sched_stack_lo,
-                                   e->sched_stack_size);
-#else
-    (void)final;
+        e->switch_from_sched = false;
+        __sanitizer_start_switch_fiber(&t->asan_fake, n->stack->lo,
+                                       (size_t)((char *)n->stack->hi - (char *)n->stack->lo));
 #endif
 #if defined(TR_TSAN)
-    __tsan_switch_to_fiber(e->sched_tsan_fiber, 0);
+        __tsan_switch_to_fiber(n->tsan_fiber, 0);
 #endif
-    tr__ctx_switch(&t->sp, e->sched_sp);
+        tr__ctx_switch(&t->sp, n->sp);
+    } else {
+        e->back = t;
 #if defined(TR_ASAN)
-    __sanitizer_finish_switch_fiber(t->asan_fake, &e->sched_stack_lo, &e->sched_stack_size);
+        __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake, e->sched_stack_lo,
+                                       e->sched_stack_size);
+#endif
+#if defined(TR_TSAN)
+        __tsan_switch_to_fiber(e->sched_tsan_fiber, 0);
+#endif
+        tr__ctx_switch(&t->sp, e->sched_sp);
+    }
+#if defined(TR_ASAN)
+    asan_arrived(e, t->asan_fake);
 #endif
 }
 
@@ -54,8 +104,7 @@ static void task_entry(void *arg)
 {
     tr_task *t = arg;
 #if defined(TR_ASAN)
-    /* First time on this stack: learn where the scheduler's stack is. */
-    __sanitizer_finish_switch_fiber(NULL, &t->e->sched_stack_lo, &t->e->sched_stack_size);
+    asan_arrived(t->e, NULL); /* first time on this stack */
 #endif
     task_finish(t, t->fn(t->arg));
 }
@@ -71,6 +120,7 @@ void tr__run_task(tr_engine *e, tr_task *t)
     t->state = TR_TASK_RUNNING;
     tr__current = t;
 #if defined(TR_ASAN)
+    e->switch_from_sched = true;
     __sanitizer_start_switch_fiber(&e->sched_asan_fake, t->stack->lo,
                                    (size_t)((char *)t->stack->hi - (char *)t->stack->lo));
 #endif
@@ -82,21 +132,25 @@ void tr__run_task(tr_engine *e, tr_task *t)
 #if defined(TR_ASAN)
     __sanitizer_finish_switch_fiber(e->sched_asan_fake, NULL, NULL);
 #endif
+    /* Back, from t or from a task t (or its successors) switched to. */
+    tr_task *b = e->back;
+    TR_ASSERT(b != NULL && b == tr__current);
+    e->back = NULL;
     tr__current = NULL;
-    tr__stack_canary_check(t);
+    tr__stack_canary_check(b);
     if (e->dying) {
         /* The task ended: it is off its stack now, so the stack can go. */
-        TR_ASSERT(e->dying == t);
-        TR_ASSERT(t->state == TR_TASK_DONE);
+        TR_ASSERT(e->dying == b);
+        TR_ASSERT(b->state == TR_TASK_DONE);
         e->dying = NULL;
 #if defined(TR_TSAN)
-        __tsan_destroy_fiber(t->tsan_fiber);
-        t->tsan_fiber = NULL;
+        __tsan_destroy_fiber(b->tsan_fiber);
+        b->tsan_fiber = NULL;
 #endif
-        tr__stack_free(e, t->stack);
-        t->stack = NULL;
-        if (t->detached)
-            tr__task_free_record(e, t);
+        tr__stack_free(e, b->stack);
+        b->stack = NULL;
+        if (b->detached)
+            tr__task_free_record(e, b);
     }
 }
 
@@ -122,7 +176,7 @@ int tr__task_park(tr_task *t, enum tr__wait why)
     t->wait = (uint8_t)why;
     t->wake_res = 0;
     t->parked_ns = t->e->pass_ns;
-    switch_to_scheduler(t, false);
+    switch_away(t, false);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     return t->wake_res;
 }
@@ -143,7 +197,7 @@ bool tr__cancel_point(tr_task *t)
      * a loop can neither starve the others nor escape being killed. */
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     tr__task_enqueue(t);
-    switch_to_scheduler(t, false);
+    switch_away(t, false);
     return true;
 }
 
@@ -366,7 +420,7 @@ static void task_finish(tr_task *t, int result)
     tr__task_end(e, t, result, false);
     TR_ASSERT(e->dying == NULL);
     e->dying = t;
-    switch_to_scheduler(t, true);
+    switch_away(t, true);
     TR_ASSERT(!"a task that ended was resumed");
     __builtin_unreachable();
 }
@@ -482,7 +536,7 @@ int tr_yield(void)
     if (tr__cancel_point(t))
         return -ECANCELED;
     tr__task_enqueue(t);
-    switch_to_scheduler(t, false);
+    switch_away(t, false);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     return (t->cancelled && (t->shield == 0 || t->e->sd.shields_broken)) ? -ECANCELED : 0;
 }

@@ -268,6 +268,14 @@ void tr__task_records_free(tr_engine *e);
 int tr__task_reserve(tr_engine *e);
 void tr__task_reserve_release(tr_engine *e);
 void tr__run_task(tr_engine *e, tr_task *t);
+
+/* A queued task's saved frame is likely cold (100k parked tasks are 400 MB
+ * of stacks): start loading it before switching to it. */
+static inline void tr__prefetch_frame(const tr_task *t)
+{
+    if (t && t->sp)
+        __builtin_prefetch(t->sp);
+}
 void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed);
 /* Level-triggered cancel check at the top of every blocking call: when the
  * caller is cancelled outside a shield it yields once and returns true. */
@@ -454,6 +462,9 @@ struct tr_engine {
     tr_task *done_head;        /* ended tasks whose handle is still owned */
     tr_task *free_tasks;       /* recycled task records */
     tr_task *dying;            /* the task that just ended: its stack is freed by the scheduler */
+    tr_task *batch;            /* the rest of this pass's runnable tasks */
+    tr_task *back;             /* the task that switched back to the scheduler */
+    bool switch_from_sched;    /* ASan: the switch into a task came from the scheduler */
     uint64_t next_id;
     uint64_t ca_rescanners;    /* cancel_all waiters that rescan at each task end */
 
