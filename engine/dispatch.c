@@ -169,8 +169,14 @@ int tr__engine_loop(tr_engine *e)
              * wait for ever while one is owed (its op may only end by it). */
             if (TR_UNLIKELY(e->cancels_deferred || tr__internal_stop_owed(e)))
                 wait = min_u64(wait, TR_RETRY_NS);
-            /* Idle time is the time to give spare stacks back. */
-            tr__stack_trim(e, TR_TRIM_PER_WAIT);
+            /* Idle time is the time to give spare stacks back, once the
+             * surplus has lasted a while: wake up for it if need be. */
+            if (TR_UNLIKELY(e->stack_trim_owed)) {
+                if (e->pass_ns >= e->stack_trim_at)
+                    tr__stack_trim(e, TR_TRIM_PER_WAIT);
+                else
+                    wait = min_u64(wait, e->stack_trim_at - e->pass_ns);
+            }
             if (ring_busy(e) || wait != UINT64_MAX)
                 err = tr__ring_enter(e, true, wait);
             else if (tr__ring_cq_empty(e))

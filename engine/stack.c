@@ -274,9 +274,14 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
     sl->nfree++;
     TR_ASSERT(sl->nfree <= TR_SLAB_STACKS);
     /* Not here: a 100k-task drain would pay a madvise per 64 ends (a third
-     * of its time). The engine trims when it is about to wait. */
-    if (sl->nfree == TR_SLAB_STACKS && !sl->advised && e->stack_pool_len > TR_STACK_POOL_MAX)
+     * of its time). The engine trims when it is about to wait, once the
+     * surplus has lasted TR_STACK_TRIM_DELAY_NS (a burst of ends, such as
+     * a cancel, must not pay for it either). */
+    if (sl->nfree == TR_SLAB_STACKS && !sl->advised && e->stack_pool_len > TR_STACK_POOL_MAX &&
+        !e->stack_trim_owed) {
         e->stack_trim_owed = true;
+        e->stack_trim_at = e->pass_ns + TR_STACK_TRIM_DELAY_NS;
+    }
 }
 
 void tr__stack_trim(tr_engine *e, unsigned max)

@@ -45,6 +45,26 @@ static void asan_arrived(tr_engine *e, void *fake)
 }
 #endif
 
+/* The task that just ended is off its stack once another stack runs: the
+ * one that runs next (task or scheduler) frees it. */
+static void bury(tr_engine *e)
+{
+    tr_task *d = e->dying;
+    if (!d)
+        return;
+    TR_ASSERT(d->state == TR_TASK_DONE);
+    TR_ASSERT(d != tr__current);
+    e->dying = NULL;
+#if defined(TR_TSAN)
+    __tsan_destroy_fiber(d->tsan_fiber);
+    d->tsan_fiber = NULL;
+#endif
+    tr__stack_free(e, d->stack);
+    d->stack = NULL;
+    if (d->detached)
+        tr__task_free_record(e, d);
+}
+
 /* The next task of this pass that a task may hand the CPU to directly: not
  * one to be killed (only the scheduler tears those down). */
 static tr_task *direct_next(tr_engine *e)
@@ -55,8 +75,8 @@ static tr_task *direct_next(tr_engine *e)
 
 /*
  * From a task to the next one of this pass, or back to the scheduler when
- * there is none (or the task has ended: final, its stack will be freed, so
- * ASan may drop its fake stack and the scheduler must be off it). A direct
+ * there is none. final: the task has ended and its stack will be freed by
+ * whoever runs next (bury), so ASan may drop its fake stack. A direct
  * switch costs one stack switch instead of two; the pass is the same: the
  * scheduler's batch (e->batch) is consumed in order either way, and tasks
  * woken meanwhile wait for the next pass.
@@ -64,7 +84,8 @@ static tr_task *direct_next(tr_engine *e)
 static void switch_away(tr_task *t, bool final)
 {
     tr_engine *e = t->e;
-    tr_task *n = final ? NULL : direct_next(e);
+    tr_task *n = direct_next(e);
+    (void)final; /* used by the ASan annotations only */
     if (n) {
         TR_ASSERT(n->state == TR_TASK_READY);
         e->batch = n->run_next;
@@ -75,7 +96,7 @@ static void switch_away(tr_task *t, bool final)
         tr__current = n;
 #if defined(TR_ASAN)
         e->switch_from_sched = false;
-        __sanitizer_start_switch_fiber(&t->asan_fake, n->stack->lo,
+        __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake, n->stack->lo,
                                        (size_t)((char *)n->stack->hi - (char *)n->stack->lo));
 #endif
 #if defined(TR_TSAN)
@@ -96,6 +117,7 @@ static void switch_away(tr_task *t, bool final)
 #if defined(TR_ASAN)
     asan_arrived(e, t->asan_fake);
 #endif
+    bury(e);
 }
 
 static void task_finish(tr_task *t, int result) __attribute__((noreturn));
@@ -106,6 +128,7 @@ static void task_entry(void *arg)
 #if defined(TR_ASAN)
     asan_arrived(t->e, NULL); /* first time on this stack */
 #endif
+    bury(t->e);
     task_finish(t, t->fn(t->arg));
 }
 
@@ -138,20 +161,7 @@ void tr__run_task(tr_engine *e, tr_task *t)
     e->back = NULL;
     tr__current = NULL;
     tr__stack_canary_check(b);
-    if (e->dying) {
-        /* The task ended: it is off its stack now, so the stack can go. */
-        TR_ASSERT(e->dying == b);
-        TR_ASSERT(b->state == TR_TASK_DONE);
-        e->dying = NULL;
-#if defined(TR_TSAN)
-        __tsan_destroy_fiber(b->tsan_fiber);
-        b->tsan_fiber = NULL;
-#endif
-        tr__stack_free(e, b->stack);
-        b->stack = NULL;
-        if (b->detached)
-            tr__task_free_record(e, b);
-    }
+    bury(e);
 }
 
 /* ---- queueing, parking, waking -------------------------------------------- */

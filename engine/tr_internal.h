@@ -111,6 +111,7 @@ void tr__stack_pool_drain(tr_engine *e);
 /* Gives the pages of wholly free slabs beyond the pool's cap back to the
  * kernel, at most max slabs per call. */
 void tr__stack_trim(tr_engine *e, unsigned max);
+#define TR_STACK_TRIM_DELAY_NS 10000000ull /* 10 ms */
 bool tr__stack_canary_ok(const struct tr_stack *s);
 /* Aborts naming the task when its canary is gone (unguarded stacks only). */
 void tr__stack_canary_check(tr_task *t);
@@ -446,7 +447,8 @@ struct tr_engine {
     bool ring_registered;  /* in the running thread's table (see ring.c) */
     bool running;
     bool defer_taskrun;
-    bool stack_trim_owed; /* tr__stack_trim has slabs to give back */
+    bool stack_trim_owed; /* tr__stack_trim has slabs to give back... */
+    uint64_t stack_trim_at; /* ...from then on (pass_ns clock) */
     bool taskrun_flag; /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
     unsigned sq_entries, cq_entries;
     size_t stack_size;
