@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""http_bench.py — taskring-http against nginx under wrk: req/s, p99, CPU/req.
+
+    perf/http_bench.py --server taskring|nginx --conns C --seconds S \
+        --bin-dir BUILD/tools [--threads 1] [--nginx nginx] [--wrk wrk]
+
+Starts the server on a free 127.0.0.1 port (taskring-http --port 0, which
+prints the port it bound; nginx from perf/nginx.conf.in in a temporary
+prefix), checks one response by hand, runs
+    wrk -t1 -cC -dSs --latency http://127.0.0.1:PORT/
+and reads the server's CPU time (utime + stime, fields 14 and 15 of
+/proc/PID/stat, in clock ticks; for nginx master plus workers; io_uring's
+io-wq threads are threads of taskring-http and counted with it) just before
+and just after wrk. Then stops the server: SIGTERM for taskring-http, whose
+exit status must be 0 (graceful shutdown), SIGQUIT (nginx -s quit) for nginx.
+
+Prints one JSON line on stdout:
+    {"bench":"http","impl":"taskring","params":{"conns":50},"value":REQ_PER_S,
+     "unit":"req/s","p99_ms":..,"cpu_us_per_req":..,"requests":N,
+     "server_cpu_s":..,"wrk_cpu_s":..}
+and exits 1 if the server misbehaved (a wrong answer, wrk socket errors or
+non-2xx responses, a non-zero exit status). The anchor for taskring is the
+same command with --server nginx; compare value, p99_ms and cpu_us_per_req.
+
+wrk and the server share the machine's cores; nothing is pinned, so the
+scheduler places them as it would in production. wrk_cpu_s says how close
+the load generator itself was to one full core (-t1): when it is, req/s
+measures wrk as much as the server, and CPU/req is the fairer comparison.
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BODY = b"Hello, world!"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def die(msg):
+    print(f"http_bench: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process (all its threads, live and dead)."""
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name (field 2) may hold spaces: split after its ')'.
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of the line
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+        except (OSError, ValueError, IndexError):
+            pass  # the process went away while we looked
+    return out
+
+
+def children_cpu_s():
+    """CPU seconds of our reaped children (wrk, once it has exited)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def free_port():
+    # Races another program binding it before nginx does; rare on this
+    # machine, and nginx then fails loudly instead of measuring the wrong
+    # thing.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_accepting(port, proc, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            die(f"server exited early with status {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    die(f"nothing accepts on port {port}")
+
+
+def check_answer(port):
+    """One keep-alive GET by hand: status 200 and the 13-byte body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data or not data.endswith(BODY):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    if not data.startswith(b"HTTP/1.1 200 ") or not data.endswith(BODY):
+        die(f"wrong answer: {data!r}")
+
+
+def start_taskring(args, err):
+    exe = os.path.join(args.bin_dir, "taskring-http")
+    proc = subprocess.Popen([exe, "--port", "0"], stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 10
+    port = None
+    while port is None and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            die(f"taskring-http exited with status {proc.returncode}")
+        with open(err.name) as f:
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
+        if m:
+            port = int(m.group(1))
+        else:
+            time.sleep(0.02)
+    if port is None:
+        die("taskring-http never said it was listening")
+    wait_accepting(port, proc)
+    return proc, port, lambda: [proc.pid]
+
+
+def start_nginx(args, err, prefix):
+    port = free_port()
+    with open(os.path.join(HERE, "nginx.conf.in")) as f:
+        conf = f.read().replace("@PORT@", str(port)).replace("@PREFIX@", prefix)
+    path = os.path.join(prefix, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    proc = subprocess.Popen([args.nginx, "-p", prefix, "-c", path, "-e", "stderr"],
+                            stdout=subprocess.DEVNULL, stderr=err)
+    wait_accepting(port, proc)
+    # The worker forks after the listener exists: wait until it is there.
+    deadline = time.monotonic() + 5
+    while len(children(proc.pid)) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not children(proc.pid):
+        die("nginx started no worker")
+    return proc, port, lambda: [proc.pid] + children(proc.pid)
+
+
+def parse_latency(s):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", s)
+    if not m:
+        die(f"unparsable latency {s!r}")
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def parse_wrk(out):
+    res = {}
+    m = re.search(r"^\s*(\d+) requests in ([\d.]+)(\w+)", out, re.M)
+    m2 = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    m3 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    if not (m and m2 and m3):
+        die("unparsable wrk output:\n" + out)
+    res["requests"] = int(m.group(1))
+    res["rps"] = float(m2.group(1))
+    res["p99_ms"] = parse_latency(m3.group(1))
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    res["socket_errors"] = sum(int(x) for x in errs.groups()) if errs else 0
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["non2xx"] = int(non2xx.group(1)) if non2xx else 0
+    return res
+
+
+def stop(args, proc, prefix):
+    if args.server == "taskring":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        subprocess.run([args.nginx, "-p", prefix, "-c", os.path.join(prefix, "nginx.conf"),
+                        "-e", "stderr", "-s", "quit"], stderr=subprocess.DEVNULL)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--server", choices=["taskring", "nginx"], required=True)
+    ap.add_argument("--conns", type=int, default=50)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads (-t)")
+    ap.add_argument("--bin-dir", default="build/tools")
+    ap.add_argument("--nginx", default="nginx")
+    ap.add_argument("--wrk", default="wrk")
+    args = ap.parse_args()
+
+    prefix = tempfile.mkdtemp(prefix="taskring-http-bench-")
+    err = open(os.path.join(prefix, "server.err"), "w+")
+    if args.server == "taskring":
+        proc, port, pids = start_taskring(args, err)
+    else:
+        proc, port, pids = start_nginx(args, err, prefix)
+
+    ok = True
+    try:
+        check_answer(port)
+        watched = pids()
+        cpu0 = sum(cpu_ticks(p) for p in watched)
+        wrk_cpu0 = children_cpu_s()
+        wrk = subprocess.Popen([args.wrk, f"-t{args.threads}", f"-c{args.conns}",
+                                f"-d{args.seconds}s", "--latency",
+                                f"http://127.0.0.1:{port}/"],
+                               stdout=subprocess.PIPE, text=True)
+        out, _ = wrk.communicate()
+        cpu1 = sum(cpu_ticks(p) for p in watched)
+        # Only wrk was reaped since wrk_cpu0: the difference is its CPU.
+        wrk_cpu = children_cpu_s() - wrk_cpu0
+        if watched != pids():
+            die("the server's processes changed during the run")
+    finally:
+        rc = stop(args, proc, prefix)
+    if wrk.returncode != 0:
+        die(f"wrk failed ({wrk.returncode}):\n{out}")
+    if args.server == "taskring" and rc != 0:
+        ok = False
+        print(f"http_bench: taskring-http exit status {rc}, expected 0", file=sys.stderr)
+    r = parse_wrk(out)
+    if r["socket_errors"] or r["non2xx"]:
+        ok = False
+        print(f"http_bench: wrk saw {r['socket_errors']} socket errors, "
+              f"{r['non2xx']} non-2xx answers", file=sys.stderr)
+    cpu_s = (cpu1 - cpu0) / CLK_TCK
+    line = {
+        "bench": "http",
+        "impl": args.server,
+        "params": {"conns": args.conns},
+        "value": round(r["rps"], 1),
+        "unit": "req/s",
+        "p99_ms": round(r["p99_ms"], 3),
+        "cpu_us_per_req": round(cpu_s * 1e6 / r["requests"], 3) if r["requests"] else None,
+        "requests": r["requests"],
+        "server_cpu_s": round(cpu_s, 2),
+        "wrk_cpu_s": round(wrk_cpu, 2),
+    }
+    print(json.dumps(line, separators=(",", ":")))
+    err.close()
+    if ok:
+        shutil.rmtree(prefix, ignore_errors=True)
+    else:
+        print(f"http_bench: the server's stderr is in {err.name}", file=sys.stderr)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
