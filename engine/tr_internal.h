@@ -450,6 +450,7 @@ struct tr_engine {
     bool stack_trim_owed; /* tr__stack_trim has slabs to give back... */
     uint64_t stack_trim_at; /* ...from then on (pass_ns clock) */
     bool taskrun_flag; /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
+    unsigned peek_skip; /* sleeps left before the next peek for completions */
     unsigned sq_entries, cq_entries;
     size_t stack_size;
     unsigned cfg_flags;

@@ -283,10 +283,10 @@ def make_randread_file():
 
 def fio_randread(q, seconds):
     p = subprocess.run(
-        ["fio", "--name=rr", "--filename=" + RANDREAD_FILE, "--ioengine=io_uring",
+        PIN + ["fio", "--name=rr", "--filename=" + RANDREAD_FILE, "--ioengine=io_uring",
          "--rw=randread", "--bs=4k", "--iodepth=%d" % q, "--size=256m", "--direct=0",
-         "--time_based", "--runtime=%d" % seconds, "--numjobs=1", "--thread",
-         "--output-format=json"] + FIO_EXTRA,
+         "--time_based", "--runtime=%d" % seconds, "--numjobs=1",
+         "--output-format=json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
     j = json.loads(p.stdout[p.stdout.index("{"):])
     job = j["jobs"][0]
@@ -296,7 +296,10 @@ def fio_randread(q, seconds):
             "unit": "IOPS"}
 
 
-FIO_EXTRA = []  # the anchor's options beyond the issue's; see perf/README
+# Both readers on CPU 0: tmpfs reads always go to an io-wq worker, and
+# where the scheduler puts that worker swings either program's IOPS by up
+# to 7x between runs; pinned (the worker inherits the affinity), runs repeat.
+PIN = ["taskset", "-c", "0"]
 
 
 def bench_randread(b):
@@ -308,7 +311,7 @@ def bench_randread(b):
             order = ["tr", "fio"] if i % 2 == 0 else ["fio", "tr"]
             for who in order:
                 if who == "tr":
-                    tr_s.append(run_json([b.exe("bench_randread"), "--file", RANDREAD_FILE,
+                    tr_s.append(run_json(PIN + [b.exe("bench_randread"), "--file", RANDREAD_FILE,
                                           "--size-mb", "256", "--qd", str(q),
                                           "--seconds", str(seconds)]))
                 else:
