@@ -105,7 +105,7 @@ def machine():
         "python": platform.python_version(),
         "fio": ver(["fio", "--version"]),
         "nginx": ver(["nginx", "-v"]),
-        "wrk": ver(["wrk", "--version"]),
+        "wrk": " ".join(ver(["wrk", "--version"]).split()[:2]),
     }
 
 
@@ -138,10 +138,10 @@ class Bench:
         row = self.add(panel, label, tr_s, an_s, anchor_name, goal)
         return row
 
-    def add(self, panel, label, tr_s, an_s, anchor_name, goal, key="value"):
+    def add(self, panel, label, tr_s, an_s, anchor_name, goal, key="value", unit=None):
         tv = statistics.median(s[key] for s in tr_s)
         av = statistics.median(s[key] for s in an_s) if an_s else None
-        unit = tr_s[0].get("unit", "") if key == "value" else key
+        unit = unit or (tr_s[0].get("unit", "") if key == "value" else key)
         row = {"panel": panel, "label": label, "unit": unit, "taskring": tv,
                "anchor": av, "anchor_name": anchor_name,
                "ratio": (tv / av) if av else None, "goal": goal,
@@ -245,8 +245,7 @@ def bench_cancel(b):
     big = [r for r in b.rows if r["label"].startswith("cancel 100k sleepers")][0]
     tr_s, an_s = big["samples"]["taskring"], big["samples"]["anchor"]
     b.add("rss", "RSS per parked task, 100k (bytes)", tr_s, an_s, "asyncio",
-          ("value_le", 4.5 * 1024), key="rss_per_task_bytes")
-    b.rows[-1]["unit"] = "bytes"
+          ("value_le", 4.5 * 1024), key="rss_per_task_bytes", unit="bytes")
     # SIGTERM -> teardown with 100k parked tasks: the engine's own clock...
     n = 100000
     b.pair("sigterm", "SIGTERM→exit, 100k parked (ms)",
@@ -334,10 +333,9 @@ def bench_http(b):
                 (tr_s if who == "taskring" else an_s).append(s)
         b.add("http", "http c=%d (req/s)" % c, tr_s, an_s, "nginx", ("ratio_ge", 1.3))
         b.add("httpcpu", "http c=%d (server CPU µs/req)" % c, tr_s, an_s, "nginx",
-              ("ratio_le", 1.0), key="cpu_us_per_req")
-        b.rows[-1]["unit"] = "µs/req"
-        b.add("httpp99", "http c=%d (p99 latency ms)" % c, tr_s, an_s, "nginx", None, key="p99_ms")
-        b.rows[-1]["unit"] = "ms"
+              ("ratio_le", 1.0), key="cpu_us_per_req", unit="µs/req")
+        b.add("httpp99", "http c=%d (p99 latency ms)" % c, tr_s, an_s, "nginx", None, key="p99_ms",
+              unit="ms")
 
 
 # ---- outputs ----------------------------------------------------------------------
@@ -374,9 +372,11 @@ PANELS = [
     ("cancel", "cancel+drain N sleepers, ms (log)", True),
     ("pipecancel", "cancel N pipe reads, ms (log)", True),
     ("rss", "RSS per parked task at 100k, bytes", False),
+    ("sigterm", "SIGTERM with 100k parked tasks, ms", False),
     ("randread", "4 KiB random reads, IOPS", False),
     ("http", "HTTP keep-alive, req/s", False),
     ("httpcpu", "server CPU per request, us", False),
+    ("httpp99", "HTTP p99 latency, ms", False),
 ]
 
 
@@ -384,13 +384,13 @@ def write_png(path, rows, tmp):
     if not shutil.which("gnuplot"):
         log("gnuplot missing: no chart")
         return
-    script = ["set terminal pngcairo size 1500,1300 font 'sans,9'",
+    script = ["set terminal pngcairo size 1500,1700 font 'sans,9' noenhanced",
               "set output '%s'" % path,
-              "set multiplot layout 3,3 title 'taskring (blue) vs its anchor (orange)'",
+              "set multiplot layout 4,3 title 'taskring (blue) vs its anchor (orange), %s'" % (
+                  "higher is better for rates, lower for times, bytes and CPU"),
               "set style data histogram", "set style histogram cluster gap 1",
               "set style fill solid 0.9 border -1", "set boxwidth 0.9",
-              "set key top left", "set xtics rotate by -20", "set grid ytics",
-              "set yrange [0:*]"]
+              "set key top left", "set xtics rotate by -20", "set grid ytics"]
     for panel, title, logy in PANELS:
         pr = [r for r in rows if r["panel"] == panel]
         if not pr:
@@ -400,12 +400,13 @@ def write_png(path, rows, tmp):
             for r in pr:
                 label = r["label"].split(" (")[0].replace('"', "")
                 f.write('"%s" %g %g\n' % (label, r["taskring"], r["anchor"] if r["anchor"] is not None else 0))
-        anchor = pr[0]["anchor_name"] or "none"
         script.append("set title '%s'" % title)
         script.append("set logscale y" if logy else "unset logscale y")
         script.append("set yrange [%s:*]" % ("0.01" if logy else "0"))
-        script.append("plot '%s' using 2:xtic(1) title 'taskring' lc rgb '#1f77b4', "
-                      "'' using 3 title '%s' lc rgb '#ff7f0e'" % (dat, anchor.replace("'", "")))
+        plot = "plot '%s' using 2:xtic(1) title 'taskring' lc rgb '#1f77b4'" % dat
+        if any(r["anchor"] is not None for r in pr):
+            plot += ", '' using 3 title '%s' lc rgb '#ff7f0e'" % pr[0]["anchor_name"].replace("'", "")
+        script.append(plot)
     script.append("unset multiplot")
     gp = os.path.join(tmp, "chart.gp")
     with open(gp, "w") as f:
@@ -420,7 +421,12 @@ def copy_table(results_md, readme):
     """The README's table is the generated one, copied between its markers."""
     with open(results_md) as f:
         md = f.read().splitlines()
-    keep = [l for l in md if l.startswith("|") or l.startswith("Generated") or l.startswith("Machine")]
+    head = [l for l in md if l.startswith("Generated") or l.startswith("Machine")]
+    table = [l for l in md if l.startswith("|")]
+    keep = []
+    for l in head:
+        keep += [l, ""]
+    keep += table + ["", "![taskring benchmarks](results.png)"]
     with open(readme) as f:
         text = f.read()
     if BEGIN not in text or END not in text:
