@@ -39,10 +39,19 @@ tr__ctx_switch:
     stmxcsr (%rsp)
     fnstcw  4(%rsp)
     movq    %rsp, (%rdi)
+    movq    %rsp, %rax
     movq    %rsi, %rsp
+    /* Reload the control words only when they differ: ldmxcsr and fldcw
+     * are slow, and tasks almost never change rounding or exception masks. */
+    movl    (%rsp), %ecx
+    cmpl    (%rax), %ecx
+    je      1f
     ldmxcsr (%rsp)
+1:  movzwl  4(%rsp), %ecx
+    cmpw    4(%rax), %cx
+    je      2f
     fldcw   4(%rsp)
-    addq    $8, %rsp
+2:  addq    $8, %rsp
     popq    %r15
     popq    %r14
     popq    %r13

@@ -72,6 +72,7 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
 static void run_batch(tr_engine *e)
 {
     TR_ASSERT(e->batch == NULL);
+    e->inline_passes = 0;
     e->batch = e->run_head;
     e->run_head = e->run_tail = NULL;
     /* Bounded by the tasks queued when the pass began. Tasks take their
@@ -93,11 +94,7 @@ static bool ring_busy(const tr_engine *e)
 
 static bool shutdown_active(tr_engine *e)
 {
-    uint8_t ph = e->sd.phase;
-    if (ph == TR_PH_DONE)
-        return false;
-    return ph != TR_PH_NONE || e->sd.trigger != TR_TRIG_NONE ||
-           atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
+    return tr__shutdown_active(e);
 }
 
 /* Tasks' work is over: nothing alive, nothing of theirs in flight, no

@@ -451,6 +451,7 @@ struct tr_engine {
     uint64_t stack_trim_at; /* ...from then on (pass_ns clock) */
     bool taskrun_flag; /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
     unsigned peek_skip; /* sleeps left before the next peek for completions */
+    unsigned inline_passes; /* passes begun by a task since the scheduler's last */
     unsigned sq_entries, cq_entries;
     size_t stack_size;
     unsigned cfg_flags;
@@ -514,6 +515,16 @@ struct tr_engine {
 
     struct tr_stats st;
 };
+
+/* A shutdown is requested or running (not yet done). */
+static inline bool tr__shutdown_active(tr_engine *e)
+{
+    uint8_t ph = e->sd.phase;
+    if (ph == TR_PH_DONE)
+        return false;
+    return ph != TR_PH_NONE || e->sd.trigger != TR_TRIG_NONE ||
+           atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
+}
 
 /* Fault-free helpers */
 static inline tr_engine *tr__engine_of_caller(void)

@@ -16,6 +16,8 @@
  */
 #define _GNU_SOURCE /* pipe2, in tr_test.h */
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1045,6 +1047,84 @@ static void test_task_join_cycle_edeadlk(void **state)
     assert_int_equal(tr_engine_destroy(e), 0);
 }
 
+/* ------------------------------------------------ yields and the kernel */
+
+/* Tasks that only yield begin passes themselves while the scheduler has
+ * nothing to do (task.c: begin_pass_inline). A completion the kernel holds
+ * as task work must still stop that: here a read parked on a pipe is
+ * completed by another thread's write while two tasks yield to each other,
+ * and the yielders stop only when the reader has its byte. Were the read's
+ * completion starved, both would run into their bound. */
+#define YS_BOUND 50000000L
+
+static struct {
+    int p[2];
+    atomic_int reading;
+    atomic_int got;
+    long spins[2];
+    ssize_t read_res;
+} ys;
+
+static void *ys_writer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&ys.reading))
+        ; /* the reader is about to park; a write before that is fine too */
+    char b = 'y';
+    if (write(ys.p[1], &b, 1) != 1)
+        abort();
+    return NULL;
+}
+
+static int ys_reader(void *arg)
+{
+    (void)arg;
+    char b = 0;
+    atomic_store(&ys.reading, 1);
+    ys.read_res = tr_read(ys.p[0], &b, 1, -1);
+    atomic_store(&ys.got, b == 'y');
+    return 0;
+}
+
+static int ys_yielder(void *arg)
+{
+    long *spins = arg;
+    while (!atomic_load(&ys.got) && *spins < YS_BOUND) {
+        TCHECK_EQ(tr_yield(), 0);
+        (*spins)++;
+    }
+    return 0;
+}
+
+static int ys_main(void *arg)
+{
+    (void)arg;
+    tr_task *t[3];
+    TCHECK_EQ(tr_spawn(NULL, &t[0], ys_reader, NULL, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t[1], ys_yielder, &ys.spins[0], NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t[2], ys_yielder, &ys.spins[1], NULL), 0);
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_join(t[i], NULL), 0);
+    return 0;
+}
+
+static void test_task_yield_loop_does_not_starve_completions(void **state)
+{
+    (void)state;
+    memset(&ys, 0, sizeof(ys));
+    make_pipe(ys.p);
+    pthread_t w;
+    assert_int_equal(pthread_create(&w, NULL, ys_writer, NULL), 0);
+    assert_int_equal(tr_test_run(ys_main, NULL), 0);
+    assert_int_equal(pthread_join(w, NULL), 0);
+    tr_test_assert_clean();
+    assert_int_equal(ys.read_res, 1);
+    assert_int_equal(atomic_load(&ys.got), 1);
+    assert_true(ys.spins[0] < YS_BOUND);
+    assert_true(ys.spins[1] < YS_BOUND);
+    close_pair(ys.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1078,6 +1158,7 @@ int main(void)
         T(test_task_engine_run_from_task_eperm),
         T(test_task_engine_destroy_busy),
         T(test_task_join_cycle_edeadlk),
+        T(test_task_yield_loop_does_not_starve_completions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
