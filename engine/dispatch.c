@@ -187,7 +187,8 @@ int tr__engine_loop(tr_engine *e)
                  * nothing (a server waiting on its clients), it is tried
                  * only every TR_PEEK_BACKOFF sleeps: +2% CPU otherwise. */
                 err = tr__ring_enter(e, false, 0);
-                ready = !tr__ring_cq_empty(e);
+                /* (On -EBUSY/-EAGAIN the enter reaped: tasks may be queued.) */
+                ready = !tr__ring_cq_empty(e) || e->run_head != NULL;
                 e->peek_skip = ready ? 0 : TR_PEEK_BACKOFF;
             }
             if (err || ready)

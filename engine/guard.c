@@ -95,6 +95,10 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {
     int saved = errno;
     tr_task *t = tr__current;
+    /* In a direct switch the current task is already the next one while
+     * the leaving one still pushes its last frame. */
+    if (t && !on_guard(t, (uintptr_t)si->si_addr) && t->e->switch_prev)
+        t = t->e->switch_prev;
     if (segv_depth++ > 0) {
         /* Re-entered: a chained handler chained back to us. Die plainly. */
         signal(SIGSEGV, SIG_DFL);
@@ -164,13 +168,14 @@ void tr__guard_thread_init(void)
     if (altstack_done)
         return;
     stack_t cur;
-    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) && cur.ss_size >= (size_t)MINSIGSTKSZ) {
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) &&
+        cur.ss_size >= (size_t)MINSIGSTKSZ) {
         altstack_done = true; /* the thread has one already (ASan makes its own) */
         return;
     }
     /* Lives as long as the thread: a signal can arrive at any time. */
-    void *m = mmap(NULL, TR_ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *m =
+        mmap(NULL, TR_ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return; /* no overflow message then, but the fault still kills */
     stack_t ss = {.ss_sp = m, .ss_size = TR_ALTSTACK_SIZE, .ss_flags = 0};
@@ -182,10 +187,8 @@ void tr__guard_thread_init(void)
 
 /* ---- canary and asserts -------------------------------------------------- */
 
-void tr__stack_canary_check(tr_task *t)
+void tr__stack_canary_fail(tr_task *t)
 {
-    if (t->stack->guarded || TR_LIKELY(tr__stack_canary_ok(t->stack)))
-        return;
     struct tr__buf b = {.n = 0};
     buf_str(&b, "taskring: ");
     buf_task(&b, t);

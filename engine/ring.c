@@ -113,7 +113,8 @@ bool tr__ring_enter_needed(const tr_engine *e, bool busy)
         return true;
     if (!e->taskrun_flag)
         return busy;
-    return (IO_URING_READ_ONCE(*e->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+    return (IO_URING_READ_ONCE(*e->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) !=
+           0;
 }
 
 bool tr__ring_overflow_pending(const tr_engine *e)

@@ -22,13 +22,12 @@
 
 /* Free default-size stacks an engine keeps with their pages; beyond it,
  * wholly free slabs give their pages back (MADV_DONTNEED). */
-#define TR_STACK_POOL_MAX 4096
-/* The canary: the lowest 256 bytes of an unguarded stack must stay zero.
- * Zero because fresh anonymous pages are zero: the canary needs no write,
- * so the stack's bottom page is never touched (reading it maps the shared
- * zero page) and a parked task keeps costing one page, not two. A task that
- * overflows writes frames (return addresses, saved registers) through it. */
-#define TR_CANARY_WORDS 32
+/* The canary (TR_CANARY_WORDS): the lowest 256 bytes of an unguarded stack
+ * must stay zero. Zero because fresh anonymous pages are zero: the canary
+ * needs no write, so the stack's bottom page is never touched (reading it
+ * maps the shared zero page) and a parked task keeps costing one page, not
+ * two. A task that overflows writes frames (return addresses, saved
+ * registers) through it. */
 
 /* Guarded stacks this process may still create; -1 until first computed. */
 static _Atomic long guard_budget = -1;
@@ -109,22 +108,13 @@ long tr__stack_guard_budget(void)
     return atomic_load(&guard_budget);
 }
 
-bool tr__stack_canary_ok(const struct tr_stack *s)
-{
-    const volatile uint64_t *w = s->lo;
-    for (int i = 0; i < TR_CANARY_WORDS; i++)
-        if (w[i] != 0)
-            return false;
-    return true;
-}
-
 static void *map_stack_memory(size_t len, int *err)
 {
     /* No MAP_NORESERVE: an absurd size must fail with -ENOMEM here, not
      * fault later. Only touched pages cost memory. MAP_STACK: since 6.7 also
      * keeps transparent huge pages off, so a parked task costs ~1 page. */
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
-                   -1, 0);
+    void *m =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (m == MAP_FAILED) {
         *err = (errno == ENOMEM || errno == EAGAIN) ? -ENOMEM : -errno;
         return NULL;
@@ -225,8 +215,13 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
         e->stack_pool_len--;
         s->next_free = NULL;
         TR_ASSERT(s->slab->nfree > 0);
+        if (s->slab->advised) {
+            /* Its pages come back as they are touched: no longer spare. */
+            TR_ASSERT(e->stack_advised >= s->slab->nfree);
+            e->stack_advised -= s->slab->nfree;
+            s->slab->advised = false;
+        }
         s->slab->nfree--;
-        s->slab->advised = false;
         *out = s;
         return 0;
     }
@@ -257,6 +252,13 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
     return 0;
 }
 
+/* Pool stacks whose pages are still resident: the pool keeps
+ * TR_STACK_POOL_MAX of them, the rest go back to the kernel. */
+static size_t resident_spare(const tr_engine *e)
+{
+    return e->stack_pool_len - e->stack_advised;
+}
+
 void tr__stack_free(tr_engine *e, struct tr_stack *s)
 {
     if (!s->slab) {
@@ -277,8 +279,8 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
      * of its time). The engine trims when it is about to wait, once the
      * surplus has lasted TR_STACK_TRIM_DELAY_NS (a burst of ends, such as
      * a cancel, must not pay for it either). */
-    if (sl->nfree == TR_SLAB_STACKS && !sl->advised && e->stack_pool_len > TR_STACK_POOL_MAX &&
-        !e->stack_trim_owed) {
+    if (sl->nfree == TR_SLAB_STACKS && !sl->advised &&
+        resident_spare(e) > TR_STACK_POOL_MAX + TR_SLAB_STACKS && !e->stack_trim_owed) {
         e->stack_trim_owed = true;
         e->stack_trim_at = e->pass_ns + TR_STACK_TRIM_DELAY_NS;
     }
@@ -291,8 +293,8 @@ void tr__stack_trim(tr_engine *e, unsigned max)
     /* Bounded by the slabs and by max madvise calls per call. */
     unsigned n = 0;
     for (struct tr_slab *sl = e->slabs; sl; sl = sl->next) {
-        if (e->stack_pool_len <= TR_STACK_POOL_MAX)
-            break;
+        if (resident_spare(e) <= TR_STACK_POOL_MAX + TR_SLAB_STACKS)
+            break; /* advising one more would leave fewer than the cap */
         if (sl->nfree != TR_SLAB_STACKS || sl->advised)
             continue;
         if (n == max)
@@ -300,6 +302,7 @@ void tr__stack_trim(tr_engine *e, unsigned max)
         /* Give the pages back; the mapping (and the zero canaries) stay. */
         madvise(sl->map, sl->map_len, MADV_DONTNEED);
         sl->advised = true;
+        e->stack_advised += TR_SLAB_STACKS;
         n++;
     }
     e->stack_trim_owed = false;
@@ -320,6 +323,7 @@ void tr__stack_pool_drain(tr_engine *e)
     }
     e->stack_pool = NULL;
     e->stack_pool_len = 0;
+    e->stack_advised = 0;
 }
 
 size_t tr__stack_round(size_t size)

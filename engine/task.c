@@ -65,6 +65,20 @@ static void bury(tr_engine *e)
         tr__task_free_record(e, d);
 }
 
+/* On a task's stack after a switch: the task that switched here directly
+ * is off its stack now, switch frame included, so its canary is checked
+ * here (the scheduler checks those that come back to it); then a task that
+ * ended is buried. */
+static void arrive(tr_engine *e)
+{
+    tr_task *p = e->switch_prev;
+    if (p) {
+        e->switch_prev = NULL;
+        tr__stack_canary_check(p);
+    }
+    bury(e);
+}
+
 /* The next task of this pass that a task may hand the CPU to directly: not
  * one to be killed (only the scheduler tears those down). */
 static tr_task *direct_next(tr_engine *e)
@@ -109,7 +123,7 @@ static void switch_away(tr_task *t, bool final)
 {
     tr_engine *e = t->e;
     tr_task *n = direct_next(e);
-    (void)final; /* used by the ASan annotations only */
+    (void) final; /* used by the ASan annotations only */
     if (!n && !e->batch && begin_pass_inline(e))
         n = direct_next(e);
     if (n == t) {
@@ -124,8 +138,8 @@ static void switch_away(tr_task *t, bool final)
         e->batch = n->run_next;
         n->run_next = NULL;
         tr__prefetch_frame(e->batch);
-        tr__stack_canary_check(t); /* what the scheduler does after a switch */
         n->state = TR_TASK_RUNNING;
+        e->switch_prev = t; /* its canary is checked on arrival */
         tr__current = n;
 #if defined(TR_ASAN)
         e->switch_from_sched = false;
@@ -150,7 +164,7 @@ static void switch_away(tr_task *t, bool final)
 #if defined(TR_ASAN)
     asan_arrived(e, t->asan_fake);
 #endif
-    bury(e);
+    arrive(e);
 }
 
 static void task_finish(tr_task *t, int result) __attribute__((noreturn));
@@ -161,7 +175,7 @@ static void task_entry(void *arg)
 #if defined(TR_ASAN)
     asan_arrived(t->e, NULL); /* first time on this stack */
 #endif
-    bury(t->e);
+    arrive(t->e);
     task_finish(t, t->fn(t->arg));
 }
 

@@ -95,6 +95,8 @@ struct tr_stack {
 };
 
 #define TR_SLAB_STACKS 64
+/* Spare stacks whose pages the pool keeps warm; beyond, slabs are trimmed. */
+#define TR_STACK_POOL_MAX 4096
 struct tr_slab {
     struct tr_slab *next;
     void *map;
@@ -112,9 +114,11 @@ void tr__stack_pool_drain(tr_engine *e);
  * kernel, at most max slabs per call. */
 void tr__stack_trim(tr_engine *e, unsigned max);
 #define TR_STACK_TRIM_DELAY_NS 10000000ull /* 10 ms */
-bool tr__stack_canary_ok(const struct tr_stack *s);
-/* Aborts naming the task when its canary is gone (unguarded stacks only). */
-void tr__stack_canary_check(tr_task *t);
+/* The canary: the lowest 256 bytes of an unguarded stack must stay zero
+ * (stack.c). Checked at every switch by tr__stack_canary_check (below). */
+#define TR_CANARY_WORDS 32
+/* Reports the task whose canary is gone and aborts. */
+void tr__stack_canary_fail(tr_task *t) __attribute__((noreturn, cold, noinline));
 /* Rounds up to whole pages; 0 on overflow. */
 size_t tr__stack_round(size_t size);
 /* Tests: the number of guarded stacks the process may still create (0 forces
@@ -269,6 +273,22 @@ void tr__task_records_free(tr_engine *e);
 int tr__task_reserve(tr_engine *e);
 void tr__task_reserve_release(tr_engine *e);
 void tr__run_task(tr_engine *e, tr_task *t);
+
+/* Aborts naming the task when its canary is gone (unguarded stacks only).
+ * Inline and frameless on the fast path: it may run on the stack it
+ * checks, whose last bytes must not be spent on the check itself. */
+static inline void tr__stack_canary_check(tr_task *t)
+{
+    const struct tr_stack *s = t->stack;
+    if (s->guarded)
+        return;
+    const volatile uint64_t *w = s->lo;
+    uint64_t any = 0;
+    for (int i = 0; i < TR_CANARY_WORDS; i++)
+        any |= w[i];
+    if (TR_UNLIKELY(any != 0))
+        tr__stack_canary_fail(t);
+}
 
 /* A queued task's saved frame is likely cold (100k parked tasks are 400 MB
  * of stacks): start loading it before switching to it. */
@@ -449,6 +469,7 @@ struct tr_engine {
     bool defer_taskrun;
     bool stack_trim_owed; /* tr__stack_trim has slabs to give back... */
     uint64_t stack_trim_at; /* ...from then on (pass_ns clock) */
+    size_t stack_advised;   /* pool stacks in advised slabs (pages given back) */
     bool taskrun_flag; /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
     unsigned peek_skip; /* sleeps left before the next peek for completions */
     unsigned inline_passes; /* passes begun by a task since the scheduler's last */
@@ -468,6 +489,8 @@ struct tr_engine {
     tr_task *dying;            /* the task that just ended: its stack is freed by the scheduler */
     tr_task *batch;            /* the rest of this pass's runnable tasks */
     tr_task *back;             /* the task that switched back to the scheduler */
+    tr_task *switch_prev;      /* the task that switched directly to the current one: its
+                                * canary is checked on arrival, after its last push */
     bool switch_from_sched;    /* ASan: the switch into a task came from the scheduler */
     uint64_t next_id;
     uint64_t ca_rescanners;    /* cancel_all waiters that rescan at each task end */

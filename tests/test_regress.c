@@ -23,6 +23,12 @@
  *   9. when the kill rung ended the hooks' task with hooks still queued, a
  *      new hooks' task was spawned for them and killed at once, forever: the
  *      shutdown never finished. The rest are now reported as not run.
+ * And two a review of the direct task-to-task switch found:
+ *  10. the canary of an unguarded stack was checked on that stack, before
+ *      the switch: a death test, so it is in test_guard.c
+ *      (test_guard_canary_checked_after_direct_switch);
+ *  11. the stack trim gave back every wholly free slab, not only those
+ *      beyond the pool's cap of warm stacks (TR_STACK_POOL_MAX).
  */
 #define _GNU_SOURCE
 #include "tr_test.h"
@@ -98,8 +104,8 @@ static void test_regress_ring_fd_registered_per_run(void **state)
     /* Created here, run on one worker thread, destroyed here. */
     for (int i = 0; i < RING_ENGINES; i++) {
         ring_engines[i] = eng_new(&cfg);
-        assert_int_equal(tr_spawn(ring_engines[i], NULL, probe_registered, (void *)(intptr_t)i, NULL),
-                         0);
+        assert_int_equal(
+            tr_spawn(ring_engines[i], NULL, probe_registered, (void *)(intptr_t)i, NULL), 0);
     }
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, ring_worker, NULL), 0);
@@ -130,7 +136,7 @@ static void test_regress_two_engines_signal_blocks_refcounted(void **state)
     tr_engine *a = eng_new(NULL), *b = eng_new(NULL);
     assert_true(blocked(SIGTERM));
     assert_int_equal(tr_engine_destroy(a), 0); /* first created, first destroyed */
-    assert_true(blocked(SIGTERM));              /* b still reads SIGTERM */
+    assert_true(blocked(SIGTERM));             /* b still reads SIGTERM */
     assert_true(blocked(SIGINT));
     assert_int_equal(tr_engine_destroy(b), 0);
     assert_false(blocked(SIGTERM));
@@ -278,7 +284,7 @@ static int cw_joiner(void *arg)
 {
     (void)arg;
     tr_cancel(tr_self());
-    cw_join = tr_join(cw_target, NULL); /* cancel point: yields, then -ECANCELED */
+    cw_join = tr_join(cw_target, NULL);   /* cancel point: yields, then -ECANCELED */
     cw_detach_own = tr_detach(cw_target); /* still ours */
     tr_cancel(cw_target);
     return 0;
@@ -407,10 +413,10 @@ static void test_regress_hooks_killed_rest_abandoned(void **state)
     assert_int_equal(tr_spawn(e, NULL, hk_main, e, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0); /* hung here without the fix */
     struct tr_stats s = stats_of(e);
-    assert_int_equal(s.tasks_killed, 1);     /* the hooks' task, once */
+    assert_int_equal(s.tasks_killed, 1); /* the hooks' task, once */
     assert_int_equal(s.tasks_live, 0);
     assert_int_equal(s.ops_inflight, 0);
-    assert_int_equal(hk_first_ran, 0);       /* abandoned, not run */
+    assert_int_equal(hk_first_ran, 0);         /* abandoned, not run */
     assert_int_equal(hk_stubborn_returned, 0); /* killed (how many reads it got
                                                 * in before is timing) */
     assert_int_equal(pipe_bytes(hk_pipe[0]), 0);
@@ -422,6 +428,52 @@ static void test_regress_hooks_killed_rest_abandoned(void **state)
     assert_contains(text, "killed: task 'at-shutdown'");
     fclose(rep);
     close_pair(hk_pipe);
+}
+
+/* ---- 11 --------------------------------------------------------------------- */
+
+#define TK_TASKS (TR_STACK_POOL_MAX + 30 * TR_SLAB_STACKS)
+
+static int tk_quick(void *p)
+{
+    (void)p;
+    return tr_yield();
+}
+
+static int tk_spawner(void *p)
+{
+    (void)p;
+    /* Past the cap by 30 slabs; few enough for TSan's 8128 fibers. */
+    for (int i = 0; i < TK_TASKS; i++)
+        TCHECK_EQ(tr_spawn(NULL, NULL, tk_quick, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_regress_trim_keeps_warm_pool(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    /* Canary-only slabs: one mapping each, which valgrind can track. */
+    tr__stack_set_guard_budget(0);
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, tk_spawner, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0); /* returning trims what is owed */
+    tr_test_assert_clean();
+    unsigned advised = 0, slabs = 0;
+    for (struct tr_slab *sl = e->slabs; sl; sl = sl->next) {
+        slabs++;
+        advised += sl->advised;
+    }
+    size_t resident = e->stack_pool_len - (size_t)advised * TR_SLAB_STACKS;
+    assert_true(slabs >= TK_TASKS / TR_SLAB_STACKS);
+    assert_true(advised > 0);                   /* the spike went back to the kernel */
+    assert_true(resident >= TR_STACK_POOL_MAX); /* but the pool's cap stays warm */
+    assert_true(resident <= TR_STACK_POOL_MAX + 2 * TR_SLAB_STACKS);
+    assert_int_equal(e->stack_advised, (size_t)advised * TR_SLAB_STACKS);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    tr__stack_set_guard_budget(-1); /* back to vm.max_map_count's */
 }
 
 int main(void)
@@ -437,6 +489,7 @@ int main(void)
         T(test_regress_cancelled_join_keeps_claim_during_yield),
         T(test_regress_final_shielded_task_bounded),
         T(test_regress_hooks_killed_rest_abandoned),
+        T(test_regress_trim_keeps_warm_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
