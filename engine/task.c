@@ -45,6 +45,20 @@ static void asan_arrived(tr_engine *e, void *fake)
 }
 #endif
 
+/* An ended task that no code runs on any more: its stack (and TSan fiber)
+ * go back, and its record too when nobody will join it. */
+static void release_stack(tr_engine *e, tr_task *t)
+{
+#if defined(TR_TSAN)
+    __tsan_destroy_fiber(t->tsan_fiber);
+    t->tsan_fiber = NULL;
+#endif
+    tr__stack_free(e, t->stack);
+    t->stack = NULL;
+    if (t->detached)
+        tr__task_free_record(e, t);
+}
+
 /* The task that just ended is off its stack once another stack runs: the
  * one that runs next (task or scheduler) frees it. */
 static void bury(tr_engine *e)
@@ -55,14 +69,7 @@ static void bury(tr_engine *e)
     TR_ASSERT(d->state == TR_TASK_DONE);
     TR_ASSERT(d != tr__current);
     e->dying = NULL;
-#if defined(TR_TSAN)
-    __tsan_destroy_fiber(d->tsan_fiber);
-    d->tsan_fiber = NULL;
-#endif
-    tr__stack_free(e, d->stack);
-    d->stack = NULL;
-    if (d->detached)
-        tr__task_free_record(e, d);
+    release_stack(e, d);
 }
 
 /* On a task's stack after a switch: the task that switched here directly
@@ -460,14 +467,7 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
     tr__shutdown_task_ended(e, t);
     if (killed) {
         /* Never resumed, off its stack already: free it now. */
-#if defined(TR_TSAN)
-        __tsan_destroy_fiber(t->tsan_fiber);
-        t->tsan_fiber = NULL;
-#endif
-        tr__stack_free(e, t->stack);
-        t->stack = NULL;
-        if (t->detached)
-            tr__task_free_record(e, t);
+        release_stack(e, t);
     }
 }
 
