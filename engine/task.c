@@ -5,10 +5,12 @@
  * Task states: READY (on the run queue) -> RUNNING -> PARKED (waiting; see
  * t->wait) -> READY ... -> DONE (ended; its stack is back in the pool) ->
  * FREED (the record is recycled, after tr_join or tr_detach). The
- * scheduler switches into the first task of a pass; a task that parks or
- * yields switches straight to the next task of the pass (one stack switch,
- * not two), and the last one, or one that ended, back to the scheduler,
- * which frees an ended task's stack once it is off it.
+ * scheduler switches into the first task of a pass; a task that parks,
+ * yields or ends switches straight to the next task of the pass (one stack
+ * switch, not two); the last one begins the next pass itself when the
+ * scheduler has nothing to do (begin_pass_inline), else switches back to
+ * it. Whoever runs next frees an ended task's stack (bury) and checks the
+ * canary of the task that left (arrive).
  */
 #include "tr_internal.h"
 
