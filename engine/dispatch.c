@@ -92,16 +92,11 @@ static bool ring_busy(const tr_engine *e)
     return e->st.ops_inflight > 0 || e->internal_inflight > 0 || tr__ring_sq_pending(e) > 0;
 }
 
-static bool shutdown_active(tr_engine *e)
-{
-    return tr__shutdown_active(e);
-}
-
 /* Tasks' work is over: nothing alive, nothing of theirs in flight, no
  * shutdown to finish. What may remain are the engine's own reads. */
 static bool user_idle(tr_engine *e)
 {
-    return e->st.tasks_live == 0 && e->st.ops_inflight == 0 && !shutdown_active(e);
+    return e->st.tasks_live == 0 && e->st.ops_inflight == 0 && !tr__shutdown_active(e);
 }
 
 /* Live tasks that can only be woken by each other. A task in
@@ -110,7 +105,7 @@ static bool user_idle(tr_engine *e)
 static bool deadlocked(tr_engine *e)
 {
     return e->st.tasks_live > 0 && e->st.ops_inflight == 0 && e->heap_len == 0 &&
-           e->sd_waiters == 0 && !shutdown_active(e) && e->run_head == NULL;
+           e->sd_waiters == 0 && !tr__shutdown_active(e) && e->run_head == NULL;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -124,19 +119,19 @@ int tr__engine_loop(tr_engine *e)
     for (;;) {
         /* pass_ns only dates parks (shown by tr_engine_dump): coarse. */
         uint64_t now = e->pass_ns = tr__now_coarse_ns();
-        if (TR_UNLIKELY(shutdown_active(e)))
+        if (TR_UNLIKELY(tr__shutdown_active(e)))
             tr__shutdown_pass(e, now = tr__now_ns());
         tr__internal_arm(e);
         run_batch(e);
         if (TR_UNLIKELY(e->cancels_deferred))
             tr__cancel_retry_deferred(e);
-        if (e->heap_len || shutdown_active(e))
+        if (e->heap_len || tr__shutdown_active(e))
             now = tr__now_ns();
         if (e->heap_len)
             tr__timer_expire(e, now);
         /* Tasks that just ended may complete a phase: step again now, or
          * the pass below would wait for an event that never comes. */
-        if (TR_UNLIKELY(shutdown_active(e)))
+        if (TR_UNLIKELY(tr__shutdown_active(e)))
             tr__shutdown_pass(e, now);
         bool runnable = e->run_head != NULL;
         bool idle = !runnable && user_idle(e);
@@ -150,7 +145,7 @@ int tr__engine_loop(tr_engine *e)
                 return idle ? 0 : -EDEADLK;
             }
             tr__internal_stop(e);
-        } else if (e->internal_stopping && shutdown_active(e)) {
+        } else if (e->internal_stopping && tr__shutdown_active(e)) {
             /* A shutdown began while the reads were being stopped: it needs
              * them for its later signals. */
             e->internal_stopping = false;
@@ -177,19 +172,21 @@ int tr__engine_loop(tr_engine *e)
                     wait = min_u64(wait, e->stack_trim_at - e->pass_ns);
             }
             bool ready = false;
-            if (e->st.ops_inflight > 0 && wait > 0 && tr__ring_cq_empty(e) && e->peek_skip > 0) {
-                e->peek_skip--;
-            } else if (e->st.ops_inflight > 0 && wait > 0 && tr__ring_cq_empty(e)) {
-                /* Before sleeping, hand over the SQEs and run the kernel's
-                 * finished work once: completions from io-wq workers often
-                 * land meanwhile, and a sleep + wake-up costs more than
-                 * this one call (+5% IOPS on tmpfs reads). Where it finds
-                 * nothing (a server waiting on its clients), it is tried
-                 * only every TR_PEEK_BACKOFF sleeps: +2% CPU otherwise. */
-                err = tr__ring_enter(e, false, 0);
-                /* (On -EBUSY/-EAGAIN the enter reaped: tasks may be queued.) */
-                ready = !tr__ring_cq_empty(e) || e->run_head != NULL;
-                e->peek_skip = ready ? 0 : TR_PEEK_BACKOFF;
+            /* Before sleeping, hand over the SQEs and run the kernel's
+             * finished work once: completions from io-wq workers often
+             * land meanwhile, and a sleep + wake-up costs more than this
+             * one call (+5% IOPS on tmpfs reads). Where it finds nothing
+             * (a server waiting on its clients), it is tried only every
+             * TR_PEEK_BACKOFF sleeps: +2% CPU otherwise. */
+            if (e->st.ops_inflight > 0 && wait > 0 && tr__ring_cq_empty(e)) {
+                if (e->peek_skip > 0) {
+                    e->peek_skip--;
+                } else {
+                    err = tr__ring_enter(e, false, 0);
+                    /* (On -EBUSY/-EAGAIN the enter reaped: tasks may be queued.) */
+                    ready = !tr__ring_cq_empty(e) || e->run_head != NULL;
+                    e->peek_skip = ready ? 0 : TR_PEEK_BACKOFF;
+                }
             }
             if (err || ready)
                 ; /* an error to return, or completions to reap */

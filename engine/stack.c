@@ -20,8 +20,6 @@
 #include <valgrind/valgrind.h>
 #endif
 
-/* Free default-size stacks an engine keeps with their pages; beyond it,
- * wholly free slabs give their pages back (MADV_DONTNEED). */
 /* The canary (TR_CANARY_WORDS): the lowest 256 bytes of an unguarded stack
  * must stay zero. Zero because fresh anonymous pages are zero: the canary
  * needs no write, so the stack's bottom page is never touched (reading it

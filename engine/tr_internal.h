@@ -95,7 +95,8 @@ struct tr_stack {
 };
 
 #define TR_SLAB_STACKS 64
-/* Spare stacks whose pages the pool keeps warm; beyond, slabs are trimmed. */
+/* Free default-size stacks an engine keeps with their pages; beyond it,
+ * wholly free slabs give their pages back (MADV_DONTNEED, tr__stack_trim). */
 #define TR_STACK_POOL_MAX 4096
 struct tr_slab {
     struct tr_slab *next;
@@ -486,7 +487,7 @@ struct tr_engine {
     tr_task *all_head;         /* live tasks (not yet DONE) */
     tr_task *done_head;        /* ended tasks whose handle is still owned */
     tr_task *free_tasks;       /* recycled task records */
-    tr_task *dying;            /* the task that just ended: its stack is freed by the scheduler */
+    tr_task *dying;            /* the task that just ended: whoever runs next frees its stack */
     tr_task *batch;            /* the rest of this pass's runnable tasks */
     tr_task *back;             /* the task that switched back to the scheduler */
     tr_task *switch_prev;      /* the task that switched directly to the current one: its
