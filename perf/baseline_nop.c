@@ -32,15 +32,8 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
-    long long tasks = 16, ops = 0;
-    bool ops_seen = false;
-    const struct pc_opt opts[] = {
-        {"--tasks", &tasks, 1, 32768, NULL, NULL},
-        {"--ops", &ops, 1, 1000000000000LL, NULL, &ops_seen},
-    };
-    pc_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
-    if (!ops_seen)
-        ops = 4000000 / tasks > 0 ? 4000000 / tasks : 1;
+    long long tasks, ops;
+    pc_parse_nop(argc, argv, usage, &tasks, &ops);
 
     /* bench_nop's SQ for T tasks, and taskring's default CQ for it. */
     unsigned t = (unsigned)tasks;

@@ -205,15 +205,8 @@ static void open_pipes(void)
 
 static void run_engine(unsigned sq)
 {
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.flags = TR_CFG_NO_SIGNALS;
-    cfg.sq_entries = sq;
-    tr_engine *e;
-    int err = tr_engine_create(&e, &cfg);
-    if (err)
-        pc_die("tr_engine_create: %s", strerror(-err));
-    err = tr_spawn(e, NULL, controller, NULL, NULL);
+    tr_engine *e = pc_engine_new(sq);
+    int err = tr_spawn(e, NULL, controller, NULL, NULL);
     if (err)
         pc_die("tr_spawn: %s", strerror(-err));
     err = tr_engine_run(e);

@@ -53,25 +53,12 @@ static int nop_task(void *arg)
 
 int main(int argc, char **argv)
 {
-    long long tasks = 16, ops = 0;
-    bool ops_seen = false;
-    const struct pc_opt opts[] = {
-        {"--tasks", &tasks, 1, 32768, NULL, NULL},
-        {"--ops", &ops, 1, 1000000000000LL, NULL, &ops_seen},
-    };
-    pc_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
-    if (!ops_seen)
-        ops = 4000000 / tasks > 0 ? 4000000 / tasks : 1;
+    long long tasks, ops;
+    pc_parse_nop(argc, argv, usage, &tasks, &ops);
     ops_per_task = ops;
 
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.flags = TR_CFG_NO_SIGNALS;
-    cfg.sq_entries = pc_pow2_at_least((unsigned)tasks < 64 ? 64 : (unsigned)tasks);
-    tr_engine *e;
-    int err = tr_engine_create(&e, &cfg);
-    if (err)
-        pc_die("tr_engine_create: %s", strerror(-err));
+    tr_engine *e = pc_engine_new(pc_pow2_at_least((unsigned)tasks < 64 ? 64 : (unsigned)tasks));
+    int err;
 
     uint64_t t0 = pc_now_ns(), c0 = pc_thread_cpu_ns();
     for (long long i = 0; i < tasks; i++) {

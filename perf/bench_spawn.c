@@ -115,13 +115,8 @@ static int parent(void *arg)
 /* Returns tasks per second; adds the run's wall and CPU ns to *wall, *cpu. */
 static double run(long long n, long long batch, bool detach, uint64_t *wall, uint64_t *cpu)
 {
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.flags = TR_CFG_NO_SIGNALS;
-    tr_engine *e;
-    int err = tr_engine_create(&e, &cfg);
-    if (err)
-        pc_die("tr_engine_create: %s", strerror(-err));
+    tr_engine *e = pc_engine_new(0);
+    int err;
     struct spawn_run r = {.n = n, .batch = batch, .detach = detach};
     r.handles = calloc((size_t)batch, sizeof(*r.handles));
     if (!r.handles)

@@ -82,13 +82,8 @@ static int yielder(void *arg)
  * time over the same span. */
 static uint64_t run_yielders(int ntasks, long long yields, uint64_t *enters, uint64_t *cpu)
 {
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.flags = TR_CFG_NO_SIGNALS;
-    tr_engine *e;
-    int err = tr_engine_create(&e, &cfg);
-    if (err)
-        pc_die("tr_engine_create: %s", strerror(-err));
+    tr_engine *e = pc_engine_new(0);
+    int err;
     struct run r = {.yields_per_task = yields, .ntasks = ntasks};
     for (int i = 0; i < ntasks; i++) {
         err = tr_spawn(e, NULL, yielder, &r, NULL);

@@ -2,7 +2,8 @@
  * perf_common.h — small helpers shared by the benchmark programs of perf/
  * (bench_nop, baseline_nop, bench_switch, bench_spawn, bench_cancel,
  * baseline_cancel): the clock, command-line parsing, fatal errors, RSS,
- * RLIMIT_NOFILE, and the ring setup of the bare-liburing baselines.
+ * RLIMIT_NOFILE, the ring setup of the bare-liburing baselines and the
+ * engine of the taskring programs.
  *
  * Everything is static inline: each perf program is one executable built
  * from one .c file (perf/CMakeLists.txt), so there is no library to link.
@@ -18,6 +19,8 @@
  */
 #ifndef PERF_COMMON_H
 #define PERF_COMMON_H
+
+#include "taskring.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -119,6 +122,23 @@ static inline void pc_parse(int argc, char **argv, const struct pc_opt *opts, si
     }
 }
 
+/* The command line of bench_nop and baseline_nop, one parser so the pair
+ * cannot drift apart: --tasks T (default 16) --ops K (default 4,000,000/T). */
+static inline void pc_parse_nop(int argc, char **argv, const char *usage, long long *tasks,
+                                long long *ops)
+{
+    bool ops_seen = false;
+    *tasks = 16;
+    *ops = 0;
+    const struct pc_opt opts[] = {
+        {"--tasks", tasks, 1, 32768, NULL, NULL},
+        {"--ops", ops, 1, 1000000000000LL, NULL, &ops_seen},
+    };
+    pc_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
+    if (!ops_seen)
+        *ops = 4000000 / *tasks > 0 ? 4000000 / *tasks : 1;
+}
+
 /* ---- process resources ------------------------------------------------------ */
 
 /* Resident set size in bytes (the second field of /proc/self/statm, in
@@ -209,6 +229,24 @@ static inline unsigned pc_ring_init(struct io_uring *ring, unsigned sq, unsigned
     if (io_uring_register_ring_fd(ring) != 1)
         pc_die("io_uring_register_ring_fd failed");
     return p.flags;
+}
+
+/* ---- taskring engines ------------------------------------------------------ */
+
+/* A benchmark's engine: no signal handling, sq_entries sq (0: the
+ * default). Exits 1 when it cannot be made. */
+static inline tr_engine *pc_engine_new(unsigned sq)
+{
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    if (sq)
+        cfg.sq_entries = sq;
+    tr_engine *e;
+    int err = tr_engine_create(&e, &cfg);
+    if (err)
+        pc_die("tr_engine_create: %s", strerror(-err));
+    return e;
 }
 
 #endif /* PERF_COMMON_H */
