@@ -86,8 +86,9 @@ int tr_engine_dump(const tr_engine *e, int fd)
             const struct tr_op *slot = tr__op_get(e, t->op);
             op = tr__opdefs[slot->opcode].name;
         }
-        double parked_ms =
-            (t->state == TR_TASK_PARKED && now > t->parked_ns) ? (double)(now - t->parked_ns) / 1e6 : 0;
+        double parked_ms = (t->state == TR_TASK_PARKED && now > t->parked_ns)
+                               ? (double)(now - t->parked_ns) / 1e6
+                               : 0;
         outf(&o, "taskring: task %" PRIu64 " '%s' %s op=%s fd=%d parked=%.1fms%s%s%s%s\n", t->id,
              tr_task_name(t), tr__task_state_name(t), op,
              (t->state == TR_TASK_PARKED && t->wait == TR_WAIT_OP) ? t->op_fd : -1, parked_ms,
@@ -107,7 +108,8 @@ static const char *trigger_name(const tr_engine *e, char *buf, size_t len)
 {
     switch (e->sd.trigger) {
     case TR_TRIG_SIGNAL:
-        snprintf(buf, len, "signal %s (%d)", sigabbrev_np(e->sd.trigger_signo) ? sigabbrev_np(e->sd.trigger_signo) : "?",
+        snprintf(buf, len, "signal %s (%d)",
+                 sigabbrev_np(e->sd.trigger_signo) ? sigabbrev_np(e->sd.trigger_signo) : "?",
                  e->sd.trigger_signo);
         return buf;
     case TR_TRIG_CALL:
@@ -130,8 +132,8 @@ void tr__shutdown_report(tr_engine *e)
     outf(&o, "taskring: shutdown report (trigger: %s, signals received: %" PRIu64 ")\n",
          trigger_name(e, trig, sizeof(trig)), e->st.signals_received);
     outf(&o, "taskring:   stop      %8.1f ms\n", ms(sd->t_trigger, sd->t_cancel));
-    outf(&o, "taskring:   cancel    %8.1f ms  %" PRIu64 " tasks cancelled\n", ms(sd->t_cancel, sd->t_drain),
-         sd->tasks_cancelled_by_sd);
+    outf(&o, "taskring:   cancel    %8.1f ms  %" PRIu64 " tasks cancelled\n",
+         ms(sd->t_cancel, sd->t_drain), sd->tasks_cancelled_by_sd);
     outf(&o, "taskring:   drain     %8.1f ms  shields %s\n", ms(sd->t_drain, drain_end),
          sd->shields_broken ? "broken" : "held");
     outf(&o, "taskring:   kill      %8.1f ms  %" PRIu64 " tasks killed\n",
@@ -139,10 +141,11 @@ void tr__shutdown_report(tr_engine *e)
     outf(&o, "taskring:   finalize  %8.1f ms\n", ms(sd->t_final, sd->t_done));
     outf(&o, "taskring:   total     %8.1f ms\n", ms(sd->t_trigger, sd->t_done));
     outf(&o,
-         "taskring:   tasks ended: %" PRIu64 " ok, %" PRIu64 " cancelled, %" PRIu64 " failed, %" PRIu64
-         " killed; ops cancelled %" PRIu64 "; CQEs reaped %" PRIu64 "\n",
-         e->st.tasks_ok - sd->ok0, e->st.tasks_cancelled - sd->cancelled0, e->st.tasks_failed - sd->failed0,
-         e->st.tasks_killed - sd->killed0, e->st.cancels_submitted - sd->cancels0,
+         "taskring:   tasks ended: %" PRIu64 " ok, %" PRIu64 " cancelled, %" PRIu64
+         " failed, %" PRIu64 " killed; ops cancelled %" PRIu64 "; CQEs reaped %" PRIu64 "\n",
+         e->st.tasks_ok - sd->ok0, e->st.tasks_cancelled - sd->cancelled0,
+         e->st.tasks_failed - sd->failed0, e->st.tasks_killed - sd->killed0,
+         e->st.cancels_submitted - sd->cancels0,
          (e->st.ops_completed - sd->completed0) + (e->st.cqe_stale - sd->stale0));
     for (unsigned i = 0; i < sd->nfailed && i < TR_SD_NAMES; i++)
         outf(&o, "taskring:   failed: task '%s' (id %" PRIu64 "): %d (%s)\n", sd->failed[i].name,
@@ -157,11 +160,13 @@ void tr__shutdown_report(tr_engine *e)
     if (sd->nkilled > TR_SD_NAMES)
         outf(&o, "taskring:   killed: %u more\n", sd->nkilled - TR_SD_NAMES);
     if (sd->hooks_abandoned && sd->hooks_spawn_err)
-        outf(&o, "taskring:   at_shutdown: %u hooks NOT run: their task could not be spawned (%s)\n",
+        outf(&o,
+             "taskring:   at_shutdown: %u hooks NOT run: their task could not be spawned (%s)\n",
              sd->hooks_abandoned, strerror(-sd->hooks_spawn_err));
     else if (sd->hooks_abandoned)
         outf(&o, "taskring:   at_shutdown: %u hooks NOT run: the kill rung ended their task\n",
              sd->hooks_abandoned);
-    outf(&o, "taskring:   audit: %" PRIu64 " tasks live, %" PRIu64 " ops in flight: %s\n", e->st.tasks_live,
-         e->st.ops_inflight, (e->st.tasks_live == 0 && e->st.ops_inflight == 0) ? "quiescent" : "NOT QUIESCENT");
+    outf(&o, "taskring:   audit: %" PRIu64 " tasks live, %" PRIu64 " ops in flight: %s\n",
+         e->st.tasks_live, e->st.ops_inflight,
+         (e->st.tasks_live == 0 && e->st.ops_inflight == 0) ? "quiescent" : "NOT QUIESCENT");
 }

@@ -24,7 +24,7 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-#define MS(x) ((uint64_t)(x) * 1000000ull)
+#define MS(x) ((uint64_t)(x)*1000000ull)
 
 static void record_name(struct tr__sd_name *arr, unsigned *n, tr_task *t, int result)
 {

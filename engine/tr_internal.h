@@ -44,14 +44,14 @@
 
 /* Always on, in every build: a violated invariant is a bug, and limping on
  * after one risks the kernel writing into reused memory. */
-#define TR_ASSERT(cond)                                                        \
-    do {                                                                       \
-        if (__builtin_expect(!(cond), 0))                                      \
-            tr__assert_fail(#cond, __FILE__, __LINE__, __func__);              \
+#define TR_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (__builtin_expect(!(cond), 0))                                                          \
+            tr__assert_fail(#cond, __FILE__, __LINE__, __func__);                                  \
     } while (0)
 
-__attribute__((noreturn, cold)) void tr__assert_fail(const char *expr, const char *file,
-                                                     int line, const char *func);
+__attribute__((noreturn, cold)) void tr__assert_fail(const char *expr, const char *file, int line,
+                                                     const char *func);
 
 /* The kernel fills read buffers behind valgrind's back: tell it, so that
  * memcheck needs no suppressions for them. Free without valgrind.h. */
@@ -86,11 +86,11 @@ struct tr_slab;
 
 struct tr_stack {
     struct tr_slab *slab; /* its slab (default size), or NULL: own mapping */
-    void *map;        /* own mapping (guard page included), when slab is NULL */
-    size_t map_len;   /* its length */
-    void *lo, *hi;    /* the usable stack */
-    bool guarded;     /* a PROT_NONE page sits below lo */
-    unsigned vg_id;   /* valgrind stack id */
+    void *map;            /* own mapping (guard page included), when slab is NULL */
+    size_t map_len;       /* its length */
+    void *lo, *hi;        /* the usable stack */
+    bool guarded;         /* a PROT_NONE page sits below lo */
+    unsigned vg_id;       /* valgrind stack id */
     struct tr_stack *next_free;
 };
 
@@ -102,9 +102,9 @@ struct tr_slab {
     struct tr_slab *next;
     void *map;
     size_t map_len;
-    unsigned nfree;   /* of its stacks, how many are in the pool */
+    unsigned nfree; /* of its stacks, how many are in the pool */
     bool guarded;
-    bool advised;     /* pages given back while wholly free */
+    bool advised; /* pages given back while wholly free */
     struct tr_stack stacks[TR_SLAB_STACKS];
 };
 
@@ -154,22 +154,22 @@ enum tr__opcode {
 
 struct tr__opdef {
     const char *name;
-    bool cancellable;     /* tr_close is not: it always closes */
-    bool returns_fd;      /* a completed result >= 0 is an fd the caller owns */
+    bool cancellable; /* tr_close is not: it always closes */
+    bool returns_fd;  /* a completed result >= 0 is an fd the caller owns */
 };
 extern const struct tr__opdef tr__opdefs[TR_OPC__COUNT];
 void tr__opdefs_check(void);
 
 struct tr_op {
-    uint32_t gen;            /* bumped on free: the CQE of an old activation is stale */
-    uint8_t state;           /* enum tr__op_state */
-    uint8_t opcode;          /* enum tr__opcode */
-    bool cancel_sent;        /* an ASYNC_CANCEL targets this activation */
-    bool cancel_deferred;    /* wanted, but the ring refused it: retried each pass */
-    int32_t res;             /* the CQE's result, once COMPLETED */
+    uint32_t gen;         /* bumped on free: the CQE of an old activation is stale */
+    uint8_t state;        /* enum tr__op_state */
+    uint8_t opcode;       /* enum tr__opcode */
+    bool cancel_sent;     /* an ASYNC_CANCEL targets this activation */
+    bool cancel_deferred; /* wanted, but the ring refused it: retried each pass */
+    int32_t res;          /* the CQE's result, once COMPLETED */
     uint32_t cqe_flags;
-    uint32_t next_free;      /* free list link (index) */
-    tr_task *task;           /* the parked owner */
+    uint32_t next_free; /* free list link (index) */
+    tr_task *task;      /* the parked owner */
 };
 
 #define TR_OP_NONE UINT32_MAX
@@ -230,39 +230,39 @@ enum tr__wait {
 };
 
 struct tr_task {
-    void *sp;                 /* saved stack pointer while not running */
+    void *sp; /* saved stack pointer while not running */
     tr_engine *e;
-    struct tr_task *run_next; /* run queue link */
+    struct tr_task *run_next;            /* run queue link */
     struct tr_task *all_prev, *all_next; /* live tasks list */
     uint64_t id;
     tr_fn fn;
     void *arg;
     int result;
-    uint8_t state;            /* enum tr__task_state */
-    uint8_t wait;             /* enum tr__wait */
-    bool cancelled;           /* level-triggered: never cleared */
+    uint8_t state;  /* enum tr__task_state */
+    uint8_t wait;   /* enum tr__wait */
+    bool cancelled; /* level-triggered: never cleared */
     bool detached;
-    bool ca_rescan;           /* cancel_all waiter that must rescan (see cancel.c) */
-    bool late;                /* TR_SPAWN_LATE */
-    bool killed;              /* shutdown's Kill phase: never resumed again */
-    bool internal;            /* the engine's own task (at-shutdown hooks) */
-    int shield;               /* shield depth */
-    int wake_res;             /* the result handed to a parked task by its waker */
-    uint32_t op;              /* current op slot or TR_OP_NONE */
-    uint32_t heap_idx;        /* timer heap position, or UINT32_MAX */
-    uint64_t deadline_ns;     /* for TR_WAIT_TIMER */
-    uint64_t parked_ns;       /* when it last parked (the pass's clock) */
-    int op_fd;                /* the fd of its current op, for the dump */
-    struct tr_task *joiner;   /* the task parked in tr_join on us */
+    bool ca_rescan;              /* cancel_all waiter that must rescan (see cancel.c) */
+    bool late;                   /* TR_SPAWN_LATE */
+    bool killed;                 /* shutdown's Kill phase: never resumed again */
+    bool internal;               /* the engine's own task (at-shutdown hooks) */
+    int shield;                  /* shield depth */
+    int wake_res;                /* the result handed to a parked task by its waker */
+    uint32_t op;                 /* current op slot or TR_OP_NONE */
+    uint32_t heap_idx;           /* timer heap position, or UINT32_MAX */
+    uint64_t deadline_ns;        /* for TR_WAIT_TIMER */
+    uint64_t parked_ns;          /* when it last parked (the pass's clock) */
+    int op_fd;                   /* the fd of its current op, for the dump */
+    struct tr_task *joiner;      /* the task parked in tr_join on us */
     struct tr_task *join_target; /* as a joiner: the task we wait for */
-    struct tr_task *ca_waiter;/* a cancel_all waiter counting us */
-    uint64_t ca_remaining;    /* as a cancel_all waiter: tasks still alive */
-    uint64_t ca_max_id;       /* as a rescanning waiter: ids it targeted */
+    struct tr_task *ca_waiter;   /* a cancel_all waiter counting us */
+    uint64_t ca_remaining;       /* as a cancel_all waiter: tasks still alive */
+    uint64_t ca_max_id;          /* as a rescanning waiter: ids it targeted */
     tr_task *const *ca_except;
     size_t ca_nexcept;
     struct tr_stack *stack;
-    void *asan_fake;          /* ASan fake stack of this task, while switched out */
-    void *tsan_fiber;         /* its TSan fiber (TSan builds) */
+    void *asan_fake;  /* ASan fake stack of this task, while switched out */
+    void *tsan_fiber; /* its TSan fiber (TSan builds) */
     char name[TR_NAME_MAX];
 };
 
@@ -368,10 +368,10 @@ void tr__cancel_notify_end(tr_engine *e, tr_task *t);
 
 enum tr__phase {
     TR_PH_NONE = 0,
-    TR_PH_STOP,     /* tr_shutting_down() true; drain_ms for tasks to end */
-    TR_PH_DRAIN,    /* everything cancelled; shields hold until grace */
-    TR_PH_KILL,     /* stragglers killed */
-    TR_PH_FINAL,    /* hooks, audit */
+    TR_PH_STOP,  /* tr_shutting_down() true; drain_ms for tasks to end */
+    TR_PH_DRAIN, /* everything cancelled; shields hold until grace */
+    TR_PH_KILL,  /* stragglers killed */
+    TR_PH_FINAL, /* hooks, audit */
     TR_PH_DONE,
 };
 
@@ -386,8 +386,8 @@ struct tr__sd_name {
 };
 
 struct tr__shutdown {
-    uint8_t phase;            /* enum tr__phase */
-    uint8_t trigger;          /* enum tr__trigger */
+    uint8_t phase;   /* enum tr__phase */
+    uint8_t trigger; /* enum tr__trigger */
     int trigger_signo;
     bool late_cancelled, shields_broken, dumped, final_cancelled, final_killed;
     uint64_t t_trigger, t_cancel, t_drain, t_grace, t_kill, t_final, t_done;
@@ -447,7 +447,8 @@ enum { TR_FAULT_CQE_EINTR = 1, TR_FAULT_CQE_SHORT = 2, TR_FAULT_CQE_ECANCELED = 
 #if defined(TR_FAULT_INJECTION)
 /* The countdown-th call at a site in `sites` fails, and the burst - 1 after
  * it (burst 0: every later one). submit_err: -EBUSY, -EAGAIN or -EINTR. */
-void tr__fault_arm(unsigned sites, uint64_t countdown, uint64_t burst, int submit_err, int cqe_mode);
+void tr__fault_arm(unsigned sites, uint64_t countdown, uint64_t burst, int submit_err,
+                   int cqe_mode);
 void tr__fault_disarm(void);
 uint64_t tr__fault_calls(enum tr__fault_site site);
 uint64_t tr__fault_injected(void);
@@ -465,44 +466,44 @@ struct tr_engine {
     struct io_uring ring;
     bool ring_ready;
     bool ring_enabled;
-    bool ring_registered;  /* in the running thread's table (see ring.c) */
+    bool ring_registered; /* in the running thread's table (see ring.c) */
     bool running;
     bool defer_taskrun;
-    bool stack_trim_owed; /* tr__stack_trim has slabs to give back... */
+    bool stack_trim_owed;   /* tr__stack_trim has slabs to give back... */
     uint64_t stack_trim_at; /* ...from then on (pass_ns clock) */
     size_t stack_advised;   /* pool stacks in advised slabs (pages given back) */
-    bool taskrun_flag; /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
-    unsigned peek_skip; /* sleeps left before the next peek for completions */
+    bool taskrun_flag;      /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
+    unsigned peek_skip;     /* sleeps left before the next peek for completions */
     unsigned inline_passes; /* passes begun by a task since the scheduler's last */
     unsigned sq_entries, cq_entries;
     size_t stack_size;
     unsigned cfg_flags;
 
-    void *sched_sp;            /* the scheduler's stack pointer while a task runs */
+    void *sched_sp; /* the scheduler's stack pointer while a task runs */
     void *sched_asan_fake;
-    void *sched_tsan_fiber;    /* the scheduler's TSan fiber (TSan builds) */
+    void *sched_tsan_fiber; /* the scheduler's TSan fiber (TSan builds) */
     const void *sched_stack_lo;
     size_t sched_stack_size;
     tr_task *run_head, *run_tail;
-    tr_task *all_head;         /* live tasks (not yet DONE) */
-    tr_task *done_head;        /* ended tasks whose handle is still owned */
-    tr_task *free_tasks;       /* recycled task records */
-    tr_task *dying;            /* the task that just ended: whoever runs next frees its stack */
-    tr_task *batch;            /* the rest of this pass's runnable tasks */
-    tr_task *back;             /* the task that switched back to the scheduler */
-    tr_task *switch_prev;      /* the task that switched directly to the current one: its
-                                * canary is checked on arrival, after its last push */
-    bool switch_from_sched;    /* ASan: the switch into a task came from the scheduler */
+    tr_task *all_head;      /* live tasks (not yet DONE) */
+    tr_task *done_head;     /* ended tasks whose handle is still owned */
+    tr_task *free_tasks;    /* recycled task records */
+    tr_task *dying;         /* the task that just ended: whoever runs next frees its stack */
+    tr_task *batch;         /* the rest of this pass's runnable tasks */
+    tr_task *back;          /* the task that switched back to the scheduler */
+    tr_task *switch_prev;   /* the task that switched directly to the current one: its
+                             * canary is checked on arrival, after its last push */
+    bool switch_from_sched; /* ASan: the switch into a task came from the scheduler */
     uint64_t next_id;
-    uint64_t ca_rescanners;    /* cancel_all waiters that rescan at each task end */
+    uint64_t ca_rescanners; /* cancel_all waiters that rescan at each task end */
 
     struct tr_op *op_chunks[TR_OP_MAX_CHUNKS];
     uint32_t op_nchunks;
-    uint32_t op_free;          /* free list head (index) */
+    uint32_t op_free; /* free list head (index) */
     uint64_t cancels_inflight;
     uint64_t cancels_deferred; /* ops whose cancel waits for SQ room */
 
-    tr_task **heap;            /* timer min-heap on deadline_ns */
+    tr_task **heap; /* timer min-heap on deadline_ns */
     uint32_t heap_len, heap_cap;
 
     struct tr_stack *stack_pool; /* free default-size stacks */
@@ -513,18 +514,18 @@ struct tr_engine {
      * handler touches (tr_engine_shutdown). */
     _Atomic int shutdown_req;
     bool main_returned;
-    bool spawning_internal;    /* tr_spawn is creating the engine's own task */
-    tr_task *main_task;        /* tr_run's main: its end triggers shutdown */
-    tr_task *hook_task;        /* the at-shutdown task while it runs */
-    tr_task *task_reserve;     /* its record and stack, taken by tr_at_shutdown */
+    bool spawning_internal; /* tr_spawn is creating the engine's own task */
+    tr_task *main_task;     /* tr_run's main: its end triggers shutdown */
+    tr_task *hook_task;     /* the at-shutdown task while it runs */
+    tr_task *task_reserve;  /* its record and stack, taken by tr_at_shutdown */
     struct tr__shutdown sd;
     struct tr__hook *hooks;
     unsigned nhooks, hooks_cap;
     unsigned drain_ms, grace_ms, kill_ms;
     int report_fd;
-    uint64_t live_late;        /* live TR_SPAWN_LATE tasks */
-    uint64_t sd_waiters;       /* tasks parked in tr_wait_shutdown */
-    uint64_t pass_ns;          /* the clock at the start of the pass */
+    uint64_t live_late;  /* live TR_SPAWN_LATE tasks */
+    uint64_t sd_waiters; /* tasks parked in tr_wait_shutdown */
+    uint64_t pass_ns;    /* the clock at the start of the pass */
 
     /* The engine's own reads (sigwake.c). Their buffers live here, in the
      * engine, which is freed only after their CQEs are reaped (G1). */
@@ -535,7 +536,7 @@ struct tr_engine {
     struct signalfd_siginfo sig_info;
     uint64_t wake_buf;
     sigset_t sig_set, sig_added; /* shutdown signals; those we blocked */
-    pthread_t owner;           /* the creating thread, whose mask we changed */
+    pthread_t owner;             /* the creating thread, whose mask we changed */
 
     struct tr_stats st;
 };

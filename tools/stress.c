@@ -177,7 +177,7 @@ static int g_devnull = -1; /* for tr_engine_dump */
 static _Atomic uint64_t g_round, g_tasks, g_ops, g_cancels, g_shutdowns, g_signals;
 static _Atomic uint64_t g_round_start; /* ns; 0 between rounds */
 static _Atomic int g_stop;
-static _Atomic(tr_engine *) g_engine;  /* the current round's engine (for the watchdog) */
+static _Atomic(tr_engine *) g_engine; /* the current round's engine (for the watchdog) */
 
 static void opc(void)
 {
@@ -206,8 +206,9 @@ enum kind {
 };
 
 static const char *const kind_names[K__COUNT] = {
-    "orchestrator", "signaller", "timer", "file", "stream", "writer", "reader", "acceptor",
-    "client", "supervisor", "cancel-all", "self-cancel", "stubborn", "late", "spawn-check",
+    "orchestrator", "signaller",   "timer",    "file",   "stream",
+    "writer",       "reader",      "acceptor", "client", "supervisor",
+    "cancel-all",   "self-cancel", "stubborn", "late",   "spawn-check",
 };
 
 enum { SS_NEW = 0, SS_RUN, SS_CLEAN, SS_DIRTY };
@@ -254,9 +255,9 @@ struct tctx {
     uint8_t state; /* 0 spawned, 1 running, 2 returned */
     uint8_t depth;
     bool late, in_accept, in_open;
-    int resv;      /* fd table slots reserved by this task */
+    int resv; /* fd table slots reserved by this task */
     int stream;
-    uint8_t *buf;  /* BUF_SZ, from the round's pool */
+    uint8_t *buf; /* BUF_SZ, from the round's pool */
     struct __kernel_timespec ts;
     struct sockaddr_in sa;
     struct tctx *next_free;
@@ -969,8 +970,8 @@ static int w_writer(struct tctx *c)
             n = (size_t)(s->planned - s->sent);
         pat_fill(s->seed, s->sent, c->buf, n);
         s->w_pending = (uint32_t)n;
-        ssize_t w = s->kind == SK_PIPE ? tr_write(fd, c->buf, n, -1)
-                                       : tr_send(fd, c->buf, n, MSG_NOSIGNAL);
+        ssize_t w =
+            s->kind == SK_PIPE ? tr_write(fd, c->buf, n, -1) : tr_send(fd, c->buf, n, MSG_NOSIGNAL);
         opc();
         s->w_pending = 0;
         if (w > 0)
@@ -1151,7 +1152,10 @@ static int w_stream(struct tctx *c)
     s->kind = (uint8_t)kind;
     s->seed = rnd();
     unsigned sz = (unsigned)rbelow(100);
-    s->planned = sz < 10 ? 0 : sz < 55 ? rbelow(4096) : sz < 88 ? rbelow(65536) : rbelow(512 * 1024);
+    s->planned = sz < 10   ? 0
+                 : sz < 55 ? rbelow(4096)
+                 : sz < 88 ? rbelow(65536)
+                           : rbelow(512 * 1024);
     s->waitall = kind != SK_PIPE && pct(20);
     s->wslot = ws;
     s->rslot = rs;
@@ -1637,22 +1641,54 @@ static int task_main(void *arg)
     c->state = 1;
     int res;
     switch (c->kind) {
-    case K_ORCH: res = w_orch(c); break;
-    case K_SIG: res = w_sig(c); break;
-    case K_TIMER: res = w_timer(c); break;
-    case K_FILE: res = w_file(c); break;
-    case K_STREAM: res = w_stream(c); break;
-    case K_WRITER: res = w_writer(c); break;
-    case K_READER: res = w_reader(c); break;
-    case K_ACCEPTOR: res = w_acceptor(c); break;
-    case K_CLIENT: res = w_client(c); break;
-    case K_SUPER: res = w_super(c); break;
-    case K_CALL: res = w_call(c); break;
-    case K_SELF: res = w_self(c); break;
-    case K_STUB: res = w_stub(c); break;
-    case K_LATE: res = w_late(c); break;
-    case K_SPAWNCHK: res = w_spawnchk(c); break;
-    default: res = -EINVAL; break;
+    case K_ORCH:
+        res = w_orch(c);
+        break;
+    case K_SIG:
+        res = w_sig(c);
+        break;
+    case K_TIMER:
+        res = w_timer(c);
+        break;
+    case K_FILE:
+        res = w_file(c);
+        break;
+    case K_STREAM:
+        res = w_stream(c);
+        break;
+    case K_WRITER:
+        res = w_writer(c);
+        break;
+    case K_READER:
+        res = w_reader(c);
+        break;
+    case K_ACCEPTOR:
+        res = w_acceptor(c);
+        break;
+    case K_CLIENT:
+        res = w_client(c);
+        break;
+    case K_SUPER:
+        res = w_super(c);
+        break;
+    case K_CALL:
+        res = w_call(c);
+        break;
+    case K_SELF:
+        res = w_self(c);
+        break;
+    case K_STUB:
+        res = w_stub(c);
+        break;
+    case K_LATE:
+        res = w_late(c);
+        break;
+    case K_SPAWNCHK:
+        res = w_spawnchk(c);
+        break;
+    default:
+        res = -EINVAL;
+        break;
     }
     if (c->buf) {
         buf_put(r, c->buf);
@@ -1718,8 +1754,8 @@ static void drain_stream(struct round *r, struct stream *s, int fd, uint8_t *buf
             if (aligned) {
                 size_t k = pat_check(s->seed, s->recvd + s->drained, buf, (size_t)n);
                 if (k != (size_t)n)
-                    viol(r, "stream %td (%s): drained data mismatch at offset %" PRIu64,
-                         s - r->st, sk_names[s->kind], s->recvd + s->drained + k);
+                    viol(r, "stream %td (%s): drained data mismatch at offset %" PRIu64, s - r->st,
+                         sk_names[s->kind], s->recvd + s->drained + k);
             }
             s->drained += (uint64_t)n;
             continue;
@@ -1768,14 +1804,16 @@ static void check_streams(struct round *r, unsigned *nclean, unsigned *neof, uns
          * after its last op: then every byte it wrote was read. */
         *neof += s->eof;
         if (s->eof && s->recvd != s->sent)
-            viol(r, "stream %zu (%s): reader saw EOF after %" PRIu64 " bytes, writer sent %" PRIu64
-                    " (writer %s)", i, sk_names[s->kind], s->recvd, s->sent, state_name(s->wstate));
+            viol(r,
+                 "stream %zu (%s): reader saw EOF after %" PRIu64 " bytes, writer sent %" PRIu64
+                 " (writer %s)",
+                 i, sk_names[s->kind], s->recvd, s->sent, state_name(s->wstate));
         if (s->wstate == SS_CLEAN && s->rstate == SS_CLEAN) {
             (*nclean)++;
             if (s->recvd != s->sent || s->sent != s->planned || s->drained != 0)
                 viol(r,
-                     "clean stream %zu (%s): planned %" PRIu64 " sent %" PRIu64
-                     " received %" PRIu64 " drained %" PRIu64,
+                     "clean stream %zu (%s): planned %" PRIu64 " sent %" PRIu64 " received %" PRIu64
+                     " drained %" PRIu64,
                      i, sk_names[s->kind], s->planned, s->sent, s->recvd, s->drained);
         }
         if (s->drained_ok) {
@@ -1814,18 +1852,20 @@ static void check_books(struct round *r, const struct tr_stats *st, const char *
     int64_t ikill = (int64_t)(st->tasks_killed - ours_killed);
     int64_t iok = (int64_t)(st->tasks_ok - ok);
     if (isp < (int64_t)internal_live || (hooks_reg == 0 && isp != 0) || (hooks_reg > 0 && isp < 1))
-        viol(r, "%s: tasks_spawned %" PRIu64 ", the tool spawned %" PRIu64 " (%" PRIu64
-                " hooks registered)", when, st->tasks_spawned, spawned, hooks_reg);
+        viol(r,
+             "%s: tasks_spawned %" PRIu64 ", the tool spawned %" PRIu64 " (%" PRIu64
+             " hooks registered)",
+             when, st->tasks_spawned, spawned, hooks_reg);
     else if (ikill < 0 || ikill > isp)
-        viol(r, "%s: tasks_killed %" PRIu64 ", the tool's tasks that never returned %" PRIu64,
-             when, st->tasks_killed, ours_killed);
+        viol(r, "%s: tasks_killed %" PRIu64 ", the tool's tasks that never returned %" PRIu64, when,
+             st->tasks_killed, ours_killed);
     else if (iok != isp - ikill - (int64_t)internal_live || st->tasks_cancelled != cancelled ||
              st->tasks_failed != failed)
-        viol(r, "%s: ok/cancelled/failed %" PRIu64 "/%" PRIu64 "/%" PRIu64
-                ", the tool saw %" PRIu64 "/%" PRIu64 "/%" PRIu64 " (+%" PRId64 " at-shutdown, %"
-                PRId64 " of them killed)",
-             when, st->tasks_ok, st->tasks_cancelled, st->tasks_failed, ok, cancelled, failed,
-             isp, ikill);
+        viol(r,
+             "%s: ok/cancelled/failed %" PRIu64 "/%" PRIu64 "/%" PRIu64 ", the tool saw %" PRIu64
+             "/%" PRIu64 "/%" PRIu64 " (+%" PRId64 " at-shutdown, %" PRId64 " of them killed)",
+             when, st->tasks_ok, st->tasks_cancelled, st->tasks_failed, ok, cancelled, failed, isp,
+             ikill);
     else if (internal_live == 0 && ikill == 0 && r->hooks_done != r->hooks_reg)
         viol(r, "%s: %u of %u at_shutdown hooks ran, yet no at-shutdown task was killed", when,
              r->hooks_done, r->hooks_reg);
@@ -1840,10 +1880,12 @@ static void audit_engine(struct round *r, tr_engine *e)
     }
     if (st.tasks_live || st.ops_inflight || st.engine_ops_inflight || st.timers_pending ||
         st.ops_submitted != st.ops_completed)
-        viol(r, "quiescence audit: tasks_live %" PRIu64 " ops_inflight %" PRIu64
-                " engine_ops_inflight %" PRIu64 " timers_pending %" PRIu64 " submitted %" PRIu64
-                " completed %" PRIu64, st.tasks_live, st.ops_inflight, st.engine_ops_inflight,
-             st.timers_pending, st.ops_submitted, st.ops_completed);
+        viol(r,
+             "quiescence audit: tasks_live %" PRIu64 " ops_inflight %" PRIu64
+             " engine_ops_inflight %" PRIu64 " timers_pending %" PRIu64 " submitted %" PRIu64
+             " completed %" PRIu64,
+             st.tasks_live, st.ops_inflight, st.engine_ops_inflight, st.timers_pending,
+             st.ops_submitted, st.ops_completed);
     /* The white-box fields come from tr_internal.h: make sure it matches
      * the library this was linked with (the engine is edited
      * concurrently). */
@@ -1855,13 +1897,16 @@ static void audit_engine(struct round *r, tr_engine *e)
     }
     if (e->internal_inflight || tr__ring_sq_pending(e) || !tr__ring_cq_empty(e) ||
         e->cancels_inflight)
-        viol(r, "quiescence audit (white-box): internal_inflight %" PRIu64 " sq_pending %u "
-                "cq_empty %d cancels_inflight %" PRIu64, e->internal_inflight,
-             tr__ring_sq_pending(e), (int)tr__ring_cq_empty(e), e->cancels_inflight);
+        viol(r,
+             "quiescence audit (white-box): internal_inflight %" PRIu64 " sq_pending %u "
+             "cq_empty %d cancels_inflight %" PRIu64,
+             e->internal_inflight, tr__ring_sq_pending(e), (int)tr__ring_cq_empty(e),
+             e->cancels_inflight);
     if (st.tasks_spawned != st.tasks_ok + st.tasks_cancelled + st.tasks_failed + st.tasks_killed)
-        viol(r, "conservation: spawned %" PRIu64 " != ok %" PRIu64 " + cancelled %" PRIu64
-                " + failed %" PRIu64 " + killed %" PRIu64, st.tasks_spawned, st.tasks_ok,
-             st.tasks_cancelled, st.tasks_failed, st.tasks_killed);
+        viol(r,
+             "conservation: spawned %" PRIu64 " != ok %" PRIu64 " + cancelled %" PRIu64
+             " + failed %" PRIu64 " + killed %" PRIu64,
+             st.tasks_spawned, st.tasks_ok, st.tasks_cancelled, st.tasks_failed, st.tasks_killed);
     check_books(r, &st, "after the run", r->spawned, r->returned, r->ok, r->cancelled, r->failed,
                 r->hooks_reg, 0, 0);
     if (st.signals_received < 1 || st.signals_received > r->nsig)
@@ -2047,7 +2092,8 @@ static void run_round(unsigned no, uint64_t remaining_ms)
             if (hc) {
                 int res = 0;
                 if ((rc = tr_task_result(hc, &res)) != 0 || res != -ECANCELED)
-                    viol(r, "a task cancelled before the run: tr_task_result %d, result %d", rc, res);
+                    viol(r, "a task cancelled before the run: tr_task_result %d, result %d", rc,
+                         res);
                 tr_detach(hc);
             }
             if (r->thr_started)
@@ -2096,9 +2142,9 @@ static void run_round(unsigned no, uint64_t remaining_ms)
         uint64_t ours_live = r->audit.tasks_live - 1;
         if (r->audit.tasks_live < 1)
             viol(r, "at the last hook: tasks_live %" PRIu64 ", want >= 1", r->audit.tasks_live);
-        if (r->audit.tasks_spawned !=
-            r->audit.tasks_ok + r->audit.tasks_cancelled + r->audit.tasks_failed +
-                r->audit.tasks_killed + r->audit.tasks_live)
+        if (r->audit.tasks_spawned != r->audit.tasks_ok + r->audit.tasks_cancelled +
+                                          r->audit.tasks_failed + r->audit.tasks_killed +
+                                          r->audit.tasks_live)
             viol(r, "conservation at the last hook");
         check_books(r, &r->audit, "at the last hook", r->audit_spawned, r->audit_returned,
                     r->audit_ok, r->audit_cancelled, r->audit_failed, r->audit_hooks_reg, 1,
@@ -2160,8 +2206,10 @@ static void run_round(unsigned no, uint64_t remaining_ms)
         close(after[i]);
     }
     if (acc > allow_acc || opn > allow_open)
-        viol(r, "fd leak: %u accepted sockets and %u opened files left open; killed tasks were in "
-                "accept %u, in openat %u", acc, opn, allow_acc, allow_open);
+        viol(r,
+             "fd leak: %u accepted sockets and %u opened files left open; killed tasks were in "
+             "accept %u, in openat %u",
+             acc, opn, allow_acc, allow_open);
     nafter = list_fds(after, 4096);
     if (nafter != nbefore)
         viol(r, "fd count %d after the round, %d before", nafter, nbefore);
@@ -2171,17 +2219,18 @@ static void run_round(unsigned no, uint64_t remaining_ms)
     cleanup_dir();
 
     if (g_verbose) {
-        printf("stress: round %u: %s, signals %u by %s%s (%d ms), grace %u kill %u drain %u, sq %u, "
-               "target %u; tasks %" PRIu64 " (ok %" PRIu64 " cancelled %" PRIu64
-               " failed %" PRIu64 " killed %" PRIu64 "), streams %zu (clean %u, eof %u, drained %u), "
-               "hooks %u/%u, cancel_alls %u, LATE order checks %u, reruns %u, killed-op leaks %u+%u, "
-               "%.2f s\n",
-               no, r->trrun ? "tr_run" : "create/run/destroy", (unsigned)r->sigs_sent,
-               r->thread_sig ? "thread" : "task", r->preblock ? " (pre-blocked)" : "",
-               (int)r->dur_ms, r->grace_ms, r->kill_ms, r->drain_ms, r->sq, r->target,
-               r->spawned, r->ok, r->cancelled, r->failed, r->spawned - r->returned, r->nst,
-               nclean, neof, nexact, r->hooks_done, r->hooks_reg, r->cancel_alls, r->late_checks, r->reruns, acc, opn,
-               (double)(now_ns() - t0) / 1e9);
+        printf(
+            "stress: round %u: %s, signals %u by %s%s (%d ms), grace %u kill %u drain %u, sq %u, "
+            "target %u; tasks %" PRIu64 " (ok %" PRIu64 " cancelled %" PRIu64 " failed %" PRIu64
+            " killed %" PRIu64 "), streams %zu (clean %u, eof %u, drained %u), "
+            "hooks %u/%u, cancel_alls %u, LATE order checks %u, reruns %u, killed-op leaks %u+%u, "
+            "%.2f s\n",
+            no, r->trrun ? "tr_run" : "create/run/destroy", (unsigned)r->sigs_sent,
+            r->thread_sig ? "thread" : "task", r->preblock ? " (pre-blocked)" : "", (int)r->dur_ms,
+            r->grace_ms, r->kill_ms, r->drain_ms, r->sq, r->target, r->spawned, r->ok, r->cancelled,
+            r->failed, r->spawned - r->returned, r->nst, nclean, neof, nexact, r->hooks_done,
+            r->hooks_reg, r->cancel_alls, r->late_checks, r->reruns, acc, opn,
+            (double)(now_ns() - t0) / 1e9);
         struct tr_stats *st = r->have_est ? &r->est : r->audit_done ? &r->audit : NULL;
         if (st)
             printf("stress: round %u: engine (%s): ops %" PRIu64 ", cancels %" PRIu64
@@ -2296,7 +2345,8 @@ int main(int argc, char **argv)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         g_seed = mix64(((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^
-                       ((uint64_t)getpid() << 32)) % 1000000000ull;
+                       ((uint64_t)getpid() << 32)) %
+                 1000000000ull;
     }
     g_rng = g_seed;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -2343,8 +2393,7 @@ int main(int argc, char **argv)
     rmdir(g_dir);
     printf("stress: seed %" PRIu64 " rounds %u ops %" PRIu64 " cancels %" PRIu64
            " shutdowns %" PRIu64 " signals %" PRIu64 " violations 0 in %.1fs\n",
-           g_seed, rounds, atomic_load(&g_ops), atomic_load(&g_cancels),
-           atomic_load(&g_shutdowns), atomic_load(&g_signals),
-           (double)(now_ns() - g_t_start) / 1e9);
+           g_seed, rounds, atomic_load(&g_ops), atomic_load(&g_cancels), atomic_load(&g_shutdowns),
+           atomic_load(&g_signals), (double)(now_ns() - g_t_start) / 1e9);
     return 0;
 }
