@@ -250,11 +250,11 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
     return 0;
 }
 
-/* Pool stacks whose pages are still resident: the pool keeps
- * TR_STACK_POOL_MAX of them, the rest go back to the kernel. */
-static size_t resident_spare(const tr_engine *e)
+/* More pool stacks keep their pages than the pool's cap, by at least a
+ * slab: one wholly free slab can go back to the kernel. */
+static bool surplus(const tr_engine *e)
 {
-    return e->stack_pool_len - e->stack_advised;
+    return e->stack_pool_len - e->stack_advised > TR_STACK_POOL_MAX + TR_SLAB_STACKS;
 }
 
 void tr__stack_free(tr_engine *e, struct tr_stack *s)
@@ -277,8 +277,7 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
      * of its time). The engine trims when it is about to wait, once the
      * surplus has lasted TR_STACK_TRIM_DELAY_NS (a burst of ends, such as
      * a cancel, must not pay for it either). */
-    if (sl->nfree == TR_SLAB_STACKS && !sl->advised &&
-        resident_spare(e) > TR_STACK_POOL_MAX + TR_SLAB_STACKS && !e->stack_trim_owed) {
+    if (sl->nfree == TR_SLAB_STACKS && !sl->advised && surplus(e) && !e->stack_trim_owed) {
         e->stack_trim_owed = true;
         e->stack_trim_at = e->pass_ns + TR_STACK_TRIM_DELAY_NS;
     }
@@ -291,7 +290,7 @@ void tr__stack_trim(tr_engine *e, unsigned max)
     /* Bounded by the slabs and by max madvise calls per call. */
     unsigned n = 0;
     for (struct tr_slab *sl = e->slabs; sl; sl = sl->next) {
-        if (resident_spare(e) <= TR_STACK_POOL_MAX + TR_SLAB_STACKS)
+        if (!surplus(e))
             break; /* advising one more would leave fewer than the cap */
         if (sl->nfree != TR_SLAB_STACKS || sl->advised)
             continue;

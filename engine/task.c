@@ -33,14 +33,14 @@ __thread tr_task *tr__current;
 
 #if defined(TR_ASAN)
 /* Arriving on a task's stack: ASan tells where we came from. Only a switch
- * from the scheduler teaches us the scheduler's stack (a direct switch
- * comes from another task's). */
+ * from the scheduler teaches us the scheduler's stack; a direct switch (the
+ * leaving task is in switch_prev until arrive) comes from another task's. */
 static void asan_arrived(tr_engine *e, void *fake)
 {
     const void *lo;
     size_t size;
     __sanitizer_finish_switch_fiber(fake, &lo, &size);
-    if (e->switch_from_sched) {
+    if (!e->switch_prev) {
         e->sched_stack_lo = lo;
         e->sched_stack_size = size;
     }
@@ -151,7 +151,6 @@ static void switch_away(tr_task *t, bool final)
         e->switch_prev = t; /* its canary is checked on arrival */
         tr__current = n;
 #if defined(TR_ASAN)
-        e->switch_from_sched = false;
         __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake, n->stack->lo,
                                        (size_t)((char *)n->stack->hi - (char *)n->stack->lo));
 #endif
@@ -199,7 +198,7 @@ void tr__run_task(tr_engine *e, tr_task *t)
     t->state = TR_TASK_RUNNING;
     tr__current = t;
 #if defined(TR_ASAN)
-    e->switch_from_sched = true;
+    TR_ASSERT(e->switch_prev == NULL); /* asan_arrived: from the scheduler */
     __sanitizer_start_switch_fiber(&e->sched_asan_fake, t->stack->lo,
                                    (size_t)((char *)t->stack->hi - (char *)t->stack->lo));
 #endif

@@ -493,7 +493,6 @@ struct tr_engine {
     tr_task *back;          /* the task that switched back to the scheduler */
     tr_task *switch_prev;   /* the task that switched directly to the current one: its
                              * canary is checked on arrival, after its last push */
-    bool switch_from_sched; /* ASan: the switch into a task came from the scheduler */
     uint64_t next_id;
     uint64_t ca_rescanners; /* cancel_all waiters that rescan at each task end */
 
