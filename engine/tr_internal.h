@@ -485,14 +485,14 @@ struct tr_engine {
     const void *sched_stack_lo;
     size_t sched_stack_size;
     tr_task *run_head, *run_tail;
-    tr_task *all_head;      /* live tasks (not yet DONE) */
-    tr_task *done_head;     /* ended tasks whose handle is still owned */
-    tr_task *free_tasks;    /* recycled task records */
-    tr_task *dying;         /* the task that just ended: whoever runs next frees its stack */
-    tr_task *batch;         /* the rest of this pass's runnable tasks */
-    tr_task *back;          /* the task that switched back to the scheduler */
-    tr_task *switch_prev;   /* the task that switched directly to the current one: its
-                             * canary is checked on arrival, after its last push */
+    tr_task *all_head;    /* live tasks (not yet DONE) */
+    tr_task *done_head;   /* ended tasks whose handle is still owned */
+    tr_task *free_tasks;  /* recycled task records */
+    tr_task *dying;       /* the task that just ended: whoever runs next frees its stack */
+    tr_task *batch;       /* the rest of this pass's runnable tasks */
+    tr_task *back;        /* the task that switched back to the scheduler */
+    tr_task *switch_prev; /* the task that switched directly to the current one: its
+                           * canary is checked on arrival, after its last push */
     uint64_t next_id;
     uint64_t ca_rescanners; /* cancel_all waiters that rescan at each task end */
 
