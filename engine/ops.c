@@ -13,17 +13,12 @@
 #include <limits.h>
 
 const struct tr__opdef tr__opdefs[TR_OPC__COUNT] = {
-    [TR_OPC_NOP] = {"nop", true, false},
-    [TR_OPC_READ] = {"read", true, false},
-    [TR_OPC_WRITE] = {"write", true, false},
-    [TR_OPC_RECV] = {"recv", true, false},
-    [TR_OPC_SEND] = {"send", true, false},
-    [TR_OPC_ACCEPT] = {"accept", true, true},
-    [TR_OPC_CONNECT] = {"connect", true, false},
-    [TR_OPC_POLL] = {"poll", true, false},
-    [TR_OPC_OPENAT] = {"openat", true, true},
-    [TR_OPC_CLOSE] = {"close", false, false},
-    [TR_OPC_FSYNC] = {"fsync", true, false},
+    [TR_OPC_NOP] = {"nop", true, false},         [TR_OPC_READ] = {"read", true, false},
+    [TR_OPC_WRITE] = {"write", true, false},     [TR_OPC_RECV] = {"recv", true, false},
+    [TR_OPC_SEND] = {"send", true, false},       [TR_OPC_ACCEPT] = {"accept", true, true},
+    [TR_OPC_CONNECT] = {"connect", true, false}, [TR_OPC_POLL] = {"poll", true, false},
+    [TR_OPC_OPENAT] = {"openat", true, true},    [TR_OPC_CLOSE] = {"close", false, false},
+    [TR_OPC_FSYNC] = {"fsync", true, false},     [TR_OPC_SHUTDOWN] = {"shutdown", true, false},
     [TR_OPC_CUSTOM] = {"op", true, false},
 };
 
@@ -42,18 +37,18 @@ static unsigned clamp_len(size_t n)
 }
 
 /* The common prologue. Declares t and sqe or returns from the caller. */
-#define TR_OP_BEGIN(opc, fd)                                                     \
-    tr_task *t = tr__current;                                                  \
-    struct io_uring_sqe *sqe;                                                  \
-    if (TR_UNLIKELY(!t))                                                       \
-        return -EPERM;                                                         \
-    if (tr__opdefs[opc].cancellable && tr__cancel_point(t))                    \
-        return -ECANCELED;                                                     \
-    do {                                                                       \
-        int err_ = tr__op_begin(t, opc, &sqe);                                 \
-        if (TR_UNLIKELY(err_))                                                 \
-            return err_;                                                       \
-        t->op_fd = (fd);                                                       \
+#define TR_OP_BEGIN(opc, fd)                                                                       \
+    tr_task *t = tr__current;                                                                      \
+    struct io_uring_sqe *sqe;                                                                      \
+    if (TR_UNLIKELY(!t))                                                                           \
+        return -EPERM;                                                                             \
+    if (tr__opdefs[opc].cancellable && tr__cancel_point(t))                                        \
+        return -ECANCELED;                                                                         \
+    do {                                                                                           \
+        int err_ = tr__op_begin(t, opc, &sqe);                                                     \
+        if (TR_UNLIKELY(err_))                                                                     \
+            return err_;                                                                           \
+        t->op_fd = (fd);                                                                           \
     } while (0)
 
 int tr_nop(void)
@@ -93,7 +88,8 @@ ssize_t tr_recv(int fd, void *buf, size_t n, int flags)
 ssize_t tr_send(int fd, const void *buf, size_t n, int flags)
 {
     TR_OP_BEGIN(TR_OPC_SEND, fd);
-    io_uring_prep_send(sqe, fd, buf, clamp_len(n), flags);
+    /* A peer that closed must cost the caller -EPIPE, not the process. */
+    io_uring_prep_send(sqe, fd, buf, clamp_len(n), flags | MSG_NOSIGNAL);
     return tr__op_park(t, sqe);
 }
 
@@ -141,6 +137,13 @@ int tr_fsync(int fd)
 {
     TR_OP_BEGIN(TR_OPC_FSYNC, fd);
     io_uring_prep_fsync(sqe, fd, 0);
+    return tr__op_park(t, sqe);
+}
+
+int tr_shutdown(int fd, int how)
+{
+    TR_OP_BEGIN(TR_OPC_SHUTDOWN, fd);
+    io_uring_prep_shutdown(sqe, fd, how);
     return tr__op_park(t, sqe);
 }
 

@@ -148,6 +148,7 @@ enum tr__opcode {
     TR_OPC_OPENAT,
     TR_OPC_CLOSE,
     TR_OPC_FSYNC,
+    TR_OPC_SHUTDOWN,
     TR_OPC_CUSTOM,
     TR_OPC__COUNT
 };

@@ -275,6 +275,10 @@ TR_API int tr_sleep_ns(uint64_t ns);
 TR_API ssize_t tr_read(int fd, void *buf, size_t n, int64_t off);
 TR_API ssize_t tr_write(int fd, const void *buf, size_t n, int64_t off);
 TR_API ssize_t tr_recv(int fd, void *buf, size_t n, int flags);
+/* Never raises SIGPIPE: MSG_NOSIGNAL is always added, so a send to a peer
+ * that closed returns -EPIPE (or -ECONNRESET). tr_write to a pipe or socket
+ * whose reader is gone also returns -EPIPE, but the kernel raises SIGPIPE for
+ * it first: use tr_send on sockets, or ignore SIGPIPE for pipes. */
 TR_API ssize_t tr_send(int fd, const void *buf, size_t n, int flags);
 /* flags: SOCK_NONBLOCK / SOCK_CLOEXEC as accept4(2). An accepted fd is never
  * lost: if the accept completed, its fd is returned even to a cancelled
@@ -287,6 +291,10 @@ TR_API int tr_openat(int dfd, const char *path, int flags, mode_t mode);
 /* Never cancelled: always closes (even in a cancelled task). */
 TR_API int tr_close(int fd);
 TR_API int tr_fsync(int fd);
+/* shutdown(2) on a socket: how is SHUT_RD, SHUT_WR or SHUT_RDWR. A lingering
+ * close shuts the write side down, reads until the peer's EOF (or a bound),
+ * then closes: closing with unread input makes the kernel send a reset. */
+TR_API int tr_shutdown(int fd, int how);
 /* Any other single-completion opcode: prep(sqe, ctx) prepares the SQE (do not
  * touch user_data; multishot and zero-copy-notification opcodes are not
  * supported). Returns the completion's res. -EINVAL for NULL prep. */
