@@ -10,8 +10,11 @@
  *     its buffer is in use until then (G1). tr__op_park maps the outcome.
  *   - in the engine (sleep, join, cancel_all wait): it is unhooked and woken
  *     with -ECANCELED at once; no kernel call.
+ * Which of these applies is the wait record's (t->wait->kind->cancel);
+ * whether a call is cut short at all is tr__cut_short's.
  *   - runnable or running: nothing more; its next blocking call fails.
  * A shield (t->shield > 0) keeps the op in flight: cleanup I/O completes.
+ * tr_cancel_all(TR_CANCEL_WAIT) waits here too, told of every task end.
  */
 #include "tr_internal.h"
 
@@ -52,7 +55,7 @@ int tr__cancel_submit(tr_engine *e, uint32_t idx)
      * batch, which the kernel consumes in order: the cancel cannot overtake
      * it. */
     io_uring_prep_cancel64(sqe, tr__ud_make(idx, op->gen), 0);
-    sqe->user_data = TR_UD_CANCEL | idx;
+    sqe->user_data = TR_UD_CANCEL | tr__ud_cancel_gen(op->gen) | idx;
     op->cancel_sent = true;
     e->cancels_inflight++;
     e->st.cancels_submitted++;
@@ -61,74 +64,37 @@ int tr__cancel_submit(tr_engine *e, uint32_t idx)
     return 0;
 }
 
+/* The cancel's own CQE: the kernel has seen the cancel of the slot's
+ * activation. Its owner has had its cancellation delivered (DESIGN section
+ * 4: parked on a kernel op whose cancel was submitted and reaped), so the
+ * kill rung may reach it. The generation bits tell a reused slot apart. */
+void tr__cancel_reaped(tr_engine *e, uint64_t ud)
+{
+    struct tr_op *op = tr__op_get(e, (uint32_t)ud);
+    if (op && op->state != TR_OP_FREE && op->cancel_sent && op->task &&
+        tr__ud_cancel_gen(op->gen) == (ud & TR_UD_CANCEL_GEN_MASK))
+        op->task->cancel_delivered = true;
+}
+
 /* Called by the scheduler at each pass while some cancel could not be
  * submitted. Rare, so a walk over the live tasks is fine. */
 void tr__cancel_retry_deferred(tr_engine *e)
 {
     for (tr_task *t = e->all_head; t && e->cancels_deferred; t = t->all_next) {
-        if (t->state != TR_TASK_PARKED || t->wait != TR_WAIT_OP)
+        if (t->state != TR_TASK_PARKED || t->wait->kind != &tr__wk_op)
             continue;
-        struct tr_op *op = tr__op_get(e, t->op);
+        const struct tr__op_wait *ow = (const struct tr__op_wait *)(const void *)t->wait;
+        struct tr_op *op = tr__op_get(e, ow->idx);
         if (op->cancel_deferred)
-            (void)tr__cancel_submit(e, t->op);
+            (void)tr__cancel_submit(e, ow->idx);
     }
 }
 
-/* Drops every cancel_all counter that points at waiter w. */
-static void ca_unhook(tr_engine *e, tr_task *w)
+void tr__wait_recheck(tr_engine *e, tr_task *t)
 {
-    for (tr_task *t = e->all_head; t; t = t->all_next)
-        if (t->ca_waiter == w)
-            t->ca_waiter = NULL;
-    w->ca_remaining = 0;
-    if (w->ca_rescan) {
-        w->ca_rescan = false;
-        TR_ASSERT(e->ca_rescanners > 0);
-        e->ca_rescanners--;
-    }
-}
-
-static void cancel_parked(tr_engine *e, tr_task *t)
-{
-    /* During shutdown, shields hold until the grace period ends. */
-    bool shield = t->shield > 0 && !e->sd.shields_broken;
-    switch (t->wait) {
-    case TR_WAIT_OP: {
-        struct tr_op *op = tr__op_get(e, t->op);
-        if (!shield && tr__opdefs[op->opcode].cancellable)
-            (void)tr__cancel_submit(e, t->op);
-        break;
-    }
-    case TR_WAIT_TIMER:
-        if (shield)
-            break;
-        tr__timer_remove(e, t);
-        tr__task_wake(t, -ECANCELED);
-        break;
-    case TR_WAIT_JOIN:
-        if (shield)
-            break;
-        /* The joiner keeps its claim on the target until it has resumed
-         * (tr_join drops it): meanwhile nobody else may join or detach it. */
-        TR_ASSERT(t->join_target && t->join_target->joiner == t);
-        tr__task_wake(t, -ECANCELED);
-        break;
-    case TR_WAIT_CANCEL_ALL:
-        if (shield)
-            break;
-        ca_unhook(e, t);
-        tr__task_wake(t, -ECANCELED);
-        break;
-    case TR_WAIT_SHUTDOWN:
-        if (shield)
-            break;
-        TR_ASSERT(e->sd_waiters > 0);
-        e->sd_waiters--;
-        tr__task_wake(t, -ECANCELED);
-        break;
-    default:
-        TR_ASSERT(!"parked task without a wait reason");
-    }
+    TR_ASSERT(t->state == TR_TASK_PARKED);
+    if (tr__cut_short(t))
+        t->wait->kind->cancel(e, t->wait);
 }
 
 int tr_cancel(tr_task *t)
@@ -138,11 +104,29 @@ int tr_cancel(tr_task *t)
     if (t->state == TR_TASK_DONE || t->state == TR_TASK_FREED)
         return -ESRCH;
     tr_engine *e = t->e;
+    if (tr__current && tr__current->e != e)
+        return -EXDEV; /* another engine's task: its thread owns it */
     t->cancelled = true;
     if (t->state == TR_TASK_PARKED)
-        cancel_parked(e, t);
+        tr__wait_recheck(e, t);
     return 0;
 }
+
+/* ---- tr_cancel_all(TR_CANCEL_WAIT) ----------------------------------------- */
+
+/* The waiter's record: it counts the tasks it cancelled that have not
+ * ended yet. Those are exactly the tasks that end later with an id at most
+ * max_id (they existed at the call), other than the waiter and the
+ * excepted: each task ends once, so counting ends needs no per-task
+ * state. */
+struct ca_wait {
+    struct tr__wait w;
+    struct tr__link link; /* in e->end_listeners */
+    uint64_t remaining;
+    uint64_t max_id;
+    tr_task *const *except;
+    size_t n;
+};
 
 static bool excepted(const tr_task *t, tr_task *const *except, size_t n)
 {
@@ -152,13 +136,15 @@ static bool excepted(const tr_task *t, tr_task *const *except, size_t n)
     return false;
 }
 
-static bool rescan_done(tr_engine *e, const tr_task *w)
+static void ca_cancel(tr_engine *e, struct tr__wait *w)
 {
-    for (const tr_task *t = e->all_head; t; t = t->all_next)
-        if (t != w && t->id <= w->ca_max_id && !excepted(t, w->ca_except, w->ca_nexcept))
-            return false;
-    return true;
+    (void)e;
+    struct ca_wait *cw = (struct ca_wait *)(void *)w;
+    tr__list_del(&cw->link);
+    tr__task_wake(w->owner, -ECANCELED);
 }
+
+const struct tr__wait_kind tr__wk_cancel_all = {.name = "cancel-all-wait", .cancel = ca_cancel};
 
 int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
 {
@@ -168,10 +154,8 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
     if ((n > 0 && !except) || (flags & ~TR_CANCEL_WAIT))
         return -EINVAL;
     tr_engine *e = self->e;
-    bool wait = (flags & TR_CANCEL_WAIT) != 0;
-    bool rescan = false;
+    uint64_t max_id = e->next_id; /* the tasks this call cancels, by id */
     int count = 0;
-    TR_ASSERT(self->ca_remaining == 0);
     /* Bounded by the live tasks; cancelling never unlinks a task (it only
      * wakes it), so the walk is safe. */
     for (tr_task *t = e->all_head; t; t = t->all_next) {
@@ -179,56 +163,48 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
             continue;
         (void)tr_cancel(t);
         count++;
-        if (!wait)
-            continue;
-        if (!t->ca_waiter) {
-            t->ca_waiter = self;
-            self->ca_remaining++;
-        } else {
-            /* Another waiter already counts t (it excepted us, or we are
-             * shielded): fall back to rescanning at every task end. */
-            rescan = true;
-        }
     }
-    if (!wait || (self->ca_remaining == 0 && !rescan))
+    if (!(flags & TR_CANCEL_WAIT) || count == 0)
         return count;
-    if (self->cancelled && (self->shield == 0 || e->sd.shields_broken)) {
-        ca_unhook(e, self);
-        (void)tr__cancel_point(self);
-        return -ECANCELED;
-    }
-    if (rescan) {
-        self->ca_rescan = true;
-        self->ca_max_id = e->next_id;
-        self->ca_except = except;
-        self->ca_nexcept = n;
-        e->ca_rescanners++;
-    }
-    int r = tr__task_park(self, TR_WAIT_CANCEL_ALL);
-    TR_ASSERT(self->ca_remaining == 0);
-    TR_ASSERT(!self->ca_rescan);
+    int why = tr__cancel_point(self);
+    if (why)
+        return why;
+    struct ca_wait cw = {
+        .w = {.kind = &tr__wk_cancel_all},
+        .remaining = 0,
+        .max_id = max_id,
+        .except = except,
+        .n = n,
+    };
+    /* Recounted after the cancel point's yield: some may have ended, and
+     * tasks spawned since are not ours to wait for. */
+    for (tr_task *t = e->all_head; t; t = t->all_next)
+        if (t != self && t->id <= max_id && !excepted(t, except, n))
+            cw.remaining++;
+    if (cw.remaining == 0)
+        return count;
+    tr__list_add_tail(&e->end_listeners, &cw.link);
+    int r = tr__task_park(self, &cw.w);
+    TR_ASSERT(tr__list_empty(&cw.link));
     return r < 0 ? r : count;
 }
 
 void tr__cancel_notify_end(tr_engine *e, tr_task *t)
 {
-    tr_task *w = t->ca_waiter;
-    if (w) {
-        t->ca_waiter = NULL;
-        TR_ASSERT(w->ca_remaining > 0);
-        if (--w->ca_remaining == 0 && !w->ca_rescan)
-            tr__task_wake(w, 0);
-    }
-    if (TR_LIKELY(e->ca_rescanners == 0))
+    if (TR_LIKELY(tr__list_empty(&e->end_listeners)))
         return;
-    /* Rare: overlapping cancel_all waiters. O(live tasks) per end. */
-    for (tr_task *x = e->all_head; x; x = x->all_next) {
-        if (x->state != TR_TASK_PARKED || x->wait != TR_WAIT_CANCEL_ALL || !x->ca_rescan)
+    /* Rare: a cancel_all waiter. Bounded by the waiters; each may be
+     * unlinked (woken) during the walk, so the next link is read first. */
+    struct tr__link *l = e->end_listeners.next, *next;
+    for (; l != &e->end_listeners; l = next) {
+        next = l->next;
+        struct ca_wait *cw = tr__container_of(l, struct ca_wait, link);
+        if (t == cw->w.owner || t->id > cw->max_id || excepted(t, cw->except, cw->n))
             continue;
-        if (x->ca_remaining == 0 && rescan_done(e, x)) {
-            x->ca_rescan = false;
-            e->ca_rescanners--;
-            tr__task_wake(x, 0);
+        TR_ASSERT(cw->remaining > 0);
+        if (--cw->remaining == 0) {
+            tr__list_del(&cw->link);
+            tr__task_wake(cw->w.owner, 0);
         }
     }
 }

@@ -71,8 +71,8 @@ void *tr__ctx_make(void *lo, void *hi, void (*entry)(void *), void *arg)
     uint64_t p = (uint64_t)(uintptr_t)rec;
     /* The cast to void (*)(void) is what makecontext's prototype wants;
      * tr__uc_start really takes two ints, as the argc of 2 says. */
-    makecontext(&rec->uc, (void (*)(void))tr__uc_start, 2,
-                (int)(uint32_t)(p >> 32), (int)(uint32_t)p);
+    makecontext(&rec->uc, (void (*)(void))tr__uc_start, 2, (int)(uint32_t)(p >> 32),
+                (int)(uint32_t)p);
     return &rec->uc;
 }
 

@@ -37,6 +37,7 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
         e->cancels_inflight--;
         e->st.ops_inflight--;
         e->st.ops_completed++;
+        tr__cancel_reaped(e, ud);
         return;
     }
     uint32_t idx = (uint32_t)ud;
@@ -64,8 +65,8 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
     e->st.ops_inflight--;
     e->st.ops_completed++;
     TR_ASSERT(op->task != NULL);
-    TR_ASSERT(op->task->op == idx);
-    TR_ASSERT(op->task->wait == TR_WAIT_OP);
+    TR_ASSERT(op->task->state == TR_TASK_PARKED);
+    TR_ASSERT(op->task->wait->kind == &tr__wk_op);
     tr__task_wake(op->task, res);
 }
 
@@ -105,7 +106,7 @@ static bool user_idle(tr_engine *e)
 static bool deadlocked(tr_engine *e)
 {
     return e->st.tasks_live > 0 && e->st.ops_inflight == 0 && e->heap_len == 0 &&
-           e->sd_waiters == 0 && !tr__shutdown_active(e) && e->run_head == NULL;
+           tr__list_empty(&e->sd_waiters) && !tr__shutdown_active(e) && e->run_head == NULL;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)

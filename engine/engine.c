@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define TR_SQ_MAX 32768u
-#define TR_CQ_MAX 65536u /* the kernel's IORING_MAX_CQ_ENTRIES */
+#define TR_CQ_MAX 65536u               /* the kernel's IORING_MAX_CQ_ENTRIES */
 #define TR_STACK_MAX ((size_t)1 << 30) /* 1 GiB: beyond, a typo, not a stack */
 
 void tr_config_init(struct tr_config *cfg)
@@ -49,8 +49,7 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
         return -EINVAL;
     if (cfg->flags & ~TR_CFG_NO_SIGNALS)
         return -EINVAL;
-    if (!(cfg->flags & TR_CFG_NO_SIGNALS) &&
-        !tr__shutdown_signals_ok(&cfg->shutdown_signals))
+    if (!(cfg->flags & TR_CFG_NO_SIGNALS) && !tr__shutdown_signals_ok(&cfg->shutdown_signals))
         return -EINVAL;
     pthread_once(&opdefs_once, tr__opdefs_check);
 
@@ -75,6 +74,8 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     e->grace_ms = cfg->grace_ms;
     e->kill_ms = cfg->kill_ms;
     e->report_fd = cfg->report_fd;
+    tr__list_init(&e->end_listeners);
+    tr__list_init(&e->sd_waiters);
     int err = tr__ring_init(e, cfg);
     if (err) {
         free(e);
@@ -140,7 +141,8 @@ int tr_engine_destroy(tr_engine *e)
         int n = snprintf(line, sizeof(line), "taskring:   ring closed%s\n",
                          had_signals ? ", signalfd closed, signal mask restored" : "");
         if (n > 0)
-            tr__write_all(e->report_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+            tr__write_all(e->report_fd, line,
+                          (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
     }
     tr__task_reserve_release(e);
     tr__task_records_free(e);

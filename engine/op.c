@@ -12,6 +12,7 @@
 #include "tr_internal.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 static int op_grow(tr_engine *e)
 {
@@ -89,13 +90,14 @@ void tr__op_table_free(tr_engine *e)
 
 /*
  * The path every ring op of a task takes: take a slot and an SQE, let the
- * caller prepare the SQE, then tr__op_park submits and parks.
+ * caller prepare the SQE, then tr__op_park submits and parks in the op's
+ * wait record (ow, in the caller's frame).
  */
-int tr__op_begin(tr_task *t, uint8_t opcode, struct io_uring_sqe **sqe_out)
+int tr__op_begin(tr_task *t, uint8_t opcode, int fd, struct tr__op_wait *ow,
+                 struct io_uring_sqe **sqe_out)
 {
     tr_engine *e = t->e;
     uint32_t idx;
-    TR_ASSERT(t->op == TR_OP_NONE);
     int err = tr__op_alloc(e, &idx);
     if (err)
         return err;
@@ -108,35 +110,89 @@ int tr__op_begin(tr_task *t, uint8_t opcode, struct io_uring_sqe **sqe_out)
     struct tr_op *op = tr__op_get(e, idx);
     op->opcode = opcode;
     op->task = t;
-    t->op = idx;
+    ow->w.kind = &tr__wk_op;
+    ow->idx = idx;
+    ow->fd = fd;
     *sqe_out = sqe;
     return 0;
 }
 
-int tr__op_park(tr_task *t, struct io_uring_sqe *sqe)
+int tr__op_park(tr_task *t, struct tr__op_wait *ow, struct io_uring_sqe *sqe)
 {
     tr_engine *e = t->e;
-    uint32_t idx = t->op;
+    uint32_t idx = ow->idx;
     struct tr_op *op = tr__op_get(e, idx);
     TR_ASSERT(op->state == TR_OP_FREE);
+    TR_ASSERT(op->task == t);
     /* One SQE, one CQE: links would tie our op to a stranger's, and a
-     * skipped success CQE would park the task forever. */
-    sqe->flags &= (uint8_t) ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS);
+     * skipped success CQE would park the task forever. (tr_op refuses
+     * them; the calls of ops.c never set them.) */
+    TR_ASSERT(!(sqe->flags &
+                (IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS | IOSQE_IO_DRAIN)));
     sqe->user_data = tr__ud_make(idx, op->gen);
     op->state = TR_OP_INFLIGHT;
     e->st.ops_submitted++;
     e->st.ops_inflight++;
 
-    int res = tr__task_park(t, TR_WAIT_OP);
+    int res = tr__task_park(t, &ow->w);
 
     TR_ASSERT(op->state == TR_OP_COMPLETED);
-    TR_ASSERT(t->op == idx);
+    TR_ASSERT(op->task == t);
     /* Our cancel makes the target end with -ECANCELED, or -EINTR when it
      * interrupted a blocking worker; both mean "cancelled". Any other
      * result is real and wins (G5): an fd, a byte count, an error. */
     if (op->cancel_sent && (res == -ECANCELED || res == -EINTR))
         res = -ECANCELED;
-    t->op = TR_OP_NONE;
     tr__op_free(e, idx);
     return res;
 }
+
+/* ---- the op's wait record -------------------------------------------------- */
+
+static struct tr_op *wait_op(const tr_engine *e, const struct tr__wait *w)
+{
+    const struct tr__op_wait *ow = (const struct tr__op_wait *)(const void *)w;
+    struct tr_op *op = tr__op_get(e, ow->idx);
+    TR_ASSERT(op != NULL);
+    TR_ASSERT(op->task == w->owner);
+    return op;
+}
+
+/* Cut short (or killed): ask the kernel to cancel; the op's own CQE wakes
+ * the owner, whose buffer is in use until then (G1). tr_close is never
+ * cancelled: it always closes, and soon. */
+static void op_cancel(tr_engine *e, struct tr__wait *w)
+{
+    struct tr_op *op = wait_op(e, w);
+    if (op->state == TR_OP_INFLIGHT && tr__opdefs[op->opcode].cancellable)
+        (void)tr__cancel_submit(e, ((struct tr__op_wait *)(void *)w)->idx);
+}
+
+/* A killed owner is never resumed: its CQE has been reaped (it woke the
+ * owner), so the slot goes back; a resource the op produced (an accepted
+ * or opened fd) would leak with nobody to close it, so it is closed here
+ * and counted (G5). */
+static void op_reap(tr_engine *e, struct tr__wait *w)
+{
+    struct tr_op *op = wait_op(e, w);
+    TR_ASSERT(op->state == TR_OP_COMPLETED);
+    if (tr__opdefs[op->opcode].returns_fd && op->res >= 0) {
+        close(op->res);
+        e->st.fds_closed_at_kill++;
+    }
+    tr__op_free(e, ((struct tr__op_wait *)(void *)w)->idx);
+}
+
+static void op_describe(const tr_engine *e, const struct tr__wait *w, char *buf, size_t len)
+{
+    const struct tr_op *op = wait_op(e, w);
+    snprintf(buf, len, " op=%s fd=%d", tr__opdefs[op->opcode].name,
+             ((const struct tr__op_wait *)(const void *)w)->fd);
+}
+
+const struct tr__wait_kind tr__wk_op = {
+    .name = "parked-op",
+    .cancel = op_cancel,
+    .reap = op_reap,
+    .describe = op_describe,
+};

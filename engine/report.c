@@ -51,20 +51,7 @@ const char *tr__task_state_name(const tr_task *t)
     case TR_TASK_RUNNING:
         return "running";
     case TR_TASK_PARKED:
-        switch (t->wait) {
-        case TR_WAIT_OP:
-            return "parked-op";
-        case TR_WAIT_TIMER:
-            return "sleeping";
-        case TR_WAIT_JOIN:
-            return "joining";
-        case TR_WAIT_CANCEL_ALL:
-            return "cancel-all-wait";
-        case TR_WAIT_SHUTDOWN:
-            return "shutdown-wait";
-        default:
-            return "parked";
-        }
+        return t->wait->kind->name;
     case TR_TASK_DONE:
         return "done";
     default:
@@ -81,17 +68,13 @@ int tr_engine_dump(const tr_engine *e, int fd)
     int n = 0;
     /* Bounded by the live tasks. */
     for (const tr_task *t = e->all_head; t && !o.err; t = t->all_next) {
-        const char *op = "-";
-        if (t->state == TR_TASK_PARKED && t->wait == TR_WAIT_OP) {
-            const struct tr_op *slot = tr__op_get(e, t->op);
-            op = tr__opdefs[slot->opcode].name;
-        }
-        double parked_ms = (t->state == TR_TASK_PARKED && now > t->parked_ns)
-                               ? (double)(now - t->parked_ns) / 1e6
-                               : 0;
-        outf(&o, "taskring: task %" PRIu64 " '%s' %s op=%s fd=%d parked=%.1fms%s%s%s%s\n", t->id,
-             tr_task_name(t), tr__task_state_name(t), op,
-             (t->state == TR_TASK_PARKED && t->wait == TR_WAIT_OP) ? t->op_fd : -1, parked_ms,
+        bool parked = t->state == TR_TASK_PARKED;
+        char what[96] = " op=- fd=-1";
+        if (parked && t->wait->kind->describe)
+            t->wait->kind->describe(e, t->wait, what, sizeof(what));
+        double parked_ms = (parked && now > t->parked_ns) ? (double)(now - t->parked_ns) / 1e6 : 0;
+        outf(&o, "taskring: task %" PRIu64 " '%s' %s%s parked=%.1fms%s%s%s%s\n", t->id,
+             tr_task_name(t), tr__task_state_name(t), what, parked_ms,
              t->cancelled ? " cancelled" : "", t->shield > 0 ? " shielded" : "",
              t->late ? " late" : "", t->killed ? " killed" : "");
         n++;

@@ -48,14 +48,29 @@ void tr__shutdown_on_signal(tr_engine *e, int signo)
     }
 }
 
+/* ---- the shutdown event: tasks parked in tr_wait_shutdown ------------------ */
+
+struct sd_wait {
+    struct tr__wait w;
+    struct tr__link link; /* in e->sd_waiters */
+};
+
+static void sd_wait_cancel(tr_engine *e, struct tr__wait *w)
+{
+    (void)e;
+    tr__list_del(&((struct sd_wait *)(void *)w)->link);
+    tr__task_wake(w->owner, -ECANCELED);
+}
+
+const struct tr__wait_kind tr__wk_shutdown = {.name = "shutdown-wait", .cancel = sd_wait_cancel};
+
 static void wake_shutdown_waiters(tr_engine *e)
 {
-    /* Once, at the trigger: a walk over the live tasks is fine. */
-    for (tr_task *t = e->all_head; t && e->sd_waiters; t = t->all_next) {
-        if (t->state == TR_TASK_PARKED && t->wait == TR_WAIT_SHUTDOWN) {
-            e->sd_waiters--;
-            tr__task_wake(t, 0);
-        }
+    /* Once, at the trigger: bounded by the waiters, each unlinked. */
+    while (!tr__list_empty(&e->sd_waiters)) {
+        struct sd_wait *sw = tr__container_of(e->sd_waiters.next, struct sd_wait, link);
+        tr__list_del(&sw->link);
+        tr__task_wake(sw->w.owner, 0);
     }
 }
 
@@ -103,51 +118,53 @@ static void break_shields(tr_engine *e, uint64_t now)
     e->sd.shields_broken = true;
     e->sd.t_grace = now;
     e->sd.kill_deadline = now + MS(e->kill_ms);
-    /* Cancellation now ignores shields: re-apply it to every shielded task
-     * that is parked (running ones see it at their next blocking call). */
+    /* Cancellation now ignores shields: re-check every parked task (running
+     * ones see it at their next blocking call). */
     for (tr_task *t = e->all_head; t; t = t->all_next)
-        if (t->cancelled && t->shield > 0 && t->state == TR_TASK_PARKED && !t->internal)
-            (void)tr_cancel(t);
+        if (t->state == TR_TASK_PARKED && !t->internal)
+            tr__wait_recheck(e, t);
 }
 
+/* The kill rung reaches a task only once its cancellation was delivered:
+ * it was resumed knowing it, or it is parked on a kernel op whose cancel
+ * was submitted and reaped (DESIGN section 4). Three signals within a
+ * millisecond must not kill a task that was runnable and would have ended
+ * on its first -ECANCELED; it is reconsidered at the next pass. */
 static void kill_task(tr_engine *e, tr_task *t)
 {
     if (t->killed)
         return;
+    if (!t->cancelled)
+        (void)tr_cancel(t); /* spawned after the cancel rung */
+    if (!t->cancel_delivered) {
+        if (t->state == TR_TASK_PARKED) /* shields are broken: deliver it */
+            tr__wait_recheck(e, t);
+        return;
+    }
     t->killed = true;
-    t->cancelled = true;
     if (t->state != TR_TASK_PARKED)
         return; /* READY: tr__run_task tears it down instead of running it */
-    switch (t->wait) {
-    case TR_WAIT_OP: {
-        /* Never resumed, but its op's CQE must be reaped before the stack
-         * goes (G1): make sure a cancel is on its way, then wait for it. */
-        struct tr_op *op = tr__op_get(e, t->op);
-        if (tr__opdefs[op->opcode].cancellable)
-            (void)tr__cancel_submit(e, t->op);
-        break;
-    }
-    case TR_WAIT_TIMER:
-        tr__timer_remove(e, t);
-        tr__task_wake(t, -ECANCELED);
-        break;
-    case TR_WAIT_SHUTDOWN:
-        TR_ASSERT(e->sd_waiters > 0);
-        e->sd_waiters--;
-        tr__task_wake(t, -ECANCELED);
-        break;
-    default: /* join, cancel_all: tr_cancel unhooks and wakes them */
-        t->shield = 0;
-        (void)tr_cancel(t);
-        break;
-    }
+    /* Never resumed, but a kernel op's CQE must be reaped before the stack
+     * goes (G1): the wait's kill makes sure a cancel is on its way; every
+     * other wait ends at once. */
+    struct tr__wait *w = t->wait;
+    if (w->kind->kill)
+        w->kind->kill(e, w);
+    else
+        w->kind->cancel(e, w);
 }
 
-static void kill_all(tr_engine *e, bool internal_too)
+/* Live tasks that the kill rung has not reached yet. */
+static bool kill_all(tr_engine *e, bool internal_too)
 {
-    for (tr_task *t = e->all_head; t; t = t->all_next)
-        if (!t->internal || internal_too)
+    bool left = false;
+    for (tr_task *t = e->all_head; t; t = t->all_next) {
+        if (!t->internal || internal_too) {
             kill_task(e, t);
+            left |= !t->killed;
+        }
+    }
+    return left;
 }
 
 /* Called by tr__run_task for a killed task, instead of switching to it. */
@@ -155,14 +172,14 @@ void tr__kill_teardown(tr_engine *e, tr_task *t)
 {
     TR_ASSERT(t->killed);
     TR_ASSERT(t->state == TR_TASK_READY);
-    if (t->op != TR_OP_NONE) {
-        /* Woken by its op's CQE: the kernel is done with the stack. */
-        struct tr_op *op = tr__op_get(e, t->op);
-        TR_ASSERT(op->state == TR_OP_COMPLETED);
-        tr__op_free(e, t->op);
-        t->op = TR_OP_NONE;
+    struct tr__wait *w = t->wait;
+    if (w) {
+        /* Woken from its wait (an op's CQE, a sleep cut short): the kernel
+         * is done with the stack; what the wait holds goes back. */
+        if (w->kind->reap)
+            w->kind->reap(e, w);
+        t->wait = NULL;
     }
-    TR_ASSERT(t->heap_idx == UINT32_MAX);
     record_name(e->sd.killed, &e->sd.nkilled, t, -ECANCELED);
 #if defined(__SANITIZE_ADDRESS__)
     /* Frames that never returned left their redzones poisoned. */
@@ -398,10 +415,16 @@ int tr_wait_shutdown(void)
         return -EPERM;
     if (t->e->sd.phase != TR_PH_NONE)
         return 0;
-    if (tr__cancel_point(t))
-        return -ECANCELED;
-    t->e->sd_waiters++;
-    return tr__task_park(t, TR_WAIT_SHUTDOWN);
+    int why = tr__cancel_point(t);
+    if (why)
+        return why;
+    if (t->e->sd.phase != TR_PH_NONE) /* began during the cancel point's yield */
+        return 0;
+    struct sd_wait sw = {.w = {.kind = &tr__wk_shutdown}};
+    tr__list_add_tail(&t->e->sd_waiters, &sw.link);
+    int r = tr__task_park(t, &sw.w);
+    TR_ASSERT(tr__list_empty(&sw.link));
+    return r;
 }
 
 /* ---- tr_run ------------------------------------------------------------------------ */

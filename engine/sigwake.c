@@ -165,8 +165,8 @@ void tr__internal_stop(tr_engine *e)
 
 bool tr__internal_stop_owed(const tr_engine *e)
 {
-    return e->internal_stopping && ((e->sig_armed && !e->sig_cancel_sent) ||
-                                    (e->wake_armed && !e->wake_cancel_sent));
+    return e->internal_stopping &&
+           ((e->sig_armed && !e->sig_cancel_sent) || (e->wake_armed && !e->wake_cancel_sent));
 }
 
 void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)

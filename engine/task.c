@@ -2,8 +2,8 @@
  * task.c — tasks: spawn, switch, park/wake, end, join, detach, yield,
  * shields.
  *
- * Task states: READY (on the run queue) -> RUNNING -> PARKED (waiting; see
- * t->wait) -> READY ... -> DONE (ended; its stack is back in the pool) ->
+ * Task states: READY (on the run queue) -> RUNNING -> PARKED (waiting in
+ * the wait record t->wait) -> READY ... -> DONE (ended; its stack is back in the pool) ->
  * FREED (the record is recycled, after tr_join or tr_detach). The
  * scheduler switches into the first task of a pass; a task that parks,
  * yields or ends switches straight to the next task of the pass (one stack
@@ -173,6 +173,11 @@ static void switch_away(tr_task *t, bool final)
     asan_arrived(e, t->asan_fake);
 #endif
     arrive(e);
+    /* Resumed with its cancellation known: from now on the kill rung may
+     * reach it (DESIGN section 4: a rung fires only after the one before
+     * it was delivered). */
+    if (TR_UNLIKELY(t->cancelled))
+        t->cancel_delivered = true;
 }
 
 static void task_finish(tr_task *t, int result) __attribute__((noreturn));
@@ -184,6 +189,8 @@ static void task_entry(void *arg)
     asan_arrived(t->e, NULL); /* first time on this stack */
 #endif
     arrive(t->e);
+    if (t->cancelled) /* spawned during a shutdown: it runs knowing it */
+        t->cancel_delivered = true;
     task_finish(t, t->fn(t->arg));
 }
 
@@ -233,37 +240,47 @@ void tr__task_enqueue(tr_task *t)
     e->run_tail = t;
 }
 
-int tr__task_park(tr_task *t, enum tr__wait why)
+int tr__task_park(tr_task *t, struct tr__wait *w)
 {
     TR_ASSERT(t == tr__current);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
+    TR_ASSERT(t->wait == NULL);
+    TR_ASSERT(w->kind != NULL);
     t->state = TR_TASK_PARKED;
-    t->wait = (uint8_t)why;
-    t->wake_res = 0;
+    w->owner = t;
+    w->res = 0;
+    t->wait = w;
     t->parked_ns = t->e->pass_ns;
     switch_away(t, false);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
-    return t->wake_res;
+    TR_ASSERT(t->wait == w);
+    t->wait = NULL;
+    return w->res;
 }
 
 void tr__task_wake(tr_task *t, int res)
 {
     TR_ASSERT(t->state == TR_TASK_PARKED);
-    t->wake_res = res;
-    t->wait = TR_WAIT_NONE;
+    TR_ASSERT(t->wait != NULL);
+    /* The record stays linked until t resumes in its call (or is reaped
+     * after a kill): the reap needs it. */
+    t->wait->res = res;
     tr__task_enqueue(t);
 }
 
-bool tr__cancel_point(tr_task *t)
+int tr__cancel_point(tr_task *t)
 {
-    if (TR_LIKELY(!t->cancelled) || (t->shield > 0 && !t->e->sd.shields_broken))
-        return false;
+    if (TR_UNLIKELY(t->in_prep))
+        return -EPERM; /* inside a tr_op prep callback: the SQE is half made */
+    int why = tr__cut_short(t);
+    if (TR_LIKELY(why == 0))
+        return 0;
     /* Pass through the scheduler so that a task that ignores -ECANCELED in
      * a loop can neither starve the others nor escape being killed. */
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     tr__task_enqueue(t);
     switch_away(t, false);
-    return true;
+    return why;
 }
 
 /* ---- records ------------------------------------------------------------- */
@@ -400,9 +417,6 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
     t->id = ++e->next_id;
     t->fn = fn;
     t->arg = arg;
-    t->op = TR_OP_NONE;
-    t->op_fd = -1;
-    t->heap_idx = UINT32_MAX;
     t->late = o && (o->flags & TR_SPAWN_LATE);
     t->internal = e->spawning_internal;
     /* During a shutdown, new tasks start cancelled (not the engine's own). */
@@ -434,8 +448,7 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
 void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
 {
     TR_ASSERT(t->state == TR_TASK_RUNNING);
-    TR_ASSERT(t->op == TR_OP_NONE);
-    TR_ASSERT(t->heap_idx == UINT32_MAX);
+    TR_ASSERT(t->wait == NULL); /* no record of its stack is linked (G10) */
     t->result = result;
     if (killed)
         e->st.tasks_killed++;
@@ -457,8 +470,9 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
     /* The joiner keeps its claim (t->joiner) until it has run and freed
      * the record: between this wake and then, nobody else may join or
      * detach t. */
-    if (t->joiner && t->joiner->state == TR_TASK_PARKED && t->joiner->wait == TR_WAIT_JOIN)
-        tr__task_wake(t->joiner, 0); /* not if it was cancelled and is about to resume */
+    tr_task *j = t->joiner;
+    if (j && j->state == TR_TASK_PARKED && j->wait->kind == &tr__wk_join)
+        tr__task_wake(j, 0); /* not if it was cancelled and is about to resume */
     /* A joiner that ends without returning from tr_join (killed) drops its
      * claim, so the target's handle can still be joined or detached. */
     if (t->join_target && t->join_target->joiner == t)
@@ -547,13 +561,15 @@ int tr_join(tr_task *t, int *result)
      * other task may join or detach it until we return. */
     t->joiner = self;
     self->join_target = t; /* so that a kill of ours drops the claim */
-    if (tr__cancel_point(self)) {
+    int why = tr__cancel_point(self);
+    if (why) {
         self->join_target = NULL;
         t->joiner = NULL;
-        return -ECANCELED;
+        return why;
     }
     if (t->state != TR_TASK_DONE) {
-        int r = tr__task_park(self, TR_WAIT_JOIN);
+        struct tr__wait w = {.kind = &tr__wk_join};
+        int r = tr__task_park(self, &w);
         self->join_target = NULL;
         TR_ASSERT(t->joiner == self);
         if (r < 0) {
@@ -573,6 +589,17 @@ int tr_join(tr_task *t, int *result)
     return 0;
 }
 
+/* A joiner keeps its claim on the target until it has resumed (tr_join
+ * drops it): meanwhile nobody else may join or detach the target. */
+static void join_cancel(tr_engine *e, struct tr__wait *w)
+{
+    (void)e;
+    TR_ASSERT(w->owner->join_target && w->owner->join_target->joiner == w->owner);
+    tr__task_wake(w->owner, -ECANCELED);
+}
+
+const struct tr__wait_kind tr__wk_join = {.name = "joining", .cancel = join_cancel};
+
 int tr_detach(tr_task *t)
 {
     if (!t || t->state == TR_TASK_FREED || t->detached || t->joiner)
@@ -591,12 +618,13 @@ int tr_yield(void)
     tr_task *t = tr__current;
     if (!t)
         return -EPERM;
-    if (tr__cancel_point(t))
-        return -ECANCELED;
+    int why = tr__cancel_point(t);
+    if (why)
+        return why;
     tr__task_enqueue(t);
     switch_away(t, false);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
-    return (t->cancelled && (t->shield == 0 || t->e->sd.shields_broken)) ? -ECANCELED : 0;
+    return tr__cut_short(t);
 }
 
 bool tr_is_cancelled(void)

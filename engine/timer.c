@@ -1,24 +1,25 @@
 /*
- * timer.c — sleeping tasks live in a binary min-heap on their deadline.
+ * timer.c — timer records (sleeps, later deadlines) in a binary min-heap.
  *
- * A sleep costs no SQE: the scheduler passes the nearest deadline to its one
+ * A timer costs no SQE: the scheduler passes the nearest deadline to its one
  * io_uring_enter per pass as the wait timeout (IORING_ENTER_EXT_ARG), and
- * expires due sleepers after the wait. Cancelling a sleeper is a heap
- * removal, with no kernel involvement at all.
+ * fires due timers after the wait. Disarming is a heap removal, with no
+ * kernel involvement at all. The records live in their owners' memory; the
+ * heap only points at them.
  */
 #include "tr_internal.h"
 
 #include <errno.h>
 
-static bool before(const tr_task *a, const tr_task *b)
+static bool before(const struct tr__timer *a, const struct tr__timer *b)
 {
-    /* Ties go to the earlier task, so equal deadlines wake in spawn order. */
+    /* Ties go to the earlier armed, so equal deadlines fire in order. */
     if (a->deadline_ns != b->deadline_ns)
         return a->deadline_ns < b->deadline_ns;
-    return a->id < b->id;
+    return a->seq < b->seq;
 }
 
-static void heap_set(tr_engine *e, uint32_t i, tr_task *t)
+static void heap_set(tr_engine *e, uint32_t i, struct tr__timer *t)
 {
     e->heap[i] = t;
     t->heap_idx = i;
@@ -26,7 +27,7 @@ static void heap_set(tr_engine *e, uint32_t i, tr_task *t)
 
 static void sift_up(tr_engine *e, uint32_t i)
 {
-    tr_task *t = e->heap[i];
+    struct tr__timer *t = e->heap[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
         if (!before(t, e->heap[parent]))
@@ -39,10 +40,10 @@ static void sift_up(tr_engine *e, uint32_t i)
 
 static void sift_down(tr_engine *e, uint32_t i)
 {
-    tr_task *t = e->heap[i];
+    struct tr__timer *t = e->heap[i];
     for (;;) {
         uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        const tr_task *best = t;
+        const struct tr__timer *best = t;
         if (l < e->heap_len && before(e->heap[l], best)) {
             m = l;
             best = e->heap[l];
@@ -57,27 +58,29 @@ static void sift_down(tr_engine *e, uint32_t i)
     heap_set(e, i, t);
 }
 
-int tr__timer_add(tr_engine *e, tr_task *t, uint64_t deadline_ns)
+int tr__timer_arm(tr_engine *e, struct tr__timer *t, uint64_t deadline_ns)
 {
-    TR_ASSERT(t->heap_idx == UINT32_MAX);
+    TR_ASSERT(!tr__timer_armed(t));
+    TR_ASSERT(t->fire != NULL);
     if (e->heap_len == e->heap_cap) {
         uint32_t cap = e->heap_cap ? e->heap_cap * 2 : 64;
-        if (cap <= e->heap_cap || TR_FAULT(TR_FS_ALLOC)) /* 2^31: more than tasks can exist */
+        if (cap <= e->heap_cap || TR_FAULT(TR_FS_ALLOC)) /* 2^31: more than memory holds */
             return -ENOMEM;
-        tr_task **h = realloc(e->heap, (size_t)cap * sizeof(*h));
+        struct tr__timer **h = realloc(e->heap, (size_t)cap * sizeof(*h));
         if (!h)
             return -ENOMEM;
         e->heap = h;
         e->heap_cap = cap;
     }
     t->deadline_ns = deadline_ns;
+    t->seq = ++e->timer_seq;
     e->heap[e->heap_len] = t;
     t->heap_idx = e->heap_len++;
     sift_up(e, t->heap_idx);
     return 0;
 }
 
-void tr__timer_remove(tr_engine *e, tr_task *t)
+void tr__timer_disarm(tr_engine *e, struct tr__timer *t)
 {
     uint32_t i = t->heap_idx;
     TR_ASSERT(i < e->heap_len);
@@ -97,13 +100,16 @@ void tr__timer_remove(tr_engine *e, tr_task *t)
 unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns)
 {
     unsigned n = 0;
-    /* Bounded by the heap's length: each round removes one sleeper. */
-    while (e->heap_len > 0 && e->heap[0]->deadline_ns <= now_ns) {
-        tr_task *t = e->heap[0];
-        tr__timer_remove(e, t);
-        TR_ASSERT(t->wait == TR_WAIT_TIMER);
-        tr__task_wake(t, 0);
-        n++;
+    /* Bounded by the heap's length at the start: each round disarms one
+     * timer, and a timer fired here may not re-arm itself for a deadline
+     * that has passed already (fire runs in the scheduler; re-arming is the
+     * owner's, after it ran). */
+    for (uint32_t max = e->heap_len; n < max && e->heap_len > 0; n++) {
+        struct tr__timer *t = e->heap[0];
+        if (t->deadline_ns > now_ns)
+            break;
+        tr__timer_disarm(e, t);
+        t->fire(e, t);
     }
     return n;
 }

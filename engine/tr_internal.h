@@ -33,6 +33,7 @@
 #endif
 #endif
 
+#include <errno.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <signal.h>
@@ -198,6 +199,13 @@ enum tr__udk {
 #define TR_UD_WAKE (TR_UD_ENGINE | ((uint64_t)TR_UDK_WAKE << TR_UD_KIND_SHIFT))
 #define TR_UD_ICANCEL (TR_UD_ENGINE | ((uint64_t)TR_UDK_ICANCEL << TR_UD_KIND_SHIFT))
 #define TR_GEN_MASK 0x7fffffffu
+/* A cancel's user_data carries the low 24 bits of its target's generation
+ * in bits 32-55, so its CQE is never taken for a later activation's. */
+#define TR_UD_CANCEL_GEN_MASK (0xffffffull << 32)
+static inline uint64_t tr__ud_cancel_gen(uint32_t gen)
+{
+    return ((uint64_t)gen << 32) & TR_UD_CANCEL_GEN_MASK;
+}
 
 static inline uint64_t tr__ud_make(uint32_t idx, uint32_t gen)
 {
@@ -208,8 +216,10 @@ int tr__op_alloc(tr_engine *e, uint32_t *idx_out);
 struct tr_op *tr__op_get(const tr_engine *e, uint32_t idx);
 void tr__op_free(tr_engine *e, uint32_t idx);
 void tr__op_table_free(tr_engine *e);
-int tr__op_begin(tr_task *t, uint8_t opcode, struct io_uring_sqe **sqe_out);
-int tr__op_park(tr_task *t, struct io_uring_sqe *sqe);
+struct tr__op_wait;
+int tr__op_begin(tr_task *t, uint8_t opcode, int fd, struct tr__op_wait *ow,
+                 struct io_uring_sqe **sqe_out);
+int tr__op_park(tr_task *t, struct tr__op_wait *ow, struct io_uring_sqe *sqe);
 
 /* --------------------------------------------------------------- tasks */
 
@@ -221,14 +231,122 @@ enum tr__task_state {
     TR_TASK_FREED      /* poison: the record is on the free list */
 };
 
-enum tr__wait {
-    TR_WAIT_NONE = 0,
-    TR_WAIT_OP,         /* a ring op; woken by its CQE only */
-    TR_WAIT_TIMER,      /* tr_sleep_ns */
-    TR_WAIT_JOIN,       /* tr_join */
-    TR_WAIT_CANCEL_ALL, /* tr_cancel_all(TR_CANCEL_WAIT) */
-    TR_WAIT_SHUTDOWN,   /* tr_wait_shutdown */
+/* ---------------------------------------------------------------- lists */
+
+/* An intrusive doubly linked list: a head is a link whose prev/next point
+ * at itself when empty. */
+struct tr__link {
+    struct tr__link *prev, *next;
 };
+
+static inline void tr__list_init(struct tr__link *h)
+{
+    h->prev = h->next = h;
+}
+
+static inline bool tr__list_empty(const struct tr__link *h)
+{
+    return h->next == h;
+}
+
+static inline void tr__list_add_tail(struct tr__link *h, struct tr__link *l)
+{
+    l->prev = h->prev;
+    l->next = h;
+    h->prev->next = l;
+    h->prev = l;
+}
+
+static inline void tr__list_del(struct tr__link *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = l;
+}
+
+#define tr__container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---------------------------------------------------------------- waits */
+
+/*
+ * One wait record per blocking call, in the caller's frame (its task's
+ * stack): what the task waits for and how to end that wait. The engine
+ * never switches on what kind of wait it is: cancellation, the kill rung,
+ * the reap of a killed task and the dump all go through the kind's
+ * functions. A new kind of wait is one new kind record.
+ *
+ * Lifetime: tr__task_park links the record to its task (t->wait); it stays
+ * linked while the task is PARKED and READY after its wake-up, and is
+ * unlinked when the task resumes in the call that owns it, or when the
+ * engine reaps a killed task. So a record is never referenced after its
+ * frame is gone (G10).
+ */
+struct tr__wait;
+struct tr__wait_kind {
+    const char *name; /* the dump's state: "parked-op", "sleeping", ... */
+    /* The owner's call is cut short (tr__cut_short says so): end the wait,
+     * at once (unhook and tr__task_wake with -ECANCELED) or as soon as the
+     * kernel allows (an op's ASYNC_CANCEL; its CQE wakes the owner). */
+    void (*cancel)(tr_engine *e, struct tr__wait *w);
+    /* The kill rung: end the wait whatever shields say. NULL: as cancel. */
+    void (*kill)(tr_engine *e, struct tr__wait *w);
+    /* A killed owner is never resumed: release what the ended wait still
+     * holds (an op's slot; a completed fd is closed). NULL: nothing. */
+    void (*reap)(tr_engine *e, struct tr__wait *w);
+    /* The dump's details after the state, e.g. "op=read fd=7". NULL: none. */
+    void (*describe)(const tr_engine *e, const struct tr__wait *w, char *buf, size_t len);
+};
+
+struct tr__wait {
+    const struct tr__wait_kind *kind;
+    tr_task *owner;
+    int res; /* the result handed over by the waker */
+};
+
+/* A ring op's wait record: the slot of its activation and, for the dump,
+ * the fd it works on. */
+struct tr__op_wait {
+    struct tr__wait w;
+    uint32_t idx;
+    int fd;
+};
+
+/* The engine's own kinds (one per kind of blocking call). Tests name them
+ * TR_WAIT_* (parked_on). */
+extern const struct tr__wait_kind tr__wk_op, tr__wk_sleep, tr__wk_join, tr__wk_cancel_all,
+    tr__wk_shutdown;
+#define TR_WAIT_OP (&tr__wk_op)
+#define TR_WAIT_TIMER (&tr__wk_sleep)
+#define TR_WAIT_JOIN (&tr__wk_join)
+#define TR_WAIT_CANCEL_ALL (&tr__wk_cancel_all)
+#define TR_WAIT_SHUTDOWN (&tr__wk_shutdown)
+
+/* ---------------------------------------------------------------- timers */
+
+/* A timer record in its owner's memory: a sleep's, later a scope's
+ * deadline. Armed timers sit in the engine's heap; fire runs from the
+ * scheduler (never inside a task) once the deadline has passed, after the
+ * timer was disarmed. */
+struct tr__timer {
+    uint64_t deadline_ns;
+    uint64_t seq;      /* arming order: equal deadlines fire in that order */
+    uint32_t heap_idx; /* its heap slot, UINT32_MAX while not armed */
+    void (*fire)(tr_engine *e, struct tr__timer *tm);
+};
+
+static inline void tr__timer_init(struct tr__timer *tm,
+                                  void (*fire)(tr_engine *, struct tr__timer *))
+{
+    tm->deadline_ns = 0;
+    tm->seq = 0;
+    tm->heap_idx = UINT32_MAX;
+    tm->fire = fire;
+}
+
+static inline bool tr__timer_armed(const struct tr__timer *tm)
+{
+    return tm->heap_idx != UINT32_MAX;
+}
 
 struct tr_task {
     void *sp; /* saved stack pointer while not running */
@@ -239,35 +357,29 @@ struct tr_task {
     tr_fn fn;
     void *arg;
     int result;
-    uint8_t state;  /* enum tr__task_state */
-    uint8_t wait;   /* enum tr__wait */
-    bool cancelled; /* level-triggered: never cleared */
+    uint8_t state;         /* enum tr__task_state */
+    bool cancelled;        /* level-triggered: never cleared */
+    bool cancel_delivered; /* resumed at least once since cancelled (the kill rung's rule) */
     bool detached;
-    bool ca_rescan;              /* cancel_all waiter that must rescan (see cancel.c) */
     bool late;                   /* TR_SPAWN_LATE */
     bool killed;                 /* shutdown's Kill phase: never resumed again */
     bool internal;               /* the engine's own task (at-shutdown hooks) */
+    bool in_prep;                /* inside a tr_op prep callback: no blocking calls */
     int shield;                  /* shield depth */
-    int wake_res;                /* the result handed to a parked task by its waker */
-    uint32_t op;                 /* current op slot or TR_OP_NONE */
-    uint32_t heap_idx;           /* timer heap position, or UINT32_MAX */
-    uint64_t deadline_ns;        /* for TR_WAIT_TIMER */
+    struct tr__wait *wait;       /* the record of the call it is parked in (see above) */
     uint64_t parked_ns;          /* when it last parked (the pass's clock) */
-    int op_fd;                   /* the fd of its current op, for the dump */
     struct tr_task *joiner;      /* the task parked in tr_join on us */
     struct tr_task *join_target; /* as a joiner: the task we wait for */
-    struct tr_task *ca_waiter;   /* a cancel_all waiter counting us */
-    uint64_t ca_remaining;       /* as a cancel_all waiter: tasks still alive */
-    uint64_t ca_max_id;          /* as a rescanning waiter: ids it targeted */
-    tr_task *const *ca_except;
-    size_t ca_nexcept;
     struct tr_stack *stack;
     void *asan_fake;  /* ASan fake stack of this task, while switched out */
     void *tsan_fiber; /* its TSan fiber (TSan builds) */
     char name[TR_NAME_MAX];
 };
 
-int tr__task_park(tr_task *t, enum tr__wait why);
+/* Parks the running task t in the wait record w (kind set by the caller)
+ * until a waker calls tr__task_wake; returns the result it handed over. */
+int tr__task_park(tr_task *t, struct tr__wait *w);
+/* Queues the parked task t with result res for its wait. */
 void tr__task_wake(tr_task *t, int res);
 void tr__task_enqueue(tr_task *t);
 void tr__task_free_record(tr_engine *e, tr_task *t);
@@ -300,16 +412,28 @@ static inline void tr__prefetch_frame(const tr_task *t)
         __builtin_prefetch(t->sp);
 }
 void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed);
+/* The one cancellation predicate: is a blocking call of t cut short now,
+ * and why? 0: no; -ECANCELED: t is cancelled outside a shield (or shields
+ * are broken). Every cancellation point and every re-check of a parked
+ * wait asks this, and nothing else. */
+static inline int tr__cut_short(const tr_task *t);
 /* Level-triggered cancel check at the top of every blocking call: when the
- * caller is cancelled outside a shield it yields once and returns true. */
-bool tr__cancel_point(tr_task *t);
+ * call is cut short it yields once (passing through the scheduler) and
+ * returns the reason (-ECANCELED); else 0. Also refuses blocking calls
+ * made inside a tr_op prep callback (-EPERM). */
+int tr__cancel_point(tr_task *t);
+/* t is parked: end its wait if its call is now cut short (after a cancel,
+ * or when shields break). */
+void tr__wait_recheck(tr_engine *e, tr_task *t);
 extern __thread tr_task *tr__current;
 
 /* --------------------------------------------------------------- timers */
 
-int tr__timer_add(tr_engine *e, tr_task *t, uint64_t deadline_ns);
-void tr__timer_remove(tr_engine *e, tr_task *t);
-/* Wakes every sleeper whose deadline has passed; returns how many. */
+/* Arms tm (not armed) for deadline_ns; -ENOMEM when the heap cannot grow. */
+int tr__timer_arm(tr_engine *e, struct tr__timer *tm, uint64_t deadline_ns);
+/* Disarms an armed timer. */
+void tr__timer_disarm(tr_engine *e, struct tr__timer *tm);
+/* Fires every timer whose deadline has passed; returns how many. */
 unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns);
 /* Nanoseconds until the nearest deadline, or UINT64_MAX when none. */
 uint64_t tr__timer_next_ns(const tr_engine *e, uint64_t now_ns);
@@ -363,6 +487,7 @@ int tr__engine_loop(tr_engine *e);
 
 int tr__cancel_submit(tr_engine *e, uint32_t idx);
 void tr__cancel_retry_deferred(tr_engine *e);
+void tr__cancel_reaped(tr_engine *e, uint64_t ud);
 void tr__cancel_notify_end(tr_engine *e, tr_task *t);
 
 /* -------------------------------------------------------------- shutdown */
@@ -495,7 +620,7 @@ struct tr_engine {
     tr_task *switch_prev; /* the task that switched directly to the current one: its
                            * canary is checked on arrival, after its last push */
     uint64_t next_id;
-    uint64_t ca_rescanners; /* cancel_all waiters that rescan at each task end */
+    struct tr__link end_listeners; /* tr_cancel_all(WAIT) callers, told of every task end */
 
     struct tr_op *op_chunks[TR_OP_MAX_CHUNKS];
     uint32_t op_nchunks;
@@ -503,8 +628,9 @@ struct tr_engine {
     uint64_t cancels_inflight;
     uint64_t cancels_deferred; /* ops whose cancel waits for SQ room */
 
-    tr_task **heap; /* timer min-heap on deadline_ns */
+    struct tr__timer **heap; /* timer min-heap on (deadline_ns, seq) */
     uint32_t heap_len, heap_cap;
+    uint64_t timer_seq;
 
     struct tr_stack *stack_pool; /* free default-size stacks */
     unsigned stack_pool_len;
@@ -523,9 +649,9 @@ struct tr_engine {
     unsigned nhooks, hooks_cap;
     unsigned drain_ms, grace_ms, kill_ms;
     int report_fd;
-    uint64_t live_late;  /* live TR_SPAWN_LATE tasks */
-    uint64_t sd_waiters; /* tasks parked in tr_wait_shutdown */
-    uint64_t pass_ns;    /* the clock at the start of the pass */
+    uint64_t live_late;         /* live TR_SPAWN_LATE tasks */
+    struct tr__link sd_waiters; /* tasks parked in tr_wait_shutdown */
+    uint64_t pass_ns;           /* the clock at the start of the pass */
 
     /* The engine's own reads (sigwake.c). Their buffers live here, in the
      * engine, which is freed only after their CQEs are reaped (G1). */
@@ -549,6 +675,16 @@ static inline bool tr__shutdown_active(tr_engine *e)
         return false;
     return ph != TR_PH_NONE || e->sd.trigger != TR_TRIG_NONE ||
            atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
+}
+
+static inline int tr__cut_short(const tr_task *t)
+{
+    if (TR_LIKELY(!t->cancelled))
+        return 0;
+    /* During shutdown, shields hold until the grace period ends. */
+    if (t->shield > 0 && !t->e->sd.shields_broken)
+        return 0;
+    return -ECANCELED;
 }
 
 /* Fault-free helpers */

@@ -150,9 +150,14 @@ struct tr_stats {
     uint64_t stacks_guarded;    /* task stacks mapped (in use or pooled; default-size ones
                                    come in slabs of 64) with a guard page */
     uint64_t stacks_canary;     /* ... guarded only by a canary (past vm.max_map_count's budget) */
-    uint64_t timers_pending;    /* sleeping tasks */
+    uint64_t timers_pending;    /* armed engine timers (sleeping tasks) */
     uint64_t engine_ops_inflight; /* the engine's own ops (signal and wakeup reads, their cancels) */
-    uint64_t signals_received;  /* shutdown signals read from the signalfd */
+    uint64_t signals_received;  /* shutdown signals of the current (or last) shutdown: read
+                                   from the signalfd, or from another engine of the process */
+    uint64_t fds_closed_at_kill; /* fds an op of a killed task produced (accept, openat),
+                                    closed by the engine: nobody was left to close them */
+    uint64_t sq_waits;          /* ops that waited for room in a full submission queue */
+    uint64_t report_lines_lost; /* report lines dropped: report_fd would have blocked */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */

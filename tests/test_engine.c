@@ -97,7 +97,7 @@ static int stale_injector(void *p)
     }
     c->stale_after = tstats().cqe_stale;
     struct tr_op *op = tr__op_get(c->e, c->i);
-    c->r_still_parked = parked_on(c->r, TR_WAIT_OP) && c->r->op == c->i;
+    c->r_still_parked = parked_on(c->r, TR_WAIT_OP) && task_op_slot(c->r) == c->i;
     c->r_slot_inflight = op && op->state == TR_OP_INFLIGHT && op->task == c->r;
     c->r_slot_gen_ok = op && op->gen == gen_next(c->g);
     TCHECK(!c->r->cancelled);
@@ -112,8 +112,8 @@ static int stale_main(void *p)
     TCHECK_EQ(tr_spawn(NULL, &c->a, stale_nopper, c, NULL), 0);
     /* One yield lets a run once: it takes a slot and parks on its nop. */
     TCHECK_EQ(tr_yield(), 0);
-    if (parked_on(c->a, TR_WAIT_OP) && c->a->op != TR_OP_NONE) {
-        c->i = c->a->op;
+    if (parked_on(c->a, TR_WAIT_OP) && task_op_slot(c->a) != TR_OP_NONE) {
+        c->i = task_op_slot(c->a);
         struct tr_op *op = tr__op_get(c->e, c->i);
         TCHECK(op != NULL);
         if (op) {
@@ -130,7 +130,7 @@ static int stale_main(void *p)
 
     TCHECK_EQ(tr_spawn(NULL, &c->r, stale_reader, c, NULL), 0);
     TCHECK(wait_parked(c->r, TR_WAIT_OP));
-    c->r_idx = c->r->op;
+    c->r_idx = task_op_slot(c->r);
     c->r_gen = c->r_idx != TR_OP_NONE ? tr__op_get(c->e, c->r_idx)->gen : 0;
 
     tr_task *inj = NULL;
@@ -389,60 +389,60 @@ static long double_join(struct bad_env *env, int detach)
 enum { OUT = 0, IN = 1 };
 
 /* name, where it runs (outside any task, or inside one), expected, call */
-#define BAD_CASES(X)                                                                           \
-    X(create_null_out, OUT, -EINVAL, tr_engine_create(NULL, NULL))                             \
-    X(create_cfg_null_out, OUT, -EINVAL, create_with(256, 0, true))                            \
-    X(create_sq_entries_0, OUT, -EINVAL, create_with(0, 0, false))                             \
-    X(create_sq_entries_1M, OUT, -EINVAL, create_with(1u << 20, 0, false))                     \
-    X(create_stack_8k, OUT, -EINVAL, create_with(256, 8192, false))                            \
-    X(run_null, OUT, -EINVAL, tr_engine_run(NULL))                                             \
-    X(destroy_null, OUT, -EINVAL, tr_engine_destroy(NULL))                                     \
-    X(stats_null_engine, OUT, -EINVAL, tr_engine_stats(NULL, &bad_st))                         \
-    X(stats_null_out, OUT, -EINVAL, tr_engine_stats(env->e, NULL))                             \
-    X(spawn_null_engine_outside, OUT, -EINVAL, spawn_with(env, NULL, bad_dummy, 0, 0))         \
-    X(spawn_null_fn, OUT, -EINVAL, spawn_with(env, env->e, NULL, 0, 0))                        \
-    X(spawn_stack_8k, OUT, -EINVAL, spawn_with(env, env->e, bad_dummy, 8192, 0))               \
-    X(spawn_stack_1T, OUT, -ENOMEM, spawn_with(env, env->e, bad_dummy, (size_t)1 << 40, 0))    \
-    X(spawn_flags_unknown, OUT, -EINVAL, spawn_with(env, env->e, bad_dummy, 0, 0x80000000u))   \
-    X(nop_outside, OUT, -EPERM, tr_nop())                                                      \
-    X(read_outside, OUT, -EPERM, tr_read(env->pfd[0], bad_buf, 1, -1))                         \
-    X(write_outside, OUT, -EPERM, tr_write(env->pfd[1], "x", 1, -1))                           \
-    X(sleep_outside, OUT, -EPERM, tr_sleep_ns(1))                                              \
-    X(poll_outside, OUT, -EPERM, tr_poll(env->pfd[0], POLLIN))                                 \
-    X(close_outside, OUT, -EPERM, tr_close(env->spare_fd))                                     \
-    X(op_outside, OUT, -EPERM, tr_op(prep_nop, NULL))                                          \
-    X(yield_outside, OUT, -EPERM, tr_yield())                                                  \
-    X(shield_begin_outside, OUT, -EPERM, tr_shield_begin())                                    \
-    X(shield_end_outside, OUT, -EPERM, tr_shield_end())                                        \
-    X(cancel_all_outside, OUT, -EPERM, tr_cancel_all(NULL, 0, 0))                              \
-    X(join_outside, OUT, -EPERM, tr_join(env->t_ready, NULL))                                  \
-    X(cancel_null_outside, OUT, -EINVAL, tr_cancel(NULL))                                      \
-    X(detach_null_outside, OUT, -EINVAL, tr_detach(NULL))                                      \
-    X(join_null, IN, -EINVAL, tr_join(NULL, NULL))                                             \
-    X(join_self, IN, -EINVAL, tr_join(tr_self(), NULL))                                        \
-    X(cancel_null, IN, -EINVAL, tr_cancel(NULL))                                               \
-    X(detach_null, IN, -EINVAL, tr_detach(NULL))                                               \
-    X(cancel_finished, IN, -ESRCH, cancel_finished(env))                                       \
-    X(shield_end_unbalanced, IN, -EINVAL, tr_shield_end())                                     \
-    X(read_bad_fd, IN, -EBADF, tr_read(-1, bad_buf, 1, -1))                                    \
-    X(write_bad_fd, IN, -EBADF, tr_write(-1, "x", 1, -1))                                      \
-    X(recv_bad_fd, IN, -EBADF, tr_recv(-1, bad_buf, 1, 0))                                     \
-    X(accept_bad_fd, IN, -EBADF, tr_accept(-1, NULL, NULL, 0))                                 \
-    X(close_bad_fd, IN, -EBADF, tr_close(-1))                                                  \
-    X(op_null_prep, IN, -EINVAL, tr_op(NULL, NULL))                                            \
-    X(spawn_null_fn_in_task, IN, -EINVAL, spawn_with(env, NULL, NULL, 0, 0))                   \
-    X(spawn_stack_8k_in_task, IN, -EINVAL, spawn_with(env, NULL, bad_dummy, 8192, 0))          \
-    X(cancel_all_null_except, IN, -EINVAL, tr_cancel_all(NULL, 1, 0))                          \
-    X(run_inside_task, IN, -EPERM, tr_engine_run(env->e))                                      \
-    X(destroy_inside_task, IN, -EBUSY, tr_engine_destroy(env->e))                              \
-    X(join_already_joined, IN, -EINVAL, double_join(env, 0))                                   \
+#define BAD_CASES(X)                                                                               \
+    X(create_null_out, OUT, -EINVAL, tr_engine_create(NULL, NULL))                                 \
+    X(create_cfg_null_out, OUT, -EINVAL, create_with(256, 0, true))                                \
+    X(create_sq_entries_0, OUT, -EINVAL, create_with(0, 0, false))                                 \
+    X(create_sq_entries_1M, OUT, -EINVAL, create_with(1u << 20, 0, false))                         \
+    X(create_stack_8k, OUT, -EINVAL, create_with(256, 8192, false))                                \
+    X(run_null, OUT, -EINVAL, tr_engine_run(NULL))                                                 \
+    X(destroy_null, OUT, -EINVAL, tr_engine_destroy(NULL))                                         \
+    X(stats_null_engine, OUT, -EINVAL, tr_engine_stats(NULL, &bad_st))                             \
+    X(stats_null_out, OUT, -EINVAL, tr_engine_stats(env->e, NULL))                                 \
+    X(spawn_null_engine_outside, OUT, -EINVAL, spawn_with(env, NULL, bad_dummy, 0, 0))             \
+    X(spawn_null_fn, OUT, -EINVAL, spawn_with(env, env->e, NULL, 0, 0))                            \
+    X(spawn_stack_8k, OUT, -EINVAL, spawn_with(env, env->e, bad_dummy, 8192, 0))                   \
+    X(spawn_stack_1T, OUT, -ENOMEM, spawn_with(env, env->e, bad_dummy, (size_t)1 << 40, 0))        \
+    X(spawn_flags_unknown, OUT, -EINVAL, spawn_with(env, env->e, bad_dummy, 0, 0x80000000u))       \
+    X(nop_outside, OUT, -EPERM, tr_nop())                                                          \
+    X(read_outside, OUT, -EPERM, tr_read(env->pfd[0], bad_buf, 1, -1))                             \
+    X(write_outside, OUT, -EPERM, tr_write(env->pfd[1], "x", 1, -1))                               \
+    X(sleep_outside, OUT, -EPERM, tr_sleep_ns(1))                                                  \
+    X(poll_outside, OUT, -EPERM, tr_poll(env->pfd[0], POLLIN))                                     \
+    X(close_outside, OUT, -EPERM, tr_close(env->spare_fd))                                         \
+    X(op_outside, OUT, -EPERM, tr_op(prep_nop, NULL))                                              \
+    X(yield_outside, OUT, -EPERM, tr_yield())                                                      \
+    X(shield_begin_outside, OUT, -EPERM, tr_shield_begin())                                        \
+    X(shield_end_outside, OUT, -EPERM, tr_shield_end())                                            \
+    X(cancel_all_outside, OUT, -EPERM, tr_cancel_all(NULL, 0, 0))                                  \
+    X(join_outside, OUT, -EPERM, tr_join(env->t_ready, NULL))                                      \
+    X(cancel_null_outside, OUT, -EINVAL, tr_cancel(NULL))                                          \
+    X(detach_null_outside, OUT, -EINVAL, tr_detach(NULL))                                          \
+    X(join_null, IN, -EINVAL, tr_join(NULL, NULL))                                                 \
+    X(join_self, IN, -EINVAL, tr_join(tr_self(), NULL))                                            \
+    X(cancel_null, IN, -EINVAL, tr_cancel(NULL))                                                   \
+    X(detach_null, IN, -EINVAL, tr_detach(NULL))                                                   \
+    X(cancel_finished, IN, -ESRCH, cancel_finished(env))                                           \
+    X(shield_end_unbalanced, IN, -EINVAL, tr_shield_end())                                         \
+    X(read_bad_fd, IN, -EBADF, tr_read(-1, bad_buf, 1, -1))                                        \
+    X(write_bad_fd, IN, -EBADF, tr_write(-1, "x", 1, -1))                                          \
+    X(recv_bad_fd, IN, -EBADF, tr_recv(-1, bad_buf, 1, 0))                                         \
+    X(accept_bad_fd, IN, -EBADF, tr_accept(-1, NULL, NULL, 0))                                     \
+    X(close_bad_fd, IN, -EBADF, tr_close(-1))                                                      \
+    X(op_null_prep, IN, -EINVAL, tr_op(NULL, NULL))                                                \
+    X(spawn_null_fn_in_task, IN, -EINVAL, spawn_with(env, NULL, NULL, 0, 0))                       \
+    X(spawn_stack_8k_in_task, IN, -EINVAL, spawn_with(env, NULL, bad_dummy, 8192, 0))              \
+    X(cancel_all_null_except, IN, -EINVAL, tr_cancel_all(NULL, 1, 0))                              \
+    X(run_inside_task, IN, -EPERM, tr_engine_run(env->e))                                          \
+    X(destroy_inside_task, IN, -EBUSY, tr_engine_destroy(env->e))                                  \
+    X(join_already_joined, IN, -EINVAL, double_join(env, 0))                                       \
     X(detach_being_joined, IN, -EINVAL, double_join(env, 1))
 
-#define X_FN(name, where, expect, call)                                                        \
-    static long bad_##name(struct bad_env *env)                                                \
-    {                                                                                          \
-        (void)env;                                                                             \
-        return (long)(call);                                                                   \
+#define X_FN(name, where, expect, call)                                                            \
+    static long bad_##name(struct bad_env *env)                                                    \
+    {                                                                                              \
+        (void)env;                                                                                 \
+        return (long)(call);                                                                       \
     }
 BAD_CASES(X_FN)
 #undef X_FN
@@ -704,8 +704,8 @@ static void test_engine_cancel_10k_kernel_ops(void **state)
     assert_int_equal(tr_spawn(e, NULL, kop_main, &c, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0);
     tr_test_assert_clean();
-    print_message("10k kernel ops: cancel+drain %.1f ms; RSS +%.0f bytes per parked task\n",
-                  c.ms, (double)(c.rss_parked - c.rss_before) / KOP_N);
+    print_message("10k kernel ops: cancel+drain %.1f ms; RSS +%.0f bytes per parked task\n", c.ms,
+                  (double)(c.rss_parked - c.rss_before) / KOP_N);
     assert_int_equal(c.inflight_seen, KOP_N);
     assert_int_equal(c.cancel_n, KOP_N);
     assert_int_equal(c.n_ecanceled, KOP_N);

@@ -273,9 +273,18 @@ static inline struct tr_stats tstats(void)
 /* ============================== 6. task states (white-box, in tasks) */
 
 /* True when t is parked, waiting for `why` (tr_task.state/wait). */
-static inline bool parked_on(const tr_task *t, enum tr__wait why)
+static inline bool parked_on(const tr_task *t, const struct tr__wait_kind *why)
 {
-    return t->state == TR_TASK_PARKED && t->wait == why;
+    return t->state == TR_TASK_PARKED && t->wait->kind == why;
+}
+
+/* The op slot of the ring op t is parked on (or woken from, not yet
+ * resumed), TR_OP_NONE when it waits for something else. */
+static inline uint32_t task_op_slot(const tr_task *t)
+{
+    if (!t->wait || t->wait->kind != TR_WAIT_OP)
+        return TR_OP_NONE;
+    return ((const struct tr__op_wait *)(const void *)t->wait)->idx;
 }
 
 /* Inside a task: yields until t is parked on `why`; returns whether it is
@@ -284,7 +293,8 @@ static inline bool parked_on(const tr_task *t, enum tr__wait why)
  * than enough. With check_yields each yield must return 0 (a recorded
  * check); without, its result is ignored, for a caller that may already be
  * cancelled (a cancelled yield still passes through the scheduler). */
-static inline bool tr_test_wait_parked(const tr_task *t, enum tr__wait why, bool check_yields)
+static inline bool tr_test_wait_parked(const tr_task *t, const struct tr__wait_kind *why,
+                                       bool check_yields)
 {
     for (int i = 0; i < 1000 && !parked_on(t, why); i++) {
         int rc = tr_yield();
@@ -305,7 +315,7 @@ static inline void tr_test_yields(int k, bool check_yields)
 }
 
 /* The usual forms: every yield checked... */
-static inline bool wait_parked(const tr_task *t, enum tr__wait why)
+static inline bool wait_parked(const tr_task *t, const struct tr__wait_kind *why)
 {
     return tr_test_wait_parked(t, why, true);
 }
@@ -316,7 +326,7 @@ static inline void yields(int k)
 }
 
 /* ...and the lax ones, for callers that may be cancelled. */
-static inline bool wait_parked_lax(const tr_task *t, enum tr__wait why)
+static inline bool wait_parked_lax(const tr_task *t, const struct tr__wait_kind *why)
 {
     return tr_test_wait_parked(t, why, false);
 }
