@@ -154,17 +154,14 @@ static void kill_task(tr_engine *e, tr_task *t)
         w->kind->cancel(e, w);
 }
 
-/* Live tasks that the kill rung has not reached yet. */
-static bool kill_all(tr_engine *e, bool internal_too)
+static void kill_all(tr_engine *e, bool internal_too)
 {
-    bool left = false;
     for (tr_task *t = e->all_head; t; t = t->all_next) {
-        if (!t->internal || internal_too) {
+        if (t->late && !e->sd.late_cancelled)
+            continue; /* not cancelled yet: others are alive (see KILL) */
+        if (!t->internal || internal_too)
             kill_task(e, t);
-            left |= !t->killed;
-        }
     }
-    return left;
 }
 
 /* Called by tr__run_task for a killed task, instead of switching to it. */
@@ -331,7 +328,13 @@ static void step(tr_engine *e, uint64_t now)
         }
         break;
     case TR_PH_KILL:
-        kill_all(e, false); /* tasks spawned meanwhile */
+        /* LATE tasks stay LATE: cancelled once all others ended (killed
+         * ones included), killed once that was delivered. */
+        if (!sd->late_cancelled && e->st.tasks_live == e->live_late) {
+            sd->late_cancelled = true;
+            cancel_tasks(e, true);
+        }
+        kill_all(e, false); /* and tasks spawned meanwhile */
         if (e->st.tasks_live == 0)
             enter_final(e, now);
         break;
