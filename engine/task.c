@@ -173,11 +173,17 @@ static void switch_away(tr_task *t, bool final)
     asan_arrived(e, t->asan_fake);
 #endif
     arrive(e);
-    /* Resumed with its cancellation known: from now on the kill rung may
-     * reach it (DESIGN section 4: a rung fires only after the one before
-     * it was delivered). */
-    if (TR_UNLIKELY(t->cancelled))
+}
+
+/* A blocking call is about to return its cut-short error (why) to t: its
+ * cancellation is delivered, and from now on the kill rung may reach it
+ * (DESIGN section 4: a rung fires only after the one before it was
+ * delivered). Returns why. */
+static inline int deliver(tr_task *t, int why)
+{
+    if (why)
         t->cancel_delivered = true;
+    return why;
 }
 
 static void task_finish(tr_task *t, int result) __attribute__((noreturn));
@@ -189,8 +195,6 @@ static void task_entry(void *arg)
     asan_arrived(t->e, NULL); /* first time on this stack */
 #endif
     arrive(t->e);
-    if (t->cancelled) /* spawned during a shutdown: it runs knowing it */
-        t->cancel_delivered = true;
     task_finish(t, t->fn(t->arg));
 }
 
@@ -255,6 +259,8 @@ int tr__task_park(tr_task *t, struct tr__wait *w)
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     TR_ASSERT(t->wait == w);
     t->wait = NULL;
+    if (TR_UNLIKELY(w->res < 0))
+        (void)deliver(t, tr__cut_short(t));
     return w->res;
 }
 
@@ -280,7 +286,7 @@ int tr__cancel_point(tr_task *t)
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     tr__task_enqueue(t);
     switch_away(t, false);
-    return why;
+    return deliver(t, why);
 }
 
 /* ---- records ------------------------------------------------------------- */
@@ -624,7 +630,7 @@ int tr_yield(void)
     tr__task_enqueue(t);
     switch_away(t, false);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
-    return tr__cut_short(t);
+    return deliver(t, tr__cut_short(t));
 }
 
 bool tr_is_cancelled(void)

@@ -6,7 +6,9 @@
 #define _GNU_SOURCE
 #include "tr_test.h"
 
+#include <liburing.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 /* ---- B.12: sends never raise SIGPIPE ---------------------------------------- */
@@ -63,11 +65,302 @@ static void test_review_shutdown_op_half_closes(void **state)
     assert_int_equal(tr_shutdown(0, SHUT_WR), -EPERM);
 }
 
+/* ---- B.1, B.2: tr_op refuses what one SQE and one CQE cannot honour ---------- */
+
+struct prep_spec {
+    int fd;
+    unsigned what;
+};
+
+static void prep_refused(struct io_uring_sqe *sqe, void *ctx)
+{
+    const struct prep_spec *p = ctx;
+    switch (p->what) {
+    case 0:
+        io_uring_prep_poll_multishot(sqe, p->fd, POLLIN);
+        break;
+    case 1:
+        io_uring_prep_multishot_accept(sqe, p->fd, NULL, NULL, 0);
+        break;
+    case 2:
+        io_uring_prep_send_zc(sqe, p->fd, "x", 1, 0, 0);
+        break;
+    case 3:
+        io_uring_prep_recv(sqe, p->fd, NULL, 0, 0);
+        sqe->ioprio |= IORING_RECV_MULTISHOT;
+        break;
+    case 4: /* IO_DRAIN: every later SQE, the engine's cancels too, would wait */
+        io_uring_prep_poll_add(sqe, p->fd, POLLIN);
+        sqe->flags |= IOSQE_IO_DRAIN;
+        break;
+    case 5:
+        io_uring_prep_nop(sqe);
+        sqe->flags |= IOSQE_IO_LINK;
+        break;
+    case 6:
+        io_uring_prep_nop(sqe);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        break;
+    default:
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        break;
+    }
+}
+
+static int op_refusals(void *arg)
+{
+    (void)arg;
+    int p[2];
+    make_pipe(p);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    TCHECK_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    TCHECK_EQ(listen(lfd, 8), 0);
+    int fds[] = {p[0], lfd, p[1], p[0], p[0], -1, -1, -1};
+    struct tr_stats before = tstats();
+    for (unsigned i = 0; i < 8; i++) {
+        struct prep_spec ps = {fds[i], i};
+        TCHECK_EQ(tr_op(prep_refused, &ps), -EINVAL);
+    }
+    struct tr_stats after = tstats();
+    /* Nothing reached the ring. */
+    TCHECK_EQ(after.ops_submitted, before.ops_submitted);
+    TCHECK_EQ(after.ops_inflight, 0);
+    TCHECK_EQ(tr_nop(), 0); /* and the task goes on normally */
+    close(lfd);
+    close_pair(p);
+    return 0;
+}
+
+static void test_review_op_refuses_multishot_zc_drain_links(void **state)
+{
+    (void)state;
+    assert_int_equal(tr_test_run(op_refusals, NULL), 0);
+    tr_test_assert_clean();
+}
+
+/* ---- B.3: no blocking call inside a prep callback; no half-made SQE -------- */
+
+struct prep_yield {
+    int fd;
+    char *buf;
+    int yield_rc, nop_rc, sleep_rc;
+};
+
+static void prep_that_blocks(struct io_uring_sqe *sqe, void *ctx)
+{
+    struct prep_yield *py = ctx;
+    py->yield_rc = tr_yield();
+    py->nop_rc = tr_nop();
+    py->sleep_rc = tr_sleep_ns(1);
+    io_uring_prep_read(sqe, py->fd, py->buf, 4, 0);
+}
+
+static int blocking_in_prep(void *arg)
+{
+    (void)arg;
+    int p[2];
+    make_pipe(p);
+    char buf[8] = {0};
+    struct prep_yield py = {p[0], buf, 1, 1, 1};
+    TCHECK_EQ(write(p[1], "byte", 4), 4);
+    TCHECK_EQ(tr_op(prep_that_blocks, &py), 4); /* the read got the bytes */
+    TCHECK_EQ(py.yield_rc, -EPERM);
+    TCHECK_EQ(py.nop_rc, -EPERM);
+    TCHECK_EQ(py.sleep_rc, -EPERM);
+    TCHECK(memcmp(buf, "byte", 4) == 0);
+    TCHECK_EQ(pipe_bytes(p[0]), 0);
+    TCHECK_EQ(tr_yield(), 0); /* outside prep, blocking works again */
+    close_pair(p);
+    return 0;
+}
+
+static void test_review_blocking_call_in_prep_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(tr_test_run(blocking_in_prep, NULL), 0);
+    tr_test_assert_clean();
+}
+
+/* ---- B.7: a killed task's completed fd is closed, not leaked ---------------- */
+
+struct kill_fd {
+    tr_task *a;
+    char path[64];
+};
+
+static int opener(void *arg)
+{
+    struct kill_fd *k = arg;
+    tr_cancel(tr_self());
+    tr_shield_begin();
+    (void)tr_yield(); /* resumed with its cancellation: the kill rung may reach it */
+    int fd = tr_openat(AT_FDCWD, k->path, O_RDONLY | O_CLOEXEC, 0);
+    /* Never reached when killed; otherwise a real result or a cancel. */
+    if (fd >= 0)
+        close(fd);
+    tr_shield_end();
+    return 0;
+}
+
+static int kill_fd_driver(void *arg)
+{
+    struct kill_fd *k = arg;
+    TCHECK_EQ(tr_spawn(NULL, &k->a, opener, k, NULL), 0);
+    tr_detach(k->a);
+    /* The opener runs, yields, then parks on its openat in the same pass
+     * as our shutdown request: grace and kill 0 kill it before it can
+     * take the fd its openat (completing inline) produced. */
+    for (int i = 0; i < 100 && !parked_on(k->a, TR_WAIT_OP); i++)
+        TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    return 0;
+}
+
+static void test_review_killed_task_completed_fd_closed(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.grace_ms = 0;
+    cfg.kill_ms = 0;
+    cfg.report_fd = -1;
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    struct kill_fd k = {.path = "/tmp/taskring-review-XXXXXX"};
+    int tmp = mkstemp(k.path);
+    assert_true(tmp >= 0);
+    close(tmp);
+    int fds0 = count_fds();
+    uint64_t closed = 0, killed = 0;
+    for (int round = 0; round < 20; round++) {
+        tr_engine *e = eng_new(&cfg);
+        assert_int_equal(tr_spawn(e, NULL, kill_fd_driver, &k, NULL), 0);
+        assert_int_equal(tr_engine_run(e), 0);
+        struct tr_stats st = stats_of(e);
+        closed += st.fds_closed_at_kill;
+        killed += st.tasks_killed;
+        tr_test_assert_quiescent(e);
+        assert_int_equal(tr_engine_destroy(e), 0);
+        /* Whatever happened, no fd is left behind. */
+        assert_int_equal(count_fds(), fds0);
+    }
+    unlink(k.path);
+    tr_test_assert_clean();
+    assert_true(killed > 0);
+    assert_true(closed > 0); /* the openat completes inline: the usual case */
+}
+
+/* ---- B.8: a rung fires only after the one before it was delivered ---------- */
+
+static int ends_on_cancel(void *arg)
+{
+    int *ended = arg;
+    int r = tr_nop(); /* -ECANCELED: spawned during the shutdown's pass */
+    (*ended)++;
+    return r < 0 ? r : 0;
+}
+
+static int spawn_then_shutdown(void *arg)
+{
+    for (int i = 0; i < 100; i++)
+        TCHECK_EQ(tr_spawn(NULL, NULL, ends_on_cancel, arg, NULL), 0);
+    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    return 0;
+}
+
+static void test_review_runnable_tasks_not_killed_by_instant_ladder(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.grace_ms = 0; /* the whole ladder in one pass, as three signals in a ms */
+    cfg.kill_ms = 0;
+    cfg.report_fd = -1;
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    int ended = 0;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, spawn_then_shutdown, &ended, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(ended, 100);
+    assert_int_equal(st.tasks_killed, 0);
+    assert_int_equal(st.tasks_cancelled, 100);
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    tr_test_assert_clean();
+}
+
+/* A task that ignores every cancellation is still killed by the same
+ * instant ladder, once its cancellation was delivered. */
+static int ignores_cancel(void *arg)
+{
+    (void)arg;
+    tr_shield_begin();
+    for (;;)
+        (void)tr_sleep_ns(1000000);
+    return 0;
+}
+
+static void test_review_instant_ladder_still_kills_stubborn(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.grace_ms = 0;
+    cfg.kill_ms = 0;
+    cfg.report_fd = -1;
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, ignores_cancel, NULL, NULL), 0);
+    assert_int_equal(tr_spawn(e, NULL, spawn_then_shutdown, &(int){0}, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.tasks_killed, 1);
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
+/* ---- A.5: a task of another engine ------------------------------------------ */
+
+static int cancel_foreign(void *arg)
+{
+    TCHECK_EQ(tr_cancel((tr_task *)arg), -EXDEV);
+    return 0;
+}
+
+static int noop_task(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void test_review_cancel_of_other_engines_task_exdev(void **state)
+{
+    (void)state;
+    tr_engine *b = eng_new(NULL);
+    tr_task *bt;
+    assert_int_equal(tr_spawn(b, &bt, noop_task, NULL, NULL), 0);
+    assert_int_equal(tr_test_run(cancel_foreign, bt), 0);
+    assert_int_equal(tr_engine_run(b), 0);
+    int res = -1;
+    assert_int_equal(tr_task_result(bt, &res), 0);
+    assert_int_equal(res, 0); /* it was never cancelled */
+    assert_int_equal(tr_detach(bt), 0);
+    assert_int_equal(tr_engine_destroy(b), 0);
+    tr_test_assert_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_review_send_to_closed_peer_epipe_not_sigpipe),
         T(test_review_shutdown_op_half_closes),
+        T(test_review_op_refuses_multishot_zc_drain_links),
+        T(test_review_blocking_call_in_prep_refused),
+        T(test_review_killed_task_completed_fd_closed),
+        T(test_review_runnable_tasks_not_killed_by_instant_ladder),
+        T(test_review_instant_ladder_still_kills_stubborn),
+        T(test_review_cancel_of_other_engines_task_exdev),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
