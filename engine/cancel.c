@@ -28,16 +28,7 @@ int tr__cancel_submit(tr_engine *e, uint32_t idx)
     if (op->cancel_sent)
         return 0;
     struct io_uring_sqe *sqe = tr__ring_get_sqe(e);
-    if (op->state != TR_OP_INFLIGHT) {
-        /* tr__ring_get_sqe reaped the op's own CQE: nothing to cancel. An
-         * SQE it handed out must still go somewhere: a NOP the dispatcher
-         * drops as stale. */
-        if (sqe) {
-            io_uring_prep_nop(sqe);
-            sqe->user_data = 0;
-        }
-        return 0;
-    }
+    TR_ASSERT(op->state == TR_OP_INFLIGHT); /* getting an SQE never reaps */
     if (!sqe) {
         /* The ring refused every retry (it keeps answering -EBUSY): try
          * again at the next pass, the task stays parked meanwhile. */

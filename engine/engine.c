@@ -76,6 +76,8 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     e->report_fd = cfg->report_fd;
     tr__list_init(&e->end_listeners);
     tr__list_init(&e->sd_waiters);
+    tr__list_init(&e->sq_waiters);
+    e->pass_inline = tr__loop_pass_inline;
     int err = tr__ring_init(e, cfg);
     if (err) {
         free(e);

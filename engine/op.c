@@ -93,19 +93,36 @@ void tr__op_table_free(tr_engine *e)
  * caller prepare the SQE, then tr__op_park submits and parks in the op's
  * wait record (ow, in the caller's frame).
  */
+#define TR_SQ_WAIT_PASSES 64
+
 int tr__op_begin(tr_task *t, uint8_t opcode, int fd, struct tr__op_wait *ow,
                  struct io_uring_sqe **sqe_out)
 {
     tr_engine *e = t->e;
+    struct io_uring_sqe *sqe;
+    /* A full SQ the kernel refuses to take: wait for the scheduler to reap
+     * and try again. Bounded: a ring that refuses TR_SQ_WAIT_PASSES passes
+     * in a row is broken, and the op fails with -EBUSY. */
+    for (unsigned pass = 0; !(sqe = tr__ring_get_sqe(e)); pass++) {
+        if (pass == TR_SQ_WAIT_PASSES)
+            return -EBUSY;
+        bool cancellable = tr__opdefs[opcode].cancellable;
+        int err = tr__sq_wait(t, cancellable);
+        /* Level-triggered: a cancel that came while we were woken and
+         * queued applies before we submit. */
+        if (!err && cancellable)
+            err = tr__cancel_point(t);
+        if (err)
+            return err;
+    }
     uint32_t idx;
     int err = tr__op_alloc(e, &idx);
-    if (err)
+    if (err) {
+        /* The SQE is taken: it must still go somewhere, a NOP the
+         * dispatcher drops. Only the ring ever sees it. */
+        io_uring_prep_nop(sqe);
+        sqe->user_data = TR_UD_VOID;
         return err;
-    struct io_uring_sqe *sqe = tr__ring_get_sqe(e);
-    if (!sqe) {
-        /* The ring refused every retry; the slot was never submitted. */
-        tr__op_free(e, idx);
-        return -EBUSY;
     }
     struct tr_op *op = tr__op_get(e, idx);
     op->opcode = opcode;

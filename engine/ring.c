@@ -1,6 +1,8 @@
 /*
  * ring.c — the only file that calls liburing's submission and completion
  * functions. Every error of io_uring_enter that we can meet is named here.
+ * It calls nothing above it: completions are copied out to the scheduler
+ * (tr__ring_take), which dispatches them.
  */
 #include "tr_internal.h"
 
@@ -148,14 +150,19 @@ struct io_uring_sqe *tr__ring_get_sqe(tr_engine *e)
     struct io_uring_sqe *sqe = get_sqe(e);
     if (TR_LIKELY(sqe != NULL))
         return sqe;
-    /* The SQ is full: hand it to the kernel. Reaping on -EBUSY/-EAGAIN only
-     * queues tasks (dispatch never nests), so this is safe on a task's
-     * stack. */
+    /* The SQ is full: hand it to the kernel, which makes room unless it
+     * refuses (-EBUSY/-EAGAIN: completions must be consumed first). This
+     * never reaps: completions go back to the scheduler only (dispatch
+     * never nests, and nothing below the loop calls up into it). A NULL
+     * makes the caller wait for the next pass (tasks) or retry then (the
+     * engine's own requests). */
     for (int i = 0; i < TR_RING_RETRIES; i++) {
         e->st.submit_calls++;
         int ret = submit(e);
-        if (ret == -EBUSY || ret == -EAGAIN)
-            tr__ring_reap(e);
+        if (ret == -EBUSY || ret == -EAGAIN) {
+            e->st.submit_busy++;
+            return NULL;
+        }
         sqe = get_sqe(e);
         if (sqe)
             return sqe;
@@ -199,9 +206,9 @@ failed:
         return 0;
     case -EBUSY:  /* completions must be consumed before more can start */
     case -EAGAIN: /* the kernel lacked memory for requests: reaping frees some */
-        /* Unsubmitted SQEs stay in the SQ and go with the next enter. */
+        /* Unsubmitted SQEs stay in the SQ and go with the next enter; the
+         * caller (the scheduler) reaps right after. */
         e->st.submit_busy++;
-        tr__ring_reap(e);
         return 0;
     default:
         /* -EBADF, -EFAULT, -EINVAL, -EEXIST (another thread entered a
@@ -211,22 +218,24 @@ failed:
     }
 }
 
-unsigned tr__ring_reap(tr_engine *e)
+unsigned tr__ring_take(tr_engine *e, struct tr__cqe *out, unsigned max)
 {
     struct io_uring *ring = &e->ring;
     unsigned n = 0;
-    /* Bounded by the CQ size per call: the caller loops per pass, and the
-     * kernel cannot post more than the ring holds between two of our reads
-     * of the tail. */
+    /* Bounded by max: the caller loops, and bounds its loop by the CQ. */
     unsigned head = *ring->cq.khead;
     unsigned tail = io_uring_smp_load_acquire(ring->cq.ktail);
     unsigned mask = ring->cq.ring_mask;
-    while (head != tail && n < e->cq_entries) {
-        struct io_uring_cqe *cqe = &ring->cq.cqes[head & mask];
-        tr__dispatch_cqe(e, cqe->user_data, cqe->res, cqe->flags);
+    while (head != tail && n < max) {
+        const struct io_uring_cqe *cqe = &ring->cq.cqes[head & mask];
+        out[n].user_data = cqe->user_data;
+        out[n].res = cqe->res;
+        out[n].flags = cqe->flags;
         head++;
         n++;
     }
+    /* Consumed before they are dispatched: the copies carry everything, and
+     * the kernel may post into the room at once. */
     if (n)
         io_uring_cq_advance(ring, n);
     e->st.cq_overflows = tr__ring_overflow_count(e);

@@ -141,6 +141,13 @@ void tr__internal_arm(tr_engine *e)
         arm_read(e, e->wake_fd, &e->wake_buf, sizeof(e->wake_buf), TR_UD_WAKE, &e->wake_armed);
 }
 
+bool tr__internal_arm_owed(const tr_engine *e)
+{
+    if (e->internal_stopping)
+        return false;
+    return (e->sigfd >= 0 && !e->sig_armed) || (e->wake_fd >= 0 && !e->wake_armed);
+}
+
 static void cancel_read(tr_engine *e, uint64_t ud, bool *sent)
 {
     if (*sent)

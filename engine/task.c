@@ -8,8 +8,8 @@
  * scheduler switches into the first task of a pass; a task that parks,
  * yields or ends switches straight to the next task of the pass (one stack
  * switch, not two); the last one begins the next pass itself when the
- * scheduler has nothing to do (begin_pass_inline), else switches back to
- * it. Whoever runs next frees an ended task's stack (bury) and checks the
+ * scheduler has nothing to do (e->pass_inline, loop.c), else switches back
+ * to it. Whoever runs next frees an ended task's stack (bury) and checks the
  * canary of the task that left (arrive).
  */
 #include "tr_internal.h"
@@ -97,30 +97,6 @@ static tr_task *direct_next(tr_engine *e)
 }
 
 /*
- * The pass is over but tasks are queued for the next one. The scheduler's
- * part of a pass (submit, reap, timers, shutdown phases, the engine's own
- * reads) has nothing to do when no SQE waits, the kernel flags no finished
- * work (TASKRUN_FLAG: without it we cannot know), the CQ is empty, no timer
- * or shutdown or deferred cancel is pending: then the task begins the next
- * pass itself. Bounded: after TR_INLINE_PASSES the scheduler runs a pass.
- */
-#define TR_INLINE_PASSES 64
-
-static bool begin_pass_inline(tr_engine *e)
-{
-    if (!e->run_head || e->inline_passes >= TR_INLINE_PASSES || !e->taskrun_flag)
-        return false;
-    if (e->heap_len || e->cancels_deferred || tr__shutdown_active(e))
-        return false;
-    if (tr__ring_enter_needed(e, false) || !tr__ring_cq_empty(e))
-        return false;
-    e->inline_passes++;
-    e->batch = e->run_head;
-    e->run_head = e->run_tail = NULL;
-    return true;
-}
-
-/*
  * From a task to the next one of this pass, or back to the scheduler when
  * there is none. final: the task has ended and its stack will be freed by
  * whoever runs next (bury), so ASan may drop its fake stack. A direct
@@ -133,7 +109,7 @@ static void switch_away(tr_task *t, bool final)
     tr_engine *e = t->e;
     tr_task *n = direct_next(e);
     (void) final; /* used by the ASan annotations only */
-    if (!n && !e->batch && begin_pass_inline(e))
+    if (!n && !e->batch && e->run_head && e->pass_inline(e))
         n = direct_next(e);
     if (n == t) {
         /* t yielded and is the next pass's first: it just goes on. */

@@ -193,11 +193,13 @@ enum tr__udk {
     TR_UDK_SIGNAL = 1,  /* the signalfd read */
     TR_UDK_WAKE = 2,    /* the wakeup eventfd read */
     TR_UDK_ICANCEL = 3, /* ASYNC_CANCEL of one of the two reads above */
+    TR_UDK_VOID = 4,    /* a NOP filling an SQE that was taken but not used */
 };
 #define TR_UD_CANCEL (TR_UD_ENGINE | ((uint64_t)TR_UDK_CANCEL << TR_UD_KIND_SHIFT))
 #define TR_UD_SIGNAL (TR_UD_ENGINE | ((uint64_t)TR_UDK_SIGNAL << TR_UD_KIND_SHIFT))
 #define TR_UD_WAKE (TR_UD_ENGINE | ((uint64_t)TR_UDK_WAKE << TR_UD_KIND_SHIFT))
 #define TR_UD_ICANCEL (TR_UD_ENGINE | ((uint64_t)TR_UDK_ICANCEL << TR_UD_KIND_SHIFT))
+#define TR_UD_VOID (TR_UD_ENGINE | ((uint64_t)TR_UDK_VOID << TR_UD_KIND_SHIFT))
 #define TR_GEN_MASK 0x7fffffffu
 /* A cancel's user_data carries the low 24 bits of its target's generation
  * in bits 32-55, so its CQE is never taken for a later activation's. */
@@ -461,14 +463,23 @@ int tr__ring_enable(tr_engine *e);
 void tr__ring_register(tr_engine *e);
 void tr__ring_unregister(tr_engine *e);
 void tr__ring_exit(tr_engine *e);
-/* An SQE for one op: flushes the SQ to the kernel when it is full. NULL only
- * when the ring refuses every retry (the caller returns -EBUSY). */
+/* An SQE: flushes the SQ to the kernel when it is full. NULL when the ring
+ * refuses (it wants completions consumed first): the caller waits for the
+ * next pass. Never reaps. */
 struct io_uring_sqe *tr__ring_get_sqe(tr_engine *e);
 /* Submits pending SQEs; waits for at least one CQE when wait is true, for at
- * most timeout_ns (UINT64_MAX: no limit). Returns 0 or a fatal -errno. */
+ * most timeout_ns (UINT64_MAX: no limit). Returns 0 or a fatal -errno; on
+ * -EBUSY/-EAGAIN 0, and the caller reaps. */
 int tr__ring_enter(tr_engine *e, bool wait, uint64_t timeout_ns);
-/* Reaps every available CQE into the slots; returns how many. */
-unsigned tr__ring_reap(tr_engine *e);
+/* A completion, copied out of the CQ. */
+struct tr__cqe {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+};
+/* Copies up to max completions into out and consumes them; returns how
+ * many. The caller dispatches them. */
+unsigned tr__ring_take(tr_engine *e, struct tr__cqe *out, unsigned max);
 unsigned tr__ring_sq_pending(const tr_engine *e);
 bool tr__ring_cq_empty(tr_engine *e);
 bool tr__ring_enter_needed(const tr_engine *e, bool busy);
@@ -480,8 +491,23 @@ int tr__ring_post_raw_nop(tr_engine *e, uint64_t ud);
 /* ------------------------------------------------------------- dispatch */
 
 void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags);
-/* The scheduler loop of tr_engine_run. */
+
+/* ----------------------------------------------------------------- loop */
+
+/* The scheduler loop of tr_engine_run (loop.c). */
 int tr__engine_loop(tr_engine *e);
+/* May a task begin the next pass itself? (loop.c; task.c reaches it
+ * through e->pass_inline, a hook: tasks sit below the loop.) */
+bool tr__loop_pass_inline(tr_engine *e);
+
+/* --------------------------------------------------------- SQ room waits */
+
+/* Parks t until the next pass has reaped (the SQ is full and the kernel
+ * wants completions consumed first). 0, or -ECANCELED when cut short (only
+ * when cancellable) or killed. */
+int tr__sq_wait(tr_task *t, bool cancellable);
+bool tr__sq_waiters(const tr_engine *e);
+void tr__sq_waiters_wake(tr_engine *e);
 
 /* ---------------------------------------------------------------- cancel */
 
@@ -549,6 +575,8 @@ int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg);
 bool tr__shutdown_signals_ok(const sigset_t *set);
 void tr__sigwake_close(tr_engine *e);
 void tr__internal_arm(tr_engine *e);
+/* A read is not armed and should be (the ring refused its SQE). */
+bool tr__internal_arm_owed(const tr_engine *e);
 void tr__internal_stop(tr_engine *e);
 /* A stop was asked but a read's cancel could not be submitted yet. */
 bool tr__internal_stop_owed(const tr_engine *e);
@@ -594,6 +622,7 @@ struct tr_engine {
     bool ring_enabled;
     bool ring_registered; /* in the running thread's table (see ring.c) */
     bool running;
+    bool reaping; /* the loop's reap phase: the only place completions are dispatched */
     bool defer_taskrun;
     bool stack_trim_owed;   /* tr__stack_trim has slabs to give back... */
     uint64_t stack_trim_at; /* ...from then on (pass_ns clock) */
@@ -601,6 +630,7 @@ struct tr_engine {
     bool taskrun_flag;      /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
     unsigned peek_skip;     /* sleeps left before the next peek for completions */
     unsigned inline_passes; /* passes begun by a task since the scheduler's last */
+    bool (*pass_inline)(tr_engine *e); /* tr__loop_pass_inline, for task.c */
     unsigned sq_entries, cq_entries;
     size_t stack_size;
     unsigned cfg_flags;
@@ -651,6 +681,7 @@ struct tr_engine {
     int report_fd;
     uint64_t live_late;         /* live TR_SPAWN_LATE tasks */
     struct tr__link sd_waiters; /* tasks parked in tr_wait_shutdown */
+    struct tr__link sq_waiters; /* tasks parked for SQ room (wait_sq.c) */
     uint64_t pass_ns;           /* the clock at the start of the pass */
 
     /* The engine's own reads (sigwake.c). Their buffers live here, in the

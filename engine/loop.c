@@ -1,0 +1,312 @@
+/*
+ * loop.c — the scheduler: tr_engine_run's loop, as named phases.
+ *
+ * One pass:
+ *   1. duties   every per-pass duty of the table below that is pending
+ *               (the shutdown's phases, the engine's own reads, deferred
+ *               cancels, due timers);
+ *   2. run      every task that was runnable when the pass began (tasks
+ *               woken during the pass run in the next one, so a pass is
+ *               bounded);
+ *   3. duties   again: tasks that just ran may have armed timers, ended a
+ *               shutdown phase or asked for a cancel;
+ *   4. decide   return when nothing is left (idle) or nothing can ever
+ *               wake anyone (-EDEADLK);
+ *   5. enter    ONE io_uring_enter submits every SQE of the pass and, when
+ *               nothing is runnable, waits for a completion or the nearest
+ *               deadline (timers, shutdown rungs);
+ *   6. reap     completions are taken from the ring and dispatched (queued,
+ *               never run), then tasks that waited for SQ room are woken.
+ * A task that ends or parks at the end of a pass, with tasks queued for the
+ * next one, may begin that pass itself (task.c) — but only when no duty of
+ * the table is pending (tr__loop_pass_inline): the table is the one list
+ * both use, so a new duty cannot be skipped by either.
+ */
+#include "tr_internal.h"
+
+#include <errno.h>
+
+/* madvise calls per idle pass: bounded, so a wake-up waits little. */
+#define TR_TRIM_PER_WAIT 16
+/* Sleeps without a peek after a peek that found nothing. */
+#define TR_PEEK_BACKOFF 16
+/* Passes a task may begin in a row before the scheduler runs one. */
+#define TR_INLINE_PASSES 64
+/* Completions copied out of the CQ per take. */
+#define TR_REAP_CHUNK 64
+
+/* ---- the duties --------------------------------------------------------------- */
+
+struct duty {
+    const char *name;
+    bool (*pending)(const tr_engine *e);
+    void (*run)(tr_engine *e, uint64_t now); /* NULL: the enter and reap phases do it */
+};
+
+static bool shutdown_pending(const tr_engine *e)
+{
+    return tr__shutdown_active((tr_engine *)e);
+}
+
+static void shutdown_run(tr_engine *e, uint64_t now)
+{
+    (void)now; /* the phases' deadlines want the precise clock */
+    tr__shutdown_pass(e, tr__now_ns());
+}
+
+static bool reads_pending(const tr_engine *e)
+{
+    return tr__internal_arm_owed(e);
+}
+
+static void reads_run(tr_engine *e, uint64_t now)
+{
+    (void)now;
+    tr__internal_arm(e);
+}
+
+static bool cancels_pending(const tr_engine *e)
+{
+    return e->cancels_deferred > 0;
+}
+
+static void cancels_run(tr_engine *e, uint64_t now)
+{
+    (void)now;
+    tr__cancel_retry_deferred(e);
+}
+
+static bool timers_pending(const tr_engine *e)
+{
+    return e->heap_len > 0;
+}
+
+static void timers_run(tr_engine *e, uint64_t now)
+{
+    (void)now;
+    tr__timer_expire(e, tr__now_ns());
+}
+
+static bool submit_pending(const tr_engine *e)
+{
+    /* SQEs to hand over, or completion work the kernel holds back. */
+    return tr__ring_enter_needed(e, true);
+}
+
+static bool reap_pending(const tr_engine *e)
+{
+    return !tr__ring_cq_empty((tr_engine *)e);
+}
+
+static bool sq_waiters_pending(const tr_engine *e)
+{
+    return tr__sq_waiters(e);
+}
+
+/* In the order of a pass. The shutdown comes first (a signal reaped last
+ * pass starts Stop before tasks run), timers last among the duties that
+ * run (a cancel retried or a rung taken may disarm some). */
+static const struct duty duties[] = {
+    {"shutdown", shutdown_pending, shutdown_run},
+    {"engine reads", reads_pending, reads_run},
+    {"deferred cancels", cancels_pending, cancels_run},
+    {"timers", timers_pending, timers_run},
+    {"submit", submit_pending, NULL},
+    {"reap", reap_pending, NULL},
+    {"sq waiters", sq_waiters_pending, NULL},
+};
+#define NDUTIES (sizeof(duties) / sizeof(duties[0]))
+
+static void run_duties(tr_engine *e, uint64_t now)
+{
+    for (size_t i = 0; i < NDUTIES; i++)
+        if (duties[i].run && duties[i].pending(e))
+            duties[i].run(e, now);
+}
+
+static bool duties_pending(const tr_engine *e)
+{
+    for (size_t i = 0; i < NDUTIES; i++)
+        if (duties[i].pending(e))
+            return true;
+    return false;
+}
+
+/* Called by a task at the end of a pass with tasks queued for the next:
+ * may it begin that pass itself? Only when the scheduler's part of a pass
+ * has nothing to do. Without TASKRUN_FLAG the kernel cannot tell us
+ * whether completions wait, so never. Bounded: after TR_INLINE_PASSES the
+ * scheduler runs a pass. */
+bool tr__loop_pass_inline(tr_engine *e)
+{
+    if (!e->run_head || e->inline_passes >= TR_INLINE_PASSES || !e->taskrun_flag)
+        return false;
+    if (duties_pending(e))
+        return false;
+    e->inline_passes++;
+    e->batch = e->run_head;
+    e->run_head = e->run_tail = NULL;
+    return true;
+}
+
+/* ---- the phases ---------------------------------------------------------------- */
+
+static void run_batch(tr_engine *e)
+{
+    TR_ASSERT(e->batch == NULL);
+    e->inline_passes = 0;
+    e->batch = e->run_head;
+    e->run_head = e->run_tail = NULL;
+    /* Bounded by the tasks queued when the pass began. Tasks take their
+     * successors off e->batch themselves when they switch directly
+     * (task.c), so the scheduler sees only the rest. */
+    while (e->batch) {
+        tr_task *t = e->batch;
+        e->batch = t->run_next;
+        t->run_next = NULL;
+        tr__prefetch_frame(e->batch);
+        tr__run_task(e, t);
+    }
+}
+
+static void reap(tr_engine *e)
+{
+    struct tr__cqe cqes[TR_REAP_CHUNK];
+    /* Bounded by the CQ's size per pass: the kernel cannot post more than
+     * the ring holds between two of our reads of its tail. */
+    e->reaping = true;
+    for (unsigned total = 0; total < e->cq_entries;) {
+        unsigned n = tr__ring_take(e, cqes, TR_REAP_CHUNK);
+        for (unsigned i = 0; i < n; i++)
+            tr__dispatch_cqe(e, cqes[i].user_data, cqes[i].res, cqes[i].flags);
+        total += n;
+        if (n < TR_REAP_CHUNK)
+            break;
+    }
+    e->reaping = false;
+    /* The enter handed the SQ to the kernel: whoever waited for room may
+     * try again. */
+    tr__sq_waiters_wake(e);
+}
+
+static bool ring_busy(const tr_engine *e)
+{
+    return e->st.ops_inflight > 0 || e->internal_inflight > 0 || tr__ring_sq_pending(e) > 0;
+}
+
+/* Tasks' work is over: nothing alive, nothing of theirs in flight, no
+ * shutdown to finish. What may remain are the engine's own reads. */
+static bool user_idle(tr_engine *e)
+{
+    return e->st.tasks_live == 0 && e->st.ops_inflight == 0 && !tr__shutdown_active(e);
+}
+
+/* Live tasks that can only be woken by each other. A task in
+ * tr_wait_shutdown waits for the outside world, a shutdown in progress
+ * cancels everyone: neither is a deadlock. */
+static bool deadlocked(tr_engine *e)
+{
+    return e->st.tasks_live > 0 && e->st.ops_inflight == 0 && e->heap_len == 0 &&
+           tr__list_empty(&e->sd_waiters) && !tr__sq_waiters(e) && !tr__shutdown_active(e) &&
+           e->run_head == NULL;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Decide: 1 to return (*ret set), 0 to go on. */
+static int decide(tr_engine *e, int *ret)
+{
+    bool runnable = e->run_head != NULL;
+    bool idle = !runnable && user_idle(e);
+    bool stuck = !runnable && !idle && deadlocked(e);
+    if (idle || stuck) {
+        /* Returning: take the engine's own reads down too (G2). A signal
+         * read that completes meanwhile starts a shutdown, which ends the
+         * deadlock: then the loop goes on. */
+        if (e->internal_inflight == 0 && tr__ring_cq_empty(e) && tr__ring_sq_pending(e) == 0) {
+            tr__stack_trim(e, UINT32_MAX);
+            *ret = idle ? 0 : -EDEADLK;
+            return 1;
+        }
+        tr__internal_stop(e);
+    } else if (e->internal_stopping && tr__shutdown_active(e)) {
+        /* A shutdown began while the reads were being stopped: it needs
+         * them for its later signals. */
+        e->internal_stopping = false;
+    }
+    return 0;
+}
+
+/* Enter, when nothing is runnable: sleep until a completion or the nearest
+ * deadline. Returns 0 or a fatal -errno; -EDEADLK when nothing can ever
+ * wake anyone. */
+static int enter_and_wait(tr_engine *e, uint64_t now)
+{
+    uint64_t wait = min_u64(tr__timer_next_ns(e, now), tr__shutdown_next_ns(e, now));
+    /* A cancel the ring refused, or an op waiting for SQ room, is retried
+     * at the next pass: never wait for ever while one is owed. */
+    if (TR_UNLIKELY(e->cancels_deferred || tr__internal_stop_owed(e) || tr__sq_waiters(e) ||
+                    tr__internal_arm_owed(e)))
+        wait = min_u64(wait, TR_RETRY_NS);
+    /* Idle time is the time to give spare stacks back, once the surplus
+     * has lasted a while: wake up for it if need be. */
+    if (TR_UNLIKELY(e->stack_trim_owed)) {
+        if (e->pass_ns >= e->stack_trim_at)
+            tr__stack_trim(e, TR_TRIM_PER_WAIT);
+        else
+            wait = min_u64(wait, e->stack_trim_at - e->pass_ns);
+    }
+    /* Before sleeping, hand over the SQEs and run the kernel's finished
+     * work once: completions from io-wq workers often land meanwhile, and a
+     * sleep + wake-up costs more than this one call (+5% IOPS on tmpfs
+     * reads). Where it finds nothing (a server waiting on its clients), it
+     * is tried only every TR_PEEK_BACKOFF sleeps: +2% CPU otherwise. */
+    if (e->st.ops_inflight > 0 && wait > 0 && tr__ring_cq_empty(e)) {
+        if (e->peek_skip > 0) {
+            e->peek_skip--;
+        } else {
+            int err = tr__ring_enter(e, false, 0);
+            bool ready = !tr__ring_cq_empty(e);
+            e->peek_skip = ready ? 0 : TR_PEEK_BACKOFF;
+            if (err || ready)
+                return err; /* an error to return, or completions to reap */
+        }
+    }
+    if (ring_busy(e) || wait != UINT64_MAX)
+        return tr__ring_enter(e, true, wait);
+    if (tr__ring_cq_empty(e))
+        return -EDEADLK; /* nothing can ever wake anyone */
+    return 0;
+}
+
+int tr__engine_loop(tr_engine *e)
+{
+    e->internal_stopping = false;
+    for (;;) {
+        /* pass_ns only dates parks (shown by tr_engine_dump): coarse. The
+         * duties that need the precise clock read it themselves. */
+        uint64_t now = e->pass_ns = tr__now_coarse_ns();
+        run_duties(e, now);
+        run_batch(e);
+        run_duties(e, now);
+        int ret;
+        if (decide(e, &ret))
+            return ret;
+        int err = 0;
+        if (e->run_head) {
+            /* Hand over this pass's SQEs and collect what is ready, but do
+             * not wait: tasks are waiting to run. Nothing to hand over and
+             * nothing flagged ready: no syscall at all. */
+            if (tr__ring_enter_needed(e, ring_busy(e)))
+                err = tr__ring_enter(e, false, 0);
+        } else {
+            err = enter_and_wait(e, tr__now_ns());
+        }
+        if (err)
+            return err;
+        reap(e);
+    }
+}
