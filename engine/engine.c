@@ -102,9 +102,15 @@ int tr_engine_run(tr_engine *e)
         return -EPERM;
     if (e->running)
         return -EBUSY;
+    /* A SINGLE_ISSUER ring refuses every thread but the one that enabled
+     * it (-EEXIST): say so before a task runs, or it would run and leave
+     * an op in flight that nobody can submit or reap. */
+    if (e->ring_enabled && e->single_issuer && !pthread_equal(e->run_thread, pthread_self()))
+        return -EEXIST;
     int err = tr__ring_enable(e);
     if (err)
         return err;
+    tr__shutdown_rearm(e);
     tr__ring_register(e);
     tr__guard_thread_init();
     e->running = true;
@@ -137,14 +143,14 @@ int tr_engine_destroy(tr_engine *e)
     TR_ASSERT(e->heap_len == 0);
     bool had_signals = e->sigfd >= 0;
     tr__ring_exit(e);
-    tr__sigwake_close(e);
+    struct tr__sig_release rel;
+    tr__sigwake_close(e, &rel);
     if (e->sd.phase == TR_PH_DONE && e->report_fd >= 0) {
         char line[128];
         int n = snprintf(line, sizeof(line), "taskring:   ring closed%s\n",
                          had_signals ? ", signalfd closed, signal mask restored" : "");
         if (n > 0)
-            tr__write_all(e->report_fd, line,
-                          (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+            tr__report_line(e, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
     }
     tr__task_reserve_release(e);
     tr__task_records_free(e);
@@ -155,5 +161,6 @@ int tr_engine_destroy(tr_engine *e)
     tr__op_table_free(e);
     free(e->hooks);
     free(e);
+    tr__sig_release(&rel);
     return 0;
 }

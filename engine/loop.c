@@ -54,6 +54,17 @@ static void shutdown_run(tr_engine *e, uint64_t now)
     tr__shutdown_pass(e, tr__now_ns());
 }
 
+static bool peers_pending(const tr_engine *e)
+{
+    return tr__peer_signals_pending(e);
+}
+
+static void peers_run(tr_engine *e, uint64_t now)
+{
+    (void)now;
+    tr__peer_signals_take(e);
+}
+
 static bool reads_pending(const tr_engine *e)
 {
     return tr__internal_arm_owed(e);
@@ -107,6 +118,7 @@ static bool sq_waiters_pending(const tr_engine *e)
  * pass starts Stop before tasks run), timers last among the duties that
  * run (a cancel retried or a rung taken may disarm some). */
 static const struct duty duties[] = {
+    {"signals from other engines", peers_pending, peers_run},
     {"shutdown", shutdown_pending, shutdown_run},
     {"engine reads", reads_pending, reads_run},
     {"deferred cancels", cancels_pending, cancels_run},

@@ -8,13 +8,39 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+/* One write that never blocks. Pipes, sockets and FIFOs take RWF_NOWAIT
+ * (a full pipe: -EAGAIN); where that is refused (a terminal), a poll with
+ * no timeout first says whether there is room. Regular files and block
+ * devices never wait for a reader: a plain write. */
+static ssize_t write_nowait(int fd, const char *buf, size_t len)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+        return write(fd, buf, len);
+    struct iovec iov = {(void *)buf, len};
+    ssize_t w = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
+    if (w >= 0 || (errno != EOPNOTSUPP && errno != EINVAL))
+        return w;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return write(fd, buf, len);
+}
 
 int tr__write_all(int fd, const char *buf, size_t len)
 {
-    /* Bounded: each round writes at least one byte or gives up. */
+    /* Bounded: each round writes at least one byte or gives up. A reader
+     * that stalls (a full pipe nobody drains, a stopped terminal) costs the
+     * rest of the line, never the shutdown (DESIGN section 4). */
     while (len > 0) {
-        ssize_t w = write(fd, buf, len);
+        ssize_t w = write_nowait(fd, buf, len);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -25,9 +51,19 @@ int tr__write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/* A report line: what could not be written is counted, not waited for. */
+void tr__report_line(tr_engine *e, const char *buf, size_t len)
+{
+    if (e->report_fd < 0)
+        return;
+    if (tr__write_all(e->report_fd, buf, len) != 0)
+        e->st.report_lines_lost++;
+}
+
 struct out {
     int fd;
     int err;
+    uint64_t *lost; /* counts lines that could not be written, or NULL */
 };
 
 __attribute__((format(printf, 2, 3))) static void outf(struct out *o, const char *fmt, ...)
@@ -37,10 +73,18 @@ __attribute__((format(printf, 2, 3))) static void outf(struct out *o, const char
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    if (n < 0 || o->err)
+    if (n < 0)
         return;
     size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+    if (o->err) {
+        /* The reader stalls: every later line is lost too, counted. */
+        if (o->lost)
+            (*o->lost)++;
+        return;
+    }
     o->err = tr__write_all(o->fd, line, len);
+    if (o->err && o->lost)
+        (*o->lost)++;
 }
 
 const char *tr__task_state_name(const tr_task *t)
@@ -63,7 +107,7 @@ int tr_engine_dump(const tr_engine *e, int fd)
 {
     if (!e || fd < 0)
         return -EINVAL;
-    struct out o = {fd, 0};
+    struct out o = {fd, 0, fd == e->report_fd ? (uint64_t *)&e->st.report_lines_lost : NULL};
     uint64_t now = tr__now_ns();
     int n = 0;
     /* Bounded by the live tasks. */
@@ -109,7 +153,7 @@ void tr__shutdown_report(tr_engine *e)
     if (e->report_fd < 0)
         return;
     const struct tr__shutdown *sd = &e->sd;
-    struct out o = {e->report_fd, 0};
+    struct out o = {e->report_fd, 0, &e->st.report_lines_lost};
     char trig[64];
     uint64_t drain_end = sd->t_kill ? sd->t_kill : sd->t_final;
     outf(&o, "taskring: shutdown report (trigger: %s, signals received: %" PRIu64 ")\n",

@@ -49,6 +49,7 @@ int tr__ring_init(tr_engine *e, const struct tr_config *cfg)
         return -EOPNOTSUPP;
     }
     e->defer_taskrun = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+    e->single_issuer = (p.flags & IORING_SETUP_SINGLE_ISSUER) != 0;
     e->taskrun_flag = (p.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
     e->cq_entries = p.cq_entries;
     e->ring_ready = true;
@@ -67,6 +68,7 @@ int tr__ring_enable(tr_engine *e)
     if (ret < 0)
         return ret;
     e->ring_enabled = true;
+    e->run_thread = pthread_self();
     return 0;
 }
 

@@ -39,8 +39,47 @@ static void record_name(struct tr__sd_name *arr, unsigned *n, tr_task *t, int re
 
 /* ---- the trigger ---------------------------------------------------------- */
 
+/* A run after a finished shutdown honours the ladder again (DESIGN
+ * section 4): a trigger during it starts a new shutdown from Stop.
+ * Shutdown signals (and tr_engine_shutdown calls) that came since the last
+ * one began belong to it (they came while it finished) and are consumed
+ * here, and signals read
+ * after DONE in the run that finished it change nothing either. */
+void tr__shutdown_rearm(tr_engine *e)
+{
+    if (e->sd.phase != TR_PH_DONE)
+        return;
+    tr__sig_drain_pending(e);
+    /* A tr_engine_shutdown() that came during the last one was its too. */
+    atomic_store_explicit(&e->shutdown_req, 0, memory_order_relaxed);
+    e->sd_next_ok = true;
+    e->sd_next_signal = 0;
+}
+
+/* A new shutdown after a finished one: the old one's record makes room. */
+static void sd_restart(tr_engine *e)
+{
+    int signo = e->sd_next_signal;
+    memset(&e->sd, 0, sizeof(e->sd));
+    e->sd_next_ok = false;
+    e->sd_next_signal = 0;
+    e->main_returned = false;
+    e->st.signals_received = signo ? 1 : 0;
+    if (signo) {
+        e->sd.trigger = TR_TRIG_SIGNAL;
+        e->sd.trigger_signo = signo;
+    }
+}
+
 void tr__shutdown_on_signal(tr_engine *e, int signo)
 {
+    if (e->sd.phase == TR_PH_DONE) {
+        if (e->sd_next_ok && !e->sd_next_signal)
+            e->sd_next_signal = signo; /* starts the next shutdown */
+        else
+            e->st.signals_received++; /* the finished one's */
+        return;
+    }
     e->st.signals_received++;
     if (e->sd.phase == TR_PH_NONE && e->sd.trigger == TR_TRIG_NONE) {
         e->sd.trigger = TR_TRIG_SIGNAL;
@@ -112,7 +151,7 @@ static void break_shields(tr_engine *e, uint64_t now)
         static const char hdr[] =
             "taskring: shields broken (grace period over or 2nd signal); tasks still alive:\n";
         e->sd.dumped = true;
-        tr__write_all(e->report_fd, hdr, sizeof(hdr) - 1);
+        tr__report_line(e, hdr, sizeof(hdr) - 1);
         tr_engine_dump(e, e->report_fd);
     }
     e->sd.shields_broken = true;
@@ -299,8 +338,16 @@ static void step(tr_engine *e, uint64_t now)
     struct tr__shutdown *sd = &e->sd;
     unsigned sigs = (unsigned)e->st.signals_received;
     switch (sd->phase) {
+    case TR_PH_DONE:
+        if (!tr__shutdown_active(e))
+            break;
+        sd_restart(e);
+        /* The new shutdown begins as the first did. */
+        __attribute__((fallthrough));
     case TR_PH_NONE:
-        if (atomic_load_explicit(&e->shutdown_req, memory_order_acquire) ||
+        /* The request is consumed: one asked during this shutdown starts
+         * the next one (in a later run), never a second ladder now. */
+        if (atomic_exchange_explicit(&e->shutdown_req, 0, memory_order_acquire) ||
             sd->trigger != TR_TRIG_NONE)
             sd_begin(e, now);
         break;

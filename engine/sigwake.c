@@ -15,7 +15,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-static void release_blocks(tr_engine *e, bool consume);
+static void release_blocks(tr_engine *e, bool consume, struct tr__sig_release *rel);
 
 /* Per thread: how many live engines rely on each signal being blocked by
  * us. A signal the caller had blocked already is never counted (we never
@@ -23,6 +23,88 @@ static void release_blocks(tr_engine *e, bool consume);
  * engines created and destroyed in any order leave exactly the caller's
  * mask. */
 static __thread unsigned block_refs[NSIG];
+
+/* The process's signal-handling engines (G12): a process-directed signal
+ * is read by one signalfd only, whichever thread's read is armed first, so
+ * the engine that reads it tells every other one. The lock only guards
+ * the list; telling is an atomic add and an eventfd write. */
+static pthread_mutex_t sig_engines_mu = PTHREAD_MUTEX_INITIALIZER;
+static tr_engine *sig_engines;
+
+static void sig_engines_add(tr_engine *e)
+{
+    pthread_mutex_lock(&sig_engines_mu);
+    e->sig_next = sig_engines;
+    sig_engines = e;
+    pthread_mutex_unlock(&sig_engines_mu);
+}
+
+static void sig_engines_remove(tr_engine *e)
+{
+    pthread_mutex_lock(&sig_engines_mu);
+    for (tr_engine **pp = &sig_engines; *pp; pp = &(*pp)->sig_next) {
+        if (*pp == e) {
+            *pp = e->sig_next;
+            break;
+        }
+    }
+    e->sig_next = NULL;
+    pthread_mutex_unlock(&sig_engines_mu);
+}
+
+static void wake_write(const tr_engine *e)
+{
+    uint64_t one = 1;
+    if (e->wake_fd < 0)
+        return;
+    ssize_t w;
+    int saved = errno;
+    do {
+        w = write(e->wake_fd, &one, sizeof(one));
+    } while (w < 0 && errno == EINTR);
+    errno = saved;
+}
+
+/* Our signalfd read signo: every other engine that handles it shuts down
+ * too, each on its own thread, one rung per signal as ours. */
+static void sig_engines_tell(const tr_engine *from, int signo)
+{
+    pthread_mutex_lock(&sig_engines_mu);
+    for (tr_engine *x = sig_engines; x; x = x->sig_next) {
+        if (x == from || sigismember(&x->sig_set, signo) != 1)
+            continue;
+        atomic_store_explicit(&x->peer_signo, signo, memory_order_relaxed);
+        atomic_fetch_add_explicit(&x->peer_signals, 1, memory_order_release);
+        wake_write(x);
+    }
+    pthread_mutex_unlock(&sig_engines_mu);
+}
+
+void tr__sig_drain_pending(tr_engine *e)
+{
+    if (e->sigfd < 0)
+        return;
+    /* Bounded as in tr__sig_release. */
+    struct timespec zero = {0, 0};
+    for (int i = 0; i < 4096; i++)
+        if (sigtimedwait(&e->sig_set, NULL, &zero) < 0)
+            break;
+    atomic_store_explicit(&e->peer_signals, 0, memory_order_relaxed);
+}
+
+bool tr__peer_signals_pending(const tr_engine *e)
+{
+    return atomic_load_explicit(&e->peer_signals, memory_order_relaxed) != 0;
+}
+
+void tr__peer_signals_take(tr_engine *e)
+{
+    uint64_t n = atomic_exchange_explicit(&e->peer_signals, 0, memory_order_acquire);
+    int signo = atomic_load_explicit(&e->peer_signo, memory_order_relaxed);
+    /* Bounded: 3 signals take the whole ladder; more change nothing. */
+    for (uint64_t i = 0; i < n && i < 4; i++)
+        tr__shutdown_on_signal(e, signo);
+}
 
 bool tr__shutdown_signals_ok(const sigset_t *set)
 {
@@ -68,44 +150,81 @@ int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg)
     e->sigfd = signalfd(-1, &e->sig_set, SFD_CLOEXEC);
     if (e->sigfd < 0) {
         err = errno;
-        release_blocks(e, false);
+        struct tr__sig_release rel;
+        release_blocks(e, false, &rel);
+        tr__sig_release(&rel);
         close(e->wake_fd);
         e->wake_fd = -1;
         return -err;
     }
+    sig_engines_add(e);
     return 0;
 }
 
-/* Drops this engine's references; unblocks the signals nobody else needs.
- * consume: a shutdown ran, and shutdown signals still pending belong to its
- * ladder; consume them rather than let unblocking turn an orderly shutdown
- * into death by the default action. Without a shutdown they are left
- * pending and delivered: nobody handled that Ctrl+C, so it acts as usual. */
-static void release_blocks(tr_engine *e, bool consume)
+/* Drops this engine's references and says which signals nobody else
+ * needs blocked (rel->unblock). consume: a shutdown that signals reached has
+ * run, and shutdown signals still pending belong to its ladder: they are
+ * consumed rather than let unblocking turn an orderly shutdown into death
+ * by the default action. Without one they are left pending and delivered:
+ * nobody handled that Ctrl+C, so it acts as usual. */
+static void release_blocks(tr_engine *e, bool consume, struct tr__sig_release *rel)
 {
-    sigset_t unblock;
-    sigemptyset(&unblock);
+    sigemptyset(&rel->unblock);
+    rel->consume = consume;
     for (int s = 1; s < NSIG; s++) {
         if (sigismember(&e->sig_added, s) != 1)
             continue;
         TR_ASSERT(block_refs[s] > 0);
         if (--block_refs[s] == 0)
-            sigaddset(&unblock, s);
+            sigaddset(&rel->unblock, s);
     }
     sigemptyset(&e->sig_added);
-    if (sigisemptyset(&unblock))
+}
+
+/* The last step of tr_engine_destroy, after everything else is freed: a
+ * shutdown signal that arrives while the engine is torn down belongs to
+ * the shutdown until then (DESIGN section 4). */
+void tr__sig_release(const struct tr__sig_release *rel)
+{
+    if (sigisemptyset(&rel->unblock))
         return;
     /* Bounded: each standard signal is pending at most once, real-time ones
      * are capped by RLIMIT_SIGPENDING; 4096 rounds is more than either. */
     struct timespec zero = {0, 0};
-    for (int i = 0; consume && i < 4096; i++)
-        if (sigtimedwait(&unblock, NULL, &zero) < 0)
+    for (int i = 0; rel->consume && i < 4096; i++)
+        if (sigtimedwait(&rel->unblock, NULL, &zero) < 0)
             break;
-    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+    /* A signal arriving between the last sigtimedwait and the unblock
+     * would still be delivered with its default action. While no other
+     * engine of the process handles signals (ignoring is process-wide: it
+     * would discard theirs), default-action signals are ignored across the
+     * unblock, which discards such a latecomer, then restored. */
+    struct sigaction old[NSIG];
+    sigset_t ignored;
+    sigemptyset(&ignored);
+    pthread_mutex_lock(&sig_engines_mu);
+    bool alone = sig_engines == NULL;
+    pthread_mutex_unlock(&sig_engines_mu);
+    for (int s = 1; rel->consume && alone && s < NSIG; s++) {
+        if (sigismember(&rel->unblock, s) != 1 || sigaction(s, NULL, &old[s]) != 0)
+            continue;
+        if (!(old[s].sa_flags & SA_SIGINFO) && old[s].sa_handler == SIG_DFL) {
+            struct sigaction ign = old[s];
+            ign.sa_handler = SIG_IGN;
+            if (sigaction(s, &ign, NULL) == 0)
+                sigaddset(&ignored, s);
+        }
+    }
+    pthread_sigmask(SIG_UNBLOCK, &rel->unblock, NULL);
+    for (int s = 1; s < NSIG; s++)
+        if (sigismember(&ignored, s) == 1)
+            sigaction(s, &old[s], NULL);
 }
 
-void tr__sigwake_close(tr_engine *e)
+void tr__sigwake_close(tr_engine *e, struct tr__sig_release *rel)
 {
+    sigemptyset(&rel->unblock);
+    rel->consume = false;
     TR_ASSERT(!e->sig_armed);
     TR_ASSERT(!e->wake_armed);
     if (e->wake_fd >= 0)
@@ -113,11 +232,12 @@ void tr__sigwake_close(tr_engine *e)
     e->wake_fd = -1;
     if (e->sigfd < 0)
         return;
+    sig_engines_remove(e);
     close(e->sigfd);
     e->sigfd = -1;
     if (!pthread_equal(e->owner, pthread_self()))
         return; /* another thread's mask: its owner must restore it */
-    release_blocks(e, e->sd.phase == TR_PH_DONE);
+    release_blocks(e, e->sd.phase == TR_PH_DONE, rel);
 }
 
 static void arm_read(tr_engine *e, int fd, void *buf, unsigned len, uint64_t ud, bool *armed)
@@ -189,6 +309,7 @@ void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
         if (res == (int32_t)sizeof(e->sig_info)) {
             TR_VG_DEFINED(&e->sig_info, sizeof(e->sig_info));
             tr__shutdown_on_signal(e, (int)e->sig_info.ssi_signo);
+            sig_engines_tell(e, (int)e->sig_info.ssi_signo);
         }
         break;
     case TR_UDK_WAKE:
@@ -211,14 +332,6 @@ int tr_engine_shutdown(tr_engine *e)
         return -EINVAL;
     /* Async-signal-safe and thread-safe: an atomic store and a write(2). */
     atomic_store_explicit(&e->shutdown_req, 1, memory_order_release);
-    uint64_t one = 1;
-    if (e->wake_fd >= 0) {
-        ssize_t w;
-        int saved = errno;
-        do {
-            w = write(e->wake_fd, &one, sizeof(one));
-        } while (w < 0 && errno == EINTR);
-        errno = saved;
-    }
+    wake_write(e);
     return 0;
 }

@@ -565,6 +565,12 @@ void tr__shutdown_pass(tr_engine *e, uint64_t now);
 /* The next phase deadline, as nanoseconds from now (UINT64_MAX: none). */
 uint64_t tr__shutdown_next_ns(const tr_engine *e, uint64_t now);
 void tr__shutdown_on_signal(tr_engine *e, int signo);
+/* At the start of a run: after a finished shutdown, the next trigger of this
+ * run starts a new one (signals pending now belong to the old one). */
+void tr__shutdown_rearm(tr_engine *e);
+/* Shutdown signals another engine of the process read for us (G12). */
+bool tr__peer_signals_pending(const tr_engine *e);
+void tr__peer_signals_take(tr_engine *e);
 void tr__shutdown_task_ended(tr_engine *e, tr_task *t);
 void tr__shutdown_report(tr_engine *e);
 void tr__kill_teardown(tr_engine *e, tr_task *t);
@@ -573,7 +579,16 @@ int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg);
 /* Signals that cannot be shutdown signals: SIGKILL, SIGSTOP, and the
  * synchronous faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS). */
 bool tr__shutdown_signals_ok(const sigset_t *set);
-void tr__sigwake_close(tr_engine *e);
+/* What tr_engine_destroy does to the signal mask, last of all. */
+struct tr__sig_release {
+    sigset_t unblock;
+    bool consume;
+};
+void tr__sigwake_close(tr_engine *e, struct tr__sig_release *rel);
+void tr__sig_release(const struct tr__sig_release *rel);
+/* Consumes the shutdown signals pending now (they belong to a finished
+ * shutdown). */
+void tr__sig_drain_pending(tr_engine *e);
 void tr__internal_arm(tr_engine *e);
 /* A read is not armed and should be (the ring refused its SQE). */
 bool tr__internal_arm_owed(const tr_engine *e);
@@ -583,7 +598,11 @@ bool tr__internal_stop_owed(const tr_engine *e);
 /* How soon a pass retries what the ring refused (a cancel). */
 #define TR_RETRY_NS 1000000ull
 void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res);
+/* Writes without ever blocking (report.c): -EAGAIN when the reader stalls. */
 int tr__write_all(int fd, const char *buf, size_t len);
+/* A line of the shutdown report; a line that cannot be written is counted
+ * in stats.report_lines_lost. */
+void tr__report_line(tr_engine *e, const char *buf, size_t len);
 const char *tr__task_state_name(const tr_task *t);
 
 /* ----------------------------------------------------------------- faults */
@@ -675,6 +694,11 @@ struct tr_engine {
     tr_task *hook_task;     /* the at-shutdown task while it runs */
     tr_task *task_reserve;  /* its record and stack, taken by tr_at_shutdown */
     struct tr__shutdown sd;
+    /* After a finished shutdown (sd.phase DONE): a later run may start the
+     * next one (sd_next_ok, set at that run's start), and a signal read in
+     * it asks for it (sd_next_signal: its number). */
+    bool sd_next_ok;
+    int sd_next_signal;
     struct tr__hook *hooks;
     unsigned nhooks, hooks_cap;
     unsigned drain_ms, grace_ms, kill_ms;
@@ -694,6 +718,14 @@ struct tr_engine {
     uint64_t wake_buf;
     sigset_t sig_set, sig_added; /* shutdown signals; those we blocked */
     pthread_t owner;             /* the creating thread, whose mask we changed */
+    pthread_t run_thread;        /* the thread the ring is bound to (SINGLE_ISSUER) */
+    bool single_issuer;          /* ...which then refuses every other thread */
+    /* Signals read by another signal-handling engine of the process
+     * (G12): their count and the last one's number, set by that engine's
+     * thread, taken by ours (sigwake.c). */
+    _Atomic uint64_t peer_signals;
+    _Atomic int peer_signo;
+    struct tr_engine *sig_next; /* the process's signal-handling engines */
 
     struct tr_stats st;
 };
@@ -702,8 +734,9 @@ struct tr_engine {
 static inline bool tr__shutdown_active(tr_engine *e)
 {
     uint8_t ph = e->sd.phase;
-    if (ph == TR_PH_DONE)
-        return false;
+    if (ph == TR_PH_DONE) /* over, unless this later run is asked for another */
+        return e->sd_next_ok &&
+               (e->sd_next_signal || atomic_load_explicit(&e->shutdown_req, memory_order_relaxed));
     return ph != TR_PH_NONE || e->sd.trigger != TR_TRIG_NONE ||
            atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
 }

@@ -9,6 +9,9 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <sys/socket.h>
 
 /* ---- B.12: sends never raise SIGPIPE ---------------------------------------- */
@@ -350,6 +353,316 @@ static void test_review_cancel_of_other_engines_task_exdev(void **state)
     tr_test_assert_clean();
 }
 
+/* ---- fork isolation for the tests that send real signals ---------------------- */
+
+/* Runs fn in a child process and returns its wait status; a child still
+ * alive after timeout_s is killed (SIGKILL): a hang fails the test rather
+ * than the suite. Not a timing assertion: the bound is far above the
+ * milliseconds each child takes. */
+static int in_child(int (*fn)(void), unsigned timeout_s)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(0);
+        _exit(fn());
+    }
+    int st = 0;
+    for (unsigned i = 0; i < timeout_s * 100; i++) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid)
+            return st;
+        struct timespec ts = {0, 10000000}; /* polling a child, not synchronising */
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+/* ---- B.4: every run honours the ladder ---------------------------------------- */
+
+static int forever(void *arg)
+{
+    int *ran = arg;
+    (*ran)++;
+    for (;;) /* ignores every cancellation: only the kill rung ends it */
+        (void)tr_sleep_ns(1000000);
+    return 0;
+}
+
+static int ask_shutdown(void *arg)
+{
+    (void)arg;
+    return tr_engine_shutdown(tr_self_engine());
+}
+
+static int raise_term(void *arg)
+{
+    (void)arg;
+    return kill(getpid(), SIGTERM) == 0 ? 0 : -errno;
+}
+
+static int later_runs_child(void)
+{
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.grace_ms = 10;
+    cfg.kill_ms = 10;
+    cfg.report_fd = -1;
+    tr_engine *e;
+    if (tr_engine_create(&e, &cfg))
+        return 10;
+    int ran = 0;
+    /* Three runs, each ended by the ladder: the first by tr_engine_shutdown,
+     * the later ones after a finished shutdown, by tr_engine_shutdown and by
+     * a real SIGTERM. */
+    tr_fn triggers[] = {ask_shutdown, ask_shutdown, raise_term};
+    for (int run = 0; run < 3; run++) {
+        if (tr_spawn(e, NULL, forever, &ran, NULL) || tr_spawn(e, NULL, triggers[run], NULL, NULL))
+            return 11;
+        if (tr_engine_run(e) != 0)
+            return 12;
+        struct tr_stats st;
+        tr_engine_stats(e, &st);
+        if (st.tasks_live != 0 || st.tasks_killed != (uint64_t)run + 1)
+            return 13 + run;
+    }
+    if (ran != 3)
+        return 17;
+    return tr_engine_destroy(e) == 0 ? 0 : 18;
+}
+
+static void test_review_runs_after_shutdown_honour_ladder(void **state)
+{
+    (void)state;
+    int st = in_child(later_runs_child, 60);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* ---- B.5: a run on the wrong thread changes nothing ----------------------------- */
+
+static int wt_ran;
+
+static int wt_task(void *arg)
+{
+    (void)arg;
+    wt_ran++;
+    return tr_nop();
+}
+
+static void *wt_thread(void *arg)
+{
+    tr_engine *e = arg;
+    return (void *)(intptr_t)tr_engine_run(e);
+}
+
+static void test_review_run_on_other_thread_eexist_first(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, wt_task, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0); /* binds the ring to this thread */
+    wt_ran = 0;
+    assert_int_equal(tr_spawn(e, NULL, wt_task, NULL, NULL), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wt_thread, e), 0);
+    void *rc;
+    assert_int_equal(pthread_join(th, &rc), 0);
+    assert_int_equal((int)(intptr_t)rc, -EEXIST);
+    assert_int_equal(wt_ran, 0); /* refused before any task ran */
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.ops_inflight, 0);
+    assert_int_equal(tr_engine_run(e), 0); /* the owner runs it */
+    assert_int_equal(wt_ran, 1);
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
+/* ---- B.6: a report nobody reads never blocks the shutdown ---------------------- */
+
+static int wait_then_end(void *arg)
+{
+    (void)arg;
+    return tr_wait_shutdown();
+}
+
+static void test_review_report_to_full_pipe_never_blocks(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    /* Fill the pipe: nobody will ever read it. */
+    int fl = fcntl(p[1], F_GETFL);
+    fcntl(p[1], F_SETFL, fl | O_NONBLOCK);
+    char junk[4096];
+    memset(junk, 'x', sizeof(junk));
+    for (int i = 0; i < 4096 && write(p[1], junk, sizeof(junk)) > 0; i++)
+        ;
+    fcntl(p[1], F_SETFL, fl); /* blocking again, as a terminal or a pipe is */
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.report_fd = p[1];
+    cfg.grace_ms = 0;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, wait_then_end, NULL, NULL), 0);
+    assert_int_equal(tr_spawn(e, NULL, forever, &(int){0}, NULL), 0); /* a dump too */
+    assert_int_equal(tr_engine_shutdown(e), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    struct tr_stats st = stats_of(e);
+    assert_true(st.report_lines_lost > 0);
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    close_pair(p);
+}
+
+/* ---- B.9: a signal during the end of a shutdown belongs to it -------------------- */
+
+static int sd_ready[2], sd_report[2];
+
+static int sleeper_long(void *arg)
+{
+    (void)arg;
+    return tr_sleep_ns(3600ull * 1000000000ull);
+}
+
+static int b9_main(void *arg)
+{
+    (void)arg;
+    /* Many stacks to tear down: the engine's destroy takes a while after
+     * its last report line, and the second signal lands in it. */
+    for (int i = 0; i < 20000; i++)
+        if (tr_spawn(NULL, NULL, sleeper_long, NULL, NULL))
+            return -ENOMEM;
+    char c = 1;
+    if (write(sd_ready[1], &c, 1) != 1)
+        return -EIO;
+    return tr_wait_shutdown();
+}
+
+static int b9_child(void)
+{
+    close(sd_report[0]);
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.report_fd = sd_report[1];
+    int r = tr_run(b9_main, NULL, &cfg);
+    /* From here on a signal is ours (the contract ends at tr_run's return). */
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGTERM);
+    sigprocmask(SIG_BLOCK, &ss, NULL);
+    return r == 0 ? 0 : 1;
+}
+
+static void test_review_signal_during_teardown_consumed(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 5; round++) {
+        assert_int_equal(pipe2(sd_ready, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(sd_report, O_CLOEXEC), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            alarm(0);
+            _exit(b9_child());
+        }
+        close(sd_report[1]);
+        char c;
+        assert_int_equal(read(sd_ready[0], &c, 1), 1);
+        assert_int_equal(kill(pid, SIGTERM), 0);
+        /* The report's last line is written once the signalfd is closed:
+         * the second SIGTERM then arrives while the engine is torn down. */
+        char buf[8192];
+        size_t got = 0;
+        while (got < sizeof(buf) - 1) {
+            ssize_t k = read(sd_report[0], buf + got, sizeof(buf) - 1 - got);
+            if (k <= 0)
+                break;
+            got += (size_t)k;
+            buf[got] = '\0';
+            if (strstr(buf, "ring closed"))
+                break;
+        }
+        assert_int_equal(kill(pid, SIGTERM), 0);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFEXITED(st))
+            fail_msg("round %d: the child died by signal %d", round,
+                     WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        assert_int_equal(WEXITSTATUS(st), 0);
+        close_pair(sd_ready);
+        close(sd_report[0]);
+    }
+}
+
+/* ---- B.10: two engines, one SIGTERM ---------------------------------------------- */
+
+static int g12_ready[2];
+
+static int g12_main(void *arg)
+{
+    (void)arg;
+    char c = 1;
+    if (write(g12_ready[1], &c, 1) != 1)
+        return -EIO;
+    return tr_wait_shutdown();
+}
+
+static void *g12_thread(void *arg)
+{
+    (void)arg;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.report_fd = -1;
+    return (void *)(intptr_t)tr_run(g12_main, NULL, &cfg);
+}
+
+static int g12_child(void)
+{
+    /* This thread must not take the process-directed signal either. */
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &ss, NULL);
+    if (pipe2(g12_ready, O_CLOEXEC))
+        return 20;
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&th[i], NULL, g12_thread, NULL))
+            return 21;
+    char c;
+    for (int i = 0; i < 2; i++)
+        if (read(g12_ready[0], &c, 1) != 1)
+            return 22;
+    /* Both engines run and handle SIGTERM: one signal to the process. */
+    kill(getpid(), SIGTERM);
+    int bad = 0;
+    for (int i = 0; i < 2; i++) {
+        void *rc;
+        pthread_join(th[i], &rc);
+        bad += rc != NULL;
+    }
+    return bad ? 23 : 0;
+}
+
+static void test_review_one_signal_stops_every_engine(void **state)
+{
+    (void)state;
+    int st = in_child(g12_child, 60);
+    if (st == -1)
+        fail_msg("one SIGTERM left an engine running (killed after 60 s)");
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +674,11 @@ int main(void)
         T(test_review_runnable_tasks_not_killed_by_instant_ladder),
         T(test_review_instant_ladder_still_kills_stubborn),
         T(test_review_cancel_of_other_engines_task_exdev),
+        T(test_review_runs_after_shutdown_honour_ladder),
+        T(test_review_run_on_other_thread_eexist_first),
+        T(test_review_report_to_full_pipe_never_blocks),
+        T(test_review_signal_during_teardown_consumed),
+        T(test_review_one_signal_stops_every_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
