@@ -5,9 +5,13 @@
  * shield — real I/O after the cancel — then closes its socket with tr_close,
  * which is never cancelled. A peer that never reads can stall the goodbye;
  * the shutdown's grace period (or a second Ctrl+C) breaks the shield.
+ *
+ * The acceptor backs off at the fd limit (net_accept); every connection that
+ * closes ends its wait, since it freed the fd the next accept needs.
  */
 #include "echo.h"
 
+#include "net.h"
 #include "taskring.h"
 
 #include <arpa/inet.h>
@@ -22,6 +26,8 @@
 struct echo_counters echo_counters;
 struct load_counters load_counters;
 struct sockaddr_in echo_server_addr;
+
+static struct net_backoff echo_backoff; /* the one acceptor's */
 
 int echo_listen(int port, struct sockaddr_in *bound)
 {
@@ -77,23 +83,20 @@ out:
     }
     tr_close(fd); /* never cancelled: the socket is always closed */
     echo_counters.live--;
+    net_backoff_wake(&echo_backoff);
     return rc;
 }
 
 int echo_acceptor(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
+    /* One pass per connection: net_accept returns -ECANCELED at shutdown.
+     * At the fd limit it backs off (a retry at once spun at 100 % of a
+     * core) until a close wakes it. */
     for (;;) {
-        int fd = tr_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (fd == -ECANCELED)
-                return fd;
-            if (fd == -EMFILE || fd == -ENFILE || fd == -ECONNABORTED) {
-                tr_yield(); /* transient: let connections end */
-                continue;
-            }
+        int fd = net_accept(lfd, SOCK_CLOEXEC, &echo_backoff);
+        if (fd < 0)
             return fd;
-        }
         echo_counters.accepted++;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

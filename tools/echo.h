@@ -24,11 +24,11 @@ extern struct echo_counters echo_counters;
 
 /* The client side (a load generator's tasks, all on one engine). */
 struct load_counters {
-    _Atomic uint64_t verified; /* round trips whose echo matched */
+    _Atomic uint64_t verified;   /* round trips whose echo matched */
     _Atomic uint64_t mismatches; /* echoes that differed: must stay 0 */
     _Atomic uint64_t connected;
     _Atomic uint64_t ended_by_server; /* saw the goodbye or the close */
-    _Atomic int stop; /* set to end the clients after their next message */
+    _Atomic int stop;                 /* set to end the clients after their next message */
 };
 extern struct load_counters load_counters;
 extern struct sockaddr_in echo_server_addr; /* where echo_client connects */
@@ -42,7 +42,8 @@ int echo_client(void *arg);
 int echo_listen(int port, struct sockaddr_in *bound);
 
 /* The acceptor task: arg is the listening fd (intptr_t). Spawns one
- * "echo-conn" task per connection. Returns -ECANCELED at shutdown. */
+ * "echo-conn" task per connection; backs off at the fd limit
+ * (net_accept). Returns -ECANCELED at shutdown. */
 int echo_acceptor(void *arg);
 
 /* A task that ignores cancellation (shielded reads of a pipe nobody writes),

@@ -12,8 +12,9 @@
  * Ctrl+C (or SIGTERM) once: graceful (connections cancelled, each sends a
  * goodbye inside a shield, then closes); twice: break the shields; three
  * times: kill whatever still ignores cancellation. --stubborn adds a task
- * that ignores cancellation, to watch the third rung. The engine's report
- * goes to stderr.
+ * that ignores cancellation, to watch the third rung. At the fd limit the
+ * acceptor backs off (1 ms doubling to 100 ms, cut short when a connection
+ * closes) instead of spinning. The engine's report goes to stderr.
  */
 #include "echo.h"
 #include "taskring.h"

@@ -11,7 +11,8 @@
  *   taskring-http: listening on 127.0.0.1:PORT
  * from the engine's main task, after tr_engine_create has blocked
  * SIGINT/SIGTERM: a SIGTERM sent the moment that line appears shuts the
- * server down gracefully, never by the signal's default action.
+ * server down gracefully, never by the signal's default action. At the fd
+ * limit the acceptor backs off instead of spinning.
  * SIGINT/SIGTERM shut it down gracefully (every
  * connection task is cancelled and closes its socket); the exit status is
  * then 0, and a last line on stderr counts connections, requests and the
@@ -22,6 +23,7 @@
  * answer every complete request in it (pipelined requests get their
  * answers batched into one send), keep what is left of a partial one.
  */
+#include "net.h"
 #include "taskring.h"
 
 #include <arpa/inet.h>
@@ -75,7 +77,8 @@ struct http_counters {
 static struct http_counters ctr;
 static struct tr_stats stats; /* the engine's counters when shutdown began */
 
-static char listen_name[64]; /* "127.0.0.1:PORT", for the readiness line */
+static char listen_name[64];       /* "127.0.0.1:PORT", for the readiness line */
+static struct net_backoff backoff; /* the acceptor's, woken by each close */
 
 /* What one request asks of us. */
 struct verdict {
@@ -261,6 +264,7 @@ static int conn_task(void *arg)
     else
         ctr.ended_failed++;
     tr_close(fd); /* never cancelled: the socket is closed even at shutdown */
+    net_backoff_wake(&backoff);
     /* A peer that resets or vanishes is its business, not a failed task. */
     return rc == -ECANCELED ? rc : 0;
 }
@@ -268,20 +272,12 @@ static int conn_task(void *arg)
 static int acceptor(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
+    /* One pass per connection. At the fd limit net_accept backs off (a
+     * retry at once spun at 100 % of a core) until a close wakes it. */
     for (;;) {
-        int fd = tr_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (fd == -EMFILE || fd == -ENFILE || fd == -ECONNABORTED || fd == -ENOBUFS ||
-                fd == -ENOMEM) {
-                /* Transient: let connections end. tr_yield returns
-                 * -ECANCELED once we are cancelled, which ends the loop. */
-                int y = tr_yield();
-                if (y < 0)
-                    return y;
-                continue;
-            }
+        int fd = net_accept(lfd, SOCK_CLOEXEC, &backoff);
+        if (fd < 0)
             return fd; /* -ECANCELED at shutdown, or a broken listener */
-        }
         ctr.accepted++;
         int one = 1;
         /* Answers are one small write each: never let Nagle hold one back
