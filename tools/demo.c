@@ -9,7 +9,9 @@
  * (each says goodbye inside a shield, then closes), the clients see their
  * connections end, an at_shutdown hook waits for the load thread, and the
  * engine's report shows what happened: every connection task cancelled,
- * 0 ops in flight, the ring closed.
+ * 0 ops in flight, the ring closed. Each goodbye is followed by a lingering
+ * close, so every client reads its goodbye and then the server's orderly
+ * EOF: the last lines count them, and the resets (0).
  */
 #include "echo.h"
 #include "taskring.h"
@@ -137,7 +139,8 @@ static int server_main(void *arg)
     if (err == 0)
         err = tr_at_shutdown(join_load, NULL);
     /* Created after the engine: the thread inherits the blocked SIGTERM. */
-    if (err == 0 && (pipe(done_pipe) < 0 || pthread_create(&load_thread, NULL, load_thread_fn, NULL)))
+    if (err == 0 &&
+        (pipe(done_pipe) < 0 || pthread_create(&load_thread, NULL, load_thread_fn, NULL)))
         err = -errno;
     if (err)
         return err;
@@ -164,13 +167,21 @@ int main(void)
     close(listen_fd);
     struct echo_counters c = echo_counters;
     printf("demo: %" PRIu64 " round trips verified in %.1f s (%.0f/s), %" PRIu64 " mismatches\n",
-           load_counters.verified, secs, (double)load_counters.verified / secs, load_counters.mismatches);
+           load_counters.verified, secs, (double)load_counters.verified / secs,
+           load_counters.mismatches);
     printf("demo: connections accepted %" PRIu64 ": cancelled %" PRIu64 " (goodbyes sent %" PRIu64
-           "), ended by peer %" PRIu64 ", failed %" PRIu64 "; clients told by the server %d/%d\n",
-           c.accepted, c.ended_cancelled, c.goodbyes, c.ended_eof, c.ended_failed,
-           (int)load_counters.ended_by_server, (int)load_counters.connected);
-    bool ok = rc == 0 && load_counters.verified > 0 && load_counters.mismatches == 0 && c.accepted == CLIENTS &&
-              c.ended_cancelled == c.accepted && c.live == 0;
+           ", lingered to the peer's EOF %" PRIu64 "), closed by peer %" PRIu64
+           ", reset by peer %" PRIu64 ", failed %" PRIu64 "\n",
+           c.accepted, c.ended_cancelled, c.goodbyes, c.lingered_eof, c.ended_eof, c.ended_reset,
+           c.ended_failed);
+    struct load_counters *l = &load_counters;
+    printf("demo: clients: %" PRIu64 " connected, %" PRIu64 " read the goodbye, %" PRIu64
+           " saw the server's orderly EOF, %" PRIu64 " reset by peer, %" PRIu64 " failed\n",
+           (uint64_t)l->connected, (uint64_t)l->goodbyes, (uint64_t)l->eof, (uint64_t)l->reset,
+           (uint64_t)l->failed);
+    bool ok = rc == 0 && l->verified > 0 && l->mismatches == 0 && c.accepted == CLIENTS &&
+              c.ended_cancelled == c.accepted && c.live == 0 && l->goodbyes == CLIENTS &&
+              l->eof == CLIENTS && l->reset == 0;
     printf("demo: tr_run returned %d -> %s\n", rc, ok ? "OK" : "FAILED");
     return ok ? 0 : 1;
 }

@@ -10,7 +10,8 @@
  * signal instead (io_uring's workers block all signals).
  *
  * Ctrl+C (or SIGTERM) once: graceful (connections cancelled, each sends a
- * goodbye inside a shield, then closes); twice: break the shields; three
+ * goodbye inside a shield, then closes lingering: write side shut, the
+ * client's last input read until its EOF, at most a second); twice: break the shields; three
  * times: kill whatever still ignores cancellation. --stubborn adds a task
  * that ignores cancellation, to watch the third rung. At the fd limit the
  * acceptor backs off (1 ms doubling to 100 ms, cut short when a connection
@@ -85,7 +86,10 @@ int main(int argc, char **argv)
     close(listen_fd);
     struct echo_counters c = echo_counters;
     printf("taskring-echo: %" PRIu64 " connections: %" PRIu64 " cancelled (%" PRIu64
-           " goodbyes), %" PRIu64 " closed by peer, %" PRIu64 " failed; %" PRIu64 " bytes echoed\n",
-           c.accepted, c.ended_cancelled, c.goodbyes, c.ended_eof, c.ended_failed, c.bytes);
+           " goodbyes, %" PRIu64 " lingered to the peer's EOF), %" PRIu64
+           " closed by peer, %" PRIu64 " reset by peer, %" PRIu64 " failed; %" PRIu64
+           " bytes echoed\n",
+           c.accepted, c.ended_cancelled, c.goodbyes, c.lingered_eof, c.ended_eof, c.ended_reset,
+           c.ended_failed, c.bytes);
     return rc == 0 || rc == -ECANCELED ? 0 : 1;
 }

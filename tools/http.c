@@ -15,9 +15,11 @@
  * limit the acceptor backs off instead of spinning.
  * SIGINT/SIGTERM shut it down gracefully (every
  * connection task is cancelled and closes its socket); the exit status is
- * then 0, and a last line on stderr counts connections, requests and the
- * ring ops and io_uring_enter calls they took. --quiet silences that line
- * and the engine's shutdown report.
+ * then 0, and a last line on stderr counts connections, requests, how they
+ * ended (closed by peer, closed by us, reset by peer, cancelled, failed)
+ * and the ring ops and io_uring_enter calls they took. --quiet silences
+ * that line and the engine's shutdown report. A connection we close
+ * (Connection: close, HTTP/1.0, a 4xx) closes lingering (net.h).
  *
  * One task accepts; one task per connection loops: recv into its buffer,
  * answer every complete request in it (pipelined requests get their
@@ -70,6 +72,7 @@ struct http_counters {
     uint64_t accepted;
     uint64_t requests;
     uint64_t ended_eof;       /* the peer closed */
+    uint64_t ended_reset;     /* the peer reset (-ECONNRESET, -EPIPE) */
     uint64_t ended_close;     /* we closed: Connection: close, HTTP/1.0, 4xx */
     uint64_t ended_cancelled; /* shutdown */
     uint64_t ended_failed;    /* a socket error */
@@ -231,39 +234,33 @@ static int serve(int fd)
     }
 }
 
-/* Closing a socket whose receive queue still holds bytes (a body we did not
- * read, the rest of an oversized head, pipelined requests after a
- * Connection: close) makes the kernel send RST, and the peer may then drop
- * our last answer unread. So, like nginx's lingering close: shut our side,
- * then read and discard until the peer closes, at most 64 KiB (a peer that
- * keeps talking is cut off there). A peer that neither talks nor closes
- * holds the task until shutdown cancels it, as an idle keep-alive peer
- * does: this server has no idle timeout. */
-static void linger_close(int fd)
-{
-    char sink[4096];
-    shutdown(fd, SHUT_WR);
-    for (int i = 0; i < 16; i++) {
-        if (tr_recv(fd, sink, sizeof(sink), 0) <= 0)
-            break;
-    }
-}
-
 static int conn_task(void *arg)
 {
     int fd = (int)(intptr_t)arg;
+    /* Timeouts (later, with cancel scopes): the header and idle deadlines
+     * go HERE, a scope around serve() whose deadline each tr_recv in it
+     * honours (header: from a request's first byte; idle: between
+     * requests). Until then a silent peer holds its task until shutdown. */
     int rc = serve(fd);
-    if (rc == 1)
-        linger_close(fd);
     if (rc == -ECANCELED)
         ctr.ended_cancelled++;
     else if (rc == 1)
         ctr.ended_close++;
-    else if (rc == 0 || rc == -ECONNRESET || rc == -EPIPE)
-        ctr.ended_eof++; /* wrk, for one, resets its connections when done */
+    else if (rc == 0)
+        ctr.ended_eof++;
+    else if (rc == -ECONNRESET || rc == -EPIPE)
+        ctr.ended_reset++; /* wrk, for one, resets its connections when done */
     else
         ctr.ended_failed++;
-    tr_close(fd); /* never cancelled: the socket is closed even at shutdown */
+    /* Closing with input unread (a body we did not read, the rest of an
+     * oversized head, pipelined requests after a Connection: close) makes
+     * the kernel send RST, and the peer may drop our last answer unread:
+     * so close lingering when we end the connection. Otherwise the peer
+     * closed or reset first, or the shutdown cancelled an idle read. */
+    if (rc == 1)
+        net_close_lingering(fd, NET_LINGER_MS);
+    else
+        tr_close(fd); /* never cancelled: the socket is closed even at shutdown */
     net_backoff_wake(&backoff);
     /* A peer that resets or vanishes is its business, not a failed task. */
     return rc == -ECANCELED ? rc : 0;
@@ -370,10 +367,11 @@ int main(int argc, char **argv)
     if (!quiet)
         fprintf(stderr,
                 "taskring-http: %" PRIu64 " connections, %" PRIu64 " requests; ended: %" PRIu64
-                " by peer, %" PRIu64 " by us, %" PRIu64 " cancelled, %" PRIu64 " failed; %" PRIu64
-                " ring ops in %" PRIu64 " io_uring_enter calls\n",
-                ctr.accepted, ctr.requests, ctr.ended_eof, ctr.ended_close, ctr.ended_cancelled,
-                ctr.ended_failed, stats.ops_submitted, stats.submit_calls);
+                " closed by peer, %" PRIu64 " closed by us, %" PRIu64 " reset by peer, %" PRIu64
+                " cancelled, %" PRIu64 " failed; %" PRIu64 " ring ops in %" PRIu64
+                " io_uring_enter calls\n",
+                ctr.accepted, ctr.requests, ctr.ended_eof, ctr.ended_close, ctr.ended_reset,
+                ctr.ended_cancelled, ctr.ended_failed, stats.ops_submitted, stats.submit_calls);
     if (rc != 0 && rc != -ECANCELED) {
         fprintf(stderr, "taskring-http: %s\n", strerror(-rc));
         return 1;

@@ -1,6 +1,6 @@
 /*
- * net.c — listening and accepting with a back-off, for both servers (see
- * net.h for the contracts).
+ * net.c — listening, accepting with a back-off, and lingering close, for
+ * both servers (see net.h for the contracts).
  */
 #include "net.h"
 
@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int net_listen(const char *addr, unsigned port, struct sockaddr_storage *bound,
@@ -103,4 +104,59 @@ int net_accept(int lfd, int flags, struct net_backoff *b)
         if (rc < 0)
             return rc;
     }
+}
+
+/* ---- lingering close -------------------------------------------------------------- */
+
+/* The naps between looks at a quiet peer: short at first (most peers close
+ * within a millisecond of reading our EOF), at most 32 ms (about 35 looks
+ * in a second of silence). There is no blocking read with a time bound to
+ * use instead: the ring ops have no deadline yet (cancel scopes will). */
+#define LINGER_NAP_MIN_NS (1000ull * 1000ull)
+#define LINGER_NAP_MAX_NS (32ull * 1000ull * 1000ull)
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int net_close_lingering(int fd, unsigned linger_ms)
+{
+    char sink[4096];
+    uint64_t deadline = mono_ns() + (uint64_t)linger_ms * 1000000ull;
+    uint64_t nap_ns = LINGER_NAP_MIN_NS;
+    tr_shield_begin();
+    int rc = tr_shutdown(fd, SHUT_WR);
+    /* Bounded by the deadline: every pass discards bytes, naps or ends, and
+     * every pass that does not end looks at the clock first. */
+    while (rc == 0) {
+        ssize_t n = tr_recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (n == 0)
+            break; /* the peer's orderly EOF: nothing unread, no reset */
+        if (n < 0 && n != -EAGAIN) {
+            rc = (int)n;
+            break;
+        }
+        uint64_t now = mono_ns();
+        if (now >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (n > 0) {
+            nap_ns = LINGER_NAP_MIN_NS; /* a talking peer may close any moment */
+            continue;
+        }
+        uint64_t left = deadline - now;
+        int s = tr_sleep_ns(nap_ns < left ? nap_ns : left);
+        if (s < 0) {
+            rc = s; /* the shield broke: grace over or a second signal */
+            break;
+        }
+        nap_ns = nap_ns * 2 > LINGER_NAP_MAX_NS ? LINGER_NAP_MAX_NS : nap_ns * 2;
+    }
+    tr_shield_end();
+    tr_close(fd); /* never cancelled */
+    return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * net.h — what both servers (taskring-echo, taskring-http) do the same way
- * with their sockets: listen on an IP literal, accept with a back-off at
- * the fd limit.
+ * with their sockets: listen on an IPv4 or IPv6 literal, accept with a
+ * back-off at the fd limit, and close a connection without a reset.
  */
 #ifndef TR_TOOLS_NET_H
 #define TR_TOOLS_NET_H
@@ -56,5 +56,24 @@ int net_accept(int lfd, int flags, struct net_backoff *b);
 /* Only inside a task of b's engine: ends b's current wait, if any, so the
  * acceptor retries now. Call it after closing a connection's fd. */
 void net_backoff_wake(struct net_backoff *b);
+
+/* How long a lingering close waits for the peer's EOF at most. */
+#define NET_LINGER_MS 1000
+
+/* Only inside a task: closes a connection without making the kernel send a
+ * reset. Closing a socket whose receive queue holds unread bytes sends RST,
+ * and a peer that gets RST may drop our last bytes (an answer, a goodbye)
+ * before reading them. So, like nginx's lingering close: shut the write
+ * side down (the peer reads our last bytes, then EOF), read and discard
+ * what the peer still sends until it closes too or linger_ms pass, then
+ * close (tr_close, always). All of it runs inside a shield, so a cancelled
+ * task (a shutdown) still lingers; the engine's grace_ms bounds shields, so
+ * a grace below linger_ms cuts the wait short.
+ *
+ * Returns 0 when the peer closed (its orderly EOF was read), -ETIMEDOUT
+ * when linger_ms passed first, -ECANCELED when the shield broke (grace
+ * over, or a second signal), or the socket's -errno (-ECONNRESET,
+ * -ENOTCONN...). fd is closed in every case. */
+int net_close_lingering(int fd, unsigned linger_ms);
 
 #endif
