@@ -19,7 +19,6 @@
 #include "net.h"
 #include "taskring.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -30,30 +29,10 @@
 
 struct echo_counters echo_counters;
 struct load_counters load_counters;
-struct sockaddr_in echo_server_addr;
+struct sockaddr_storage echo_server_addr;
+socklen_t echo_server_addr_len;
 
 static struct net_backoff echo_backoff; /* the one acceptor's */
-
-int echo_listen(int port, struct sockaddr_in *bound)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4096) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    if (bound)
-        *bound = a;
-    return fd;
-}
 
 /* The connection's first error that ends it, or 0 when the peer closed. */
 static int echo_loop(int fd)
@@ -198,14 +177,14 @@ static int client_loop(int fd, unsigned id, size_t *bye)
 int echo_client(void *arg)
 {
     unsigned id = (unsigned)(uintptr_t)arg;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(echo_server_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         load_counters.failed++;
         return -errno;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int rc = tr_connect(fd, (struct sockaddr *)&echo_server_addr, sizeof(echo_server_addr));
+    int rc = tr_connect(fd, (struct sockaddr *)&echo_server_addr, echo_server_addr_len);
     if (rc < 0) {
         tr_close(fd);
         load_counters.failed++;

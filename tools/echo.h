@@ -42,7 +42,9 @@ struct load_counters {
     _Atomic int stop;          /* set to end the clients after their next message */
 };
 extern struct load_counters load_counters;
-extern struct sockaddr_in echo_server_addr; /* where echo_client connects */
+/* Where echo_client connects (IPv4 or IPv6). */
+extern struct sockaddr_storage echo_server_addr;
+extern socklen_t echo_server_addr_len;
 
 /* A client task: connects to echo_server_addr and echoes until the server
  * ends the connection or load_counters.stop. After a goodbye it reads on to
@@ -50,10 +52,6 @@ extern struct sockaddr_in echo_server_addr; /* where echo_client connects */
  * our side either). Returns 0 when the connection ended in the server's
  * EOF or a stop, else the -errno that ended it. arg: a client number. */
 int echo_client(void *arg);
-
-/* A listening TCP socket on 127.0.0.1:port (0: ephemeral); *bound gets the
- * address. Returns the fd or -errno. */
-int echo_listen(int port, struct sockaddr_in *bound);
 
 /* The acceptor task: arg is the listening fd (intptr_t). Spawns one
  * "echo-conn" task per connection; backs off at the fd limit

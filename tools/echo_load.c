@@ -1,12 +1,13 @@
 /*
  * taskring-load — a load generator for taskring-echo, on taskring itself.
  *
- *   taskring-load [--port N] [--conns C] [--seconds S]
+ *   taskring-load [--addr A] [--port N] [--conns C] [--seconds S] [--help] [--version]
  *
- * C client tasks (default 200) each keep one connection to 127.0.0.1:N
- * (default 7777) busy with 64-byte messages, checking every echoed byte,
- * until the server ends them (S = 0, the default), or S seconds pass (each
- * client then closes after its next round trip), or Ctrl+C.
+ * C client tasks (default 200) each keep one connection to A:N (default
+ * 127.0.0.1:7777; A an IPv4 or IPv6 literal) busy with 64-byte messages,
+ * checking every echoed byte, until the server ends them (S = 0, the
+ * default), or S seconds pass (each client then closes after its next
+ * round trip), or Ctrl+C.
  *
  * It is also the checker of a graceful server shutdown: each client that
  * the server ends reads on past the goodbye to the end of the stream, and
@@ -17,12 +18,12 @@
  *   EOF, 0 reset by peer, 0 stopped by us, 0 failed
  *
  * (one line). Exit status 0 when nothing was wrong (no mismatch, no reset,
- * no failure), 1 otherwise, 2 for a bad usage.
+ * no failure), 1 otherwise, 2 for a bad command line.
  */
+#include "cli.h"
 #include "echo.h"
 #include "taskring.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -81,22 +82,27 @@ static int load_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    int port = 7777;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--port") && i + 1 < argc)
-            port = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--conns") && i + 1 < argc)
-            conns = (unsigned)atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
-            seconds = (unsigned)atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: taskring-load [--port N] [--conns C] [--seconds S]\n");
-            return 2;
-        }
-    }
-    echo_server_addr.sin_family = AF_INET;
-    echo_server_addr.sin_port = htons((uint16_t)port);
-    echo_server_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const char *addr = "127.0.0.1";
+    unsigned port = 7777;
+    const struct cli_opt opts[] = {
+        {"addr", "A", CLI_ADDR, 0, 0, &addr, 0,
+         "connect to the IPv4 or IPv6 literal A (127.0.0.1)"},
+        {"port", "N", CLI_UINT, 1, 65535, &port, 0, "connect to port N (7777)"},
+        {"conns", "C", CLI_UINT, 1, 1000000, &conns, 0, "C client connections (200)"},
+        {"seconds", "S", CLI_UINT, 0, 86400, &seconds, 0,
+         "stop after S seconds; 0: when the server ends them (0)"},
+    };
+    const struct cli_prog prog = {
+        "taskring-load", "A load generator and shutdown checker for taskring-echo.", opts,
+        sizeof(opts) / sizeof(opts[0]),
+        "The last line counts per client: goodbye read, ended by the server's EOF or\n"
+        "by a reset, stopped, failed. Exit status: 0 clean, 1 a mismatch, reset or\n"
+        "failure, 2 bad usage.\n"};
+    int ex = cli_parse(&prog, argc, argv, stdout, stderr);
+    if (ex >= 0)
+        return ex;
+    if (cli_parse_addr(addr, port, &echo_server_addr, &echo_server_addr_len) != 0)
+        return 2; /* cli_parse checked it already */
     struct tr_config cfg;
     tr_config_init(&cfg);
     cfg.report_fd = -1;

@@ -1,30 +1,32 @@
 /*
  * taskring-http — a minimal HTTP/1.1 keep-alive server on one engine.
  *
- *   taskring-http --port N [--addr 127.0.0.1] [--quiet]
+ *   taskring-http --port N [--addr A] [--quiet] [--help] [--version]
  *
  * Answers every GET with the 13-byte body "Hello, world!", anything else
  * with 405. It exists to be measured: perf/http_bench.py drives it with wrk
  * and compares req/s, p99 latency and server CPU per request with nginx
- * serving the same bytes (perf/nginx.conf.in). --port 0 binds an ephemeral
- * port; the port is printed on stderr as
- *   taskring-http: listening on 127.0.0.1:PORT
+ * serving the same bytes (perf/nginx.conf.in). A is an IPv4 or IPv6 literal
+ * (default 127.0.0.1; "::1" or "[::1]" for IPv6). --port 0 binds an
+ * ephemeral port; the address is printed on stderr as
+ *   taskring-http: listening on 127.0.0.1:PORT   (or [::1]:PORT)
  * from the engine's main task, after tr_engine_create has blocked
  * SIGINT/SIGTERM: a SIGTERM sent the moment that line appears shuts the
- * server down gracefully, never by the signal's default action. At the fd
- * limit the acceptor backs off instead of spinning.
- * SIGINT/SIGTERM shut it down gracefully (every
- * connection task is cancelled and closes its socket); the exit status is
- * then 0, and a last line on stderr counts connections, requests, how they
- * ended (closed by peer, closed by us, reset by peer, cancelled, failed)
- * and the ring ops and io_uring_enter calls they took. --quiet silences
- * that line and the engine's shutdown report. A connection we close
- * (Connection: close, HTTP/1.0, a 4xx) closes lingering (net.h).
+ * server down gracefully, never by the signal's default action. Shut down
+ * (every connection task is cancelled and closes its socket), the exit
+ * status is 0, and a last line on stderr counts connections, requests, how
+ * they ended (closed by peer, closed by us, reset by peer, cancelled,
+ * failed) and the ring ops and io_uring_enter calls they took. --quiet
+ * silences that line and the engine's shutdown report. A connection we
+ * close (Connection: close, HTTP/1.0, a 4xx) closes lingering (net.h). At
+ * the fd limit the acceptor backs off instead of spinning. Exit status 2
+ * for a bad command line, 1 when the server cannot listen or run.
  *
  * One task accepts; one task per connection loops: recv into its buffer,
  * answer every complete request in it (pipelined requests get their
  * answers batched into one send), keep what is left of a partial one.
  */
+#include "cli.h"
 #include "net.h"
 #include "taskring.h"
 
@@ -80,8 +82,8 @@ struct http_counters {
 static struct http_counters ctr;
 static struct tr_stats stats; /* the engine's counters when shutdown began */
 
-static char listen_name[64];       /* "127.0.0.1:PORT", for the readiness line */
 static struct net_backoff backoff; /* the acceptor's, woken by each close */
+static char listen_name[CLI_ADDRSTRLEN];
 
 /* What one request asks of us. */
 struct verdict {
@@ -302,61 +304,31 @@ static int server_main(void *arg)
     return err;
 }
 
-static int listen_on(const char *addr, int port, struct sockaddr_in *bound)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, addr, &a.sin_addr) != 1)
-        return -EINVAL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    socklen_t len = sizeof(a);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4096) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    *bound = a;
-    return fd;
-}
-
-static void usage(void)
-{
-    fprintf(stderr, "usage: taskring-http --port N [--addr 127.0.0.1] [--quiet]\n");
-}
-
 int main(int argc, char **argv)
 {
     const char *addr = "127.0.0.1";
-    int port = -1, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--port") && i + 1 < argc)
-            port = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--addr") && i + 1 < argc)
-            addr = argv[++i];
-        else if (!strcmp(argv[i], "--quiet"))
-            quiet = 1;
-        else {
-            usage();
-            return 2;
-        }
-    }
-    if (port < 0 || port > 65535) {
-        usage();
-        return 2;
-    }
-    struct sockaddr_in a;
-    int lfd = listen_on(addr, port, &a);
+    unsigned port = 0;
+    int quiet = 0;
+    const struct cli_opt opts[] = {
+        {"port", "N", CLI_UINT, 0, 65535, &port, 1, "listen on port N, 0: ephemeral"},
+        {"addr", "A", CLI_ADDR, 0, 0, &addr, 0, "listen on the IPv4 or IPv6 literal A (127.0.0.1)"},
+        {"quiet", NULL, CLI_FLAG, 0, 0, &quiet, 0, "no last line, no shutdown report"},
+    };
+    const struct cli_prog prog = {
+        "taskring-http", "A minimal HTTP/1.1 keep-alive server on taskring (\"Hello, world!\").",
+        opts, sizeof(opts) / sizeof(opts[0]),
+        "SIGINT/SIGTERM: graceful shutdown, exit status 0. Exit status 1: cannot listen\n"
+        "or run; 2: bad usage.\n"};
+    int ex = cli_parse(&prog, argc, argv, stdout, stderr);
+    if (ex >= 0)
+        return ex;
+    struct sockaddr_storage a;
+    int lfd = net_listen(addr, port, &a, NULL);
     if (lfd < 0) {
-        fprintf(stderr, "taskring-http: listen on %s:%d: %s\n", addr, port, strerror(-lfd));
+        fprintf(stderr, "taskring-http: listen on %s port %u: %s\n", addr, port, strerror(-lfd));
         return 1;
     }
-    char host[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &a.sin_addr, host, sizeof(host));
-    snprintf(listen_name, sizeof(listen_name), "%s:%u", host, ntohs(a.sin_port));
+    cli_format_addr((struct sockaddr *)&a, listen_name, sizeof(listen_name));
 
     struct tr_config cfg;
     tr_config_init(&cfg);
