@@ -2,15 +2,23 @@
  * echo.c — an echo server on taskring: one task per connection.
  *
  * When the connection task is cancelled (shutdown), it says goodbye inside a
- * shield — real I/O after the cancel — then closes its socket with tr_close,
- * which is never cancelled. A peer that never reads can stall the goodbye;
- * the shutdown's grace period (or a second Ctrl+C) breaks the shield.
+ * shield — real I/O after the cancel — then closes with a lingering close
+ * (net_close_lingering): it shuts its write side, so the client reads the
+ * goodbye and then an orderly EOF, and discards what the client still sends
+ * until the client closes too (or a second passes). A plain close with the
+ * client's next message unread would make the kernel reset the connection,
+ * and the client could lose the goodbye. A peer that never reads can stall
+ * the goodbye; the shutdown's grace period (or a second Ctrl+C) breaks the
+ * shield.
+ *
+ * The acceptor backs off at the fd limit (net_accept); every connection that
+ * closes ends its wait, since it freed the fd the next accept needs.
  */
 #include "echo.h"
 
+#include "net.h"
 #include "taskring.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -21,79 +29,70 @@
 
 struct echo_counters echo_counters;
 struct load_counters load_counters;
-struct sockaddr_in echo_server_addr;
+struct sockaddr_storage echo_server_addr;
+socklen_t echo_server_addr_len;
 
-int echo_listen(int port, struct sockaddr_in *bound)
+static struct net_backoff echo_backoff; /* the one acceptor's */
+
+/* The connection's first error that ends it, or 0 when the peer closed. */
+static int echo_loop(int fd)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4096) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
+    char buf[4096];
+    /* One pass per message; the peer or a cancel ends the loop. Timeouts
+     * (later, with cancel scopes): the idle deadline goes HERE, a scope
+     * around this tr_recv that a silent peer's connection expires in. */
+    for (;;) {
+        ssize_t n = tr_recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0)
+            return (int)n;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = tr_send(fd, buf + off, (size_t)(n - off), 0);
+            if (w <= 0)
+                return w < 0 ? (int)w : -EPIPE;
+            off += w;
+        }
+        echo_counters.bytes += (uint64_t)n;
     }
-    if (bound)
-        *bound = a;
-    return fd;
 }
 
 static int echo_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    char buf[4096];
-    ssize_t n;
-    int rc = 0;
     echo_counters.live++;
-    while ((n = tr_recv(fd, buf, sizeof(buf), 0)) > 0) {
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = tr_send(fd, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
-            if (w <= 0) {
-                n = w < 0 ? w : -EPIPE;
-                goto out;
-            }
-            off += w;
-        }
-        echo_counters.bytes += (uint64_t)n;
-    }
-out:
-    rc = n < 0 ? (int)n : 0;
+    int rc = echo_loop(fd);
     if (rc == -ECANCELED) {
         tr_shield_begin();
-        if (tr_send(fd, ECHO_BYE, ECHO_BYE_LEN, MSG_NOSIGNAL) > 0)
+        if (tr_send(fd, ECHO_BYE, ECHO_BYE_LEN, 0) == (ssize_t)ECHO_BYE_LEN)
             echo_counters.goodbyes++;
         tr_shield_end();
         echo_counters.ended_cancelled++;
-    } else if (rc == 0) {
-        echo_counters.ended_eof++;
+        if (net_close_lingering(fd, NET_LINGER_MS) == 0)
+            echo_counters.lingered_eof++;
     } else {
-        echo_counters.ended_failed++;
+        if (rc == 0)
+            echo_counters.ended_eof++;
+        else if (rc == -ECONNRESET || rc == -EPIPE)
+            echo_counters.ended_reset++;
+        else
+            echo_counters.ended_failed++;
+        /* The peer closed or reset first: nothing is left unread that a
+         * close could turn into a reset. Never cancelled. */
+        tr_close(fd);
     }
-    tr_close(fd); /* never cancelled: the socket is always closed */
     echo_counters.live--;
-    return rc;
+    net_backoff_wake(&echo_backoff);
+    /* A peer that resets is its business, not a failed task. */
+    return rc == -ECONNRESET || rc == -EPIPE ? 0 : rc;
 }
 
 int echo_acceptor(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
+    /* One pass per connection: net_accept returns -ECANCELED at shutdown. */
     for (;;) {
-        int fd = tr_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (fd == -ECANCELED)
-                return fd;
-            if (fd == -EMFILE || fd == -ENFILE || fd == -ECONNABORTED) {
-                tr_yield(); /* transient: let connections end */
-                continue;
-            }
+        int fd = net_accept(lfd, SOCK_CLOEXEC, &echo_backoff);
+        if (fd < 0)
             return fd;
-        }
         echo_counters.accepted++;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -105,59 +104,109 @@ int echo_acceptor(void *arg)
 
 #define MSG_LEN 64
 
-/* One client connection: sends 64-byte messages and checks every echoed
- * byte until the server says goodbye or closes, or load_counters.stop. */
-int echo_client(void *arg)
+/* After the first *bye bytes of the goodbye (already checked): reads the
+ * rest of it, then the server's EOF. Returns 0 at that EOF (also one that
+ * cuts the goodbye short: *bye then tells), -EBADMSG for bytes that are
+ * not the goodbye (counted as a mismatch), or the socket's -errno. */
+static int read_goodbye(int fd, size_t *bye)
 {
-    unsigned id = (unsigned)(uintptr_t)arg;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int rc = tr_connect(fd, (struct sockaddr *)&echo_server_addr, sizeof(echo_server_addr));
-    if (rc == 0)
-        load_counters.connected++;
-    for (unsigned i = 0; rc == 0 && !load_counters.stop; i++) {
+    char in[ECHO_BYE_LEN + 1];
+    /* Bounded: each pass takes at least one of the goodbye's bytes. */
+    while (*bye < ECHO_BYE_LEN) {
+        ssize_t r = tr_recv(fd, in, ECHO_BYE_LEN - *bye, 0);
+        if (r <= 0)
+            return (int)r;
+        if (memcmp(in, ECHO_BYE + *bye, (size_t)r) != 0) {
+            load_counters.mismatches++;
+            return -EBADMSG;
+        }
+        *bye += (size_t)r;
+    }
+    ssize_t r = tr_recv(fd, in, sizeof(in), 0);
+    if (r > 0) {
+        load_counters.mismatches++; /* the goodbye is the server's last word */
+        return -EBADMSG;
+    }
+    return (int)r;
+}
+
+/* Round trips until the server ends the connection or load_counters.stop.
+ * Returns 1 for a stop, 0 for the server's EOF, or the -errno that ended
+ * it; *bye gets the goodbye bytes read. */
+static int client_loop(int fd, unsigned id, size_t *bye)
+{
+    /* One pass per message: the server (its goodbye, EOF or reset) or the
+     * stop flag ends the loop. */
+    for (unsigned i = 0; !load_counters.stop; i++) {
         char out[MSG_LEN], in[MSG_LEN];
         memset(out, 'a' + (int)((id + i) % 26), sizeof(out));
         snprintf(out, sizeof(out), "client %u message %u ", id, i);
-        ssize_t w = tr_send(fd, out, sizeof(out), MSG_NOSIGNAL);
-        if (w != (ssize_t)sizeof(out)) {
-            rc = w < 0 ? (int)w : -EIO;
-            break;
-        }
+        ssize_t w = tr_send(fd, out, sizeof(out), 0);
+        if (w != (ssize_t)sizeof(out))
+            return w < 0 ? (int)w : -EIO;
         size_t got = 0;
-        while (got < sizeof(in)) {
-            ssize_t r = tr_recv(fd, in + got, sizeof(in) - got, 0);
-            if (r <= 0) {
-                rc = r < 0 ? (int)r : -ECONNRESET;
-                break;
-            }
+        ssize_t r = 1;
+        while (got < sizeof(in) && (r = tr_recv(fd, in + got, sizeof(in) - got, 0)) > 0)
             got += (size_t)r;
-        }
-        /* At shutdown the server's goodbye may follow (or replace) part of
-         * the echo: where the bytes first differ, the goodbye must begin. */
         size_t k = 0;
         while (k < got && in[k] == out[k])
             k++;
         if (k == sizeof(in)) {
             load_counters.verified++;
-        } else if (k < got) {
-            size_t m = got - k < ECHO_BYE_LEN ? got - k : ECHO_BYE_LEN;
-            if (memcmp(in + k, ECHO_BYE, m) == 0)
-                rc = -ECONNRESET;
-            else
-                load_counters.mismatches++;
-            break;
+            continue;
         }
+        if (k < got) {
+            /* At shutdown the server's goodbye may follow (or replace) part
+             * of the echo: where the bytes first differ, it must begin. */
+            size_t m = got - k;
+            if (m > ECHO_BYE_LEN || memcmp(in + k, ECHO_BYE, m) != 0) {
+                load_counters.mismatches++;
+                return -EBADMSG;
+            }
+            *bye = m;
+            /* r <= 0: the goodbye (or its start) came with the end. */
+            return r > 0 ? read_goodbye(fd, bye) : (int)r;
+        }
+        return (int)r; /* the echo ended early: EOF (0) or an error */
     }
+    return 1;
+}
+
+/* One client connection: sends 64-byte messages and checks every echoed
+ * byte until the server says goodbye or closes, or load_counters.stop. */
+int echo_client(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    int fd = socket(echo_server_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        load_counters.failed++;
+        return -errno;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int rc = tr_connect(fd, (struct sockaddr *)&echo_server_addr, echo_server_addr_len);
+    if (rc < 0) {
+        tr_close(fd);
+        load_counters.failed++;
+        return rc;
+    }
+    load_counters.connected++;
+    load_counters.live++;
+    size_t bye = 0;
+    rc = client_loop(fd, id, &bye);
     tr_close(fd);
-    if (rc == -ECONNRESET || rc == -EPIPE) {
-        load_counters.ended_by_server++;
-        return 0;
-    }
-    return rc;
+    load_counters.live--;
+    if (bye == ECHO_BYE_LEN)
+        load_counters.goodbyes++;
+    if (rc == 1 || rc == -ECANCELED) /* load_counters.stop, or a Ctrl+C */
+        load_counters.stopped++;
+    else if (rc == 0)
+        load_counters.eof++;
+    else if (rc == -ECONNRESET || rc == -EPIPE)
+        load_counters.reset++;
+    else
+        load_counters.failed++;
+    return rc > 0 ? 0 : rc;
 }
 
 int echo_stubborn(void *arg)

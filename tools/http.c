@@ -1,20 +1,27 @@
 /*
  * taskring-http — a minimal HTTP/1.1 keep-alive server on one engine.
  *
- *   taskring-http --port N [--addr 127.0.0.1] [--quiet]
+ *   taskring-http --port N [--addr A] [--quiet] [--help] [--version]
  *
  * Answers GET and HEAD of any target with the 13-byte body "Hello, world!"
  * (HEAD: the same header fields, Content-Length: 13 included, and no
  * body). It exists to be measured: perf/http_bench.py drives it with wrk
  * and compares req/s, p99 latency and server CPU per request with nginx
- * serving the same bytes (perf/nginx.conf.in). --port 0 binds an ephemeral
- * port; the port is printed on stderr as
- *   taskring-http: listening on 127.0.0.1:PORT
- * once the socket listens. SIGINT/SIGTERM shut it down gracefully (every
- * connection task is cancelled and closes its socket); the exit status is
- * then 0, and a last line on stderr counts connections, requests and the
- * ring ops and io_uring_enter calls they took. --quiet silences that line
- * and the engine's shutdown report.
+ * serving the same bytes (perf/nginx.conf.in). A is an IPv4 or IPv6 literal
+ * (default 127.0.0.1; "::1" or "[::1]" for IPv6). --port 0 binds an
+ * ephemeral port; the address is printed on stderr as
+ *   taskring-http: listening on 127.0.0.1:PORT   (or [::1]:PORT)
+ * from the engine's main task, after tr_engine_create has blocked
+ * SIGINT/SIGTERM: a SIGTERM sent the moment that line appears shuts the
+ * server down gracefully, never by the signal's default action. Shut down
+ * (every connection task is cancelled and closes its socket), the exit
+ * status is 0, and a last line on stderr counts connections, requests, how
+ * they ended (closed by peer, closed by us, reset by peer, cancelled,
+ * failed) and the ring ops and io_uring_enter calls they took. --quiet
+ * silences that line and the engine's shutdown report. A connection we
+ * close (Connection: close, HTTP/1.0, a 4xx) closes lingering (net.h). At
+ * the fd limit the acceptor backs off instead of spinning. Exit status 2
+ * for a bad command line, 1 when the server cannot listen or run.
  *
  * One task accepts; one task per connection loops: recv into its buffer,
  * answer every complete request in it (pipelined requests get their
@@ -41,6 +48,8 @@
  *     head over 16 KiB 431; a transfer coding other than chunked 501; a
  *     version with a major other than 1 505.
  */
+#include "cli.h"
+#include "net.h"
 #include "taskring.h"
 #include "http_parse.h"
 
@@ -81,12 +90,16 @@ struct http_counters {
     uint64_t accepted;
     uint64_t requests;
     uint64_t ended_eof;       /* the peer closed */
+    uint64_t ended_reset;     /* the peer reset (-ECONNRESET, -EPIPE) */
     uint64_t ended_close;     /* we closed: Connection: close, HTTP/1.0, 4xx */
     uint64_t ended_cancelled; /* shutdown */
     uint64_t ended_failed;    /* a socket error */
 };
 static struct http_counters ctr;
 static struct tr_stats stats; /* the engine's counters when shutdown began */
+
+static struct net_backoff backoff; /* the acceptor's, woken by each close */
+static char listen_name[CLI_ADDRSTRLEN];
 
 /* How one request is answered. */
 struct answer {
@@ -286,39 +299,34 @@ static int serve(int fd)
     }
 }
 
-/* Closing a socket whose receive queue still holds bytes (a body we did not
- * read, the rest of an oversized head, pipelined requests after a
- * Connection: close) makes the kernel send RST, and the peer may then drop
- * our last answer unread. So, like nginx's lingering close: shut our side,
- * then read and discard until the peer closes, at most 64 KiB (a peer that
- * keeps talking is cut off there). A peer that neither talks nor closes
- * holds the task until shutdown cancels it, as an idle keep-alive peer
- * does: this server has no idle timeout. */
-static void linger_close(int fd)
-{
-    char sink[4096];
-    shutdown(fd, SHUT_WR);
-    for (int i = 0; i < 16; i++) {
-        if (tr_recv(fd, sink, sizeof(sink), 0) <= 0)
-            break;
-    }
-}
-
 static int conn_task(void *arg)
 {
     int fd = (int)(intptr_t)arg;
+    /* Timeouts (later, with cancel scopes): the header and idle deadlines
+     * go HERE, a scope around serve() whose deadline each tr_recv in it
+     * honours (header: from a request's first byte; idle: between
+     * requests). Until then a silent peer holds its task until shutdown. */
     int rc = serve(fd);
-    if (rc == 1)
-        linger_close(fd);
     if (rc == -ECANCELED)
         ctr.ended_cancelled++;
     else if (rc == 1)
         ctr.ended_close++;
-    else if (rc == 0 || rc == -ECONNRESET || rc == -EPIPE)
-        ctr.ended_eof++; /* wrk, for one, resets its connections when done */
+    else if (rc == 0)
+        ctr.ended_eof++;
+    else if (rc == -ECONNRESET || rc == -EPIPE)
+        ctr.ended_reset++; /* wrk, for one, resets its connections when done */
     else
         ctr.ended_failed++;
-    tr_close(fd); /* never cancelled: the socket is closed even at shutdown */
+    /* Closing with input unread (a body we did not read, the rest of an
+     * oversized head, pipelined requests after a Connection: close) makes
+     * the kernel send RST, and the peer may drop our last answer unread:
+     * so close lingering when we end the connection. Otherwise the peer
+     * closed or reset first, or the shutdown cancelled an idle read. */
+    if (rc == 1)
+        net_close_lingering(fd, NET_LINGER_MS);
+    else
+        tr_close(fd); /* never cancelled: the socket is closed even at shutdown */
+    net_backoff_wake(&backoff);
     /* A peer that resets or vanishes is its business, not a failed task. */
     return rc == -ECANCELED ? rc : 0;
 }
@@ -326,20 +334,12 @@ static int conn_task(void *arg)
 static int acceptor(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
+    /* One pass per connection. At the fd limit net_accept backs off (a
+     * retry at once spun at 100 % of a core) until a close wakes it. */
     for (;;) {
-        int fd = tr_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (fd == -EMFILE || fd == -ENFILE || fd == -ECONNABORTED || fd == -ENOBUFS ||
-                fd == -ENOMEM) {
-                /* Transient: let connections end. tr_yield returns
-                 * -ECANCELED once we are cancelled, which ends the loop. */
-                int y = tr_yield();
-                if (y < 0)
-                    return y;
-                continue;
-            }
+        int fd = net_accept(lfd, SOCK_CLOEXEC, &backoff);
+        if (fd < 0)
             return fd; /* -ECANCELED at shutdown, or a broken listener */
-        }
         ctr.accepted++;
         int one = 1;
         /* Answers are one small write each: never let Nagle hold one back
@@ -357,67 +357,41 @@ static int server_main(void *arg)
     int err = tr_spawn(NULL, NULL, acceptor, arg, &o);
     if (err)
         return err;
+    /* Ready only now: inside the engine, whose creation blocked the
+     * shutdown signals (printed before tr_run, a SIGTERM at once killed
+     * the process 20 times in 20). perf/http_bench.py waits for this. */
+    fprintf(stderr, "taskring-http: listening on %s\n", listen_name);
     err = tr_wait_shutdown();
     /* tr_run destroys the engine: take its counters while it lives. */
     tr_engine_stats(tr_self_engine(), &stats);
     return err;
 }
 
-static int listen_on(const char *addr, int port, struct sockaddr_in *bound)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, addr, &a.sin_addr) != 1)
-        return -EINVAL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    socklen_t len = sizeof(a);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4096) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    *bound = a;
-    return fd;
-}
-
-static void usage(void)
-{
-    fprintf(stderr, "usage: taskring-http --port N [--addr 127.0.0.1] [--quiet]\n");
-}
-
 int main(int argc, char **argv)
 {
     const char *addr = "127.0.0.1";
-    int port = -1, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--port") && i + 1 < argc)
-            port = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--addr") && i + 1 < argc)
-            addr = argv[++i];
-        else if (!strcmp(argv[i], "--quiet"))
-            quiet = 1;
-        else {
-            usage();
-            return 2;
-        }
-    }
-    if (port < 0 || port > 65535) {
-        usage();
-        return 2;
-    }
-    struct sockaddr_in a;
-    int lfd = listen_on(addr, port, &a);
+    unsigned port = 0;
+    int quiet = 0;
+    const struct cli_opt opts[] = {
+        {"port", "N", CLI_UINT, 0, 65535, &port, 1, "listen on port N, 0: ephemeral"},
+        {"addr", "A", CLI_ADDR, 0, 0, &addr, 0, "listen on the IPv4 or IPv6 literal A (127.0.0.1)"},
+        {"quiet", NULL, CLI_FLAG, 0, 0, &quiet, 0, "no last line, no shutdown report"},
+    };
+    const struct cli_prog prog = {
+        "taskring-http", "A minimal HTTP/1.1 keep-alive server on taskring (\"Hello, world!\").",
+        opts, sizeof(opts) / sizeof(opts[0]),
+        "SIGINT/SIGTERM: graceful shutdown, exit status 0. Exit status 1: cannot listen\n"
+        "or run; 2: bad usage.\n"};
+    int ex = cli_parse(&prog, argc, argv, stdout, stderr);
+    if (ex >= 0)
+        return ex;
+    struct sockaddr_storage a;
+    int lfd = net_listen(addr, port, &a, NULL);
     if (lfd < 0) {
-        fprintf(stderr, "taskring-http: listen on %s:%d: %s\n", addr, port, strerror(-lfd));
+        fprintf(stderr, "taskring-http: listen on %s port %u: %s\n", addr, port, strerror(-lfd));
         return 1;
     }
-    char host[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &a.sin_addr, host, sizeof(host));
-    fprintf(stderr, "taskring-http: listening on %s:%u\n", host, ntohs(a.sin_port));
+    cli_format_addr((struct sockaddr *)&a, listen_name, sizeof(listen_name));
 
     struct tr_config cfg;
     tr_config_init(&cfg);
@@ -428,10 +402,11 @@ int main(int argc, char **argv)
     if (!quiet)
         fprintf(stderr,
                 "taskring-http: %" PRIu64 " connections, %" PRIu64 " requests; ended: %" PRIu64
-                " by peer, %" PRIu64 " by us, %" PRIu64 " cancelled, %" PRIu64 " failed; %" PRIu64
-                " ring ops in %" PRIu64 " io_uring_enter calls\n",
-                ctr.accepted, ctr.requests, ctr.ended_eof, ctr.ended_close, ctr.ended_cancelled,
-                ctr.ended_failed, stats.ops_submitted, stats.submit_calls);
+                " closed by peer, %" PRIu64 " closed by us, %" PRIu64 " reset by peer, %" PRIu64
+                " cancelled, %" PRIu64 " failed; %" PRIu64 " ring ops in %" PRIu64
+                " io_uring_enter calls\n",
+                ctr.accepted, ctr.requests, ctr.ended_eof, ctr.ended_close, ctr.ended_reset,
+                ctr.ended_cancelled, ctr.ended_failed, stats.ops_submitted, stats.submit_calls);
     if (rc != 0 && rc != -ECANCELED) {
         fprintf(stderr, "taskring-http: %s\n", strerror(-rc));
         return 1;

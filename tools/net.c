@@ -1,0 +1,162 @@
+/*
+ * net.c — listening, accepting with a back-off, and lingering close, for
+ * both servers (see net.h for the contracts).
+ */
+#include "net.h"
+
+#include "cli.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int net_listen(const char *addr, unsigned port, struct sockaddr_storage *bound,
+               socklen_t *bound_len)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (cli_parse_addr(addr, port, &ss, &len) != 0)
+        return -EINVAL;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    if (bound)
+        *bound = ss;
+    if (bound_len)
+        *bound_len = len;
+    return fd;
+}
+
+/* ---- accept with a back-off ------------------------------------------------------- */
+
+uint64_t net_backoff_next(uint64_t delay_ns)
+{
+    if (delay_ns < NET_BACKOFF_MIN_NS)
+        return NET_BACKOFF_MIN_NS;
+    return delay_ns >= NET_BACKOFF_MAX_NS / 2 ? NET_BACKOFF_MAX_NS : delay_ns * 2;
+}
+
+/* The wait itself: a task that sleeps, so that net_backoff_wake can end the
+ * sleep by cancelling it (a cancelled sleeper wakes at once, and no other
+ * call can wake a sleeping task). Woken early is no failure: 0 either way. */
+static int nap(void *arg)
+{
+    tr_sleep_ns((uint64_t)(uintptr_t)arg);
+    return 0;
+}
+
+/* Waits b's next delay, or until net_backoff_wake. 0, or -ECANCELED. */
+static int backoff_wait(struct net_backoff *b)
+{
+    b->delay_ns = net_backoff_next(b->delay_ns);
+    b->waits++;
+    tr_task *t;
+    struct tr_spawn_opts o = {.name = "accept-backoff"};
+    if (tr_spawn(NULL, &t, nap, (void *)(uintptr_t)b->delay_ns, &o) < 0)
+        return tr_sleep_ns(b->delay_ns); /* no memory for a task: wait without a wake */
+    b->napper = t;
+    int rc = tr_join(t, NULL);
+    /* A wake may have cleared it already; the handle was ours until the
+     * join consumed it, so the wake's tr_cancel never saw a stale one. */
+    b->napper = NULL;
+    if (rc < 0) {
+        /* We were cancelled first: the napper is still ours to release. */
+        tr_cancel(t);
+        tr_detach(t);
+    }
+    return rc;
+}
+
+void net_backoff_wake(struct net_backoff *b)
+{
+    if (!b->napper)
+        return;
+    tr_cancel(b->napper);
+    b->napper = NULL;
+    b->woken++;
+}
+
+int net_accept(int lfd, int flags, struct net_backoff *b)
+{
+    /* Ends: each pass blocks (an accept, a wait), and blocking calls fail
+     * fast with -ECANCELED once the task is cancelled. */
+    for (;;) {
+        int fd = tr_accept(lfd, NULL, NULL, flags);
+        if (fd >= 0) {
+            b->delay_ns = 0;
+            return fd;
+        }
+        if (fd == -ECONNABORTED)
+            continue;
+        if (fd != -EMFILE && fd != -ENFILE && fd != -ENOBUFS && fd != -ENOMEM)
+            return fd; /* -ECANCELED, or a broken listener */
+        int rc = backoff_wait(b);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* ---- lingering close -------------------------------------------------------------- */
+
+/* The naps between looks at a quiet peer: short at first (most peers close
+ * within a millisecond of reading our EOF), at most 32 ms (about 35 looks
+ * in a second of silence). There is no blocking read with a time bound to
+ * use instead: the ring ops have no deadline yet (cancel scopes will). */
+#define LINGER_NAP_MIN_NS (1000ull * 1000ull)
+#define LINGER_NAP_MAX_NS (32ull * 1000ull * 1000ull)
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int net_close_lingering(int fd, unsigned linger_ms)
+{
+    char sink[4096];
+    uint64_t deadline = mono_ns() + (uint64_t)linger_ms * 1000000ull;
+    uint64_t nap_ns = LINGER_NAP_MIN_NS;
+    tr_shield_begin();
+    int rc = tr_shutdown(fd, SHUT_WR);
+    /* Bounded by the deadline: every pass discards bytes, naps or ends, and
+     * every pass that does not end looks at the clock first. */
+    while (rc == 0) {
+        ssize_t n = tr_recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (n == 0)
+            break; /* the peer's orderly EOF: nothing unread, no reset */
+        if (n < 0 && n != -EAGAIN) {
+            rc = (int)n;
+            break;
+        }
+        uint64_t now = mono_ns();
+        if (now >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (n > 0) {
+            nap_ns = LINGER_NAP_MIN_NS; /* a talking peer may close any moment */
+            continue;
+        }
+        uint64_t left = deadline - now;
+        int s = tr_sleep_ns(nap_ns < left ? nap_ns : left);
+        if (s < 0) {
+            rc = s; /* the shield broke: grace over or a second signal */
+            break;
+        }
+        nap_ns = nap_ns * 2 > LINGER_NAP_MAX_NS ? LINGER_NAP_MAX_NS : nap_ns * 2;
+    }
+    tr_shield_end();
+    tr_close(fd); /* never cancelled */
+    return rc;
+}
