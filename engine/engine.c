@@ -75,8 +75,8 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     e->kill_ms = cfg->kill_ms;
     e->report_fd = cfg->report_fd;
     tr__list_init(&e->end_listeners);
-    tr__list_init(&e->sd_waiters);
-    tr__list_init(&e->sq_waiters);
+    tr__waitq_init(&e->sd_stop);
+    tr__waitq_init(&e->sq_room);
     e->pass_inline = tr__loop_pass_inline;
     int err = tr__ring_init(e, cfg);
     if (err) {

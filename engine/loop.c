@@ -219,7 +219,7 @@ static bool user_idle(tr_engine *e)
 static bool deadlocked(tr_engine *e)
 {
     return e->st.tasks_live > 0 && e->st.ops_inflight == 0 && e->heap_len == 0 &&
-           tr__list_empty(&e->sd_waiters) && !tr__sq_waiters(e) && !tr__shutdown_active(e) &&
+           tr__waitq_empty(&e->sd_stop) && !tr__sq_waiters(e) && !tr__shutdown_active(e) &&
            e->run_head == NULL;
 }
 

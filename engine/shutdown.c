@@ -89,29 +89,11 @@ void tr__shutdown_on_signal(tr_engine *e, int signo)
 
 /* ---- the shutdown event: tasks parked in tr_wait_shutdown ------------------ */
 
-struct sd_wait {
-    struct tr__wait w;
-    struct tr__link link; /* in e->sd_waiters */
+const struct tr__wait_kind tr__wk_shutdown = {
+    .name = "shutdown-wait",
+    .cancel = tr__waitq_cancel,
+    .kill = tr__waitq_kill,
 };
-
-static void sd_wait_cancel(tr_engine *e, struct tr__wait *w)
-{
-    (void)e;
-    tr__list_del(&((struct sd_wait *)(void *)w)->link);
-    tr__task_wake(w->owner, -ECANCELED);
-}
-
-const struct tr__wait_kind tr__wk_shutdown = {.name = "shutdown-wait", .cancel = sd_wait_cancel};
-
-static void wake_shutdown_waiters(tr_engine *e)
-{
-    /* Once, at the trigger: bounded by the waiters, each unlinked. */
-    while (!tr__list_empty(&e->sd_waiters)) {
-        struct sd_wait *sw = tr__container_of(e->sd_waiters.next, struct sd_wait, link);
-        tr__list_del(&sw->link);
-        tr__task_wake(sw->w.owner, 0);
-    }
-}
 
 static void sd_begin(tr_engine *e, uint64_t now)
 {
@@ -129,7 +111,7 @@ static void sd_begin(tr_engine *e, uint64_t now)
     sd->cancels0 = e->st.cancels_submitted;
     sd->completed0 = e->st.ops_completed;
     sd->stale0 = e->st.cqe_stale;
-    wake_shutdown_waiters(e);
+    (void)tr__waitq_wake_all(&e->sd_stop, 0); /* once, at the trigger */
 }
 
 /* ---- cancel, break shields, kill ------------------------------------------ */
@@ -470,11 +452,7 @@ int tr_wait_shutdown(void)
         return why;
     if (t->e->sd.phase != TR_PH_NONE) /* began during the cancel point's yield */
         return 0;
-    struct sd_wait sw = {.w = {.kind = &tr__wk_shutdown}};
-    tr__list_add_tail(&t->e->sd_waiters, &sw.link);
-    int r = tr__task_park(t, &sw.w);
-    TR_ASSERT(tr__list_empty(&sw.link));
-    return r;
+    return tr__waitq_park(t, &t->e->sd_stop, &tr__wk_shutdown, true);
 }
 
 /* ---- tr_run ------------------------------------------------------------------------ */

@@ -323,6 +323,34 @@ extern const struct tr__wait_kind tr__wk_op, tr__wk_sleep, tr__wk_join, tr__wk_c
 #define TR_WAIT_CANCEL_ALL (&tr__wk_cancel_all)
 #define TR_WAIT_SHUTDOWN (&tr__wk_shutdown)
 
+/* ----------------------------------------------------------- wait queues */
+
+/* A FIFO of parked tasks (waitq.c). */
+struct tr__waitq {
+    struct tr__link head;
+};
+
+static inline void tr__waitq_init(struct tr__waitq *q)
+{
+    tr__list_init(&q->head);
+}
+
+static inline bool tr__waitq_empty(const struct tr__waitq *q)
+{
+    return tr__list_empty(&q->head);
+}
+
+/* Parks t in q with a wait of the given kind (whose cancel and kill are
+ * tr__waitq_cancel and tr__waitq_kill) until tr__waitq_wake_all. Returns
+ * the waker's result, or -ECANCELED when cut short (cancellable only) or
+ * killed. */
+int tr__waitq_park(tr_task *t, struct tr__waitq *q, const struct tr__wait_kind *kind,
+                   bool cancellable);
+/* Wakes every task of q with res, in arrival order; returns how many. */
+unsigned tr__waitq_wake_all(struct tr__waitq *q, int res);
+void tr__waitq_cancel(tr_engine *e, struct tr__wait *w);
+void tr__waitq_kill(tr_engine *e, struct tr__wait *w);
+
 /* ---------------------------------------------------------------- timers */
 
 /* A timer record in its owner's memory: a sleep's, later a scope's
@@ -703,10 +731,10 @@ struct tr_engine {
     unsigned nhooks, hooks_cap;
     unsigned drain_ms, grace_ms, kill_ms;
     int report_fd;
-    uint64_t live_late;         /* live TR_SPAWN_LATE tasks */
-    struct tr__link sd_waiters; /* tasks parked in tr_wait_shutdown */
-    struct tr__link sq_waiters; /* tasks parked for SQ room (wait_sq.c) */
-    uint64_t pass_ns;           /* the clock at the start of the pass */
+    uint64_t live_late;       /* live TR_SPAWN_LATE tasks */
+    struct tr__waitq sd_stop; /* tasks parked in tr_wait_shutdown */
+    struct tr__waitq sq_room; /* tasks parked for SQ room (wait_sq.c) */
+    uint64_t pass_ns;         /* the clock at the start of the pass */
 
     /* The engine's own reads (sigwake.c). Their buffers live here, in the
      * engine, which is freed only after their CQEs are reaped (G1). */

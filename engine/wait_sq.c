@@ -4,63 +4,30 @@
  * Getting an SQE never reaps (ring.c): when the SQ is full and the kernel
  * will not take it until completions are consumed, a task that wants to
  * submit parks here, and the scheduler wakes every such task once it has
- * reaped (loop.c's reap phase). A new kind of wait, as every kind is: one
- * record type, no case in any switch.
+ * reaped (loop.c's reap phase). The whole of a new kind of wait: its kind
+ * record and its queue.
  */
 #include "tr_internal.h"
 
-#include <errno.h>
-
-struct sq_wait {
-    struct tr__wait w;
-    struct tr__link link; /* in e->sq_waiters */
-    bool cancellable;     /* false for tr_close: it always closes */
-};
-
-/* Killed: nothing was taken, nothing is in flight. */
-static void sq_wait_kill(tr_engine *e, struct tr__wait *w)
-{
-    (void)e;
-    tr__list_del(&((struct sq_wait *)(void *)w)->link);
-    tr__task_wake(w->owner, -ECANCELED);
-}
-
-/* Cut short: as killed, unless the op that waits may not be cancelled
- * (then its wait ends at the next pass anyway). */
-static void sq_wait_cancel(tr_engine *e, struct tr__wait *w)
-{
-    if (((struct sq_wait *)(void *)w)->cancellable)
-        sq_wait_kill(e, w);
-}
-
+/* Cut short only when its op may be cancelled (tr_close may not). */
 static const struct tr__wait_kind sq_wait_kind = {
     .name = "sq-room-wait",
-    .cancel = sq_wait_cancel,
-    .kill = sq_wait_kill,
+    .cancel = tr__waitq_cancel,
+    .kill = tr__waitq_kill,
 };
 
 int tr__sq_wait(tr_task *t, bool cancellable)
 {
-    tr_engine *e = t->e;
-    e->st.sq_waits++;
-    struct sq_wait sw = {.w = {.kind = &sq_wait_kind}, .cancellable = cancellable};
-    tr__list_add_tail(&e->sq_waiters, &sw.link);
-    int r = tr__task_park(t, &sw.w);
-    TR_ASSERT(tr__list_empty(&sw.link));
-    return r;
+    t->e->st.sq_waits++;
+    return tr__waitq_park(t, &t->e->sq_room, &sq_wait_kind, cancellable);
 }
 
 bool tr__sq_waiters(const tr_engine *e)
 {
-    return !tr__list_empty(&e->sq_waiters);
+    return !tr__waitq_empty(&e->sq_room);
 }
 
 void tr__sq_waiters_wake(tr_engine *e)
 {
-    /* Bounded by the waiters, each unlinked; first come, first served. */
-    while (!tr__list_empty(&e->sq_waiters)) {
-        struct sq_wait *sw = tr__container_of(e->sq_waiters.next, struct sq_wait, link);
-        tr__list_del(&sw->link);
-        tr__task_wake(sw->w.owner, 0);
-    }
+    (void)tr__waitq_wake_all(&e->sq_room, 0);
 }
