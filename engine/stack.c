@@ -12,6 +12,7 @@
 #include "tr_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -30,12 +31,25 @@
 /* Guarded stacks this process may still create; -1 until first computed. */
 static _Atomic long guard_budget = -1;
 
+/*
+ * Process-wide facts, computed once (stack_once) by the first thread that
+ * needs one and only read afterwards: two threads creating their first
+ * engines at the same time must not race on them (defect B.13: the page
+ * size was cached by whoever came first, unsynchronised). pthread_once
+ * orders the write before every reader.
+ */
+static pthread_once_t stack_once = PTHREAD_ONCE_INIT;
+static size_t stack_page_size;
+
+static void stack_once_init(void)
+{
+    stack_page_size = (size_t)sysconf(_SC_PAGESIZE);
+}
+
 static size_t page_size(void)
 {
-    static size_t ps;
-    if (!ps)
-        ps = (size_t)sysconf(_SC_PAGESIZE);
-    return ps;
+    pthread_once(&stack_once, stack_once_init);
+    return stack_page_size;
 }
 
 static long read_long(const char *path, long dflt)
