@@ -1,13 +1,22 @@
 /*
  * stack.c — task stacks: mmap'd, guarded, pooled.
  *
- * A guarded stack is one mapping whose lowest page is PROT_NONE: an overflow
- * faults there and guard.c names the task (G8). It costs two kernel
- * mappings (VMAs), and a stock kernel allows 65530 per process
- * (vm.max_map_count): guard pages alone would cap us near 30k tasks. So a
- * process-wide budget hands out guards while it lasts; further stacks come
- * without a guard page (adjacent ones merge into one VMA) and rely on a
- * canary in their lowest bytes, checked at every switch away from the task.
+ * Every stack has a guard below its lowest byte where it can: an overflow
+ * faults there and guard.c names the task (G8). Three kinds (enum
+ * tr__guard), best first:
+ *   - a guard region (Linux >= 6.13): madvise(MADV_GUARD_INSTALL) makes the
+ *     page below the stack fault on any access with a page-table marker, not
+ *     a mapping of its own. A slab of stacks stays one VMA (and adjacent
+ *     slabs merge), so no number of tasks spends vm.max_map_count.
+ *   - a guard page, where the kernel lacks guard regions: the page below
+ *     the stack mprotect'd PROT_NONE. That splits the mapping, two VMAs per
+ *     stack, and a stock kernel allows 65530 per process: guard pages alone
+ *     would cap us near 30k tasks. So a process-wide budget hands them out
+ *     while it lasts;
+ *   - past that budget, none: the stack relies on a canary in its lowest
+ *     bytes, checked at every switch away from the task.
+ * All three have the same layout, [guard][stack][guard][stack]... in a
+ * slab: a canary stack's "guard" is a spare writable page.
  */
 #include "tr_internal.h"
 
@@ -28,8 +37,23 @@
  * two. A task that overflows writes frames (return addresses, saved
  * registers) through it. */
 
-/* Guarded stacks this process may still create; -1 until first computed. */
+/* Linux 6.13's values: older headers (Debian 12's) lack the names. An
+ * older kernel answers EINVAL, which is how we find out. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
+
+/* Guard pages (mprotect) this process may still create; -1 until first
+ * computed. Guard regions take nothing from it. */
 static _Atomic long guard_budget = -1;
+
+/* Whether the kernel has guard regions: 0 not known yet (the first slab
+ * finds out), 1 yes, -1 no. Whether a test turned them off. */
+static _Atomic int regions_kernel;
+static _Atomic bool regions_off;
 
 /*
  * Process-wide facts, computed once (stack_once) by the first thread that
@@ -120,6 +144,70 @@ long tr__stack_guard_budget(void)
     return atomic_load(&guard_budget);
 }
 
+void tr__stack_set_guard_regions(bool on)
+{
+    atomic_store(&regions_off, !on);
+}
+
+bool tr__stack_guard_regions(void)
+{
+    return !atomic_load(&regions_off) && atomic_load(&regions_kernel) >= 0;
+}
+
+/* Guard regions on the first page of each of n strides from map: all or
+ * none (a slab's stacks are all of one kind). About 1 us each, once per
+ * stack's life: the pool reuses stacks with their guards, and the trim's
+ * MADV_DONTNEED keeps them (tests/test_guard.c pins it). */
+static bool regions_install(char *map, size_t stride, unsigned n)
+{
+    size_t ps = page_size();
+    if (!tr__stack_guard_regions())
+        return false;
+    for (unsigned i = 0; i < n; i++) {
+        if (madvise(map + i * stride, ps, MADV_GUARD_INSTALL) == 0)
+            continue;
+        /* EINVAL on the first try: no guard regions in this kernel (or a
+         * locked mapping, mlockall, which they refuse as well). Anything
+         * else (ENOMEM for page tables) is this slab's problem only. */
+        if (i == 0 && errno == EINVAL)
+            atomic_store(&regions_kernel, -1);
+        if (i > 0)
+            madvise(map, i * stride, MADV_GUARD_REMOVE);
+        return false;
+    }
+    atomic_store(&regions_kernel, 1);
+    return true;
+}
+
+/* Guard pages for n strides from map, from the budget: all or none. */
+static bool pages_install(char *map, size_t stride, unsigned n)
+{
+    size_t ps = page_size();
+    if (!guard_take(n))
+        return false;
+    for (unsigned i = 0; i < n; i++) {
+        if (mprotect(map + i * stride, ps, PROT_NONE) != 0) {
+            /* Out of VMAs after all: the strides go canary-only, their
+             * guard pages become harmless (and unused) spare pages. */
+            if (i > 0)
+                mprotect(map, i * stride, PROT_READ | PROT_WRITE);
+            guard_give_back(n);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The best guard the process can give n strides from map. */
+static enum tr__guard guard_install(char *map, size_t stride, unsigned n)
+{
+    if (regions_install(map, stride, n))
+        return TR_GUARD_REGION;
+    if (pages_install(map, stride, n))
+        return TR_GUARD_PAGE;
+    return TR_GUARD_NONE;
+}
+
 static void *map_stack_memory(size_t len, int *err)
 {
     /* No MAP_NORESERVE: an absurd size must fail with -ENOMEM here, not
@@ -134,15 +222,15 @@ static void *map_stack_memory(size_t len, int *err)
     return m;
 }
 
-static void stack_init(tr_engine *e, struct tr_stack *s, char *lo, size_t size, bool guarded)
+static void stack_init(tr_engine *e, struct tr_stack *s, char *lo, size_t size, uint8_t guard)
 {
     s->lo = lo;
     s->hi = lo + size;
-    s->guarded = guarded;
+    s->guard = guard;
 #if defined(TR_HAVE_VALGRIND_H)
     s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->hi);
 #endif
-    if (guarded)
+    if (guard != TR_GUARD_NONE)
         e->st.stacks_guarded++;
     else
         e->st.stacks_canary++;
@@ -153,7 +241,7 @@ static void stack_fini(tr_engine *e, struct tr_stack *s)
 #if defined(TR_HAVE_VALGRIND_H)
     VALGRIND_STACK_DEREGISTER(s->vg_id);
 #endif
-    if (s->guarded)
+    if (s->guard != TR_GUARD_NONE)
         e->st.stacks_guarded--;
     else
         e->st.stacks_canary--;
@@ -161,8 +249,7 @@ static void stack_fini(tr_engine *e, struct tr_stack *s)
 
 /*
  * Default-size stacks come in slabs of TR_SLAB_STACKS from one mmap, laid
- * out [guard][stack][guard][stack]... (or just [stack][stack]... without
- * guards). One mmap serves 64 spawns, and a freed stack goes back to the
+ * out [guard][stack][guard][stack]... One mmap serves 64 spawns, and a freed stack goes back to the
  * engine's pool instead of to munmap: a 100k-task drain makes no syscall
  * per task. A slab whose stacks are all free while the pool holds more than
  * TR_STACK_POOL_MAX gets MADV_DONTNEED when the engine is next about to wait
@@ -171,38 +258,24 @@ static void stack_fini(tr_engine *e, struct tr_stack *s)
  */
 static int slab_create(tr_engine *e)
 {
-    size_t ps = page_size(), size = e->stack_size;
+    size_t size = e->stack_size, stride = size + page_size();
     struct tr_slab *sl = calloc(1, sizeof(*sl));
     if (!sl)
         return -ENOMEM;
-    bool guarded = guard_take(TR_SLAB_STACKS);
-    size_t stride = size + (guarded ? ps : 0);
     int err = 0;
     sl->map_len = stride * TR_SLAB_STACKS;
     sl->map = map_stack_memory(sl->map_len, &err);
     if (!sl->map) {
-        if (guarded)
-            guard_give_back(TR_SLAB_STACKS);
         free(sl);
         return err;
     }
-    for (unsigned i = 0; guarded && i < TR_SLAB_STACKS; i++) {
-        if (mprotect((char *)sl->map + i * stride, ps, PROT_NONE) != 0) {
-            /* Out of VMAs after all: this slab goes canary-only, its guard
-             * pages become harmless (and unused) stack bottoms. */
-            if (i > 0)
-                mprotect(sl->map, sl->map_len, PROT_READ | PROT_WRITE);
-            guard_give_back(TR_SLAB_STACKS);
-            guarded = false;
-        }
-    }
-    sl->guarded = guarded;
+    sl->guard = guard_install(sl->map, stride, TR_SLAB_STACKS);
     sl->nfree = TR_SLAB_STACKS;
     for (unsigned i = 0; i < TR_SLAB_STACKS; i++) {
         struct tr_stack *s = &sl->stacks[i];
         char *base = (char *)sl->map + i * stride;
         s->slab = sl;
-        stack_init(e, s, base + (stride - size), size, guarded);
+        stack_init(e, s, base + (stride - size), size, sl->guard);
         s->next_free = e->stack_pool;
         e->stack_pool = s;
         e->stack_pool_len++;
@@ -241,25 +314,16 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
     struct tr_stack *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    size_t ps = page_size();
-    bool guarded = guard_take(1);
-    size_t len = size + (guarded ? ps : 0);
+    size_t ps = page_size(), len = size + ps;
     int err = 0;
     void *m = map_stack_memory(len, &err);
     if (!m) {
-        if (guarded)
-            guard_give_back(1);
         free(s);
         return err;
     }
-    if (guarded && mprotect(m, ps, PROT_NONE) != 0) {
-        /* The split needs a new VMA; out of them, go canary-only. */
-        guard_give_back(1);
-        guarded = false;
-    }
     s->map = m;
     s->map_len = len;
-    stack_init(e, s, (char *)m + (guarded ? ps : 0), size, guarded);
+    stack_init(e, s, (char *)m + ps, size, guard_install(m, len, 1));
     *out = s;
     return 0;
 }
@@ -275,7 +339,7 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
 {
     if (!s->slab) {
         stack_fini(e, s);
-        if (s->guarded)
+        if (s->guard == TR_GUARD_PAGE)
             guard_give_back(1);
         munmap(s->map, s->map_len);
         free(s);
@@ -310,7 +374,8 @@ void tr__stack_trim(tr_engine *e, unsigned max)
             continue;
         if (n == max)
             return; /* more owed: the next wait trims on */
-        /* Give the pages back; the mapping (and the zero canaries) stay. */
+        /* Give the pages back; the mapping and its guard regions stay
+         * (MADV_DONTNEED keeps guard markers), as do guard pages. */
         madvise(sl->map, sl->map_len, MADV_DONTNEED);
         sl->advised = true;
         e->stack_advised += TR_SLAB_STACKS;
@@ -327,7 +392,7 @@ void tr__stack_pool_drain(tr_engine *e)
         TR_ASSERT(sl->nfree == TR_SLAB_STACKS);
         for (unsigned i = 0; i < TR_SLAB_STACKS; i++)
             stack_fini(e, &sl->stacks[i]);
-        if (sl->guarded)
+        if (sl->guard == TR_GUARD_PAGE)
             guard_give_back(TR_SLAB_STACKS);
         munmap(sl->map, sl->map_len);
         free(sl);

@@ -3,8 +3,10 @@
  * child whose stderr goes to a pipe the parent reads:
  *   - a task that recurses without bound hits its guard page and the child
  *     dies by SIGSEGV with a message naming the task;
- *   - with the guard budget exhausted (tr__stack_set_guard_budget(0), the
- *     white-box hook in stack.c) stacks are canary-only, and a task that
+ *   - with guard regions off and the guard budget exhausted (the white-box
+ *     hooks tr__stack_set_guard_regions(false) and
+ *     tr__stack_set_guard_budget(0) in stack.c: a kernel before 6.13 past
+ *     vm.max_map_count) stacks are canary-only, and a task that
  *     smashes the bottom 64 bytes of its stack makes the child abort
  *     (SIGABRT) at its next switch, with a message naming the task;
  *   - a SIGSEGV that is not on a guard page (a NULL-ish write from main,
@@ -142,7 +144,7 @@ __attribute__((noinline)) static int recurse(int depth)
 static int deep_task(void *p)
 {
     (void)p;
-    if (!tr__current || !tr__current->stack || !tr__current->stack->guarded) {
+    if (!tr__current || !tr__current->stack || tr__current->stack->guard == TR_GUARD_NONE) {
         say("TEST: the task's stack has no guard page\n");
         _exit(5);
     }
@@ -180,8 +182,8 @@ static int smash_task(void *p)
 {
     (void)p;
     struct tr_stack *s = tr__current->stack;
-    if (s->guarded) {
-        say("TEST: a guarded stack despite a guard budget of 0\n");
+    if (s->guard != TR_GUARD_NONE) {
+        say("TEST: a guarded stack despite guard regions off and a guard budget of 0\n");
         _exit(20);
     }
     struct tr_stats st;
@@ -199,6 +201,7 @@ static int smash_task(void *p)
 
 static void child_canary(void)
 {
+    tr__stack_set_guard_regions(false);
     tr__stack_set_guard_budget(0);
     tr_engine *e = NULL;
     if (tr_engine_create(&e, NULL) != 0)
@@ -211,8 +214,9 @@ static void child_canary(void)
     _exit(32);
 }
 
-/* With no guard budget left, stacks are canary-only; smashing the canary is
- * caught at the task's next switch: abort with a message naming the task. */
+/* Without guard regions and with no guard budget left, stacks are
+ * canary-only; smashing the canary is caught at the task's next switch:
+ * abort with a message naming the task. */
 static void test_guard_canary_smash_aborts_naming_task(void **state)
 {
     (void)state;
@@ -325,7 +329,8 @@ static int cn_victim(void *p)
 
 static void child_canary_direct(void)
 {
-    tr__stack_set_guard_budget(0); /* canary-only stacks */
+    tr__stack_set_guard_regions(false); /* canary-only stacks */
+    tr__stack_set_guard_budget(0);
     struct tr_config cfg;
     tr_config_init(&cfg);
     cfg.flags = TR_CFG_NO_SIGNALS;
