@@ -25,17 +25,21 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 #if defined(TR_HAVE_VALGRIND_H)
 #include <valgrind/valgrind.h>
 #endif
 
 /* The canary (TR_CANARY_WORDS): the lowest 256 bytes of an unguarded stack
- * must stay zero. Zero because fresh anonymous pages are zero: the canary
- * needs no write, so the stack's bottom page is never touched (reading it
- * maps the shared zero page) and a parked task keeps costing one page, not
- * two. A task that overflows writes frames (return addresses, saved
- * registers) through it. */
+ * hold tr__stack_canary_word, written when the stack is handed out and
+ * checked at every switch away from its task. A task that overflows writes
+ * frames (return addresses, saved registers) or its arrays through it. It
+ * used to be zero, the value of fresh pages, which cost no write and kept
+ * the bottom page untouched, but a zero-filled overflow never disturbed it
+ * (defect B.11). Now it is random with no zero byte, and a canary stack in
+ * use costs its bottom page too (one page more per task, on kernels
+ * without guard regions past the guard-page budget only). */
 
 /* Linux 6.13's values: older headers (Debian 12's) lack the names. An
  * older kernel answers EINVAL, which is how we find out. */
@@ -64,10 +68,32 @@ static _Atomic bool regions_off;
  */
 static pthread_once_t stack_once = PTHREAD_ONCE_INIT;
 static size_t stack_page_size;
+uint64_t tr__stack_canary_word;
+
+/* Random, so that no overflow writes it by accident, with no zero byte, so
+ * that zeros written over any byte of it show. getrandom with
+ * GRND_NONBLOCK fails rather than wait before the kernel's pool is ready
+ * (early boot); then the clock, the pid and where ASLR put this stack,
+ * mixed, still make a value no program writes by accident. */
+static uint64_t canary_make(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+        v = tr__now_ns() ^ ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)&v;
+        v ^= v >> 33; /* murmur3's finaliser: every input bit moves many */
+        v *= 0xff51afd7ed558ccdull;
+        v ^= v >> 33;
+    }
+    for (unsigned i = 0; i < 64; i += 8)
+        if (((v >> i) & 0xff) == 0)
+            v |= (uint64_t)0xa5 << i;
+    return v;
+}
 
 static void stack_once_init(void)
 {
     stack_page_size = (size_t)sysconf(_SC_PAGESIZE);
+    tr__stack_canary_word = canary_make();
 }
 
 static size_t page_size(void)
@@ -285,6 +311,18 @@ static int slab_create(tr_engine *e)
     return 0;
 }
 
+/* An unguarded stack gets its canary each time it is handed out: the trim's
+ * MADV_DONTNEED zeroes pooled stacks, and the write is 256 bytes on a path
+ * that guarded stacks skip. */
+static void canary_arm(struct tr_stack *s)
+{
+    if (TR_LIKELY(s->guard != TR_GUARD_NONE))
+        return;
+    uint64_t *w = s->lo;
+    for (int i = 0; i < TR_CANARY_WORDS; i++)
+        w[i] = tr__stack_canary_word;
+}
+
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
 {
     if (TR_FAULT(TR_FS_ALLOC))
@@ -307,6 +345,7 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
             s->slab->advised = false;
         }
         s->slab->nfree--;
+        canary_arm(s);
         *out = s;
         return 0;
     }
@@ -324,6 +363,7 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
     s->map = m;
     s->map_len = len;
     stack_init(e, s, (char *)m + ps, size, guard_install(m, len, 1));
+    canary_arm(s);
     *out = s;
     return 0;
 }

@@ -122,9 +122,11 @@ void tr__stack_pool_drain(tr_engine *e);
  * kernel, at most max slabs per call. */
 void tr__stack_trim(tr_engine *e, unsigned max);
 #define TR_STACK_TRIM_DELAY_NS 10000000ull /* 10 ms */
-/* The canary: the lowest 256 bytes of an unguarded stack must stay zero
- * (stack.c). Checked at every switch by tr__stack_canary_check (below). */
+/* The canary: the lowest 256 bytes of an unguarded stack hold this word,
+ * random with no zero byte, chosen once per process (stack.c). Checked at
+ * every switch by tr__stack_canary_check (below). */
 #define TR_CANARY_WORDS 32
+extern uint64_t tr__stack_canary_word;
 /* Reports the task whose canary is gone and aborts. */
 void tr__stack_canary_fail(tr_task *t) __attribute__((noreturn, cold, noinline));
 /* Rounds up to whole pages; 0 on overflow. */
@@ -298,9 +300,9 @@ static inline void tr__stack_canary_check(tr_task *t)
     if (s->guard != TR_GUARD_NONE)
         return;
     const volatile uint64_t *w = s->lo;
-    uint64_t any = 0;
+    uint64_t c = tr__stack_canary_word, any = 0;
     for (int i = 0; i < TR_CANARY_WORDS; i++)
-        any |= w[i];
+        any |= w[i] ^ c;
     if (TR_UNLIKELY(any != 0))
         tr__stack_canary_fail(t);
 }

@@ -380,6 +380,54 @@ static void test_guard_canary_checked_after_direct_switch(void **state)
 }
 #endif
 
+/* -------------------------------------- past the map budget (B.11) */
+
+/* Regression for B.11, the fallback (a kernel without guard regions, past
+ * the budget): the canary was zero, so zeros written over it were no
+ * change. Now it is random with no zero byte, and zero-filling its lowest
+ * 64 bytes aborts at the next switch, naming the task. Without the fix the
+ * child survives the switch and exits 62. */
+static int zero_fill_task(void *p)
+{
+    (void)p;
+    struct tr_stack *s = tr__current->stack;
+    if (s->guard != TR_GUARD_NONE) {
+        say("TEST: a guarded stack despite guard regions off and a guard budget of 0\n");
+        _exit(60);
+    }
+    volatile unsigned char *lo = s->lo;
+    for (int i = 0; i < 64; i++)
+        lo[i] = 0;
+    (void)tr_yield();
+    say("TEST: the task survived a zero-filled canary across a switch\n");
+    _exit(62);
+}
+
+static void child_canary_zero_fill(void)
+{
+    tr__stack_set_guard_regions(false);
+    tr__stack_set_guard_budget(0);
+    tr_engine *e = NULL;
+    if (tr_engine_create(&e, NULL) != 0)
+        _exit(63);
+    struct tr_spawn_opts o = {.name = "zero-filler"};
+    if (tr_spawn(e, NULL, zero_fill_task, NULL, &o) != 0)
+        _exit(64);
+    (void)tr_engine_run(e);
+    _exit(65);
+}
+
+static void test_guard_canary_zero_fill_aborts_naming_task(void **state)
+{
+    (void)state;
+    struct child_out o;
+    run_child(child_canary_zero_fill, &o);
+    describe("zero-filled canary", &o);
+    assert_killed_by(&o, SIGABRT);
+    assert_non_null(strstr(o.err, "task 'zero-filler'"));
+    assert_non_null(strstr(o.err, "canary smashed"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_guard_canary_checked_after_direct_switch),
 #endif
         cmocka_unit_test(test_guard_foreign_segv_still_kills),
+        cmocka_unit_test(test_guard_canary_zero_fill_aborts_naming_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,16 +6,59 @@
  *     in a fresh process share the stack code's process-wide state (page
  *     size, guard-region probe, canary, map budget) without a data race
  *     (defect B.13: the page size was initialised lazily, unsynchronised);
- *   - the canary of unguarded stacks is a random word with no zero byte
- *     (defect B.11: it was zero, so a zero-filled overflow never showed);
- *   - guard-region stacks cost no mapping: thousands of them leave
- *     /proc/self/maps a few lines longer, and they count as guarded.
+ *   - the canary of unguarded stacks is a random word with no zero byte,
+ *     another in each process (defect B.11: it was zero, so a zero-filled
+ *     overflow never showed), and every canary stack holds it when its
+ *     task runs, also a stack whose pages the trim gave back (MADV_DONTNEED
+ *     zeroes them).
  */
 #define _GNU_SOURCE
 #include "tr_test.h"
 
 #include <pthread.h>
 #include <sys/wait.h>
+
+/* Runs this program again with one argument and returns its wait status;
+ * its stdout goes to *out (up to n - 1 bytes, NUL-terminated) when out is
+ * not NULL. The child starts with none of this process's state. */
+static int reexec(const char *arg, char *out, size_t n)
+{
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (out && dup2(p[1], STDOUT_FILENO) < 0)
+            _exit(126);
+        char *argv[] = {"test_stack", (char *)arg, NULL};
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    for (;;) {
+        char tmp[256];
+        ssize_t r = read(p[0], tmp, sizeof(tmp));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        for (ssize_t i = 0; out && i < r && len + 1 < n; i++)
+            out[len++] = tmp[i];
+    }
+    if (out)
+        out[len] = '\0';
+    close(p[0]);
+    int st = 0;
+    pid_t w;
+    do {
+        w = waitpid(pid, &st, 0);
+    } while (w < 0 && errno == EINTR);
+    assert_int_equal(w, pid);
+    return st;
+}
 
 /* --------------------------------------- two threads, fresh process */
 
@@ -88,31 +131,120 @@ static const char tt_flag[] = "--two-threads-child";
 static void test_stack_two_threads_create_engines_race_free(void **state)
 {
     (void)state;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char *argv[] = {"test_stack", (char *)tt_flag, NULL};
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    int st = 0;
-    pid_t w;
-    do {
-        w = waitpid(pid, &st, 0);
-    } while (w < 0 && errno == EINTR);
-    assert_int_equal(w, pid);
+    int st = reexec(tt_flag, NULL, 0);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         fail_msg("the two-thread child ended with status 0x%x (66: a TSan report above)", st);
+}
+
+/* ------------------------------------------------------------ the canary */
+
+static const char cw_flag[] = "--print-canary";
+
+/* The child: makes an engine (the canary is chosen on the way) and prints
+ * the word. */
+static int cw_child(void)
+{
+    tr_engine *e = NULL;
+    if (tr_engine_create(&e, NULL) != 0 || tr_engine_destroy(e) != 0)
+        return 1;
+    printf("%016llx\n", (unsigned long long)tr__stack_canary_word);
+    return 0;
+}
+
+static void test_stack_canary_random_without_zero_byte(void **state)
+{
+    (void)state;
+    tr_engine *e = eng_new(NULL); /* the canary is chosen by now */
+    uint64_t c = tr__stack_canary_word;
+    for (unsigned i = 0; i < 64; i += 8)
+        if (((c >> i) & 0xff) == 0)
+            fail_msg("canary %016llx has a zero byte", (unsigned long long)c);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    /* Another process, another canary (equal by chance: 2^-64). */
+    char a[64], b[64];
+    assert_int_equal(reexec(cw_flag, a, sizeof(a)), 0);
+    assert_int_equal(reexec(cw_flag, b, sizeof(b)), 0);
+    assert_int_equal(strlen(a), 17);
+    assert_string_not_equal(a, b);
+}
+
+/* Canary-only stacks (guard regions off, no guard budget): each task finds
+ * the canary in its stack's lowest TR_CANARY_WORDS words, also on a stack
+ * of a slab the trim gave back (its pages read zero again), which would
+ * otherwise abort at the first switch as a smashed canary. */
+#define CT_TASKS (TR_STACK_POOL_MAX + 4 * TR_SLAB_STACKS)
+
+static int ct_bad;
+
+static bool ct_armed(void)
+{
+    const struct tr_stack *s = tr__current->stack;
+    const uint64_t *w = s->lo;
+    if (s->guard != TR_GUARD_NONE)
+        return false;
+    for (int i = 0; i < TR_CANARY_WORDS; i++)
+        if (w[i] != tr__stack_canary_word)
+            return false;
+    return true;
+}
+
+static int ct_task(void *p)
+{
+    (void)p;
+    ct_bad += !ct_armed();
+    return tr_yield();
+}
+
+static int ct_spawner(void *p)
+{
+    (void)p;
+    for (int i = 0; i < CT_TASKS; i++)
+        TCHECK_EQ(tr_spawn(NULL, NULL, ct_task, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_stack_canary_armed_also_after_trim(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr__stack_set_guard_regions(false);
+    tr__stack_set_guard_budget(0);
+    tr_engine *e = eng_new(&cfg);
+    ct_bad = 0;
+    assert_int_equal(tr_spawn(e, NULL, ct_spawner, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0); /* returning trims what is owed */
+    tr_test_assert_clean();
+    assert_int_equal(ct_bad, 0);
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.stacks_guarded, 0);
+    assert_true(st.stacks_canary >= CT_TASKS);
+    /* A whole trimmed slab, then a second spike: its stacks come back
+     * zeroed by the kernel, and are armed again as they are handed out. */
+    unsigned advised = 0;
+    for (struct tr_slab *sl = e->slabs; sl; sl = sl->next)
+        advised += sl->advised;
+    assert_true(advised > 0);
+    assert_int_equal(tr_spawn(e, NULL, ct_spawner, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    assert_int_equal(ct_bad, 0);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    tr__stack_set_guard_regions(true);
+    tr__stack_set_guard_budget(-1); /* back to vm.max_map_count's */
 }
 
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], tt_flag) == 0)
         return tt_child();
+    if (argc == 2 && strcmp(argv[1], cw_flag) == 0)
+        return cw_child();
     const struct CMUnitTest tests[] = {
         T(test_stack_two_threads_create_engines_race_free),
+        T(test_stack_canary_random_without_zero_byte),
+        T(test_stack_canary_armed_also_after_trim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
