@@ -10,7 +10,9 @@
  *     another in each process (defect B.11: it was zero, so a zero-filled
  *     overflow never showed), and every canary stack holds it when its
  *     task runs, also a stack whose pages the trim gave back (MADV_DONTNEED
- *     zeroes them).
+ *     zeroes them);
+ *   - guard-region stacks cost no mapping: thousands of them leave
+ *     /proc/self/maps a few lines longer, and they count as guarded.
  */
 #define _GNU_SOURCE
 #include "tr_test.h"
@@ -235,6 +237,79 @@ static void test_stack_canary_armed_also_after_trim(void **state)
     tr__stack_set_guard_budget(-1); /* back to vm.max_map_count's */
 }
 
+/* ---------------------------------------- guard regions cost no mapping */
+
+/* Few enough for TSan's 8128 fibers; more than the whole guard-page
+ * budget would allow with a lower vm.max_map_count. */
+#define GR_TASKS 4000
+
+static long maps_lines(void)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    long n = 0;
+    int c;
+    if (!f)
+        return -1;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+struct gr_ctx {
+    long maps0, maps1;
+    int not_region;
+    struct tr_stats st;
+};
+
+static int gr_sleeper(void *p)
+{
+    struct gr_ctx *c = p;
+    c->not_region += tr__current->stack->guard != TR_GUARD_REGION;
+    return tr_sleep_ns(3600ull * 1000000000ull);
+}
+
+static int gr_main(void *p)
+{
+    struct gr_ctx *c = p;
+    c->maps0 = maps_lines();
+    for (int i = 0; i < GR_TASKS; i++)
+        TCHECK_EQ(tr_spawn(NULL, NULL, gr_sleeper, c, NULL), 0);
+    for (int i = 0; i < 100 && tstats().timers_pending < GR_TASKS; i++)
+        TCHECK_EQ(tr_yield(), 0);
+    c->maps1 = maps_lines();
+    c->st = tstats();
+    TCHECK_EQ(tr_cancel_all(NULL, 0, TR_CANCEL_WAIT), GR_TASKS);
+    return 0;
+}
+
+static void test_stack_guard_regions_cost_no_mapping(void **state)
+{
+    (void)state;
+    tr__stack_set_guard_budget(0); /* guard regions need none */
+    struct gr_ctx c;
+    memset(&c, 0, sizeof(c));
+    tr_engine *e = eng_new(NULL);
+    assert_int_equal(tr_spawn(e, NULL, gr_main, &c, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    assert_int_equal(tr_engine_destroy(e), 0);
+    tr__stack_set_guard_budget(-1);
+    if (!tr__stack_guard_regions())
+        skip(); /* a kernel before 6.13 */
+    print_message("%d parked tasks with guard regions: /proc/self/maps %ld -> %ld lines; "
+                  "stacks guarded %llu, canary %llu\n",
+                  GR_TASKS, c.maps0, c.maps1, (unsigned long long)c.st.stacks_guarded,
+                  (unsigned long long)c.st.stacks_canary);
+    assert_int_equal(c.not_region, 0);
+    assert_true(c.st.stacks_guarded >= GR_TASKS + 1);
+    assert_int_equal(c.st.stacks_canary, 0);
+    /* The slabs merge into a VMA or a few (0-2 lines more here); guard
+     * pages would have added two lines per stack. Far fewer than one per
+     * stack, not a few: under TSan the fibers map memory of their own. */
+    assert_true(c.maps1 - c.maps0 < GR_TASKS / 8);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], tt_flag) == 0)
@@ -245,6 +320,7 @@ int main(int argc, char **argv)
         T(test_stack_two_threads_create_engines_race_free),
         T(test_stack_canary_random_without_zero_byte),
         T(test_stack_canary_armed_also_after_trim),
+        T(test_stack_guard_regions_cost_no_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
