@@ -15,8 +15,6 @@
  *     while it lasts;
  *   - past that budget, none: the stack relies on a canary in its lowest
  *     bytes, checked at every switch away from the task.
- * All three have the same layout, [guard][stack][guard][stack]... in a
- * slab: a canary stack's "guard" is a spare writable page.
  */
 #include "tr_internal.h"
 
@@ -37,9 +35,9 @@
  * frames (return addresses, saved registers) or its arrays through it. It
  * used to be zero, the value of fresh pages, which cost no write and kept
  * the bottom page untouched, but a zero-filled overflow never disturbed it
- * (defect B.11). Now it is random with no zero byte, and a canary stack in
- * use costs its bottom page too (one page more per task, on kernels
- * without guard regions past the guard-page budget only). */
+ * (defect B.11). Now it is random with no zero byte, and where it lives
+ * costs a page only where the stack below it is free (see slab_stack_lo). */
+#define CANARY_BYTES (TR_CANARY_WORDS * sizeof(uint64_t))
 
 /* Linux 6.13's values: older headers (Debian 12's) lack the names. An
  * older kernel answers EINVAL, which is how we find out. */
@@ -54,9 +52,9 @@
  * computed. Guard regions take nothing from it. */
 static _Atomic long guard_budget = -1;
 
-/* Whether the kernel has guard regions: 0 not known yet (the first slab
- * finds out), 1 yes, -1 no. Whether a test turned them off. */
-static _Atomic int regions_kernel;
+/* The kernel lacks guard regions (a slab found out); a test turned them
+ * off. */
+static _Atomic bool regions_missing;
 static _Atomic bool regions_off;
 
 /*
@@ -177,7 +175,7 @@ void tr__stack_set_guard_regions(bool on)
 
 bool tr__stack_guard_regions(void)
 {
-    return !atomic_load(&regions_off) && atomic_load(&regions_kernel) >= 0;
+    return !atomic_load(&regions_off) && !atomic_load(&regions_missing);
 }
 
 /* Guard regions on the first page of each of n strides from map: all or
@@ -196,12 +194,11 @@ static bool regions_install(char *map, size_t stride, unsigned n)
          * locked mapping, mlockall, which they refuse as well). Anything
          * else (ENOMEM for page tables) is this slab's problem only. */
         if (i == 0 && errno == EINVAL)
-            atomic_store(&regions_kernel, -1);
+            atomic_store(&regions_missing, true);
         if (i > 0)
             madvise(map, i * stride, MADV_GUARD_REMOVE);
         return false;
     }
-    atomic_store(&regions_kernel, 1);
     return true;
 }
 
@@ -213,8 +210,7 @@ static bool pages_install(char *map, size_t stride, unsigned n)
         return false;
     for (unsigned i = 0; i < n; i++) {
         if (mprotect(map + i * stride, ps, PROT_NONE) != 0) {
-            /* Out of VMAs after all: the strides go canary-only, their
-             * guard pages become harmless (and unused) spare pages. */
+            /* Out of VMAs after all: the strides go canary-only. */
             if (i > 0)
                 mprotect(map, i * stride, PROT_READ | PROT_WRITE);
             guard_give_back(n);
@@ -273,14 +269,30 @@ static void stack_fini(tr_engine *e, struct tr_stack *s)
         e->st.stacks_canary--;
 }
 
+/* Where stack i of a slab begins. Guarded: above its guard, the first
+ * page of its stride. Canary-only: packed from the slab's first page on,
+ * each CANARY_BYTES below a page boundary, so that its canary shares a
+ * page with the top of the stack below (stack 0's: the slab's first page).
+ * That page is resident whenever the stack below is in use, so the canary
+ * costs no page of its own and a parked task keeps costing one page, not
+ * two. The mapping's last pages then stay unused (address space only). */
+static char *slab_stack_lo(const struct tr_slab *sl, unsigned i, size_t size)
+{
+    size_t ps = page_size();
+    if (sl->guard != TR_GUARD_NONE)
+        return (char *)sl->map + i * (size + ps) + ps;
+    return (char *)sl->map + ps - CANARY_BYTES + i * size;
+}
+
 /*
  * Default-size stacks come in slabs of TR_SLAB_STACKS from one mmap, laid
- * out [guard][stack][guard][stack]... One mmap serves 64 spawns, and a freed stack goes back to the
- * engine's pool instead of to munmap: a 100k-task drain makes no syscall
- * per task. A slab whose stacks are all free while the pool holds more than
- * TR_STACK_POOL_MAX gets MADV_DONTNEED when the engine is next about to wait
- * (tr__stack_trim), so a spike's memory goes back to the kernel; slabs are
- * unmapped when the engine is destroyed.
+ * out [guard][stack][guard][stack]... (canary stacks: see slab_stack_lo).
+ * One mmap serves 64 spawns, and a freed stack goes back to the engine's
+ * pool instead of to munmap: a 100k-task drain makes no syscall per task.
+ * A slab whose stacks are all free while the pool holds more than
+ * TR_STACK_POOL_MAX gets MADV_DONTNEED when the engine is next about to
+ * wait (tr__stack_trim), so a spike's memory goes back to the kernel;
+ * slabs are unmapped when the engine is destroyed.
  */
 static int slab_create(tr_engine *e)
 {
@@ -299,9 +311,8 @@ static int slab_create(tr_engine *e)
     sl->nfree = TR_SLAB_STACKS;
     for (unsigned i = 0; i < TR_SLAB_STACKS; i++) {
         struct tr_stack *s = &sl->stacks[i];
-        char *base = (char *)sl->map + i * stride;
         s->slab = sl;
-        stack_init(e, s, base + (stride - size), size, sl->guard);
+        stack_init(e, s, slab_stack_lo(sl, i, size), size, sl->guard);
         s->next_free = e->stack_pool;
         e->stack_pool = s;
         e->stack_pool_len++;
@@ -313,13 +324,14 @@ static int slab_create(tr_engine *e)
 
 /* An unguarded stack gets its canary each time it is handed out: the trim's
  * MADV_DONTNEED zeroes pooled stacks, and the write is 256 bytes on a path
- * that guarded stacks skip. */
+ * that guarded stacks skip. (A canary stack of its own mapping, not of the
+ * default size, pays a page for it.) */
 static void canary_arm(struct tr_stack *s)
 {
     if (TR_LIKELY(s->guard != TR_GUARD_NONE))
         return;
     uint64_t *w = s->lo;
-    for (int i = 0; i < TR_CANARY_WORDS; i++)
+    for (size_t i = 0; i < CANARY_BYTES / sizeof(*w); i++)
         w[i] = tr__stack_canary_word;
 }
 
