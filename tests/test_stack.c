@@ -95,25 +95,37 @@ static int tt_main(void *p)
     return tr_sleep_ns(1000);
 }
 
+/* Each thread creates and runs TT_ROUNDS engines, then (after both have)
+ * destroys them: the creates overlap, and so do the destroys. Not a create
+ * after a destroy on the other thread: liburing maps and unmaps rings
+ * with raw syscalls that TSan does not see, so a ring mapped where the
+ * other thread's last one was would look to it like a race on the SQEs. */
 static void *tt_thread(void *p)
 {
     intptr_t id = (intptr_t)p;
+    tr_engine *es[TT_ROUNDS];
     struct tr_config cfg;
     tr_config_init(&cfg);
     cfg.flags = TR_CFG_NO_SIGNALS;
     if (id == 1)
         cfg.stack_size = 96 * 1024; /* an own mapping per stack as well */
+    intptr_t err = 0;
+    int made = 0;
     pthread_barrier_wait(&tt_barrier);
-    for (int r = 0; r < TT_ROUNDS; r++) {
-        tr_engine *e = NULL;
-        if (tr_engine_create(&e, &cfg) != 0)
-            return (void *)1;
+    for (; made < TT_ROUNDS; made++) {
+        if (tr_engine_create(&es[made], &cfg) != 0) {
+            err = 1;
+            break;
+        }
         struct tr_spawn_opts o = {.name = "tt-main", .stack_size = id ? 0 : 128 * 1024};
-        if (tr_spawn(e, NULL, tt_main, NULL, &o) != 0 || tr_engine_run(e) != 0 ||
-            tr_engine_destroy(e) != 0)
-            return (void *)2;
+        if (tr_spawn(es[made], NULL, tt_main, NULL, &o) != 0 || tr_engine_run(es[made]) != 0)
+            err = 2;
     }
-    return NULL;
+    pthread_barrier_wait(&tt_barrier); /* also after a failure: no hang */
+    for (int r = 0; r < made; r++)
+        if (tr_engine_destroy(es[r]) != 0)
+            err = 3;
+    return (void *)err;
 }
 
 /* The body, in a process that has not touched the engine yet: the first
