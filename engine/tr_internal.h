@@ -86,7 +86,7 @@ struct tr_slab;
 
 /* What sits in the page below a stack's lo (stack.c). */
 enum tr__guard {
-    TR_GUARD_NONE = 0, /* a spare page: the stack relies on its canary */
+    TR_GUARD_NONE = 0, /* none: the stack relies on its canary */
     TR_GUARD_PAGE,     /* mprotect'd PROT_NONE: a VMA of its own, from the budget */
     TR_GUARD_REGION,   /* MADV_GUARD_INSTALL (Linux >= 6.13): no VMA of its own */
 };
