@@ -31,6 +31,10 @@
 #define SKIP_UNDER_TSAN() ((void)0)
 #endif
 
+/* This program: argv[0] when it is a path (under valgrind /proc/self/exe
+ * is valgrind's own), else /proc/self/exe. */
+static const char *self_path = "/proc/self/exe";
+
 /* Runs this program again with one argument and returns its wait status;
  * its stdout goes to *out (up to n - 1 bytes, NUL-terminated) when out is
  * not NULL. The child starts with none of this process's state. */
@@ -46,7 +50,7 @@ static int reexec(const char *arg, char *out, size_t n)
         if (out && dup2(p[1], STDOUT_FILENO) < 0)
             _exit(126);
         char *argv[] = {"test_stack", (char *)arg, NULL};
-        execv("/proc/self/exe", argv);
+        execv(self_path, argv);
         _exit(127);
     }
     close(p[1]);
@@ -406,6 +410,8 @@ static void test_stack_parked_canary_stack_costs_one_page(void **state)
 
 int main(int argc, char **argv)
 {
+    if (argc > 0 && strchr(argv[0], '/'))
+        self_path = argv[0];
     if (argc == 2 && strcmp(argv[1], tt_flag) == 0)
         return tt_child();
     if (argc == 2 && strcmp(argv[1], cw_flag) == 0)
