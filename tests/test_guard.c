@@ -622,9 +622,12 @@ static void test_guard_overflow_in_one_of_many_parked_names_it(void **state)
         struct child_out o;
         run_child(child_parked, &o);
         skip_if_child_skipped(&o);
-        const char *info = strstr(o.err, "TEST-INFO:");
-        if (info)
-            print_message("victim %d: %.*s", pk_victim, (int)(strchr(info, '\n') - info + 1), info);
+        /* The figures, and the line that named the victim. */
+        const char *lines[] = {strstr(o.err, "TEST-INFO:"), strstr(o.err, "taskring:")};
+        for (size_t l = 0; l < 2; l++)
+            if (lines[l] && strchr(lines[l], '\n'))
+                print_message("victim %d: %.*s", pk_victim,
+                              (int)(strchr(lines[l], '\n') - lines[l] + 1), lines[l]);
         assert_killed_by(&o, SIGSEGV);
         char want[64];
         snprintf(want, sizeof(want), "task 'parked-%d' (id %d)", pk_victim, pk_victim + 2);
