@@ -1,41 +1,103 @@
 /*
  * stack.c — task stacks: mmap'd, guarded, pooled.
  *
- * A guarded stack is one mapping whose lowest page is PROT_NONE: an overflow
- * faults there and guard.c names the task (G8). It costs two kernel
- * mappings (VMAs), and a stock kernel allows 65530 per process
- * (vm.max_map_count): guard pages alone would cap us near 30k tasks. So a
- * process-wide budget hands out guards while it lasts; further stacks come
- * without a guard page (adjacent ones merge into one VMA) and rely on a
- * canary in their lowest bytes, checked at every switch away from the task.
+ * Every stack has a guard below its lowest byte where it can: an overflow
+ * faults there and guard.c names the task (G8). Three kinds (enum
+ * tr__guard), best first:
+ *   - a guard region (Linux >= 6.13): madvise(MADV_GUARD_INSTALL) makes the
+ *     page below the stack fault on any access with a page-table marker, not
+ *     a mapping of its own. A slab of stacks stays one VMA (and adjacent
+ *     slabs merge), so no number of tasks spends vm.max_map_count.
+ *   - a guard page, where the kernel lacks guard regions: the page below
+ *     the stack mprotect'd PROT_NONE. That splits the mapping, two VMAs per
+ *     stack, and a stock kernel allows 65530 per process: guard pages alone
+ *     would cap us near 30k tasks. So a process-wide budget hands them out
+ *     while it lasts;
+ *   - past that budget, none: the stack relies on a canary in its lowest
+ *     bytes, checked at every switch away from the task.
  */
 #include "tr_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 #if defined(TR_HAVE_VALGRIND_H)
 #include <valgrind/valgrind.h>
 #endif
 
 /* The canary (TR_CANARY_WORDS): the lowest 256 bytes of an unguarded stack
- * must stay zero. Zero because fresh anonymous pages are zero: the canary
- * needs no write, so the stack's bottom page is never touched (reading it
- * maps the shared zero page) and a parked task keeps costing one page, not
- * two. A task that overflows writes frames (return addresses, saved
- * registers) through it. */
+ * hold tr__stack_canary_word, written when the stack is handed out and
+ * checked at every switch away from its task. A task that overflows writes
+ * frames (return addresses, saved registers) or its arrays through it. It
+ * used to be zero, the value of fresh pages, which cost no write and kept
+ * the bottom page untouched, but a zero-filled overflow never disturbed it
+ * (defect B.11). Now it is random with no zero byte, and where it lives
+ * costs a page only where the stack below it is free (see slab_stack_lo). */
+#define CANARY_BYTES (TR_CANARY_WORDS * sizeof(uint64_t))
 
-/* Guarded stacks this process may still create; -1 until first computed. */
+/* Linux 6.13's values: older headers (Debian 12's) lack the names. An
+ * older kernel answers EINVAL, which is how we find out. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
+
+/* Guard pages (mprotect) this process may still create; -1 until first
+ * computed. Guard regions take nothing from it. */
 static _Atomic long guard_budget = -1;
+
+/* The kernel lacks guard regions (a slab found out); a test turned them
+ * off. */
+static _Atomic bool regions_missing;
+static _Atomic bool regions_off;
+
+/*
+ * Process-wide facts, computed once (stack_once) by the first thread that
+ * needs one and only read afterwards: two threads creating their first
+ * engines at the same time must not race on them (defect B.13: the page
+ * size was cached by whoever came first, unsynchronised). pthread_once
+ * orders the write before every reader.
+ */
+static pthread_once_t stack_once = PTHREAD_ONCE_INIT;
+static size_t stack_page_size;
+uint64_t tr__stack_canary_word;
+
+/* Random, so that no overflow writes it by accident, with no zero byte, so
+ * that zeros written over any byte of it show. getrandom with
+ * GRND_NONBLOCK fails rather than wait before the kernel's pool is ready
+ * (early boot); then the clock, the pid and where ASLR put this stack,
+ * mixed, still make a value no program writes by accident. */
+static uint64_t canary_make(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+        v = tr__now_ns() ^ ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)&v;
+        v ^= v >> 33; /* murmur3's finaliser: every input bit moves many */
+        v *= 0xff51afd7ed558ccdull;
+        v ^= v >> 33;
+    }
+    for (unsigned i = 0; i < 64; i += 8)
+        if (((v >> i) & 0xff) == 0)
+            v |= (uint64_t)0xa5 << i;
+    return v;
+}
+
+static void stack_once_init(void)
+{
+    stack_page_size = (size_t)sysconf(_SC_PAGESIZE);
+    tr__stack_canary_word = canary_make();
+}
 
 static size_t page_size(void)
 {
-    static size_t ps;
-    if (!ps)
-        ps = (size_t)sysconf(_SC_PAGESIZE);
-    return ps;
+    pthread_once(&stack_once, stack_once_init);
+    return stack_page_size;
 }
 
 static long read_long(const char *path, long dflt)
@@ -106,6 +168,68 @@ long tr__stack_guard_budget(void)
     return atomic_load(&guard_budget);
 }
 
+void tr__stack_set_guard_regions(bool on)
+{
+    atomic_store(&regions_off, !on);
+}
+
+bool tr__stack_guard_regions(void)
+{
+    return !atomic_load(&regions_off) && !atomic_load(&regions_missing);
+}
+
+/* Guard regions on the first page of each of n strides from map: all or
+ * none (a slab's stacks are all of one kind). About 1 us each, once per
+ * stack's life: the pool reuses stacks with their guards, and the trim's
+ * MADV_DONTNEED keeps them (tests/test_guard.c pins it). */
+static bool regions_install(char *map, size_t stride, unsigned n)
+{
+    size_t ps = page_size();
+    if (!tr__stack_guard_regions())
+        return false;
+    for (unsigned i = 0; i < n; i++) {
+        if (madvise(map + i * stride, ps, MADV_GUARD_INSTALL) == 0)
+            continue;
+        /* EINVAL on the first try: no guard regions in this kernel (or a
+         * locked mapping, mlockall, which they refuse as well). Anything
+         * else (ENOMEM for page tables) is this slab's problem only. */
+        if (i == 0 && errno == EINVAL)
+            atomic_store(&regions_missing, true);
+        if (i > 0)
+            madvise(map, i * stride, MADV_GUARD_REMOVE);
+        return false;
+    }
+    return true;
+}
+
+/* Guard pages for n strides from map, from the budget: all or none. */
+static bool pages_install(char *map, size_t stride, unsigned n)
+{
+    size_t ps = page_size();
+    if (!guard_take(n))
+        return false;
+    for (unsigned i = 0; i < n; i++) {
+        if (mprotect(map + i * stride, ps, PROT_NONE) != 0) {
+            /* Out of VMAs after all: the strides go canary-only. */
+            if (i > 0)
+                mprotect(map, i * stride, PROT_READ | PROT_WRITE);
+            guard_give_back(n);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The best guard the process can give n strides from map. */
+static enum tr__guard guard_install(char *map, size_t stride, unsigned n)
+{
+    if (regions_install(map, stride, n))
+        return TR_GUARD_REGION;
+    if (pages_install(map, stride, n))
+        return TR_GUARD_PAGE;
+    return TR_GUARD_NONE;
+}
+
 static void *map_stack_memory(size_t len, int *err)
 {
     /* No MAP_NORESERVE: an absurd size must fail with -ENOMEM here, not
@@ -120,15 +244,15 @@ static void *map_stack_memory(size_t len, int *err)
     return m;
 }
 
-static void stack_init(tr_engine *e, struct tr_stack *s, char *lo, size_t size, bool guarded)
+static void stack_init(tr_engine *e, struct tr_stack *s, char *lo, size_t size, uint8_t guard)
 {
     s->lo = lo;
     s->hi = lo + size;
-    s->guarded = guarded;
+    s->guard = guard;
 #if defined(TR_HAVE_VALGRIND_H)
     s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->hi);
 #endif
-    if (guarded)
+    if (guard != TR_GUARD_NONE)
         e->st.stacks_guarded++;
     else
         e->st.stacks_canary++;
@@ -139,56 +263,56 @@ static void stack_fini(tr_engine *e, struct tr_stack *s)
 #if defined(TR_HAVE_VALGRIND_H)
     VALGRIND_STACK_DEREGISTER(s->vg_id);
 #endif
-    if (s->guarded)
+    if (s->guard != TR_GUARD_NONE)
         e->st.stacks_guarded--;
     else
         e->st.stacks_canary--;
 }
 
+/* Where stack i of a slab begins. Guarded: above its guard, the first
+ * page of its stride. Canary-only: packed from the slab's first page on,
+ * each CANARY_BYTES below a page boundary, so that its canary shares a
+ * page with the top of the stack below (stack 0's: the slab's first page).
+ * That page is resident whenever the stack below is in use, so the canary
+ * costs no page of its own and a parked task keeps costing one page, not
+ * two. The mapping's last pages then stay unused (address space only). */
+static char *slab_stack_lo(const struct tr_slab *sl, unsigned i, size_t size)
+{
+    size_t ps = page_size();
+    if (sl->guard != TR_GUARD_NONE)
+        return (char *)sl->map + i * (size + ps) + ps;
+    return (char *)sl->map + ps - CANARY_BYTES + i * size;
+}
+
 /*
  * Default-size stacks come in slabs of TR_SLAB_STACKS from one mmap, laid
- * out [guard][stack][guard][stack]... (or just [stack][stack]... without
- * guards). One mmap serves 64 spawns, and a freed stack goes back to the
- * engine's pool instead of to munmap: a 100k-task drain makes no syscall
- * per task. A slab whose stacks are all free while the pool holds more than
- * TR_STACK_POOL_MAX gets MADV_DONTNEED when the engine is next about to wait
- * (tr__stack_trim), so a spike's memory goes back to the kernel; slabs are
- * unmapped when the engine is destroyed.
+ * out [guard][stack][guard][stack]... (canary stacks: see slab_stack_lo).
+ * One mmap serves 64 spawns, and a freed stack goes back to the engine's
+ * pool instead of to munmap: a 100k-task drain makes no syscall per task.
+ * A slab whose stacks are all free while the pool holds more than
+ * TR_STACK_POOL_MAX gets MADV_DONTNEED when the engine is next about to
+ * wait (tr__stack_trim), so a spike's memory goes back to the kernel;
+ * slabs are unmapped when the engine is destroyed.
  */
 static int slab_create(tr_engine *e)
 {
-    size_t ps = page_size(), size = e->stack_size;
+    size_t size = e->stack_size, stride = size + page_size();
     struct tr_slab *sl = calloc(1, sizeof(*sl));
     if (!sl)
         return -ENOMEM;
-    bool guarded = guard_take(TR_SLAB_STACKS);
-    size_t stride = size + (guarded ? ps : 0);
     int err = 0;
     sl->map_len = stride * TR_SLAB_STACKS;
     sl->map = map_stack_memory(sl->map_len, &err);
     if (!sl->map) {
-        if (guarded)
-            guard_give_back(TR_SLAB_STACKS);
         free(sl);
         return err;
     }
-    for (unsigned i = 0; guarded && i < TR_SLAB_STACKS; i++) {
-        if (mprotect((char *)sl->map + i * stride, ps, PROT_NONE) != 0) {
-            /* Out of VMAs after all: this slab goes canary-only, its guard
-             * pages become harmless (and unused) stack bottoms. */
-            if (i > 0)
-                mprotect(sl->map, sl->map_len, PROT_READ | PROT_WRITE);
-            guard_give_back(TR_SLAB_STACKS);
-            guarded = false;
-        }
-    }
-    sl->guarded = guarded;
+    sl->guard = guard_install(sl->map, stride, TR_SLAB_STACKS);
     sl->nfree = TR_SLAB_STACKS;
     for (unsigned i = 0; i < TR_SLAB_STACKS; i++) {
         struct tr_stack *s = &sl->stacks[i];
-        char *base = (char *)sl->map + i * stride;
         s->slab = sl;
-        stack_init(e, s, base + (stride - size), size, guarded);
+        stack_init(e, s, slab_stack_lo(sl, i, size), size, sl->guard);
         s->next_free = e->stack_pool;
         e->stack_pool = s;
         e->stack_pool_len++;
@@ -196,6 +320,19 @@ static int slab_create(tr_engine *e)
     sl->next = e->slabs;
     e->slabs = sl;
     return 0;
+}
+
+/* An unguarded stack gets its canary each time it is handed out: the trim's
+ * MADV_DONTNEED zeroes pooled stacks, and the write is 256 bytes on a path
+ * that guarded stacks skip. (A canary stack of its own mapping, not of the
+ * default size, pays a page for it.) */
+static void canary_arm(struct tr_stack *s)
+{
+    if (TR_LIKELY(s->guard != TR_GUARD_NONE))
+        return;
+    uint64_t *w = s->lo;
+    for (size_t i = 0; i < CANARY_BYTES / sizeof(*w); i++)
+        w[i] = tr__stack_canary_word;
 }
 
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
@@ -220,6 +357,7 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
             s->slab->advised = false;
         }
         s->slab->nfree--;
+        canary_arm(s);
         *out = s;
         return 0;
     }
@@ -227,25 +365,17 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
     struct tr_stack *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    size_t ps = page_size();
-    bool guarded = guard_take(1);
-    size_t len = size + (guarded ? ps : 0);
+    size_t ps = page_size(), len = size + ps;
     int err = 0;
     void *m = map_stack_memory(len, &err);
     if (!m) {
-        if (guarded)
-            guard_give_back(1);
         free(s);
         return err;
     }
-    if (guarded && mprotect(m, ps, PROT_NONE) != 0) {
-        /* The split needs a new VMA; out of them, go canary-only. */
-        guard_give_back(1);
-        guarded = false;
-    }
     s->map = m;
     s->map_len = len;
-    stack_init(e, s, (char *)m + (guarded ? ps : 0), size, guarded);
+    stack_init(e, s, (char *)m + ps, size, guard_install(m, len, 1));
+    canary_arm(s);
     *out = s;
     return 0;
 }
@@ -261,7 +391,7 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
 {
     if (!s->slab) {
         stack_fini(e, s);
-        if (s->guarded)
+        if (s->guard == TR_GUARD_PAGE)
             guard_give_back(1);
         munmap(s->map, s->map_len);
         free(s);
@@ -296,7 +426,8 @@ void tr__stack_trim(tr_engine *e, unsigned max)
             continue;
         if (n == max)
             return; /* more owed: the next wait trims on */
-        /* Give the pages back; the mapping (and the zero canaries) stay. */
+        /* Give the pages back; the mapping and its guard regions stay
+         * (MADV_DONTNEED keeps guard markers), as do guard pages. */
         madvise(sl->map, sl->map_len, MADV_DONTNEED);
         sl->advised = true;
         e->stack_advised += TR_SLAB_STACKS;
@@ -313,7 +444,7 @@ void tr__stack_pool_drain(tr_engine *e)
         TR_ASSERT(sl->nfree == TR_SLAB_STACKS);
         for (unsigned i = 0; i < TR_SLAB_STACKS; i++)
             stack_fini(e, &sl->stacks[i]);
-        if (sl->guarded)
+        if (sl->guard == TR_GUARD_PAGE)
             guard_give_back(TR_SLAB_STACKS);
         munmap(sl->map, sl->map_len);
         free(sl);

@@ -85,12 +85,19 @@ void *tr__ctx_make(void *lo, void *hi, void (*entry)(void *), void *arg);
 
 struct tr_slab;
 
+/* What sits in the page below a stack's lo (stack.c). */
+enum tr__guard {
+    TR_GUARD_NONE = 0, /* none: the stack relies on its canary */
+    TR_GUARD_PAGE,     /* mprotect'd PROT_NONE: a VMA of its own, from the budget */
+    TR_GUARD_REGION,   /* MADV_GUARD_INSTALL (Linux >= 6.13): no VMA of its own */
+};
+
 struct tr_stack {
     struct tr_slab *slab; /* its slab (default size), or NULL: own mapping */
     void *map;            /* own mapping (guard page included), when slab is NULL */
     size_t map_len;       /* its length */
     void *lo, *hi;        /* the usable stack */
-    bool guarded;         /* a PROT_NONE page sits below lo */
+    uint8_t guard;        /* enum tr__guard: the page below lo */
     unsigned vg_id;       /* valgrind stack id */
     struct tr_stack *next_free;
 };
@@ -104,8 +111,8 @@ struct tr_slab {
     void *map;
     size_t map_len;
     unsigned nfree; /* of its stacks, how many are in the pool */
-    bool guarded;
-    bool advised; /* pages given back while wholly free */
+    uint8_t guard;  /* enum tr__guard, the same for all its stacks */
+    bool advised;   /* pages given back while wholly free */
     struct tr_stack stacks[TR_SLAB_STACKS];
 };
 
@@ -116,17 +123,25 @@ void tr__stack_pool_drain(tr_engine *e);
  * kernel, at most max slabs per call. */
 void tr__stack_trim(tr_engine *e, unsigned max);
 #define TR_STACK_TRIM_DELAY_NS 10000000ull /* 10 ms */
-/* The canary: the lowest 256 bytes of an unguarded stack must stay zero
- * (stack.c). Checked at every switch by tr__stack_canary_check (below). */
+/* The canary: the lowest 256 bytes of an unguarded stack hold this word,
+ * random with no zero byte, chosen once per process (stack.c). Checked at
+ * every switch by tr__stack_canary_check (below). */
 #define TR_CANARY_WORDS 32
+extern uint64_t tr__stack_canary_word;
 /* Reports the task whose canary is gone and aborts. */
 void tr__stack_canary_fail(tr_task *t) __attribute__((noreturn, cold, noinline));
 /* Rounds up to whole pages; 0 on overflow. */
 size_t tr__stack_round(size_t size);
-/* Tests: the number of guarded stacks the process may still create (0 forces
- * canary-only stacks; a negative value recomputes from vm.max_map_count). */
+/* Tests: the number of guard pages (TR_GUARD_PAGE) the process may still
+ * create (0 forces canary-only stacks where guard regions are off; a
+ * negative value recomputes from vm.max_map_count). */
 void tr__stack_set_guard_budget(long n);
 long tr__stack_guard_budget(void);
+/* Tests: guard regions for stacks mapped from now on (false forces the
+ * fallback of kernels before 6.13), and whether new stacks get them (true
+ * until a slab found the kernel without them). */
+void tr__stack_set_guard_regions(bool on);
+bool tr__stack_guard_regions(void);
 
 /* Installs the process-wide SIGSEGV handler (once) and an alternate signal
  * stack for the calling thread (once per thread). */
@@ -424,12 +439,12 @@ void tr__run_task(tr_engine *e, tr_task *t);
 static inline void tr__stack_canary_check(tr_task *t)
 {
     const struct tr_stack *s = t->stack;
-    if (s->guarded)
+    if (s->guard != TR_GUARD_NONE)
         return;
     const volatile uint64_t *w = s->lo;
-    uint64_t any = 0;
+    uint64_t c = tr__stack_canary_word, any = 0;
     for (int i = 0; i < TR_CANARY_WORDS; i++)
-        any |= w[i];
+        any |= w[i] ^ c;
     if (TR_UNLIKELY(any != 0))
         tr__stack_canary_fail(t);
 }
