@@ -34,13 +34,13 @@ int tr__cancel_submit(tr_engine *e, uint32_t idx)
          * again at the next pass, the task stays parked meanwhile. */
         if (!op->cancel_deferred) {
             op->cancel_deferred = true;
-            e->cancels_deferred++;
+            e->ops.cancels_deferred++;
         }
         return -EBUSY;
     }
     if (op->cancel_deferred) {
         op->cancel_deferred = false;
-        e->cancels_deferred--;
+        e->ops.cancels_deferred--;
     }
     /* The target's SQE is either in the kernel or earlier in this same SQ
      * batch, which the kernel consumes in order: the cancel cannot overtake
@@ -48,10 +48,10 @@ int tr__cancel_submit(tr_engine *e, uint32_t idx)
     io_uring_prep_cancel64(sqe, tr__ud_make(idx, op->gen), 0);
     sqe->user_data = TR_UD_CANCEL | tr__ud_cancel_gen(op->gen) | idx;
     op->cancel_sent = true;
-    e->cancels_inflight++;
+    e->ops.cancels_inflight++;
     e->st.cancels_submitted++;
     e->st.ops_submitted++;
-    e->st.ops_inflight++;
+    e->ops.inflight++;
     return 0;
 }
 
@@ -71,7 +71,7 @@ void tr__cancel_reaped(tr_engine *e, uint64_t ud)
  * submitted. Rare, so a walk over the live tasks is fine. */
 void tr__cancel_retry_deferred(tr_engine *e)
 {
-    for (tr_task *t = e->all_head; t && e->cancels_deferred; t = t->all_next) {
+    for (tr_task *t = e->sch.all_head; t && e->ops.cancels_deferred; t = t->all_next) {
         if (t->state != TR_TASK_PARKED || t->wait->kind != &tr__wk_op)
             continue;
         const struct tr__op_wait *ow = (const struct tr__op_wait *)(const void *)t->wait;
@@ -112,7 +112,7 @@ int tr_cancel(tr_task *t)
  * state. */
 struct ca_wait {
     struct tr__wait w;
-    struct tr__link link; /* in e->end_listeners */
+    struct tr__link link; /* in e->sch.end_listeners */
     uint64_t remaining;
     uint64_t max_id;
     tr_task *const *except;
@@ -145,11 +145,11 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
     if ((n > 0 && !except) || (flags & ~TR_CANCEL_WAIT))
         return -EINVAL;
     tr_engine *e = self->e;
-    uint64_t max_id = e->next_id; /* the tasks this call cancels, by id */
+    uint64_t max_id = e->sch.next_id; /* the tasks this call cancels, by id */
     int count = 0;
     /* Bounded by the live tasks; cancelling never unlinks a task (it only
      * wakes it), so the walk is safe. */
-    for (tr_task *t = e->all_head; t; t = t->all_next) {
+    for (tr_task *t = e->sch.all_head; t; t = t->all_next) {
         if (t == self || excepted(t, except, n))
             continue;
         (void)tr_cancel(t);
@@ -169,12 +169,12 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
     };
     /* Recounted after the cancel point's yield: some may have ended, and
      * tasks spawned since are not ours to wait for. */
-    for (tr_task *t = e->all_head; t; t = t->all_next)
+    for (tr_task *t = e->sch.all_head; t; t = t->all_next)
         if (t != self && t->id <= max_id && !excepted(t, except, n))
             cw.remaining++;
     if (cw.remaining == 0)
         return count;
-    tr__list_add_tail(&e->end_listeners, &cw.link);
+    tr__list_add_tail(&e->sch.end_listeners, &cw.link);
     int r = tr__task_park(self, &cw.w);
     TR_ASSERT(tr__list_empty(&cw.link));
     return r < 0 ? r : count;
@@ -182,12 +182,12 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
 
 void tr__cancel_notify_end(tr_engine *e, tr_task *t)
 {
-    if (TR_LIKELY(tr__list_empty(&e->end_listeners)))
+    if (TR_LIKELY(tr__list_empty(&e->sch.end_listeners)))
         return;
     /* Rare: a cancel_all waiter. Bounded by the waiters; each may be
      * unlinked (woken) during the walk, so the next link is read first. */
-    struct tr__link *l = e->end_listeners.next, *next;
-    for (; l != &e->end_listeners; l = next) {
+    struct tr__link *l = e->sch.end_listeners.next, *next;
+    for (; l != &e->sch.end_listeners; l = next) {
         next = l->next;
         struct ca_wait *cw = tr__container_of(l, struct ca_wait, link);
         if (t == cw->w.owner || t->id > cw->max_id || excepted(t, cw->except, cw->n))

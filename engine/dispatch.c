@@ -13,7 +13,7 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
 {
     /* Only the loop's reap phase dispatches: nothing below the loop (an
      * SQE request, a submit) may ever call up into task wake-ups. */
-    TR_ASSERT(e->reaping);
+    TR_ASSERT(e->sch.reaping);
     TR_ASSERT(tr__current == NULL);
     if (ud & TR_UD_ENGINE) {
         if (ud == LIBURING_UDATA_TIMEOUT) {
@@ -30,10 +30,10 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
         /* Our ASYNC_CANCEL's own completion: 0, -ENOENT (the target already
          * completed) or -EALREADY (it is running and will complete). The
          * target's CQE decides; this one is only accounted. */
-        TR_ASSERT(e->cancels_inflight > 0);
-        TR_ASSERT(e->st.ops_inflight > 0);
-        e->cancels_inflight--;
-        e->st.ops_inflight--;
+        TR_ASSERT(e->ops.cancels_inflight > 0);
+        TR_ASSERT(e->ops.inflight > 0);
+        e->ops.cancels_inflight--;
+        e->ops.inflight--;
         e->st.ops_completed++;
         tr__cancel_reaped(e, ud);
         return;
@@ -49,7 +49,7 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
     /* IORING_CQE_F_MORE (a multishot op via tr_op) is unsupported: this
      * CQE is delivered, the later ones find a new generation and count as
      * stale. */
-    TR_ASSERT(e->st.ops_inflight > 0);
+    TR_ASSERT(e->ops.inflight > 0);
 #if defined(TR_FAULT_INJECTION)
     res = tr__fault_cqe(op, res);
 #endif
@@ -58,9 +58,9 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
     op->cqe_flags = flags;
     if (op->cancel_deferred) {
         op->cancel_deferred = false;
-        e->cancels_deferred--;
+        e->ops.cancels_deferred--;
     }
-    e->st.ops_inflight--;
+    e->ops.inflight--;
     e->st.ops_completed++;
     TR_ASSERT(op->task != NULL);
     TR_ASSERT(op->task->state == TR_TASK_PARKED);

@@ -56,28 +56,29 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     tr_engine *e = calloc(1, sizeof(*e));
     if (!e)
         return -ENOMEM;
-    e->sq_entries = cfg->sq_entries;
+    e->rs.sq_entries = cfg->sq_entries;
     /* Room for a cancel storm (every in-flight op's CQE plus its cancel's)
      * without leaning on the kernel's overflow list. At least 8192: the
      * kernel sizes its cancel hash from the CQ (ilog2(cq) - 5 bits, at most
      * 8), and each per-op cancel walks one bucket of it. */
-    e->cq_entries = cfg->cq_entries ? cfg->cq_entries
-                                    : (cfg->sq_entries * 16 > 8192 ? cfg->sq_entries * 16 : 8192);
-    if (e->cq_entries < cfg->sq_entries * 2)
-        e->cq_entries = cfg->sq_entries * 2;
-    if (e->cq_entries > TR_CQ_MAX)
-        e->cq_entries = TR_CQ_MAX;
-    e->stack_size = tr__stack_round(cfg->stack_size ? cfg->stack_size : TR_STACK_DEFAULT);
+    e->rs.cq_entries = cfg->cq_entries
+                           ? cfg->cq_entries
+                           : (cfg->sq_entries * 16 > 8192 ? cfg->sq_entries * 16 : 8192);
+    if (e->rs.cq_entries < cfg->sq_entries * 2)
+        e->rs.cq_entries = cfg->sq_entries * 2;
+    if (e->rs.cq_entries > TR_CQ_MAX)
+        e->rs.cq_entries = TR_CQ_MAX;
+    e->stk.size = tr__stack_round(cfg->stack_size ? cfg->stack_size : TR_STACK_DEFAULT);
     e->cfg_flags = cfg->flags;
-    e->op_free = TR_OP_NONE;
+    e->ops.free = TR_OP_NONE;
     e->drain_ms = cfg->drain_ms;
     e->grace_ms = cfg->grace_ms;
     e->kill_ms = cfg->kill_ms;
     e->report_fd = cfg->report_fd;
-    tr__list_init(&e->end_listeners);
+    tr__list_init(&e->sch.end_listeners);
     tr__waitq_init(&e->sd_stop);
     tr__waitq_init(&e->sq_room);
-    e->pass_inline = tr__loop_pass_inline;
+    e->sch.pass_inline = tr__loop_pass_inline;
     int err = tr__ring_init(e, cfg);
     if (err) {
         free(e);
@@ -100,12 +101,12 @@ int tr_engine_run(tr_engine *e)
         return -EINVAL;
     if (tr__current)
         return -EPERM;
-    if (e->running)
+    if (e->sch.running)
         return -EBUSY;
     /* A SINGLE_ISSUER ring refuses every thread but the one that enabled
      * it (-EEXIST): say so before a task runs, or it would run and leave
      * an op in flight that nobody can submit or reap. */
-    if (e->ring_enabled && e->single_issuer && !pthread_equal(e->run_thread, pthread_self()))
+    if (e->rs.enabled && e->rs.single_issuer && !pthread_equal(e->rs.thread, pthread_self()))
         return -EEXIST;
     int err = tr__ring_enable(e);
     if (err)
@@ -113,20 +114,20 @@ int tr_engine_run(tr_engine *e)
     tr__shutdown_rearm(e);
     tr__ring_register(e);
     tr__guard_thread_init();
-    e->running = true;
+    e->sch.running = true;
     err = tr__engine_loop(e);
     /* The registered ring fd lives in this thread's table: give it back
      * here, so an engine destroyed (or run) on another thread leaks no
      * ring. The next run registers again. */
     tr__ring_unregister(e);
-    e->running = false;
+    e->sch.running = false;
     return err;
 }
 
 static bool engine_quiet(tr_engine *e)
 {
-    return !e->running && e->st.tasks_live == 0 && e->st.ops_inflight == 0 &&
-           e->cancels_inflight == 0 && e->internal_inflight == 0 && tr__ring_sq_pending(e) == 0 &&
+    return !e->sch.running && e->sch.live == 0 && e->ops.inflight == 0 &&
+           e->ops.cancels_inflight == 0 && e->sw.inflight == 0 && tr__ring_sq_pending(e) == 0 &&
            tr__ring_cq_empty(e) && !tr__ring_overflow_pending(e);
 }
 
@@ -138,10 +139,10 @@ int tr_engine_destroy(tr_engine *e)
         return -EBUSY;
     if (!engine_quiet(e))
         return -EBUSY;
-    TR_ASSERT(e->run_head == NULL);
-    TR_ASSERT(e->all_head == NULL);
-    TR_ASSERT(e->heap_len == 0);
-    bool had_signals = e->sigfd >= 0;
+    TR_ASSERT(e->sch.run_head == NULL);
+    TR_ASSERT(e->sch.all_head == NULL);
+    TR_ASSERT(e->tm.len == 0);
+    bool had_signals = e->sw.sigfd >= 0;
     tr__ring_exit(e);
     struct tr__sig_release rel;
     tr__sigwake_close(e, &rel);

@@ -97,8 +97,8 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
     tr_task *t = tr__current;
     /* In a direct switch the current task is already the next one while
      * the leaving one still pushes its last frame. */
-    if (t && !on_guard(t, (uintptr_t)si->si_addr) && t->e->switch_prev)
-        t = t->e->switch_prev;
+    if (t && !on_guard(t, (uintptr_t)si->si_addr) && t->e->sch.switch_prev)
+        t = t->e->sch.switch_prev;
     if (segv_depth++ > 0) {
         /* Re-entered: a chained handler chained back to us. Die plainly. */
         signal(SIGSEGV, SIG_DFL);

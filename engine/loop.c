@@ -78,7 +78,7 @@ static void reads_run(tr_engine *e, uint64_t now)
 
 static bool cancels_pending(const tr_engine *e)
 {
-    return e->cancels_deferred > 0;
+    return e->ops.cancels_deferred > 0;
 }
 
 static void cancels_run(tr_engine *e, uint64_t now)
@@ -89,7 +89,7 @@ static void cancels_run(tr_engine *e, uint64_t now)
 
 static bool timers_pending(const tr_engine *e)
 {
-    return e->heap_len > 0;
+    return e->tm.len > 0;
 }
 
 static void timers_run(tr_engine *e, uint64_t now)
@@ -151,13 +151,13 @@ static bool duties_pending(const tr_engine *e)
  * scheduler runs a pass. */
 bool tr__loop_pass_inline(tr_engine *e)
 {
-    if (!e->run_head || e->inline_passes >= TR_INLINE_PASSES || !e->taskrun_flag)
+    if (!e->sch.run_head || e->sch.inline_passes >= TR_INLINE_PASSES || !e->rs.taskrun_flag)
         return false;
     if (duties_pending(e))
         return false;
-    e->inline_passes++;
-    e->batch = e->run_head;
-    e->run_head = e->run_tail = NULL;
+    e->sch.inline_passes++;
+    e->sch.batch = e->sch.run_head;
+    e->sch.run_head = e->sch.run_tail = NULL;
     return true;
 }
 
@@ -165,18 +165,18 @@ bool tr__loop_pass_inline(tr_engine *e)
 
 static void run_batch(tr_engine *e)
 {
-    TR_ASSERT(e->batch == NULL);
-    e->inline_passes = 0;
-    e->batch = e->run_head;
-    e->run_head = e->run_tail = NULL;
+    TR_ASSERT(e->sch.batch == NULL);
+    e->sch.inline_passes = 0;
+    e->sch.batch = e->sch.run_head;
+    e->sch.run_head = e->sch.run_tail = NULL;
     /* Bounded by the tasks queued when the pass began. Tasks take their
-     * successors off e->batch themselves when they switch directly
+     * successors off e->sch.batch themselves when they switch directly
      * (task.c), so the scheduler sees only the rest. */
-    while (e->batch) {
-        tr_task *t = e->batch;
-        e->batch = t->run_next;
+    while (e->sch.batch) {
+        tr_task *t = e->sch.batch;
+        e->sch.batch = t->run_next;
         t->run_next = NULL;
-        tr__prefetch_frame(e->batch);
+        tr__prefetch_frame(e->sch.batch);
         tr__run_task(e, t);
     }
 }
@@ -186,8 +186,8 @@ static void reap(tr_engine *e)
     struct tr__cqe cqes[TR_REAP_CHUNK];
     /* Bounded by the CQ's size per pass: the kernel cannot post more than
      * the ring holds between two of our reads of its tail. */
-    e->reaping = true;
-    for (unsigned total = 0; total < e->cq_entries;) {
+    e->sch.reaping = true;
+    for (unsigned total = 0; total < e->rs.cq_entries;) {
         unsigned n = tr__ring_take(e, cqes, TR_REAP_CHUNK);
         for (unsigned i = 0; i < n; i++)
             tr__dispatch_cqe(e, cqes[i].user_data, cqes[i].res, cqes[i].flags);
@@ -195,7 +195,7 @@ static void reap(tr_engine *e)
         if (n < TR_REAP_CHUNK)
             break;
     }
-    e->reaping = false;
+    e->sch.reaping = false;
     /* The enter handed the SQ to the kernel: whoever waited for room may
      * try again. */
     tr__sq_waiters_wake(e);
@@ -203,14 +203,14 @@ static void reap(tr_engine *e)
 
 static bool ring_busy(const tr_engine *e)
 {
-    return e->st.ops_inflight > 0 || e->internal_inflight > 0 || tr__ring_sq_pending(e) > 0;
+    return e->ops.inflight > 0 || e->sw.inflight > 0 || tr__ring_sq_pending(e) > 0;
 }
 
 /* Tasks' work is over: nothing alive, nothing of theirs in flight, no
  * shutdown to finish. What may remain are the engine's own reads. */
 static bool user_idle(tr_engine *e)
 {
-    return e->st.tasks_live == 0 && e->st.ops_inflight == 0 && !tr__shutdown_active(e);
+    return e->sch.live == 0 && e->ops.inflight == 0 && !tr__shutdown_active(e);
 }
 
 /* Live tasks that can only be woken by each other. A task in
@@ -218,9 +218,9 @@ static bool user_idle(tr_engine *e)
  * cancels everyone: neither is a deadlock. */
 static bool deadlocked(tr_engine *e)
 {
-    return e->st.tasks_live > 0 && e->st.ops_inflight == 0 && e->heap_len == 0 &&
+    return e->sch.live > 0 && e->ops.inflight == 0 && e->tm.len == 0 &&
            tr__waitq_empty(&e->sd_stop) && !tr__sq_waiters(e) && !tr__shutdown_active(e) &&
-           e->run_head == NULL;
+           e->sch.run_head == NULL;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -231,23 +231,23 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 /* Decide: 1 to return (*ret set), 0 to go on. */
 static int decide(tr_engine *e, int *ret)
 {
-    bool runnable = e->run_head != NULL;
+    bool runnable = e->sch.run_head != NULL;
     bool idle = !runnable && user_idle(e);
     bool stuck = !runnable && !idle && deadlocked(e);
     if (idle || stuck) {
         /* Returning: take the engine's own reads down too (G2). A signal
          * read that completes meanwhile starts a shutdown, which ends the
          * deadlock: then the loop goes on. */
-        if (e->internal_inflight == 0 && tr__ring_cq_empty(e) && tr__ring_sq_pending(e) == 0) {
+        if (e->sw.inflight == 0 && tr__ring_cq_empty(e) && tr__ring_sq_pending(e) == 0) {
             tr__stack_trim(e, UINT32_MAX);
             *ret = idle ? 0 : -EDEADLK;
             return 1;
         }
         tr__internal_stop(e);
-    } else if (e->internal_stopping && tr__shutdown_active(e)) {
+    } else if (e->sw.stopping && tr__shutdown_active(e)) {
         /* A shutdown began while the reads were being stopped: it needs
          * them for its later signals. */
-        e->internal_stopping = false;
+        e->sw.stopping = false;
     }
     return 0;
 }
@@ -260,29 +260,29 @@ static int enter_and_wait(tr_engine *e, uint64_t now)
     uint64_t wait = min_u64(tr__timer_next_ns(e, now), tr__shutdown_next_ns(e, now));
     /* A cancel the ring refused, or an op waiting for SQ room, is retried
      * at the next pass: never wait for ever while one is owed. */
-    if (TR_UNLIKELY(e->cancels_deferred || tr__internal_stop_owed(e) || tr__sq_waiters(e) ||
+    if (TR_UNLIKELY(e->ops.cancels_deferred || tr__internal_stop_owed(e) || tr__sq_waiters(e) ||
                     tr__internal_arm_owed(e)))
         wait = min_u64(wait, TR_RETRY_NS);
     /* Idle time is the time to give spare stacks back, once the surplus
      * has lasted a while: wake up for it if need be. */
-    if (TR_UNLIKELY(e->stack_trim_owed)) {
-        if (e->pass_ns >= e->stack_trim_at)
+    if (TR_UNLIKELY(e->stk.trim_owed)) {
+        if (e->sch.pass_ns >= e->stk.trim_at)
             tr__stack_trim(e, TR_TRIM_PER_WAIT);
         else
-            wait = min_u64(wait, e->stack_trim_at - e->pass_ns);
+            wait = min_u64(wait, e->stk.trim_at - e->sch.pass_ns);
     }
     /* Before sleeping, hand over the SQEs and run the kernel's finished
      * work once: completions from io-wq workers often land meanwhile, and a
      * sleep + wake-up costs more than this one call (+5% IOPS on tmpfs
      * reads). Where it finds nothing (a server waiting on its clients), it
      * is tried only every TR_PEEK_BACKOFF sleeps: +2% CPU otherwise. */
-    if (e->st.ops_inflight > 0 && wait > 0 && tr__ring_cq_empty(e)) {
-        if (e->peek_skip > 0) {
-            e->peek_skip--;
+    if (e->ops.inflight > 0 && wait > 0 && tr__ring_cq_empty(e)) {
+        if (e->sch.peek_skip > 0) {
+            e->sch.peek_skip--;
         } else {
             int err = tr__ring_enter(e, false, 0);
             bool ready = !tr__ring_cq_empty(e);
-            e->peek_skip = ready ? 0 : TR_PEEK_BACKOFF;
+            e->sch.peek_skip = ready ? 0 : TR_PEEK_BACKOFF;
             if (err || ready)
                 return err; /* an error to return, or completions to reap */
         }
@@ -296,11 +296,11 @@ static int enter_and_wait(tr_engine *e, uint64_t now)
 
 int tr__engine_loop(tr_engine *e)
 {
-    e->internal_stopping = false;
+    e->sw.stopping = false;
     for (;;) {
         /* pass_ns only dates parks (shown by tr_engine_dump): coarse. The
          * duties that need the precise clock read it themselves. */
-        uint64_t now = e->pass_ns = tr__now_coarse_ns();
+        uint64_t now = e->sch.pass_ns = tr__now_coarse_ns();
         run_duties(e, now);
         run_batch(e);
         run_duties(e, now);
@@ -308,7 +308,7 @@ int tr__engine_loop(tr_engine *e)
         if (decide(e, &ret))
             return ret;
         int err = 0;
-        if (e->run_head) {
+        if (e->sch.run_head) {
             /* Hand over this pass's SQEs and collect what is ready, but do
              * not wait: tasks are waiting to run. Nothing to hand over and
              * nothing flagged ready: no syscall at all. */

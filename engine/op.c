@@ -16,43 +16,43 @@
 
 static int op_grow(tr_engine *e)
 {
-    if (e->op_nchunks == TR_OP_MAX_CHUNKS || TR_FAULT(TR_FS_ALLOC))
+    if (e->ops.nchunks == TR_OP_MAX_CHUNKS || TR_FAULT(TR_FS_ALLOC))
         return -ENOMEM;
     struct tr_op *chunk = calloc(TR_OP_CHUNK, sizeof(*chunk));
     if (!chunk)
         return -ENOMEM;
-    uint32_t base = e->op_nchunks << TR_OP_CHUNK_SHIFT;
+    uint32_t base = e->ops.nchunks << TR_OP_CHUNK_SHIFT;
     /* Link the new slots so that the lowest index is handed out first. */
     for (uint32_t i = 0; i < TR_OP_CHUNK; i++) {
         chunk[i].gen = 1;
         chunk[i].state = TR_OP_FREE;
-        chunk[i].next_free = (i + 1 < TR_OP_CHUNK) ? base + i + 1 : e->op_free;
+        chunk[i].next_free = (i + 1 < TR_OP_CHUNK) ? base + i + 1 : e->ops.free;
     }
-    e->op_chunks[e->op_nchunks++] = chunk;
-    e->op_free = base;
+    e->ops.chunks[e->ops.nchunks++] = chunk;
+    e->ops.free = base;
     return 0;
 }
 
 struct tr_op *tr__op_get(const tr_engine *e, uint32_t idx)
 {
     uint32_t c = idx >> TR_OP_CHUNK_SHIFT;
-    if (c >= e->op_nchunks)
+    if (c >= e->ops.nchunks)
         return NULL;
-    return &e->op_chunks[c][idx & (TR_OP_CHUNK - 1)];
+    return &e->ops.chunks[c][idx & (TR_OP_CHUNK - 1)];
 }
 
 int tr__op_alloc(tr_engine *e, uint32_t *idx_out)
 {
-    if (TR_UNLIKELY(e->op_free == TR_OP_NONE)) {
+    if (TR_UNLIKELY(e->ops.free == TR_OP_NONE)) {
         int err = op_grow(e);
         if (err)
             return err;
     }
-    uint32_t idx = e->op_free;
+    uint32_t idx = e->ops.free;
     struct tr_op *op = tr__op_get(e, idx);
     TR_ASSERT(op != NULL);
     TR_ASSERT(op->state == TR_OP_FREE);
-    e->op_free = op->next_free;
+    e->ops.free = op->next_free;
     op->next_free = TR_OP_NONE;
     *idx_out = idx;
     return 0;
@@ -72,20 +72,20 @@ void tr__op_free(tr_engine *e, uint32_t idx)
     op->cancel_deferred = false;
     op->task = NULL;
     op->res = 0;
-    op->next_free = e->op_free;
-    e->op_free = idx;
+    op->next_free = e->ops.free;
+    e->ops.free = idx;
 }
 
 void tr__op_table_free(tr_engine *e)
 {
-    for (uint32_t c = 0; c < e->op_nchunks; c++) {
+    for (uint32_t c = 0; c < e->ops.nchunks; c++) {
         for (uint32_t i = 0; i < TR_OP_CHUNK; i++)
-            TR_ASSERT(e->op_chunks[c][i].state != TR_OP_INFLIGHT);
-        free(e->op_chunks[c]);
-        e->op_chunks[c] = NULL;
+            TR_ASSERT(e->ops.chunks[c][i].state != TR_OP_INFLIGHT);
+        free(e->ops.chunks[c]);
+        e->ops.chunks[c] = NULL;
     }
-    e->op_nchunks = 0;
-    e->op_free = TR_OP_NONE;
+    e->ops.nchunks = 0;
+    e->ops.free = TR_OP_NONE;
 }
 
 /*
@@ -149,7 +149,7 @@ int tr__op_park(tr_task *t, struct tr__op_wait *ow, struct io_uring_sqe *sqe)
     sqe->user_data = tr__ud_make(idx, op->gen);
     op->state = TR_OP_INFLIGHT;
     e->st.ops_submitted++;
-    e->st.ops_inflight++;
+    e->ops.inflight++;
 
     int res = tr__task_park(t, &ow->w);
 

@@ -111,7 +111,7 @@ int tr_engine_dump(const tr_engine *e, int fd)
     uint64_t now = tr__now_ns();
     int n = 0;
     /* Bounded by the live tasks. */
-    for (const tr_task *t = e->all_head; t && !o.err; t = t->all_next) {
+    for (const tr_task *t = e->sch.all_head; t && !o.err; t = t->all_next) {
         bool parked = t->state == TR_TASK_PARKED;
         char what[96] = " op=- fd=-1";
         if (parked && t->wait->kind->describe)
@@ -194,6 +194,6 @@ void tr__shutdown_report(tr_engine *e)
         outf(&o, "taskring:   at_shutdown: %u hooks NOT run: the kill rung ended their task\n",
              sd->hooks_abandoned);
     outf(&o, "taskring:   audit: %" PRIu64 " tasks live, %" PRIu64 " ops in flight: %s\n",
-         e->st.tasks_live, e->st.ops_inflight,
-         (e->st.tasks_live == 0 && e->st.ops_inflight == 0) ? "quiescent" : "NOT QUIESCENT");
+         e->sch.live, e->ops.inflight,
+         (e->sch.live == 0 && e->ops.inflight == 0) ? "quiescent" : "NOT QUIESCENT");
 }

@@ -35,8 +35,8 @@ int tr__ring_init(tr_engine *e, const struct tr_config *cfg)
     for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
         memset(&p, 0, sizeof(p));
         p.flags = tries[i] | IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED;
-        p.cq_entries = e->cq_entries;
-        ret = io_uring_queue_init_params(e->sq_entries, &e->ring, &p);
+        p.cq_entries = e->rs.cq_entries;
+        ret = io_uring_queue_init_params(e->rs.sq_entries, &e->rs.uring, &p);
         if (ret != -EINVAL)
             break;
     }
@@ -45,30 +45,31 @@ int tr__ring_init(tr_engine *e, const struct tr_config *cfg)
     /* We rely on NODROP (no CQE is ever lost to overflow) and EXT_ARG (the
      * wait takes the timer's timeout without an SQE of its own): 5.11+. */
     if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_EXT_ARG)) {
-        io_uring_queue_exit(&e->ring);
+        io_uring_queue_exit(&e->rs.uring);
         return -EOPNOTSUPP;
     }
-    e->defer_taskrun = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
-    e->single_issuer = (p.flags & IORING_SETUP_SINGLE_ISSUER) != 0;
-    e->taskrun_flag = (p.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
-    e->cq_entries = p.cq_entries;
-    e->ring_ready = true;
-    e->ring_enabled = false;
+    e->rs.defer_taskrun = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+    e->rs.single_issuer = (p.flags & IORING_SETUP_SINGLE_ISSUER) != 0;
+    e->rs.taskrun_flag = (p.flags & IORING_SETUP_TASKRUN_FLAG) != 0;
+    e->rs.cq_entries = p.cq_entries;
+    e->rs.ready = true;
+    e->rs.enabled = false;
     return 0;
 }
 
 /* Called by tr_engine_run on the thread that runs the engine. */
 int tr__ring_enable(tr_engine *e)
 {
-    if (e->ring_enabled)
+    if (e->rs.enabled)
         return 0;
     /* io_uring_enable_rings() is declared by liburing 2.3 but missing from
      * its exported symbols, so register the opcode ourselves. */
-    int ret = io_uring_register((unsigned)e->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    int ret =
+        io_uring_register((unsigned)e->rs.uring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
     if (ret < 0)
         return ret;
-    e->ring_enabled = true;
-    e->run_thread = pthread_self();
+    e->rs.enabled = true;
+    e->rs.thread = pthread_self();
     return 0;
 }
 
@@ -78,33 +79,33 @@ int tr__ring_enable(tr_engine *e)
  * speed. */
 void tr__ring_register(tr_engine *e)
 {
-    if (!e->ring_registered)
-        e->ring_registered = io_uring_register_ring_fd(&e->ring) == 1;
+    if (!e->rs.registered)
+        e->rs.registered = io_uring_register_ring_fd(&e->rs.uring) == 1;
 }
 
 void tr__ring_unregister(tr_engine *e)
 {
-    if (e->ring_registered)
-        (void)io_uring_unregister_ring_fd(&e->ring);
-    e->ring_registered = false;
+    if (e->rs.registered)
+        (void)io_uring_unregister_ring_fd(&e->rs.uring);
+    e->rs.registered = false;
 }
 
 void tr__ring_exit(tr_engine *e)
 {
-    if (!e->ring_ready)
+    if (!e->rs.ready)
         return;
-    io_uring_queue_exit(&e->ring);
-    e->ring_ready = false;
+    io_uring_queue_exit(&e->rs.uring);
+    e->rs.ready = false;
 }
 
 unsigned tr__ring_sq_pending(const tr_engine *e)
 {
-    return io_uring_sq_ready(&e->ring);
+    return io_uring_sq_ready(&e->rs.uring);
 }
 
 bool tr__ring_cq_empty(tr_engine *e)
 {
-    return io_uring_cq_ready(&e->ring) == 0;
+    return io_uring_cq_ready(&e->rs.uring) == 0;
 }
 
 /* With tasks waiting to run, is an io_uring_enter worth its syscall? Yes
@@ -113,29 +114,29 @@ bool tr__ring_cq_empty(tr_engine *e)
  * so whenever anything is in flight. */
 bool tr__ring_enter_needed(const tr_engine *e, bool busy)
 {
-    if (io_uring_sq_ready(&e->ring) > 0)
+    if (io_uring_sq_ready(&e->rs.uring) > 0)
         return true;
-    if (!e->taskrun_flag)
+    if (!e->rs.taskrun_flag)
         return busy;
-    return (IO_URING_READ_ONCE(*e->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) !=
-           0;
+    return (IO_URING_READ_ONCE(*e->rs.uring.sq.kflags) &
+            (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
 }
 
 bool tr__ring_overflow_pending(const tr_engine *e)
 {
-    return (IO_URING_READ_ONCE(*e->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0;
+    return (IO_URING_READ_ONCE(*e->rs.uring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0;
 }
 
 uint64_t tr__ring_overflow_count(const tr_engine *e)
 {
-    return IO_URING_READ_ONCE(*e->ring.cq.koverflow);
+    return IO_URING_READ_ONCE(*e->rs.uring.cq.koverflow);
 }
 
 static struct io_uring_sqe *get_sqe(tr_engine *e)
 {
     if (TR_FAULT(TR_FS_GET_SQE))
         return NULL; /* as if the SQ were full */
-    return io_uring_get_sqe(&e->ring);
+    return io_uring_get_sqe(&e->rs.uring);
 }
 
 static int submit(tr_engine *e)
@@ -144,7 +145,7 @@ static int submit(tr_engine *e)
     if (TR_FAULT(TR_FS_SUBMIT))
         return tr__fault_submit_err();
 #endif
-    return io_uring_submit(&e->ring);
+    return io_uring_submit(&e->rs.uring);
 }
 
 struct io_uring_sqe *tr__ring_get_sqe(tr_engine *e)
@@ -185,16 +186,16 @@ int tr__ring_enter(tr_engine *e, bool wait, uint64_t timeout_ns)
     if (!wait) {
         /* GETEVENTS even without waiting: with DEFER_TASKRUN, finished work
          * is only turned into CQEs inside io_uring_enter. */
-        ret = io_uring_submit_and_get_events(&e->ring);
+        ret = io_uring_submit_and_get_events(&e->rs.uring);
     } else if (timeout_ns == UINT64_MAX) {
-        ret = io_uring_submit_and_wait(&e->ring, 1);
+        ret = io_uring_submit_and_wait(&e->rs.uring, 1);
     } else {
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {
             .tv_sec = (long long)(timeout_ns / 1000000000ull),
             .tv_nsec = (long long)(timeout_ns % 1000000000ull),
         };
-        ret = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
+        ret = io_uring_submit_and_wait_timeout(&e->rs.uring, &cqe, 1, &ts, NULL);
     }
     if (ret >= 0)
         return 0;
@@ -222,7 +223,7 @@ failed:
 
 unsigned tr__ring_take(tr_engine *e, struct tr__cqe *out, unsigned max)
 {
-    struct io_uring *ring = &e->ring;
+    struct io_uring *ring = &e->rs.uring;
     unsigned n = 0;
     /* Bounded by max: the caller loops, and bounds its loop by the CQ. */
     unsigned head = *ring->cq.khead;

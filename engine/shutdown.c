@@ -118,7 +118,7 @@ static void sd_begin(tr_engine *e, uint64_t now)
 
 static void cancel_tasks(tr_engine *e, bool late)
 {
-    for (tr_task *t = e->all_head; t; t = t->all_next) {
+    for (tr_task *t = e->sch.all_head; t; t = t->all_next) {
         if (t->late != late || t->internal || t->cancelled)
             continue;
         e->sd.tasks_cancelled_by_sd++;
@@ -129,7 +129,7 @@ static void cancel_tasks(tr_engine *e, bool late)
 static void break_shields(tr_engine *e, uint64_t now)
 {
     /* The dump first: it shows what each straggler was waiting for. */
-    if (e->st.tasks_live > 0 && !e->sd.dumped && e->report_fd >= 0) {
+    if (e->sch.live > 0 && !e->sd.dumped && e->report_fd >= 0) {
         static const char hdr[] =
             "taskring: shields broken (grace period over or 2nd signal); tasks still alive:\n";
         e->sd.dumped = true;
@@ -141,7 +141,7 @@ static void break_shields(tr_engine *e, uint64_t now)
     e->sd.kill_deadline = now + MS(e->kill_ms);
     /* Cancellation now ignores shields: re-check every parked task (running
      * ones see it at their next blocking call). */
-    for (tr_task *t = e->all_head; t; t = t->all_next)
+    for (tr_task *t = e->sch.all_head; t; t = t->all_next)
         if (t->state == TR_TASK_PARKED && !t->internal)
             tr__wait_recheck(e, t);
 }
@@ -177,7 +177,7 @@ static void kill_task(tr_engine *e, tr_task *t)
 
 static void kill_all(tr_engine *e, bool internal_too)
 {
-    for (tr_task *t = e->all_head; t; t = t->all_next) {
+    for (tr_task *t = e->sch.all_head; t; t = t->all_next) {
         if (t->late && !e->sd.late_cancelled)
             continue; /* not cancelled yet: others are alive (see KILL) */
         if (!t->internal || internal_too)
@@ -334,7 +334,7 @@ static void step(tr_engine *e, uint64_t now)
             sd_begin(e, now);
         break;
     case TR_PH_STOP:
-        if (now >= sd->drain_deadline || e->st.tasks_live == 0 || sigs >= 2) {
+        if (now >= sd->drain_deadline || e->sch.live == 0 || sigs >= 2) {
             sd->t_cancel = now;
             cancel_tasks(e, false);
             sd->t_drain = tr__now_ns();
@@ -342,7 +342,7 @@ static void step(tr_engine *e, uint64_t now)
         }
         break;
     case TR_PH_DRAIN:
-        if (!sd->late_cancelled && e->st.tasks_live == e->live_late) {
+        if (!sd->late_cancelled && e->sch.live == e->sch.live_late) {
             sd->late_cancelled = true;
             cancel_tasks(e, true);
         }
@@ -352,31 +352,31 @@ static void step(tr_engine *e, uint64_t now)
             sd->phase = TR_PH_KILL;
             sd->t_kill = now;
             kill_all(e, false);
-        } else if (e->st.tasks_live == 0) {
+        } else if (e->sch.live == 0) {
             enter_final(e, now);
         }
         break;
     case TR_PH_KILL:
         /* LATE tasks stay LATE: cancelled once all others ended (killed
          * ones included), killed once that was delivered. */
-        if (!sd->late_cancelled && e->st.tasks_live == e->live_late) {
+        if (!sd->late_cancelled && e->sch.live == e->sch.live_late) {
             sd->late_cancelled = true;
             cancel_tasks(e, true);
         }
         kill_all(e, false); /* and tasks spawned meanwhile */
-        if (e->st.tasks_live == 0)
+        if (e->sch.live == 0)
             enter_final(e, now);
         break;
     case TR_PH_FINAL:
         spawn_hooks_task(e, now);
-        if (e->st.tasks_live > 0) {
+        if (e->sch.live > 0) {
             /* Hooks, and whatever they spawned, get the ladder too. */
             if (!sd->final_cancelled &&
                 (sigs > sd->signals_at_final || now >= sd->hook_cancel_deadline)) {
                 sd->final_cancelled = true;
                 if (!sd->shields_broken)
                     break_shields(e, now);
-                for (tr_task *t = e->all_head; t; t = t->all_next)
+                for (tr_task *t = e->sch.all_head; t; t = t->all_next)
                     (void)tr_cancel(t);
             }
             if (sigs > sd->signals_at_final + 1 || now >= sd->hook_kill_deadline) {
@@ -385,7 +385,7 @@ static void step(tr_engine *e, uint64_t now)
             }
         }
         spawn_hooks_task(e, now); /* abandons what the kill rung left */
-        if (e->st.tasks_live == 0 && e->st.ops_inflight == 0 && e->nhooks == 0) {
+        if (e->sch.live == 0 && e->ops.inflight == 0 && e->nhooks == 0) {
             sd->phase = TR_PH_DONE;
             sd->t_done = now;
             tr__shutdown_report(e);
@@ -423,7 +423,7 @@ uint64_t tr__shutdown_next_ns(const tr_engine *e, uint64_t now)
             d = sd->hook_retry_at; /* the hooks' task could not be spawned yet */
             break;
         }
-        if (e->st.tasks_live == 0)
+        if (e->sch.live == 0)
             return UINT64_MAX;
         d = sd->final_cancelled ? sd->hook_kill_deadline : sd->hook_cancel_deadline;
         break;

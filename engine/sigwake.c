@@ -34,7 +34,7 @@ static tr_engine *sig_engines;
 static void sig_engines_add(tr_engine *e)
 {
     pthread_mutex_lock(&sig_engines_mu);
-    e->sig_next = sig_engines;
+    e->sw.next = sig_engines;
     sig_engines = e;
     pthread_mutex_unlock(&sig_engines_mu);
 }
@@ -42,25 +42,25 @@ static void sig_engines_add(tr_engine *e)
 static void sig_engines_remove(tr_engine *e)
 {
     pthread_mutex_lock(&sig_engines_mu);
-    for (tr_engine **pp = &sig_engines; *pp; pp = &(*pp)->sig_next) {
+    for (tr_engine **pp = &sig_engines; *pp; pp = &(*pp)->sw.next) {
         if (*pp == e) {
-            *pp = e->sig_next;
+            *pp = e->sw.next;
             break;
         }
     }
-    e->sig_next = NULL;
+    e->sw.next = NULL;
     pthread_mutex_unlock(&sig_engines_mu);
 }
 
 static void wake_write(const tr_engine *e)
 {
     uint64_t one = 1;
-    if (e->wake_fd < 0)
+    if (e->sw.wake_fd < 0)
         return;
     ssize_t w;
     int saved = errno;
     do {
-        w = write(e->wake_fd, &one, sizeof(one));
+        w = write(e->sw.wake_fd, &one, sizeof(one));
     } while (w < 0 && errno == EINTR);
     errno = saved;
 }
@@ -70,11 +70,11 @@ static void wake_write(const tr_engine *e)
 static void sig_engines_tell(const tr_engine *from, int signo)
 {
     pthread_mutex_lock(&sig_engines_mu);
-    for (tr_engine *x = sig_engines; x; x = x->sig_next) {
-        if (x == from || sigismember(&x->sig_set, signo) != 1)
+    for (tr_engine *x = sig_engines; x; x = x->sw.next) {
+        if (x == from || sigismember(&x->sw.sig_set, signo) != 1)
             continue;
-        atomic_store_explicit(&x->peer_signo, signo, memory_order_relaxed);
-        atomic_fetch_add_explicit(&x->peer_signals, 1, memory_order_release);
+        atomic_store_explicit(&x->sw.peer_signo, signo, memory_order_relaxed);
+        atomic_fetch_add_explicit(&x->sw.peer_signals, 1, memory_order_release);
         wake_write(x);
     }
     pthread_mutex_unlock(&sig_engines_mu);
@@ -82,25 +82,25 @@ static void sig_engines_tell(const tr_engine *from, int signo)
 
 void tr__sig_drain_pending(tr_engine *e)
 {
-    if (e->sigfd < 0)
+    if (e->sw.sigfd < 0)
         return;
     /* Bounded as in tr__sig_release. */
     struct timespec zero = {0, 0};
     for (int i = 0; i < 4096; i++)
-        if (sigtimedwait(&e->sig_set, NULL, &zero) < 0)
+        if (sigtimedwait(&e->sw.sig_set, NULL, &zero) < 0)
             break;
-    atomic_store_explicit(&e->peer_signals, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->sw.peer_signals, 0, memory_order_relaxed);
 }
 
 bool tr__peer_signals_pending(const tr_engine *e)
 {
-    return atomic_load_explicit(&e->peer_signals, memory_order_relaxed) != 0;
+    return atomic_load_explicit(&e->sw.peer_signals, memory_order_relaxed) != 0;
 }
 
 void tr__peer_signals_take(tr_engine *e)
 {
-    uint64_t n = atomic_exchange_explicit(&e->peer_signals, 0, memory_order_acquire);
-    int signo = atomic_load_explicit(&e->peer_signo, memory_order_relaxed);
+    uint64_t n = atomic_exchange_explicit(&e->sw.peer_signals, 0, memory_order_acquire);
+    int signo = atomic_load_explicit(&e->sw.peer_signo, memory_order_relaxed);
     /* Bounded: 3 signals take the whole ladder; more change nothing. */
     for (uint64_t i = 0; i < n && i < 4; i++)
         tr__shutdown_on_signal(e, signo);
@@ -117,44 +117,44 @@ bool tr__shutdown_signals_ok(const sigset_t *set)
 
 int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg)
 {
-    e->sigfd = -1;
+    e->sw.sigfd = -1;
     /* Blocking fds: io_uring waits on them by polling, and
      * tr_engine_shutdown's write can never block (the counter would have to
      * reach 2^64 - 2). */
-    e->wake_fd = eventfd(0, EFD_CLOEXEC);
-    if (e->wake_fd < 0)
+    e->sw.wake_fd = eventfd(0, EFD_CLOEXEC);
+    if (e->sw.wake_fd < 0)
         return -errno;
-    sigemptyset(&e->sig_set);
-    sigemptyset(&e->sig_added);
-    e->owner = pthread_self();
+    sigemptyset(&e->sw.sig_set);
+    sigemptyset(&e->sw.sig_added);
+    e->sw.owner = pthread_self();
     if (cfg->flags & TR_CFG_NO_SIGNALS)
         return 0;
-    e->sig_set = cfg->shutdown_signals;
-    if (sigisemptyset(&e->sig_set))
+    e->sw.sig_set = cfg->shutdown_signals;
+    if (sigisemptyset(&e->sw.sig_set))
         return 0;
     sigset_t old;
-    int err = pthread_sigmask(SIG_BLOCK, &e->sig_set, &old);
+    int err = pthread_sigmask(SIG_BLOCK, &e->sw.sig_set, &old);
     if (err) {
-        close(e->wake_fd);
-        e->wake_fd = -1;
+        close(e->sw.wake_fd);
+        e->sw.wake_fd = -1;
         return -err;
     }
     for (int s = 1; s < NSIG; s++) {
-        if (sigismember(&e->sig_set, s) != 1)
+        if (sigismember(&e->sw.sig_set, s) != 1)
             continue;
         if (block_refs[s] > 0 || sigismember(&old, s) == 0) {
             block_refs[s]++;
-            sigaddset(&e->sig_added, s);
+            sigaddset(&e->sw.sig_added, s);
         }
     }
-    e->sigfd = signalfd(-1, &e->sig_set, SFD_CLOEXEC);
-    if (e->sigfd < 0) {
+    e->sw.sigfd = signalfd(-1, &e->sw.sig_set, SFD_CLOEXEC);
+    if (e->sw.sigfd < 0) {
         err = errno;
         struct tr__sig_release rel;
         release_blocks(e, false, &rel);
         tr__sig_release(&rel);
-        close(e->wake_fd);
-        e->wake_fd = -1;
+        close(e->sw.wake_fd);
+        e->sw.wake_fd = -1;
         return -err;
     }
     sig_engines_add(e);
@@ -172,13 +172,13 @@ static void release_blocks(tr_engine *e, bool consume, struct tr__sig_release *r
     sigemptyset(&rel->unblock);
     rel->consume = consume;
     for (int s = 1; s < NSIG; s++) {
-        if (sigismember(&e->sig_added, s) != 1)
+        if (sigismember(&e->sw.sig_added, s) != 1)
             continue;
         TR_ASSERT(block_refs[s] > 0);
         if (--block_refs[s] == 0)
             sigaddset(&rel->unblock, s);
     }
-    sigemptyset(&e->sig_added);
+    sigemptyset(&e->sw.sig_added);
 }
 
 /* The last step of tr_engine_destroy, after everything else is freed: a
@@ -225,17 +225,17 @@ void tr__sigwake_close(tr_engine *e, struct tr__sig_release *rel)
 {
     sigemptyset(&rel->unblock);
     rel->consume = false;
-    TR_ASSERT(!e->sig_armed);
-    TR_ASSERT(!e->wake_armed);
-    if (e->wake_fd >= 0)
-        close(e->wake_fd);
-    e->wake_fd = -1;
-    if (e->sigfd < 0)
+    TR_ASSERT(!e->sw.sig_armed);
+    TR_ASSERT(!e->sw.wake_armed);
+    if (e->sw.wake_fd >= 0)
+        close(e->sw.wake_fd);
+    e->sw.wake_fd = -1;
+    if (e->sw.sigfd < 0)
         return;
     sig_engines_remove(e);
-    close(e->sigfd);
-    e->sigfd = -1;
-    if (!pthread_equal(e->owner, pthread_self()))
+    close(e->sw.sigfd);
+    e->sw.sigfd = -1;
+    if (!pthread_equal(e->sw.owner, pthread_self()))
         return; /* another thread's mask: its owner must restore it */
     release_blocks(e, e->sd.phase == TR_PH_DONE, rel);
 }
@@ -248,24 +248,26 @@ static void arm_read(tr_engine *e, int fd, void *buf, unsigned len, uint64_t ud,
     io_uring_prep_read(sqe, fd, buf, len, 0);
     sqe->user_data = ud;
     *armed = true;
-    e->internal_inflight++;
+    e->sw.inflight++;
 }
 
 void tr__internal_arm(tr_engine *e)
 {
-    if (e->internal_stopping)
+    if (e->sw.stopping)
         return;
-    if (e->sigfd >= 0 && !e->sig_armed)
-        arm_read(e, e->sigfd, &e->sig_info, sizeof(e->sig_info), TR_UD_SIGNAL, &e->sig_armed);
-    if (e->wake_fd >= 0 && !e->wake_armed)
-        arm_read(e, e->wake_fd, &e->wake_buf, sizeof(e->wake_buf), TR_UD_WAKE, &e->wake_armed);
+    if (e->sw.sigfd >= 0 && !e->sw.sig_armed)
+        arm_read(e, e->sw.sigfd, &e->sw.sig_info, sizeof(e->sw.sig_info), TR_UD_SIGNAL,
+                 &e->sw.sig_armed);
+    if (e->sw.wake_fd >= 0 && !e->sw.wake_armed)
+        arm_read(e, e->sw.wake_fd, &e->sw.wake_buf, sizeof(e->sw.wake_buf), TR_UD_WAKE,
+                 &e->sw.wake_armed);
 }
 
 bool tr__internal_arm_owed(const tr_engine *e)
 {
-    if (e->internal_stopping)
+    if (e->sw.stopping)
         return false;
-    return (e->sigfd >= 0 && !e->sig_armed) || (e->wake_fd >= 0 && !e->wake_armed);
+    return (e->sw.sigfd >= 0 && !e->sw.sig_armed) || (e->sw.wake_fd >= 0 && !e->sw.wake_armed);
 }
 
 static void cancel_read(tr_engine *e, uint64_t ud, bool *sent)
@@ -277,45 +279,45 @@ static void cancel_read(tr_engine *e, uint64_t ud, bool *sent)
         return; /* retried: the loop calls tr__internal_stop each idle pass */
     io_uring_prep_cancel64(sqe, ud, 0);
     sqe->user_data = TR_UD_ICANCEL | (ud & 0xffu);
-    e->internal_inflight++;
+    e->sw.inflight++;
     *sent = true;
 }
 
 void tr__internal_stop(tr_engine *e)
 {
-    e->internal_stopping = true;
-    if (e->sig_armed)
-        cancel_read(e, TR_UD_SIGNAL, &e->sig_cancel_sent);
-    if (e->wake_armed)
-        cancel_read(e, TR_UD_WAKE, &e->wake_cancel_sent);
+    e->sw.stopping = true;
+    if (e->sw.sig_armed)
+        cancel_read(e, TR_UD_SIGNAL, &e->sw.sig_cancel_sent);
+    if (e->sw.wake_armed)
+        cancel_read(e, TR_UD_WAKE, &e->sw.wake_cancel_sent);
 }
 
 bool tr__internal_stop_owed(const tr_engine *e)
 {
-    return e->internal_stopping &&
-           ((e->sig_armed && !e->sig_cancel_sent) || (e->wake_armed && !e->wake_cancel_sent));
+    return e->sw.stopping && ((e->sw.sig_armed && !e->sw.sig_cancel_sent) ||
+                              (e->sw.wake_armed && !e->sw.wake_cancel_sent));
 }
 
 void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
 {
-    TR_ASSERT(e->internal_inflight > 0);
-    e->internal_inflight--;
+    TR_ASSERT(e->sw.inflight > 0);
+    e->sw.inflight--;
     switch (TR_UD_KIND(ud)) {
     case TR_UDK_SIGNAL:
-        TR_ASSERT(e->sig_armed);
-        e->sig_armed = false;
-        e->sig_cancel_sent = false;
+        TR_ASSERT(e->sw.sig_armed);
+        e->sw.sig_armed = false;
+        e->sw.sig_cancel_sent = false;
         /* A completed read wins over our cancel: the signal is handled. */
-        if (res == (int32_t)sizeof(e->sig_info)) {
-            TR_VG_DEFINED(&e->sig_info, sizeof(e->sig_info));
-            tr__shutdown_on_signal(e, (int)e->sig_info.ssi_signo);
-            sig_engines_tell(e, (int)e->sig_info.ssi_signo);
+        if (res == (int32_t)sizeof(e->sw.sig_info)) {
+            TR_VG_DEFINED(&e->sw.sig_info, sizeof(e->sw.sig_info));
+            tr__shutdown_on_signal(e, (int)e->sw.sig_info.ssi_signo);
+            sig_engines_tell(e, (int)e->sw.sig_info.ssi_signo);
         }
         break;
     case TR_UDK_WAKE:
-        TR_ASSERT(e->wake_armed);
-        e->wake_armed = false;
-        e->wake_cancel_sent = false;
+        TR_ASSERT(e->sw.wake_armed);
+        e->sw.wake_armed = false;
+        e->sw.wake_cancel_sent = false;
         /* The flag, not the counter, says what was asked: nothing to do. */
         break;
     case TR_UDK_ICANCEL:

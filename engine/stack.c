@@ -296,7 +296,7 @@ static char *slab_stack_lo(const struct tr_slab *sl, unsigned i, size_t size)
  */
 static int slab_create(tr_engine *e)
 {
-    size_t size = e->stack_size, stride = size + page_size();
+    size_t size = e->stk.size, stride = size + page_size();
     struct tr_slab *sl = calloc(1, sizeof(*sl));
     if (!sl)
         return -ENOMEM;
@@ -313,12 +313,12 @@ static int slab_create(tr_engine *e)
         struct tr_stack *s = &sl->stacks[i];
         s->slab = sl;
         stack_init(e, s, slab_stack_lo(sl, i, size), size, sl->guard);
-        s->next_free = e->stack_pool;
-        e->stack_pool = s;
-        e->stack_pool_len++;
+        s->next_free = e->stk.pool;
+        e->stk.pool = s;
+        e->stk.pool_len++;
     }
-    sl->next = e->slabs;
-    e->slabs = sl;
+    sl->next = e->stk.slabs;
+    e->stk.slabs = sl;
     return 0;
 }
 
@@ -339,21 +339,21 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
 {
     if (TR_FAULT(TR_FS_ALLOC))
         return -ENOMEM;
-    if (size == e->stack_size) {
-        if (!e->stack_pool) {
+    if (size == e->stk.size) {
+        if (!e->stk.pool) {
             int err = slab_create(e);
             if (err)
                 return err;
         }
-        struct tr_stack *s = e->stack_pool;
-        e->stack_pool = s->next_free;
-        e->stack_pool_len--;
+        struct tr_stack *s = e->stk.pool;
+        e->stk.pool = s->next_free;
+        e->stk.pool_len--;
         s->next_free = NULL;
         TR_ASSERT(s->slab->nfree > 0);
         if (s->slab->advised) {
             /* Its pages come back as they are touched: no longer spare. */
-            TR_ASSERT(e->stack_advised >= s->slab->nfree);
-            e->stack_advised -= s->slab->nfree;
+            TR_ASSERT(e->stk.advised >= s->slab->nfree);
+            e->stk.advised -= s->slab->nfree;
             s->slab->advised = false;
         }
         s->slab->nfree--;
@@ -384,7 +384,7 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
  * slab: one wholly free slab can go back to the kernel. */
 static bool surplus(const tr_engine *e)
 {
-    return e->stack_pool_len - e->stack_advised > TR_STACK_POOL_MAX + TR_SLAB_STACKS;
+    return e->stk.pool_len - e->stk.advised > TR_STACK_POOL_MAX + TR_SLAB_STACKS;
 }
 
 void tr__stack_free(tr_engine *e, struct tr_stack *s)
@@ -398,28 +398,28 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
         return;
     }
     struct tr_slab *sl = s->slab;
-    s->next_free = e->stack_pool;
-    e->stack_pool = s;
-    e->stack_pool_len++;
+    s->next_free = e->stk.pool;
+    e->stk.pool = s;
+    e->stk.pool_len++;
     sl->nfree++;
     TR_ASSERT(sl->nfree <= TR_SLAB_STACKS);
     /* Not here: a 100k-task drain would pay a madvise per 64 ends (a third
      * of its time). The engine trims when it is about to wait, once the
      * surplus has lasted TR_STACK_TRIM_DELAY_NS (a burst of ends, such as
      * a cancel, must not pay for it either). */
-    if (sl->nfree == TR_SLAB_STACKS && !sl->advised && surplus(e) && !e->stack_trim_owed) {
-        e->stack_trim_owed = true;
-        e->stack_trim_at = e->pass_ns + TR_STACK_TRIM_DELAY_NS;
+    if (sl->nfree == TR_SLAB_STACKS && !sl->advised && surplus(e) && !e->stk.trim_owed) {
+        e->stk.trim_owed = true;
+        e->stk.trim_at = e->sch.pass_ns + TR_STACK_TRIM_DELAY_NS;
     }
 }
 
 void tr__stack_trim(tr_engine *e, unsigned max)
 {
-    if (!e->stack_trim_owed)
+    if (!e->stk.trim_owed)
         return;
     /* Bounded by the slabs and by max madvise calls per call. */
     unsigned n = 0;
-    for (struct tr_slab *sl = e->slabs; sl; sl = sl->next) {
+    for (struct tr_slab *sl = e->stk.slabs; sl; sl = sl->next) {
         if (!surplus(e))
             break; /* advising one more would leave fewer than the cap */
         if (sl->nfree != TR_SLAB_STACKS || sl->advised)
@@ -430,17 +430,17 @@ void tr__stack_trim(tr_engine *e, unsigned max)
          * (MADV_DONTNEED keeps guard markers), as do guard pages. */
         madvise(sl->map, sl->map_len, MADV_DONTNEED);
         sl->advised = true;
-        e->stack_advised += TR_SLAB_STACKS;
+        e->stk.advised += TR_SLAB_STACKS;
         n++;
     }
-    e->stack_trim_owed = false;
+    e->stk.trim_owed = false;
 }
 
 void tr__stack_pool_drain(tr_engine *e)
 {
-    while (e->slabs) {
-        struct tr_slab *sl = e->slabs;
-        e->slabs = sl->next;
+    while (e->stk.slabs) {
+        struct tr_slab *sl = e->stk.slabs;
+        e->stk.slabs = sl->next;
         TR_ASSERT(sl->nfree == TR_SLAB_STACKS);
         for (unsigned i = 0; i < TR_SLAB_STACKS; i++)
             stack_fini(e, &sl->stacks[i]);
@@ -449,9 +449,9 @@ void tr__stack_pool_drain(tr_engine *e)
         munmap(sl->map, sl->map_len);
         free(sl);
     }
-    e->stack_pool = NULL;
-    e->stack_pool_len = 0;
-    e->stack_advised = 0;
+    e->stk.pool = NULL;
+    e->stk.pool_len = 0;
+    e->stk.advised = 0;
 }
 
 size_t tr__stack_round(size_t size)

@@ -10,9 +10,11 @@ int tr_engine_stats(const tr_engine *e, struct tr_stats *out)
     if (!e || !out)
         return -EINVAL;
     *out = e->st;
-    out->timers_pending = e->heap_len;
-    out->engine_ops_inflight = e->internal_inflight;
-    if (e->ring_ready)
+    out->tasks_live = e->sch.live;
+    out->ops_inflight = e->ops.inflight;
+    out->timers_pending = e->tm.len;
+    out->engine_ops_inflight = e->sw.inflight;
+    if (e->rs.ready)
         out->cq_overflows = tr__ring_overflow_count(e);
     return 0;
 }

@@ -8,7 +8,7 @@
  * scheduler switches into the first task of a pass; a task that parks,
  * yields or ends switches straight to the next task of the pass (one stack
  * switch, not two); the last one begins the next pass itself when the
- * scheduler has nothing to do (e->pass_inline, loop.c), else switches back
+ * scheduler has nothing to do (e->sch.pass_inline, loop.c), else switches back
  * to it. Whoever runs next frees an ended task's stack (bury) and checks the
  * canary of the task that left (arrive).
  */
@@ -40,9 +40,9 @@ static void asan_arrived(tr_engine *e, void *fake)
     const void *lo;
     size_t size;
     __sanitizer_finish_switch_fiber(fake, &lo, &size);
-    if (!e->switch_prev) {
-        e->sched_stack_lo = lo;
-        e->sched_stack_size = size;
+    if (!e->sch.switch_prev) {
+        e->sch.stack_lo = lo;
+        e->sch.stack_size = size;
     }
 }
 #endif
@@ -65,12 +65,12 @@ static void release_stack(tr_engine *e, tr_task *t)
  * one that runs next (task or scheduler) frees it. */
 static void bury(tr_engine *e)
 {
-    tr_task *d = e->dying;
+    tr_task *d = e->sch.dying;
     if (!d)
         return;
     TR_ASSERT(d->state == TR_TASK_DONE);
     TR_ASSERT(d != tr__current);
-    e->dying = NULL;
+    e->sch.dying = NULL;
     release_stack(e, d);
 }
 
@@ -80,9 +80,9 @@ static void bury(tr_engine *e)
  * ended is buried. */
 static void arrive(tr_engine *e)
 {
-    tr_task *p = e->switch_prev;
+    tr_task *p = e->sch.switch_prev;
     if (p) {
-        e->switch_prev = NULL;
+        e->sch.switch_prev = NULL;
         tr__stack_canary_check(p);
     }
     bury(e);
@@ -92,7 +92,7 @@ static void arrive(tr_engine *e)
  * one to be killed (only the scheduler tears those down). */
 static tr_task *direct_next(tr_engine *e)
 {
-    tr_task *n = e->batch;
+    tr_task *n = e->sch.batch;
     return (n && !n->killed) ? n : NULL;
 }
 
@@ -101,7 +101,7 @@ static tr_task *direct_next(tr_engine *e)
  * there is none. final: the task has ended and its stack will be freed by
  * whoever runs next (bury), so ASan may drop its fake stack. A direct
  * switch costs one stack switch instead of two; the pass is the same: the
- * scheduler's batch (e->batch) is consumed in order either way, and tasks
+ * scheduler's batch (e->sch.batch) is consumed in order either way, and tasks
  * woken meanwhile wait for the next pass.
  */
 static void switch_away(tr_task *t, bool final)
@@ -109,22 +109,22 @@ static void switch_away(tr_task *t, bool final)
     tr_engine *e = t->e;
     tr_task *n = direct_next(e);
     (void) final; /* used by the ASan annotations only */
-    if (!n && !e->batch && e->run_head && e->pass_inline(e))
+    if (!n && !e->sch.batch && e->sch.run_head && e->sch.pass_inline(e))
         n = direct_next(e);
     if (n == t) {
         /* t yielded and is the next pass's first: it just goes on. */
-        e->batch = t->run_next;
+        e->sch.batch = t->run_next;
         t->run_next = NULL;
         t->state = TR_TASK_RUNNING;
         return;
     }
     if (n) {
         TR_ASSERT(n->state == TR_TASK_READY);
-        e->batch = n->run_next;
+        e->sch.batch = n->run_next;
         n->run_next = NULL;
-        tr__prefetch_frame(e->batch);
+        tr__prefetch_frame(e->sch.batch);
         n->state = TR_TASK_RUNNING;
-        e->switch_prev = t; /* its canary is checked on arrival */
+        e->sch.switch_prev = t; /* its canary is checked on arrival */
         tr__current = n;
 #if defined(TR_ASAN)
         __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake, n->stack->lo,
@@ -135,15 +135,15 @@ static void switch_away(tr_task *t, bool final)
 #endif
         tr__ctx_switch(&t->sp, n->sp);
     } else {
-        e->back = t;
+        e->sch.back = t;
 #if defined(TR_ASAN)
-        __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake, e->sched_stack_lo,
-                                       e->sched_stack_size);
+        __sanitizer_start_switch_fiber(final ? NULL : &t->asan_fake, e->sch.stack_lo,
+                                       e->sch.stack_size);
 #endif
 #if defined(TR_TSAN)
-        __tsan_switch_to_fiber(e->sched_tsan_fiber, 0);
+        __tsan_switch_to_fiber(e->sch.tsan_fiber, 0);
 #endif
-        tr__ctx_switch(&t->sp, e->sched_sp);
+        tr__ctx_switch(&t->sp, e->sch.sp);
     }
 #if defined(TR_ASAN)
     asan_arrived(e, t->asan_fake);
@@ -185,22 +185,22 @@ void tr__run_task(tr_engine *e, tr_task *t)
     t->state = TR_TASK_RUNNING;
     tr__current = t;
 #if defined(TR_ASAN)
-    TR_ASSERT(e->switch_prev == NULL); /* asan_arrived: from the scheduler */
-    __sanitizer_start_switch_fiber(&e->sched_asan_fake, t->stack->lo,
+    TR_ASSERT(e->sch.switch_prev == NULL); /* asan_arrived: from the scheduler */
+    __sanitizer_start_switch_fiber(&e->sch.asan_fake, t->stack->lo,
                                    (size_t)((char *)t->stack->hi - (char *)t->stack->lo));
 #endif
 #if defined(TR_TSAN)
-    e->sched_tsan_fiber = __tsan_get_current_fiber();
+    e->sch.tsan_fiber = __tsan_get_current_fiber();
     __tsan_switch_to_fiber(t->tsan_fiber, 0);
 #endif
-    tr__ctx_switch(&e->sched_sp, t->sp);
+    tr__ctx_switch(&e->sch.sp, t->sp);
 #if defined(TR_ASAN)
-    __sanitizer_finish_switch_fiber(e->sched_asan_fake, NULL, NULL);
+    __sanitizer_finish_switch_fiber(e->sch.asan_fake, NULL, NULL);
 #endif
     /* Back, from t or from a task t (or its successors) switched to. */
-    tr_task *b = e->back;
+    tr_task *b = e->sch.back;
     TR_ASSERT(b != NULL && b == tr__current);
-    e->back = NULL;
+    e->sch.back = NULL;
     tr__current = NULL;
     tr__stack_canary_check(b);
     bury(e);
@@ -213,11 +213,11 @@ void tr__task_enqueue(tr_task *t)
     tr_engine *e = t->e;
     t->state = TR_TASK_READY;
     t->run_next = NULL;
-    if (e->run_tail)
-        e->run_tail->run_next = t;
+    if (e->sch.run_tail)
+        e->sch.run_tail->run_next = t;
     else
-        e->run_head = t;
-    e->run_tail = t;
+        e->sch.run_head = t;
+    e->sch.run_tail = t;
 }
 
 int tr__task_park(tr_task *t, struct tr__wait *w)
@@ -230,7 +230,7 @@ int tr__task_park(tr_task *t, struct tr__wait *w)
     w->owner = t;
     w->res = 0;
     t->wait = w;
-    t->parked_ns = t->e->pass_ns;
+    t->parked_ns = t->e->sch.pass_ns;
     switch_away(t, false);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     TR_ASSERT(t->wait == w);
@@ -291,22 +291,22 @@ void tr__task_free_record(tr_engine *e, tr_task *t)
 {
     TR_ASSERT(t->state == TR_TASK_DONE);
     TR_ASSERT(t->stack == NULL);
-    list_unlink(&e->done_head, t);
+    list_unlink(&e->sch.done_head, t);
     t->state = TR_TASK_FREED;
-    t->all_next = e->free_tasks;
-    e->free_tasks = t;
+    t->all_next = e->sch.free_tasks;
+    e->sch.free_tasks = t;
 }
 
 void tr__task_records_free(tr_engine *e)
 {
-    while (e->done_head) {
-        tr_task *t = e->done_head;
+    while (e->sch.done_head) {
+        tr_task *t = e->sch.done_head;
         t->detached = true;
         tr__task_free_record(e, t);
     }
-    while (e->free_tasks) {
-        tr_task *t = e->free_tasks;
-        e->free_tasks = t->all_next;
+    while (e->sch.free_tasks) {
+        tr_task *t = e->sch.free_tasks;
+        e->sch.free_tasks = t->all_next;
         free(t);
     }
 }
@@ -316,10 +316,10 @@ void tr__task_records_free(tr_engine *e)
 /* A record (recycled or new) and a stack; on error nothing is taken. */
 static int task_alloc(tr_engine *e, size_t size, tr_task **tp, struct tr_stack **sp)
 {
-    tr_task *t = e->free_tasks;
+    tr_task *t = e->sch.free_tasks;
     if (t) {
         TR_ASSERT(t->state == TR_TASK_FREED);
-        e->free_tasks = t->all_next;
+        e->sch.free_tasks = t->all_next;
     } else {
         t = TR_FAULT(TR_FS_ALLOC) ? NULL : malloc(sizeof(*t));
         if (!t)
@@ -328,8 +328,8 @@ static int task_alloc(tr_engine *e, size_t size, tr_task **tp, struct tr_stack *
     int err = tr__stack_alloc(e, size, sp);
     if (err) {
         t->state = TR_TASK_FREED;
-        t->all_next = e->free_tasks;
-        e->free_tasks = t;
+        t->all_next = e->sch.free_tasks;
+        e->sch.free_tasks = t;
         return err;
     }
     *tp = t;
@@ -344,7 +344,7 @@ int tr__task_reserve(tr_engine *e)
         return 0;
     tr_task *t;
     struct tr_stack *s;
-    int err = task_alloc(e, e->stack_size, &t, &s);
+    int err = task_alloc(e, e->stk.size, &t, &s);
     if (err)
         return err;
     memset(t, 0, sizeof(*t));
@@ -370,7 +370,7 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
         e = tr__engine_of_caller();
     if (!e || !fn)
         return -EINVAL;
-    size_t size = e->stack_size;
+    size_t size = e->stk.size;
     if (o) {
         if (o->flags & ~TR_SPAWN_LATE)
             return -EINVAL;
@@ -384,7 +384,7 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
     }
     tr_task *t;
     struct tr_stack *s;
-    if (e->spawning_internal && e->task_reserve && size == e->stack_size) {
+    if (e->spawning_internal && e->task_reserve && size == e->stk.size) {
         t = e->task_reserve; /* taken by tr_at_shutdown: cannot fail now */
         e->task_reserve = NULL;
         s = t->stack;
@@ -396,7 +396,7 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
     memset(t, 0, sizeof(*t));
     t->e = e;
     t->stack = s;
-    t->id = ++e->next_id;
+    t->id = ++e->sch.next_id;
     t->fn = fn;
     t->arg = arg;
     t->late = o && (o->flags & TR_SPAWN_LATE);
@@ -404,7 +404,7 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
     /* During a shutdown, new tasks start cancelled (not the engine's own). */
     t->cancelled = e->sd.phase != TR_PH_NONE && !t->internal;
     if (t->late)
-        e->live_late++;
+        e->sch.live_late++;
     if (o && o->name) {
         strncpy(t->name, o->name, TR_NAME_MAX - 1);
         t->name[TR_NAME_MAX - 1] = '\0';
@@ -416,9 +416,9 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
     t->tsan_fiber = __tsan_create_fiber(0);
 #endif
     t->detached = (out == NULL);
-    list_push(&e->all_head, t);
+    list_push(&e->sch.all_head, t);
     e->st.tasks_spawned++;
-    e->st.tasks_live++;
+    e->sch.live++;
     tr__task_enqueue(t);
     if (out)
         *out = t;
@@ -440,14 +440,14 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
         e->st.tasks_cancelled++;
     else
         e->st.tasks_failed++;
-    TR_ASSERT(e->st.tasks_live > 0);
-    e->st.tasks_live--;
+    TR_ASSERT(e->sch.live > 0);
+    e->sch.live--;
     if (t->late) {
-        TR_ASSERT(e->live_late > 0);
-        e->live_late--;
+        TR_ASSERT(e->sch.live_late > 0);
+        e->sch.live_late--;
     }
-    list_unlink(&e->all_head, t);
-    list_push(&e->done_head, t);
+    list_unlink(&e->sch.all_head, t);
+    list_push(&e->sch.done_head, t);
     t->state = TR_TASK_DONE;
     /* The joiner keeps its claim (t->joiner) until it has run and freed
      * the record: between this wake and then, nobody else may join or
@@ -472,8 +472,8 @@ static void task_finish(tr_task *t, int result)
 {
     tr_engine *e = t->e;
     tr__task_end(e, t, result, false);
-    TR_ASSERT(e->dying == NULL);
-    e->dying = t;
+    TR_ASSERT(e->sch.dying == NULL);
+    e->sch.dying = t;
     switch_away(t, true);
     TR_ASSERT(!"a task that ended was resumed");
     __builtin_unreachable();

@@ -21,18 +21,18 @@ static bool before(const struct tr__timer *a, const struct tr__timer *b)
 
 static void heap_set(tr_engine *e, uint32_t i, struct tr__timer *t)
 {
-    e->heap[i] = t;
+    e->tm.heap[i] = t;
     t->heap_idx = i;
 }
 
 static void sift_up(tr_engine *e, uint32_t i)
 {
-    struct tr__timer *t = e->heap[i];
+    struct tr__timer *t = e->tm.heap[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (!before(t, e->heap[parent]))
+        if (!before(t, e->tm.heap[parent]))
             break;
-        heap_set(e, i, e->heap[parent]);
+        heap_set(e, i, e->tm.heap[parent]);
         i = parent;
     }
     heap_set(e, i, t);
@@ -40,19 +40,19 @@ static void sift_up(tr_engine *e, uint32_t i)
 
 static void sift_down(tr_engine *e, uint32_t i)
 {
-    struct tr__timer *t = e->heap[i];
+    struct tr__timer *t = e->tm.heap[i];
     for (;;) {
         uint32_t l = 2 * i + 1, r = l + 1, m = i;
         const struct tr__timer *best = t;
-        if (l < e->heap_len && before(e->heap[l], best)) {
+        if (l < e->tm.len && before(e->tm.heap[l], best)) {
             m = l;
-            best = e->heap[l];
+            best = e->tm.heap[l];
         }
-        if (r < e->heap_len && before(e->heap[r], best))
+        if (r < e->tm.len && before(e->tm.heap[r], best))
             m = r;
         if (m == i)
             break;
-        heap_set(e, i, e->heap[m]);
+        heap_set(e, i, e->tm.heap[m]);
         i = m;
     }
     heap_set(e, i, t);
@@ -62,20 +62,20 @@ int tr__timer_arm(tr_engine *e, struct tr__timer *t, uint64_t deadline_ns)
 {
     TR_ASSERT(!tr__timer_armed(t));
     TR_ASSERT(t->fire != NULL);
-    if (e->heap_len == e->heap_cap) {
-        uint32_t cap = e->heap_cap ? e->heap_cap * 2 : 64;
-        if (cap <= e->heap_cap || TR_FAULT(TR_FS_ALLOC)) /* 2^31: more than memory holds */
+    if (e->tm.len == e->tm.cap) {
+        uint32_t cap = e->tm.cap ? e->tm.cap * 2 : 64;
+        if (cap <= e->tm.cap || TR_FAULT(TR_FS_ALLOC)) /* 2^31: more than memory holds */
             return -ENOMEM;
-        struct tr__timer **h = realloc(e->heap, (size_t)cap * sizeof(*h));
+        struct tr__timer **h = realloc(e->tm.heap, (size_t)cap * sizeof(*h));
         if (!h)
             return -ENOMEM;
-        e->heap = h;
-        e->heap_cap = cap;
+        e->tm.heap = h;
+        e->tm.cap = cap;
     }
     t->deadline_ns = deadline_ns;
-    t->seq = ++e->timer_seq;
-    e->heap[e->heap_len] = t;
-    t->heap_idx = e->heap_len++;
+    t->seq = ++e->tm.seq;
+    e->tm.heap[e->tm.len] = t;
+    t->heap_idx = e->tm.len++;
     sift_up(e, t->heap_idx);
     return 0;
 }
@@ -83,15 +83,15 @@ int tr__timer_arm(tr_engine *e, struct tr__timer *t, uint64_t deadline_ns)
 void tr__timer_disarm(tr_engine *e, struct tr__timer *t)
 {
     uint32_t i = t->heap_idx;
-    TR_ASSERT(i < e->heap_len);
-    TR_ASSERT(e->heap[i] == t);
+    TR_ASSERT(i < e->tm.len);
+    TR_ASSERT(e->tm.heap[i] == t);
     t->heap_idx = UINT32_MAX;
-    e->heap_len--;
-    if (i == e->heap_len)
+    e->tm.len--;
+    if (i == e->tm.len)
         return;
-    heap_set(e, i, e->heap[e->heap_len]);
+    heap_set(e, i, e->tm.heap[e->tm.len]);
     /* The moved element may belong above or below its new place. */
-    if (i > 0 && before(e->heap[i], e->heap[(i - 1) / 2]))
+    if (i > 0 && before(e->tm.heap[i], e->tm.heap[(i - 1) / 2]))
         sift_up(e, i);
     else
         sift_down(e, i);
@@ -104,8 +104,8 @@ unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns)
      * timer, and a timer fired here may not re-arm itself for a deadline
      * that has passed already (fire runs in the scheduler; re-arming is the
      * owner's, after it ran). */
-    for (uint32_t max = e->heap_len; n < max && e->heap_len > 0; n++) {
-        struct tr__timer *t = e->heap[0];
+    for (uint32_t max = e->tm.len; n < max && e->tm.len > 0; n++) {
+        struct tr__timer *t = e->tm.heap[0];
         if (t->deadline_ns > now_ns)
             break;
         tr__timer_disarm(e, t);
@@ -116,16 +116,16 @@ unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns)
 
 uint64_t tr__timer_next_ns(const tr_engine *e, uint64_t now_ns)
 {
-    if (e->heap_len == 0)
+    if (e->tm.len == 0)
         return UINT64_MAX;
-    uint64_t d = e->heap[0]->deadline_ns;
+    uint64_t d = e->tm.heap[0]->deadline_ns;
     return d > now_ns ? d - now_ns : 0;
 }
 
 void tr__timer_free(tr_engine *e)
 {
-    TR_ASSERT(e->heap_len == 0);
-    free(e->heap);
-    e->heap = NULL;
-    e->heap_cap = 0;
+    TR_ASSERT(e->tm.len == 0);
+    free(e->tm.heap);
+    e->tm.heap = NULL;
+    e->tm.cap = 0;
 }

@@ -14,7 +14,7 @@
  *   - A task has at most one op slot of its own; while it holds one in state
  *     INFLIGHT the task is PARKED and its stack is not freed or reused (G1).
  *   - A slot is freed only by its task after the CQE was reaped.
- *   - ops_inflight == slots INFLIGHT + cancel requests whose CQE is pending.
+ *   - ops.inflight == slots INFLIGHT + cancel requests whose CQE is pending.
  */
 #ifndef TR_INTERNAL_H
 #define TR_INTERNAL_H
@@ -540,7 +540,7 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags);
 /* The scheduler loop of tr_engine_run (loop.c). */
 int tr__engine_loop(tr_engine *e);
 /* May a task begin the next pass itself? (loop.c; task.c reaches it
- * through e->pass_inline, a hook: tasks sit below the loop.) */
+ * through e->sch.pass_inline, a hook: tasks sit below the loop.) */
 bool tr__loop_pass_inline(tr_engine *e);
 
 /* --------------------------------------------------------- SQ room waits */
@@ -678,30 +678,42 @@ int32_t tr__fault_cqe(const struct tr_op *op, int32_t res);
 
 /* ---------------------------------------------------------------- engine */
 
-struct tr_engine {
-    struct io_uring ring;
-    bool ring_ready;
-    bool ring_enabled;
-    bool ring_registered; /* in the running thread's table (see ring.c) */
+/* Each module's state, kept by the engine (DESIGN section 6: modules own
+ * their state). Internal counters that decide things (live tasks, ops in
+ * flight) live here; struct tr_stats is only ever copied out. */
+
+/* ring.c */
+struct tr__ring_state {
+    struct io_uring uring;
+    bool ready, enabled;
+    bool registered; /* in the running thread's table (see ring.c) */
+    bool defer_taskrun;
+    bool taskrun_flag;  /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
+    bool single_issuer; /* the kernel refuses every thread but `thread` */
+    unsigned sq_entries, cq_entries;
+    pthread_t thread; /* the thread the ring is bound to (SINGLE_ISSUER) */
+};
+
+/* stack.c */
+struct tr__stacks {
+    size_t size;           /* the default stack size */
+    struct tr_stack *pool; /* free default-size stacks */
+    unsigned pool_len;
+    struct tr_slab *slabs;
+    bool trim_owed;   /* tr__stack_trim has slabs to give back... */
+    uint64_t trim_at; /* ...from then on (pass_ns clock) */
+    size_t advised;   /* pool stacks in advised slabs (pages given back) */
+};
+
+/* task.c and loop.c: who runs, in which order. */
+struct tr__sched {
     bool running;
     bool reaping; /* the loop's reap phase: the only place completions are dispatched */
-    bool defer_taskrun;
-    bool stack_trim_owed;   /* tr__stack_trim has slabs to give back... */
-    uint64_t stack_trim_at; /* ...from then on (pass_ns clock) */
-    size_t stack_advised;   /* pool stacks in advised slabs (pages given back) */
-    bool taskrun_flag;      /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
-    unsigned peek_skip;     /* sleeps left before the next peek for completions */
-    unsigned inline_passes; /* passes begun by a task since the scheduler's last */
-    bool (*pass_inline)(tr_engine *e); /* tr__loop_pass_inline, for task.c */
-    unsigned sq_entries, cq_entries;
+    void *sp;     /* the scheduler's stack pointer while a task runs */
+    void *asan_fake;
+    void *tsan_fiber; /* the scheduler's TSan fiber (TSan builds) */
+    const void *stack_lo;
     size_t stack_size;
-    unsigned cfg_flags;
-
-    void *sched_sp; /* the scheduler's stack pointer while a task runs */
-    void *sched_asan_fake;
-    void *sched_tsan_fiber; /* the scheduler's TSan fiber (TSan builds) */
-    const void *sched_stack_lo;
-    size_t sched_stack_size;
     tr_task *run_head, *run_tail;
     tr_task *all_head;    /* live tasks (not yet DONE) */
     tr_task *done_head;   /* ended tasks whose handle is still owned */
@@ -712,24 +724,62 @@ struct tr_engine {
     tr_task *switch_prev; /* the task that switched directly to the current one: its
                            * canary is checked on arrival, after its last push */
     uint64_t next_id;
-    struct tr__link end_listeners; /* tr_cancel_all(WAIT) callers, told of every task end */
+    uint64_t live;                     /* live tasks */
+    uint64_t live_late;                /* ...of them TR_SPAWN_LATE */
+    struct tr__link end_listeners;     /* tr_cancel_all(WAIT) callers, told of every task end */
+    unsigned inline_passes;            /* passes begun by a task since the scheduler's last */
+    bool (*pass_inline)(tr_engine *e); /* tr__loop_pass_inline, for task.c */
+    unsigned peek_skip;                /* sleeps left before the next peek for completions */
+    uint64_t pass_ns;                  /* the clock at the start of the pass */
+};
 
-    struct tr_op *op_chunks[TR_OP_MAX_CHUNKS];
-    uint32_t op_nchunks;
-    uint32_t op_free; /* free list head (index) */
-    uint64_t cancels_inflight;
+/* op.c, cancel.c */
+struct tr__ops {
+    struct tr_op *chunks[TR_OP_MAX_CHUNKS];
+    uint32_t nchunks;
+    uint32_t free;             /* free list head (index) */
+    uint64_t inflight;         /* tasks' ops and their cancels, submitted, not reaped */
+    uint64_t cancels_inflight; /* ...of them cancels */
     uint64_t cancels_deferred; /* ops whose cancel waits for SQ room */
+};
 
-    struct tr__timer **heap; /* timer min-heap on (deadline_ns, seq) */
-    uint32_t heap_len, heap_cap;
-    uint64_t timer_seq;
+/* timer.c */
+struct tr__timers {
+    struct tr__timer **heap; /* min-heap on (deadline_ns, seq) */
+    uint32_t len, cap;
+    uint64_t seq;
+};
 
-    struct tr_stack *stack_pool; /* free default-size stacks */
-    unsigned stack_pool_len;
-    struct tr_slab *slabs;
+/* sigwake.c: the engine's own reads. Their buffers live here, in the
+ * engine, which is freed only after their CQEs are reaped (G1). */
+struct tr__sigwake {
+    int sigfd, wake_fd;
+    bool sig_armed, wake_armed, stopping;
+    bool sig_cancel_sent, wake_cancel_sent;
+    uint64_t inflight;
+    struct signalfd_siginfo sig_info;
+    uint64_t wake_buf;
+    sigset_t sig_set, sig_added; /* shutdown signals; those we blocked */
+    pthread_t owner;             /* the creating thread, whose mask we changed */
+    /* Signals read by another signal-handling engine of the process
+     * (G12): their count and the last one's number, set by that engine's
+     * thread, taken by ours. */
+    _Atomic uint64_t peer_signals;
+    _Atomic int peer_signo;
+    struct tr_engine *next; /* the process's signal-handling engines */
+};
 
-    /* Shutdown. shutdown_req is the only field another thread or a signal
-     * handler touches (tr_engine_shutdown). */
+struct tr_engine {
+    struct tr__ring_state rs;
+    struct tr__sched sch;
+    struct tr__ops ops;
+    struct tr__timers tm;
+    struct tr__stacks stk;
+    struct tr__sigwake sw;
+    unsigned cfg_flags;
+
+    /* Shutdown (shutdown.c). shutdown_req is the only field another thread
+     * or a signal handler touches (tr_engine_shutdown). */
     _Atomic int shutdown_req;
     bool main_returned;
     bool spawning_internal; /* tr_spawn is creating the engine's own task */
@@ -746,30 +796,12 @@ struct tr_engine {
     unsigned nhooks, hooks_cap;
     unsigned drain_ms, grace_ms, kill_ms;
     int report_fd;
-    uint64_t live_late;       /* live TR_SPAWN_LATE tasks */
     struct tr__waitq sd_stop; /* tasks parked in tr_wait_shutdown */
     struct tr__waitq sq_room; /* tasks parked for SQ room (wait_sq.c) */
-    uint64_t pass_ns;         /* the clock at the start of the pass */
 
-    /* The engine's own reads (sigwake.c). Their buffers live here, in the
-     * engine, which is freed only after their CQEs are reaped (G1). */
-    int sigfd, wake_fd;
-    bool sig_armed, wake_armed, internal_stopping;
-    bool sig_cancel_sent, wake_cancel_sent;
-    uint64_t internal_inflight;
-    struct signalfd_siginfo sig_info;
-    uint64_t wake_buf;
-    sigset_t sig_set, sig_added; /* shutdown signals; those we blocked */
-    pthread_t owner;             /* the creating thread, whose mask we changed */
-    pthread_t run_thread;        /* the thread the ring is bound to (SINGLE_ISSUER) */
-    bool single_issuer;          /* ...which then refuses every other thread */
-    /* Signals read by another signal-handling engine of the process
-     * (G12): their count and the last one's number, set by that engine's
-     * thread, taken by ours (sigwake.c). */
-    _Atomic uint64_t peer_signals;
-    _Atomic int peer_signo;
-    struct tr_engine *sig_next; /* the process's signal-handling engines */
-
+    /* The public counters, only ever copied out (tr_engine_stats); none of
+     * them decides anything. tasks_live and ops_inflight there are filled
+     * from sch.live and ops.inflight. */
     struct tr_stats st;
 };
 

@@ -125,7 +125,7 @@ static int stale_main(void *p)
     if (!c->observed)
         return -1;
     /* The slot went back on the LIFO free list with the next generation. */
-    c->free_head_after_a = c->e->op_free;
+    c->free_head_after_a = c->e->ops.free;
     c->gen_after_a = tr__op_get(c->e, c->i)->gen;
 
     TCHECK_EQ(tr_spawn(NULL, &c->r, stale_reader, c, NULL), 0);

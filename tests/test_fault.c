@@ -1411,9 +1411,9 @@ static void test_fault_tiny_cq_overflow_loses_nothing(void **state)
     cfg.cq_entries = 8;
     tr_engine *e = NULL;
     assert_int_equal(tr_engine_create(&e, &cfg), 0);
-    print_message("fault: tiny CQ: asked sq 4 cq 8, the engine has sq %u cq %u\n", e->sq_entries,
-                  e->cq_entries);
-    assert_true(e->cq_entries >= 8 && e->cq_entries <= 16);
+    print_message("fault: tiny CQ: asked sq 4 cq 8, the engine has sq %u cq %u\n", e->rs.sq_entries,
+                  e->rs.cq_entries);
+    assert_true(e->rs.cq_entries >= 8 && e->rs.cq_entries <= 16);
     memset(&ovf, 0, sizeof(ovf));
     tr_task *r[OVF_PAIRS], *wr[OVF_PAIRS];
     for (int i = 0; i < OVF_PAIRS; i++) {

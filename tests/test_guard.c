@@ -683,7 +683,7 @@ static void child_trim(void)
         _exit(94);
     if (tr_spawn(e, NULL, tg_spawner, NULL, NULL) != 0 || tr_engine_run(e) != 0)
         _exit(95); /* returning trims what is owed */
-    struct tr_slab *sl = e->slabs;
+    struct tr_slab *sl = e->stk.slabs;
     while (sl && !sl->advised)
         sl = sl->next;
     if (!sl)
@@ -694,14 +694,14 @@ static void child_trim(void)
     }
     /* The trimmed stack goes to the head of the pool: the next spawn's. */
     tg_target = &sl->stacks[TR_SLAB_STACKS / 2];
-    struct tr_stack **pp = &e->stack_pool;
-    for (unsigned i = 0; *pp && *pp != tg_target && i < e->stack_pool_len; i++)
+    struct tr_stack **pp = &e->stk.pool;
+    for (unsigned i = 0; *pp && *pp != tg_target && i < e->stk.pool_len; i++)
         pp = &(*pp)->next_free;
     if (*pp != tg_target)
         _exit(97);
     *pp = tg_target->next_free;
-    tg_target->next_free = e->stack_pool;
-    e->stack_pool = tg_target;
+    tg_target->next_free = e->stk.pool;
+    e->stk.pool = tg_target;
     struct tr_spawn_opts o = {.name = "after-trim"};
     if (tr_spawn(e, NULL, tg_overflow, NULL, &o) != 0)
         _exit(98);

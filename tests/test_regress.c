@@ -83,7 +83,7 @@ static int ring_run_rc[RING_ENGINES];
 static int probe_registered(void *arg)
 {
     int i = (int)(intptr_t)arg;
-    ring_registered[i] = ring_engines[i]->ring_registered;
+    ring_registered[i] = ring_engines[i]->rs.registered;
     return tr_nop();
 }
 
@@ -114,7 +114,7 @@ static void test_regress_ring_fd_registered_per_run(void **state)
         assert_int_equal(ring_run_rc[i], 0);
         /* Every run could register its ring: earlier ones gave theirs back. */
         assert_int_equal(ring_registered[i], 1);
-        assert_false(ring_engines[i]->ring_registered);
+        assert_false(ring_engines[i]->rs.registered);
         tr_test_assert_quiescent(ring_engines[i]);
         assert_int_equal(tr_engine_destroy(ring_engines[i]), 0);
     }
@@ -466,16 +466,16 @@ static void test_regress_trim_keeps_warm_pool(void **state)
     assert_int_equal(tr_engine_run(e), 0); /* returning trims what is owed */
     tr_test_assert_clean();
     unsigned advised = 0, slabs = 0;
-    for (struct tr_slab *sl = e->slabs; sl; sl = sl->next) {
+    for (struct tr_slab *sl = e->stk.slabs; sl; sl = sl->next) {
         slabs++;
         advised += sl->advised;
     }
-    size_t resident = e->stack_pool_len - (size_t)advised * TR_SLAB_STACKS;
+    size_t resident = e->stk.pool_len - (size_t)advised * TR_SLAB_STACKS;
     assert_true(slabs >= TK_TASKS / TR_SLAB_STACKS);
     assert_true(advised > 0);                   /* the spike went back to the kernel */
     assert_true(resident >= TR_STACK_POOL_MAX); /* but the pool's cap stays warm */
     assert_true(resident <= TR_STACK_POOL_MAX + 2 * TR_SLAB_STACKS);
-    assert_int_equal(e->stack_advised, (size_t)advised * TR_SLAB_STACKS);
+    assert_int_equal(e->stk.advised, (size_t)advised * TR_SLAB_STACKS);
     assert_int_equal(tr_engine_destroy(e), 0);
     tr__stack_set_guard_budget(-1); /* back to vm.max_map_count's */
 }

@@ -156,9 +156,9 @@ static void sd_audit(tr_engine *e)
      * no CQE can ever arrive for an outdated generation in these tests (a
      * kill that freed a slot before its CQE would show here). */
     assert_int_equal(stats_of(e).cqe_stale, 0);
-    assert_int_equal(e->internal_inflight, 0);
-    assert_false(e->wake_armed);
-    assert_false(e->sig_armed);
+    assert_int_equal(e->sw.inflight, 0);
+    assert_false(e->sw.wake_armed);
+    assert_false(e->sw.sig_armed);
 }
 
 /* Runs e to the end: returns 0, no failed task check, the audit. */
@@ -1736,16 +1736,16 @@ static int na_first(void *p)
 {
     struct na_ctx *c = p;
     c->nop = tr_nop();
-    c->internal_in_task = c->e->internal_inflight;
-    c->wake_armed_in_task = c->e->wake_armed;
+    c->internal_in_task = c->e->sw.inflight;
+    c->wake_armed_in_task = c->e->sw.wake_armed;
     return 0;
 }
 
 static int na_second(void *p)
 {
     struct na_ctx *c = p;
-    c->internal_in_task = c->e->internal_inflight;
-    c->wake_armed_in_task = c->e->wake_armed;
+    c->internal_in_task = c->e->sw.inflight;
+    c->wake_armed_in_task = c->e->sw.wake_armed;
     TCHECK_EQ(write(c->sync[1], "x", 1), 1);
     c->wait_res = tr_wait_shutdown();
     return 0;
@@ -1807,7 +1807,7 @@ static int eo_task(void *p)
 {
     struct na_ctx *c = p;
     c->engine_ops_public = tstats().engine_ops_inflight;
-    c->internal_in_task = c->e->internal_inflight;
+    c->internal_in_task = c->e->sw.inflight;
     return 0;
 }
 

@@ -253,7 +253,7 @@ static void test_stack_canary_armed_also_after_trim(void **state)
     /* A whole trimmed slab, then a second spike: its stacks come back
      * zeroed by the kernel, and are armed again as they are handed out. */
     unsigned advised = 0;
-    for (struct tr_slab *sl = e->slabs; sl; sl = sl->next)
+    for (struct tr_slab *sl = e->stk.slabs; sl; sl = sl->next)
         advised += sl->advised;
     assert_true(advised > 0);
     assert_int_equal(tr_spawn(e, NULL, ct_spawner, NULL, NULL), 0);

@@ -1454,7 +1454,7 @@ static int w_stub(struct tctx *c)
 static uint64_t tstats_live_nonlate(void)
 {
     const tr_engine *e = tr__current->e;
-    return e->st.tasks_live - e->live_late;
+    return e->sch.live - e->sch.live_late;
 }
 
 static int w_late(struct tctx *c)
@@ -1902,18 +1902,18 @@ static void audit_engine(struct round *r, tr_engine *e)
      * the library this was linked with (the engine is edited
      * concurrently). */
     if (e->st.tasks_spawned != st.tasks_spawned || e->st.ops_submitted != st.ops_submitted ||
-        e->internal_inflight != st.engine_ops_inflight) {
+        e->sw.inflight != st.engine_ops_inflight) {
         fprintf(stderr, "stress: engine/tr_internal.h does not match the linked library "
                         "(struct tr_engine differs): rebuild both\n");
         exit(2);
     }
-    if (e->internal_inflight || tr__ring_sq_pending(e) || !tr__ring_cq_empty(e) ||
-        e->cancels_inflight)
+    if (e->sw.inflight || tr__ring_sq_pending(e) || !tr__ring_cq_empty(e) ||
+        e->ops.cancels_inflight)
         viol(r,
              "quiescence audit (white-box): internal_inflight %" PRIu64 " sq_pending %u "
              "cq_empty %d cancels_inflight %" PRIu64,
-             e->internal_inflight, tr__ring_sq_pending(e), (int)tr__ring_cq_empty(e),
-             e->cancels_inflight);
+             e->sw.inflight, tr__ring_sq_pending(e), (int)tr__ring_cq_empty(e),
+             e->ops.cancels_inflight);
     if (st.tasks_spawned != st.tasks_ok + st.tasks_cancelled + st.tasks_failed + st.tasks_killed)
         viol(r,
              "conservation: spawned %" PRIu64 " != ok %" PRIu64 " + cancelled %" PRIu64

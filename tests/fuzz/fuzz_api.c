@@ -997,7 +997,7 @@ static void audit(const char *when)
     AUD(st.ops_submitted == st.ops_completed);
     AUD(st.tasks_spawned == st.tasks_ok + st.tasks_cancelled + st.tasks_failed + st.tasks_killed);
     AUD(st.timers_pending == 0);
-    AUD(e->internal_inflight == 0);
+    AUD(e->sw.inflight == 0);
     AUD(tr__ring_sq_pending(e) == 0);
     AUD(tr__ring_cq_empty(e));
 #undef AUD
