@@ -12,7 +12,7 @@
  * every task switch. Each CQE must carry res 0 and a user_data of this
  * round; exactly T x K must arrive.
  *
- * The ring is set up as engine/ring.c sets up taskring's (perf_common.h:
+ * The ring is set up as engine/ring/ring.c sets up taskring's (perf_common.h:
  * SINGLE_ISSUER | DEFER_TASKRUN | SUBMIT_ALL when the kernel has them, the
  * same SQ size as bench_nop uses for T, taskring's default CQ size, the
  * ring fd registered), so both go through the same kernel paths. The clock

@@ -189,7 +189,7 @@ static inline unsigned pc_pow2_at_least(unsigned x)
 /* ---- the baselines' ring -------------------------------------------------- */
 
 /* The CQ size taskring gives a ring of sq entries when cfg.cq_entries is 0
- * (engine/engine.c): max(16 * sq, 8192), at least 2 * sq, at most 65536. */
+ * (engine/life/engine.c): max(16 * sq, 8192), at least 2 * sq, at most 65536. */
 static inline unsigned pc_taskring_cq_entries(unsigned sq)
 {
     unsigned cq = sq * 16 > 8192 ? sq * 16 : 8192;
@@ -199,7 +199,7 @@ static inline unsigned pc_taskring_cq_entries(unsigned sq)
 }
 
 /*
- * A ring set up the way engine/ring.c sets up taskring's, so a baseline
+ * A ring set up the way engine/ring/ring.c sets up taskring's, so a baseline
  * measures the same kernel paths: SINGLE_ISSUER | DEFER_TASKRUN |
  * SUBMIT_ALL first, then COOP_TASKRUN | SUBMIT_ALL, then bare, each with
  * IORING_SETUP_CQSIZE; and the ring fd registered (taskring registers it in

@@ -1,6 +1,6 @@
 /*
- * ctx_selftest.c — a standalone check of the stack switch (engine/ctx*.c,
- * engine/ctx_<arch>.S): no cmocka, no io_uring, no engine. Two coroutines
+ * ctx_selftest.c — a standalone check of the stack switch (engine/base/ctx*.c,
+ * engine/base/ctx_<arch>.S): no cmocka, no io_uring, no engine. Two coroutines
  * on mmap'd 64 KiB stacks (guard page below) and the main stack switch back
  * and forth; the program checks that
  *   - values live across a switch survive (integer and floating-point
@@ -22,11 +22,11 @@
  * Build and run, from the repository root (needs only a C compiler and
  * libm; for AArch64, Debian's gcc-aarch64-linux-gnu, libc6-dev-arm64-cross
  * and qemu-user):
- *   gcc -O2 -I engine tests/ctx_selftest.c engine/ctx.c engine/ctx_x86_64.S -lm
- *   gcc -O2 -DTR_CTX_UCONTEXT -I engine tests/ctx_selftest.c engine/ctx.c \
- *       engine/ctx_ucontext.c -lm
- *   aarch64-linux-gnu-gcc -O2 -static -I engine tests/ctx_selftest.c \
- *       engine/ctx.c engine/ctx_aarch64.S -lm && qemu-aarch64 ./a.out
+ *   gcc -O2 -I engine/base tests/ctx_selftest.c engine/base/ctx.c engine/base/ctx_x86_64.S -lm
+ *   gcc -O2 -DTR_CTX_UCONTEXT -I engine/base tests/ctx_selftest.c engine/base/ctx.c \
+ *       engine/base/ctx_ucontext.c -lm
+ *   aarch64-linux-gnu-gcc -O2 -static -I engine/base tests/ctx_selftest.c \
+ *       engine/base/ctx.c engine/base/ctx_aarch64.S -lm && qemu-aarch64 ./a.out
  */
 #define _GNU_SOURCE
 #include <fenv.h>
@@ -39,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The two functions under test (engine/ctx.h declares the same). */
+/* The two functions under test (engine/base/ctx.h declares the same). */
 void tr__ctx_switch(void **save_sp, void *new_sp);
 void *tr__ctx_make(void *lo, void *hi, void (*entry)(void *), void *arg);
 

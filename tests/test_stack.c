@@ -1,5 +1,5 @@
 /*
- * Description: task stacks (engine/stack.c) without dying: the tests that
+ * Description: task stacks (engine/task/stack.c) without dying: the tests that
  * need no fault (the death tests are in test_guard.c). Run under TSan too
  * (tools/dev tsan), so nothing here forks a child that dies.
  *   - two threads that create, run and destroy engines at the same time

@@ -59,7 +59,7 @@
  * test_regress_final_shielded_task_bounded; both are exercised by default
  * and the switches exist to isolate a future finding.
  *
- * Build and run (from the repository root; engine/ctx_ucontext.c compiles to
+ * Build and run (from the repository root; engine/base/ctx_ucontext.c compiles to
  * nothing on x86-64, fault.c to nothing without TR_FAULT_INJECTION):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
  *     -D_GNU_SOURCE -Iinclude -Iengine tests/fuzz/fuzz_api.c \

@@ -1,0 +1,264 @@
+/*
+ * engine.h — the life of an engine: the loop, the shutdown ladder, the
+ * signal and wakeup reads, the report; and the engine itself, which keeps
+ * every module's state.
+ */
+#ifndef TR_ENGINE_H
+#define TR_ENGINE_H
+
+#include "structure/cancel.h"
+
+/* ----------------------------------------------------------------- loop */
+
+/* The scheduler loop of tr_engine_run (loop.c). */
+int tr__engine_loop(tr_engine *e);
+/* May a task begin the next pass itself? (loop.c; task.c reaches it
+ * through e->sch.pass_inline, a hook: tasks sit below the loop.) */
+bool tr__loop_pass_inline(tr_engine *e);
+
+/* -------------------------------------------------------------- shutdown */
+
+enum tr__phase {
+    TR_PH_NONE = 0,
+    TR_PH_STOP,  /* tr_shutting_down() true; drain_ms for tasks to end */
+    TR_PH_DRAIN, /* everything cancelled; shields hold until grace */
+    TR_PH_KILL,  /* stragglers killed */
+    TR_PH_FINAL, /* hooks, audit */
+    TR_PH_DONE,
+};
+
+enum tr__trigger { TR_TRIG_NONE = 0, TR_TRIG_SIGNAL, TR_TRIG_CALL, TR_TRIG_MAIN };
+
+#define TR_SD_NAMES 32 /* failed/killed tasks named in the report; more are counted */
+
+struct tr__sd_name {
+    uint64_t id;
+    int result;
+    char name[TR_NAME_MAX];
+};
+
+struct tr__shutdown {
+    uint8_t phase;   /* enum tr__phase */
+    uint8_t trigger; /* enum tr__trigger */
+    int trigger_signo;
+    bool late_cancelled, shields_broken, dumped, final_cancelled, final_killed;
+    uint64_t t_trigger, t_cancel, t_drain, t_grace, t_kill, t_final, t_done;
+    uint64_t drain_deadline, grace_deadline, kill_deadline;
+    uint64_t hook_cancel_deadline, hook_kill_deadline, hook_retry_at;
+    unsigned hooks_abandoned; /* hooks never run: no task for them, or the kill rung */
+    int hooks_spawn_err;      /* why: the spawn's -errno, or 0 when killed */
+    uint64_t signals_at_final;
+    /* Counters at the trigger, for the report's differences. */
+    uint64_t ok0, cancelled0, failed0, killed0, cancels0, completed0, stale0;
+    uint64_t tasks_cancelled_by_sd;
+    unsigned nfailed, nkilled;
+    struct tr__sd_name failed[TR_SD_NAMES], killed[TR_SD_NAMES];
+};
+
+struct tr__hook {
+    tr_fn fn;
+    void *arg;
+};
+
+/* Each pass, while a shutdown is requested or under way. */
+void tr__shutdown_pass(tr_engine *e, uint64_t now);
+/* The next phase deadline, as nanoseconds from now (UINT64_MAX: none). */
+uint64_t tr__shutdown_next_ns(const tr_engine *e, uint64_t now);
+void tr__shutdown_on_signal(tr_engine *e, int signo);
+/* At the start of a run: after a finished shutdown, the next trigger of this
+ * run starts a new one (signals pending now belong to the old one). */
+void tr__shutdown_rearm(tr_engine *e);
+/* Shutdown signals another engine of the process read for us (G12). */
+bool tr__peer_signals_pending(const tr_engine *e);
+void tr__peer_signals_take(tr_engine *e);
+void tr__shutdown_task_ended(tr_engine *e, tr_task *t);
+void tr__shutdown_report(tr_engine *e);
+void tr__kill_teardown(tr_engine *e, tr_task *t);
+/* The signalfd and wakeup reads (sigwake.c). */
+int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg);
+/* Signals that cannot be shutdown signals: SIGKILL, SIGSTOP, and the
+ * synchronous faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS). */
+bool tr__shutdown_signals_ok(const sigset_t *set);
+/* What tr_engine_destroy does to the signal mask, last of all. */
+struct tr__sig_release {
+    sigset_t unblock;
+    bool consume;
+};
+void tr__sigwake_close(tr_engine *e, struct tr__sig_release *rel);
+void tr__sig_release(const struct tr__sig_release *rel);
+/* Consumes the shutdown signals pending now (they belong to a finished
+ * shutdown). */
+void tr__sig_drain_pending(tr_engine *e);
+void tr__internal_arm(tr_engine *e);
+/* A read is not armed and should be (the ring refused its SQE). */
+bool tr__internal_arm_owed(const tr_engine *e);
+void tr__internal_stop(tr_engine *e);
+/* A stop was asked but a read's cancel could not be submitted yet. */
+bool tr__internal_stop_owed(const tr_engine *e);
+/* How soon a pass retries what the ring refused (a cancel). */
+#define TR_RETRY_NS 1000000ull
+void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res);
+/* Writes without ever blocking (report.c): -EAGAIN when the reader stalls. */
+int tr__write_all(int fd, const char *buf, size_t len);
+/* A line of the shutdown report; a line that cannot be written is counted
+ * in stats.report_lines_lost. */
+void tr__report_line(tr_engine *e, const char *buf, size_t len);
+const char *tr__task_state_name(const tr_task *t);
+
+/* ---------------------------------------------------------------- engine */
+
+/* Each module's state, kept by the engine (DESIGN section 6: modules own
+ * their state). Internal counters that decide things (live tasks, ops in
+ * flight) live here; struct tr_stats is only ever copied out. */
+
+/* ring.c */
+struct tr__ring_state {
+    struct io_uring uring;
+    bool ready, enabled;
+    bool registered; /* in the running thread's table (see ring.c) */
+    bool defer_taskrun;
+    bool taskrun_flag;  /* IORING_SQ_TASKRUN tells when completions wait in the kernel */
+    bool single_issuer; /* the kernel refuses every thread but `thread` */
+    unsigned sq_entries, cq_entries;
+    pthread_t thread; /* the thread the ring is bound to (SINGLE_ISSUER) */
+};
+
+/* stack.c */
+struct tr__stacks {
+    size_t size;           /* the default stack size */
+    struct tr_stack *pool; /* free default-size stacks */
+    unsigned pool_len;
+    struct tr_slab *slabs;
+    bool trim_owed;   /* tr__stack_trim has slabs to give back... */
+    uint64_t trim_at; /* ...from then on (pass_ns clock) */
+    size_t advised;   /* pool stacks in advised slabs (pages given back) */
+};
+
+/* task.c and loop.c: who runs, in which order. */
+struct tr__sched {
+    bool running;
+    bool reaping; /* the loop's reap phase: the only place completions are dispatched */
+    void *sp;     /* the scheduler's stack pointer while a task runs */
+    void *asan_fake;
+    void *tsan_fiber; /* the scheduler's TSan fiber (TSan builds) */
+    const void *stack_lo;
+    size_t stack_size;
+    tr_task *run_head, *run_tail;
+    tr_task *all_head;    /* live tasks (not yet DONE) */
+    tr_task *done_head;   /* ended tasks whose handle is still owned */
+    tr_task *free_tasks;  /* recycled task records */
+    tr_task *dying;       /* the task that just ended: whoever runs next frees its stack */
+    tr_task *batch;       /* the rest of this pass's runnable tasks */
+    tr_task *back;        /* the task that switched back to the scheduler */
+    tr_task *switch_prev; /* the task that switched directly to the current one: its
+                           * canary is checked on arrival, after its last push */
+    uint64_t next_id;
+    uint64_t live;                     /* live tasks */
+    uint64_t live_late;                /* ...of them TR_SPAWN_LATE */
+    struct tr__link end_listeners;     /* tr_cancel_all(WAIT) callers, told of every task end */
+    unsigned inline_passes;            /* passes begun by a task since the scheduler's last */
+    bool (*pass_inline)(tr_engine *e); /* tr__loop_pass_inline, for task.c */
+    unsigned peek_skip;                /* sleeps left before the next peek for completions */
+    uint64_t pass_ns;                  /* the clock at the start of the pass */
+};
+
+/* op.c, cancel.c */
+struct tr__ops {
+    struct tr_op *chunks[TR_OP_MAX_CHUNKS];
+    uint32_t nchunks;
+    uint32_t free;             /* free list head (index) */
+    uint64_t inflight;         /* tasks' ops and their cancels, submitted, not reaped */
+    uint64_t cancels_inflight; /* ...of them cancels */
+    uint64_t cancels_deferred; /* ops whose cancel waits for SQ room */
+};
+
+/* timer.c */
+struct tr__timers {
+    struct tr__timer **heap; /* min-heap on (deadline_ns, seq) */
+    uint32_t len, cap;
+    uint64_t seq;
+};
+
+/* sigwake.c: the engine's own reads. Their buffers live here, in the
+ * engine, which is freed only after their CQEs are reaped (G1). */
+struct tr__sigwake {
+    int sigfd, wake_fd;
+    bool sig_armed, wake_armed, stopping;
+    bool sig_cancel_sent, wake_cancel_sent;
+    uint64_t inflight;
+    struct signalfd_siginfo sig_info;
+    uint64_t wake_buf;
+    sigset_t sig_set, sig_added; /* shutdown signals; those we blocked */
+    pthread_t owner;             /* the creating thread, whose mask we changed */
+    /* Signals read by another signal-handling engine of the process
+     * (G12): their count and the last one's number, set by that engine's
+     * thread, taken by ours. */
+    _Atomic uint64_t peer_signals;
+    _Atomic int peer_signo;
+    struct tr_engine *next; /* the process's signal-handling engines */
+};
+
+struct tr_engine {
+    struct tr__ring_state rs;
+    struct tr__sched sch;
+    struct tr__ops ops;
+    struct tr__timers tm;
+    struct tr__stacks stk;
+    struct tr__sigwake sw;
+    unsigned cfg_flags;
+
+    /* Shutdown (shutdown.c). shutdown_req is the only field another thread
+     * or a signal handler touches (tr_engine_shutdown). */
+    _Atomic int shutdown_req;
+    bool main_returned;
+    bool spawning_internal; /* tr_spawn is creating the engine's own task */
+    tr_task *main_task;     /* tr_run's main: its end triggers shutdown */
+    tr_task *hook_task;     /* the at-shutdown task while it runs */
+    tr_task *task_reserve;  /* its record and stack, taken by tr_at_shutdown */
+    struct tr__shutdown sd;
+    /* After a finished shutdown (sd.phase DONE): a later run may start the
+     * next one (sd_next_ok, set at that run's start), and a signal read in
+     * it asks for it (sd_next_signal: its number). */
+    bool sd_next_ok;
+    int sd_next_signal;
+    struct tr__hook *hooks;
+    unsigned nhooks, hooks_cap;
+    unsigned drain_ms, grace_ms, kill_ms;
+    int report_fd;
+    struct tr__waitq sd_stop; /* tasks parked in tr_wait_shutdown */
+    struct tr__waitq sq_room; /* tasks parked for SQ room (wait_sq.c) */
+
+    /* The public counters, only ever copied out (tr_engine_stats); none of
+     * them decides anything. tasks_live and ops_inflight there are filled
+     * from sch.live and ops.inflight. */
+    struct tr_stats st;
+};
+
+/* A shutdown is requested or running (not yet done). */
+static inline bool tr__shutdown_active(tr_engine *e)
+{
+    uint8_t ph = e->sd.phase;
+    if (ph == TR_PH_DONE) /* over, unless this later run is asked for another */
+        return e->sd_next_ok &&
+               (e->sd_next_signal || atomic_load_explicit(&e->shutdown_req, memory_order_relaxed));
+    return ph != TR_PH_NONE || e->sd.trigger != TR_TRIG_NONE ||
+           atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
+}
+
+static inline int tr__cut_short(const tr_task *t)
+{
+    if (TR_LIKELY(!t->cancelled))
+        return 0;
+    /* During shutdown, shields hold until the grace period ends. */
+    if (t->shield > 0 && !t->e->sd.shields_broken)
+        return 0;
+    return -ECANCELED;
+}
+
+/* Fault-free helpers */
+static inline tr_engine *tr__engine_of_caller(void)
+{
+    return tr__current ? tr__current->e : NULL;
+}
+
+#endif /* TR_ENGINE_H */

@@ -1,0 +1,165 @@
+/*
+ * task.h — tasks and their stacks: records, states, spawn/end, parking
+ * and waking, the switch, guard pages and canaries.
+ */
+#ifndef TR_TASK_H
+#define TR_TASK_H
+
+#include "wait/wait.h"
+
+/* --------------------------------------------------------------- stacks */
+
+struct tr_slab;
+
+/* What sits in the page below a stack's lo (stack.c). */
+enum tr__guard {
+    TR_GUARD_NONE = 0, /* none: the stack relies on its canary */
+    TR_GUARD_PAGE,     /* mprotect'd PROT_NONE: a VMA of its own, from the budget */
+    TR_GUARD_REGION,   /* MADV_GUARD_INSTALL (Linux >= 6.13): no VMA of its own */
+};
+
+struct tr_stack {
+    struct tr_slab *slab; /* its slab (default size), or NULL: own mapping */
+    void *map;            /* own mapping (guard page included), when slab is NULL */
+    size_t map_len;       /* its length */
+    void *lo, *hi;        /* the usable stack */
+    uint8_t guard;        /* enum tr__guard: the page below lo */
+    unsigned vg_id;       /* valgrind stack id */
+    struct tr_stack *next_free;
+};
+
+#define TR_SLAB_STACKS 64
+/* Free default-size stacks an engine keeps with their pages; beyond it,
+ * wholly free slabs give their pages back (MADV_DONTNEED, tr__stack_trim). */
+#define TR_STACK_POOL_MAX 4096
+struct tr_slab {
+    struct tr_slab *next;
+    void *map;
+    size_t map_len;
+    unsigned nfree; /* of its stacks, how many are in the pool */
+    uint8_t guard;  /* enum tr__guard, the same for all its stacks */
+    bool advised;   /* pages given back while wholly free */
+    struct tr_stack stacks[TR_SLAB_STACKS];
+};
+
+int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out);
+void tr__stack_free(tr_engine *e, struct tr_stack *s);
+void tr__stack_pool_drain(tr_engine *e);
+/* Gives the pages of wholly free slabs beyond the pool's cap back to the
+ * kernel, at most max slabs per call. */
+void tr__stack_trim(tr_engine *e, unsigned max);
+#define TR_STACK_TRIM_DELAY_NS 10000000ull /* 10 ms */
+/* The canary: the lowest 256 bytes of an unguarded stack hold this word,
+ * random with no zero byte, chosen once per process (stack.c). Checked at
+ * every switch by tr__stack_canary_check (below). */
+#define TR_CANARY_WORDS 32
+extern uint64_t tr__stack_canary_word;
+/* Reports the task whose canary is gone and aborts. */
+void tr__stack_canary_fail(tr_task *t) __attribute__((noreturn, cold, noinline));
+/* Rounds up to whole pages; 0 on overflow. */
+size_t tr__stack_round(size_t size);
+/* Tests: the number of guard pages (TR_GUARD_PAGE) the process may still
+ * create (0 forces canary-only stacks where guard regions are off; a
+ * negative value recomputes from vm.max_map_count). */
+void tr__stack_set_guard_budget(long n);
+long tr__stack_guard_budget(void);
+/* Tests: guard regions for stacks mapped from now on (false forces the
+ * fallback of kernels before 6.13), and whether new stacks get them (true
+ * until a slab found the kernel without them). */
+void tr__stack_set_guard_regions(bool on);
+bool tr__stack_guard_regions(void);
+
+/* Installs the process-wide SIGSEGV handler (once) and an alternate signal
+ * stack for the calling thread (once per thread). */
+void tr__guard_thread_init(void);
+
+/* --------------------------------------------------------------- tasks */
+
+enum tr__task_state {
+    TR_TASK_READY = 1, /* on the run queue */
+    TR_TASK_RUNNING,   /* on the CPU */
+    TR_TASK_PARKED,    /* waiting: see wait */
+    TR_TASK_DONE,      /* ended, handle not yet joined */
+    TR_TASK_FREED      /* poison: the record is on the free list */
+};
+
+struct tr_task {
+    void *sp; /* saved stack pointer while not running */
+    tr_engine *e;
+    struct tr_task *run_next;            /* run queue link */
+    struct tr_task *all_prev, *all_next; /* live tasks list */
+    uint64_t id;
+    tr_fn fn;
+    void *arg;
+    int result;
+    uint8_t state;         /* enum tr__task_state */
+    bool cancelled;        /* level-triggered: never cleared */
+    bool cancel_delivered; /* resumed at least once since cancelled (the kill rung's rule) */
+    bool detached;
+    bool late;                   /* TR_SPAWN_LATE */
+    bool killed;                 /* shutdown's Kill phase: never resumed again */
+    bool internal;               /* the engine's own task (at-shutdown hooks) */
+    bool in_prep;                /* inside a tr_op prep callback: no blocking calls */
+    int shield;                  /* shield depth */
+    struct tr__wait *wait;       /* the record of the call it is parked in (see above) */
+    uint64_t parked_ns;          /* when it last parked (the pass's clock) */
+    struct tr_task *joiner;      /* the task parked in tr_join on us */
+    struct tr_task *join_target; /* as a joiner: the task we wait for */
+    struct tr_stack *stack;
+    void *asan_fake;  /* ASan fake stack of this task, while switched out */
+    void *tsan_fiber; /* its TSan fiber (TSan builds) */
+    char name[TR_NAME_MAX];
+};
+
+/* Parks the running task t in the wait record w (kind set by the caller)
+ * until a waker calls tr__task_wake; returns the result it handed over. */
+int tr__task_park(tr_task *t, struct tr__wait *w);
+/* Queues the parked task t with result res for its wait. */
+void tr__task_wake(tr_task *t, int res);
+void tr__task_enqueue(tr_task *t);
+void tr__task_free_record(tr_engine *e, tr_task *t);
+void tr__task_records_free(tr_engine *e);
+int tr__task_reserve(tr_engine *e);
+void tr__task_reserve_release(tr_engine *e);
+void tr__run_task(tr_engine *e, tr_task *t);
+
+/* Aborts naming the task when its canary is gone (unguarded stacks only).
+ * Inline and frameless on the fast path: it may run on the stack it
+ * checks, whose last bytes must not be spent on the check itself. */
+static inline void tr__stack_canary_check(tr_task *t)
+{
+    const struct tr_stack *s = t->stack;
+    if (s->guard != TR_GUARD_NONE)
+        return;
+    const volatile uint64_t *w = s->lo;
+    uint64_t c = tr__stack_canary_word, any = 0;
+    for (int i = 0; i < TR_CANARY_WORDS; i++)
+        any |= w[i] ^ c;
+    if (TR_UNLIKELY(any != 0))
+        tr__stack_canary_fail(t);
+}
+
+/* A queued task's saved frame is likely cold (100k parked tasks are 400 MB
+ * of stacks): start loading it before switching to it. */
+static inline void tr__prefetch_frame(const tr_task *t)
+{
+    if (t && t->sp)
+        __builtin_prefetch(t->sp);
+}
+void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed);
+/* The one cancellation predicate: is a blocking call of t cut short now,
+ * and why? 0: no; -ECANCELED: t is cancelled outside a shield (or shields
+ * are broken). Every cancellation point and every re-check of a parked
+ * wait asks this, and nothing else. */
+static inline int tr__cut_short(const tr_task *t);
+/* Level-triggered cancel check at the top of every blocking call: when the
+ * call is cut short it yields once (passing through the scheduler) and
+ * returns the reason (-ECANCELED); else 0. Also refuses blocking calls
+ * made inside a tr_op prep callback (-EPERM). */
+int tr__cancel_point(tr_task *t);
+/* t is parked: end its wait if its call is now cut short (after a cancel,
+ * or when shields break). */
+void tr__wait_recheck(tr_engine *e, tr_task *t);
+extern __thread tr_task *tr__current;
+
+#endif /* TR_TASK_H */

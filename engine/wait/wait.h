@@ -1,0 +1,147 @@
+/*
+ * wait.h — wait records (every blocking call parks in one), wait queues,
+ * timer records and the heap that orders them, the clocks.
+ */
+#ifndef TR_WAIT_H
+#define TR_WAIT_H
+
+#include "base/base.h"
+
+/* ---------------------------------------------------------------- waits */
+
+/*
+ * One wait record per blocking call, in the caller's frame (its task's
+ * stack): what the task waits for and how to end that wait. The engine
+ * never switches on what kind of wait it is: cancellation, the kill rung,
+ * the reap of a killed task and the dump all go through the kind's
+ * functions. A new kind of wait is one new kind record.
+ *
+ * Lifetime: tr__task_park links the record to its task (t->wait); it stays
+ * linked while the task is PARKED and READY after its wake-up, and is
+ * unlinked when the task resumes in the call that owns it, or when the
+ * engine reaps a killed task. So a record is never referenced after its
+ * frame is gone (G10).
+ */
+struct tr__wait;
+struct tr__wait_kind {
+    const char *name; /* the dump's state: "parked-op", "sleeping", ... */
+    /* The owner's call is cut short (tr__cut_short says so): end the wait,
+     * at once (unhook and tr__task_wake with -ECANCELED) or as soon as the
+     * kernel allows (an op's ASYNC_CANCEL; its CQE wakes the owner). */
+    void (*cancel)(tr_engine *e, struct tr__wait *w);
+    /* The kill rung: end the wait whatever shields say. NULL: as cancel. */
+    void (*kill)(tr_engine *e, struct tr__wait *w);
+    /* A killed owner is never resumed: release what the ended wait still
+     * holds (an op's slot; a completed fd is closed). NULL: nothing. */
+    void (*reap)(tr_engine *e, struct tr__wait *w);
+    /* The dump's details after the state, e.g. "op=read fd=7". NULL: none. */
+    void (*describe)(const tr_engine *e, const struct tr__wait *w, char *buf, size_t len);
+};
+
+struct tr__wait {
+    const struct tr__wait_kind *kind;
+    tr_task *owner;
+    int res; /* the result handed over by the waker */
+};
+
+/* A ring op's wait record: the slot of its activation and, for the dump,
+ * the fd it works on. */
+struct tr__op_wait {
+    struct tr__wait w;
+    uint32_t idx;
+    int fd;
+};
+
+/* The engine's own kinds (one per kind of blocking call). Tests name them
+ * TR_WAIT_* (parked_on). */
+extern const struct tr__wait_kind tr__wk_op, tr__wk_sleep, tr__wk_join, tr__wk_cancel_all,
+    tr__wk_shutdown;
+#define TR_WAIT_OP (&tr__wk_op)
+#define TR_WAIT_TIMER (&tr__wk_sleep)
+#define TR_WAIT_JOIN (&tr__wk_join)
+#define TR_WAIT_CANCEL_ALL (&tr__wk_cancel_all)
+#define TR_WAIT_SHUTDOWN (&tr__wk_shutdown)
+
+/* ----------------------------------------------------------- wait queues */
+
+/* A FIFO of parked tasks (waitq.c). */
+struct tr__waitq {
+    struct tr__link head;
+};
+
+static inline void tr__waitq_init(struct tr__waitq *q)
+{
+    tr__list_init(&q->head);
+}
+
+static inline bool tr__waitq_empty(const struct tr__waitq *q)
+{
+    return tr__list_empty(&q->head);
+}
+
+/* Parks t in q with a wait of the given kind (whose cancel and kill are
+ * tr__waitq_cancel and tr__waitq_kill) until tr__waitq_wake_all. Returns
+ * the waker's result, or -ECANCELED when cut short (cancellable only) or
+ * killed. */
+int tr__waitq_park(tr_task *t, struct tr__waitq *q, const struct tr__wait_kind *kind,
+                   bool cancellable);
+/* Wakes every task of q with res, in arrival order; returns how many. */
+unsigned tr__waitq_wake_all(struct tr__waitq *q, int res);
+void tr__waitq_cancel(tr_engine *e, struct tr__wait *w);
+void tr__waitq_kill(tr_engine *e, struct tr__wait *w);
+
+/* ---------------------------------------------------------------- timers */
+
+/* A timer record in its owner's memory: a sleep's, later a scope's
+ * deadline. Armed timers sit in the engine's heap; fire runs from the
+ * scheduler (never inside a task) once the deadline has passed, after the
+ * timer was disarmed. */
+struct tr__timer {
+    uint64_t deadline_ns;
+    uint64_t seq;      /* arming order: equal deadlines fire in that order */
+    uint32_t heap_idx; /* its heap slot, UINT32_MAX while not armed */
+    void (*fire)(tr_engine *e, struct tr__timer *tm);
+};
+
+static inline void tr__timer_init(struct tr__timer *tm,
+                                  void (*fire)(tr_engine *, struct tr__timer *))
+{
+    tm->deadline_ns = 0;
+    tm->seq = 0;
+    tm->heap_idx = UINT32_MAX;
+    tm->fire = fire;
+}
+
+static inline bool tr__timer_armed(const struct tr__timer *tm)
+{
+    return tm->heap_idx != UINT32_MAX;
+}
+
+/* --------------------------------------------------------------- timers */
+
+/* Arms tm (not armed) for deadline_ns; -ENOMEM when the heap cannot grow. */
+int tr__timer_arm(tr_engine *e, struct tr__timer *tm, uint64_t deadline_ns);
+/* Disarms an armed timer. */
+void tr__timer_disarm(tr_engine *e, struct tr__timer *tm);
+/* Fires every timer whose deadline has passed; returns how many. */
+unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns);
+/* Nanoseconds until the nearest deadline, or UINT64_MAX when none. */
+uint64_t tr__timer_next_ns(const tr_engine *e, uint64_t now_ns);
+void tr__timer_free(tr_engine *e);
+static inline uint64_t tr__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The same clock at tick resolution (1-4 ms), a third of the cost: only
+ * for figures that are shown, never for deadlines. */
+static inline uint64_t tr__now_coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#endif /* TR_WAIT_H */
