@@ -2,7 +2,7 @@
  * loop.c — the scheduler: tr_engine_run's loop, as named phases.
  *
  * One pass:
- *   1. duties   every per-pass duty of the table below that is pending
+ *   1. duties   every per-pass duty of the list below that is pending
  *               (the shutdown's phases, the engine's own reads, deferred
  *               cancels, due timers);
  *   2. run      every task that was runnable when the pass began (tasks
@@ -19,8 +19,8 @@
  *               never run), then tasks that waited for SQ room are woken.
  * A task that ends or parks at the end of a pass, with tasks queued for the
  * next one, may begin that pass itself (task.c) — but only when no duty of
- * the table is pending (tr__loop_pass_inline): the table is the one list
- * both use, so a new duty cannot be skipped by either.
+ * the list is pending (tr__loop_pass_inline): the list is the one both
+ * use, so a new duty cannot be skipped by either.
  */
 #include "tr_internal.h"
 
@@ -32,116 +32,113 @@
 #define TR_PEEK_BACKOFF 16
 /* Passes a task may begin in a row before the scheduler runs one. */
 #define TR_INLINE_PASSES 64
-/* Completions copied out of the CQ per take. */
-#define TR_REAP_CHUNK 64
 
 /* ---- the duties --------------------------------------------------------------- */
 
-struct duty {
-    const char *name;
-    bool (*pending)(const tr_engine *e);
-    void (*run)(tr_engine *e, uint64_t now); /* NULL: the enter and reap phases do it */
-};
+/* Each duty: NAME_pending(e), cheap, says whether it has work this pass;
+ * NAME_run(e), if it has one, does it (duties without run are the enter
+ * and reap phases' own). */
 
-static bool shutdown_pending(const tr_engine *e)
-{
-    return tr__shutdown_active((tr_engine *)e);
-}
-
-static void shutdown_run(tr_engine *e, uint64_t now)
-{
-    (void)now; /* the phases' deadlines want the precise clock */
-    tr__shutdown_pass(e, tr__now_ns());
-}
-
-static bool peers_pending(const tr_engine *e)
+static inline bool peers_pending(const tr_engine *e)
 {
     return tr__peer_signals_pending(e);
 }
 
-static void peers_run(tr_engine *e, uint64_t now)
+static inline void peers_run(tr_engine *e)
 {
-    (void)now;
     tr__peer_signals_take(e);
 }
 
-static bool reads_pending(const tr_engine *e)
+static inline bool shutdown_pending(const tr_engine *e)
+{
+    return tr__shutdown_active((tr_engine *)e);
+}
+
+static inline void shutdown_run(tr_engine *e)
+{
+    tr__shutdown_pass(e, tr__now_ns()); /* the phases' deadlines want the precise clock */
+}
+
+static inline bool reads_pending(const tr_engine *e)
 {
     return tr__internal_arm_owed(e);
 }
 
-static void reads_run(tr_engine *e, uint64_t now)
+static inline void reads_run(tr_engine *e)
 {
-    (void)now;
     tr__internal_arm(e);
 }
 
-static bool cancels_pending(const tr_engine *e)
+static inline bool cancels_pending(const tr_engine *e)
 {
     return e->ops.cancels_deferred > 0;
 }
 
-static void cancels_run(tr_engine *e, uint64_t now)
+static inline void cancels_run(tr_engine *e)
 {
-    (void)now;
     tr__cancel_retry_deferred(e);
 }
 
-static bool timers_pending(const tr_engine *e)
+static inline bool timers_pending(const tr_engine *e)
 {
     return e->tm.len > 0;
 }
 
-static void timers_run(tr_engine *e, uint64_t now)
+static inline void timers_run(tr_engine *e)
 {
-    (void)now;
     tr__timer_expire(e, tr__now_ns());
 }
 
-static bool submit_pending(const tr_engine *e)
+static inline bool submit_pending(const tr_engine *e)
 {
     /* SQEs to hand over, or completion work the kernel holds back. */
     return tr__ring_enter_needed(e, true);
 }
 
-static bool reap_pending(const tr_engine *e)
+static inline bool reap_pending(const tr_engine *e)
 {
     return !tr__ring_cq_empty((tr_engine *)e);
 }
 
-static bool sq_waiters_pending(const tr_engine *e)
+static inline bool sq_pending(const tr_engine *e)
 {
     return tr__sq_waiters(e);
 }
 
-/* In the order of a pass. The shutdown comes first (a signal reaped last
- * pass starts Stop before tasks run), timers last among the duties that
- * run (a cancel retried or a rung taken may disarm some). */
-static const struct duty duties[] = {
-    {"signals from other engines", peers_pending, peers_run},
-    {"shutdown", shutdown_pending, shutdown_run},
-    {"engine reads", reads_pending, reads_run},
-    {"deferred cancels", cancels_pending, cancels_run},
-    {"timers", timers_pending, timers_run},
-    {"submit", submit_pending, NULL},
-    {"reap", reap_pending, NULL},
-    {"sq waiters", sq_waiters_pending, NULL},
-};
-#define NDUTIES (sizeof(duties) / sizeof(duties[0]))
+/*
+ * THE list of per-pass duties, in the order of a pass: X(name, runs) where
+ * runs says whether the duties phase runs it (else the enter and reap
+ * phases do). The shutdown comes after the other engines' signals and
+ * before tasks run (a signal reaped last pass starts Stop first); timers
+ * last among those that run (a cancel retried or a rung taken may disarm
+ * some). Both the loop and a task's inline pass start expand this one
+ * list, at compile time: a duty added here cannot be skipped by either.
+ */
+#define TR_DUTIES(X)                                                                               \
+    X(peers, 1)                                                                                    \
+    X(shutdown, 1)                                                                                 \
+    X(reads, 1)                                                                                    \
+    X(cancels, 1)                                                                                  \
+    X(timers, 1)                                                                                   \
+    X(submit, 0)                                                                                   \
+    X(reap, 0)                                                                                     \
+    X(sq, 0)
 
-static void run_duties(tr_engine *e, uint64_t now)
+#define TR_DUTY_RUN_1(name)                                                                        \
+    if (name##_pending(e))                                                                         \
+        name##_run(e);
+#define TR_DUTY_RUN_0(name)
+#define TR_DUTY_RUN(name, runs) TR_DUTY_RUN_##runs(name)
+#define TR_DUTY_PENDING(name, runs) || name##_pending(e)
+
+static void run_duties(tr_engine *e)
 {
-    for (size_t i = 0; i < NDUTIES; i++)
-        if (duties[i].run && duties[i].pending(e))
-            duties[i].run(e, now);
+    TR_DUTIES(TR_DUTY_RUN)
 }
 
-static bool duties_pending(const tr_engine *e)
+static inline bool duties_pending(const tr_engine *e)
 {
-    for (size_t i = 0; i < NDUTIES; i++)
-        if (duties[i].pending(e))
-            return true;
-    return false;
+    return false TR_DUTIES(TR_DUTY_PENDING);
 }
 
 /* Called by a task at the end of a pass with tasks queued for the next:
@@ -183,18 +180,19 @@ static void run_batch(tr_engine *e)
 
 static void reap(tr_engine *e)
 {
-    struct tr__cqe cqes[TR_REAP_CHUNK];
-    /* Bounded by the CQ's size per pass: the kernel cannot post more than
-     * the ring holds between two of our reads of its tail. */
     e->sch.reaping = true;
-    for (unsigned total = 0; total < e->rs.cq_entries;) {
-        unsigned n = tr__ring_take(e, cqes, TR_REAP_CHUNK);
-        for (unsigned i = 0; i < n; i++)
-            tr__dispatch_cqe(e, cqes[i].user_data, cqes[i].res, cqes[i].flags);
-        total += n;
-        if (n < TR_REAP_CHUNK)
-            break;
+    /* Bounded by the CQ's size per pass: the kernel cannot post more than
+     * the ring holds between two of our reads of its tail. Dispatch only
+     * queues tasks, so the CQEs are read in place and given back after. */
+    unsigned first;
+    unsigned n = tr__ring_ready(e, &first);
+    if (n > e->rs.cq_entries)
+        n = e->rs.cq_entries;
+    for (unsigned i = 0; i < n; i++) {
+        const struct io_uring_cqe *cqe = tr__ring_cqe(e, first + i);
+        tr__dispatch_cqe(e, cqe->user_data, cqe->res, cqe->flags);
     }
+    tr__ring_consume(e, n);
     e->sch.reaping = false;
     /* The enter handed the SQ to the kernel: whoever waited for room may
      * try again. */
@@ -300,10 +298,10 @@ int tr__engine_loop(tr_engine *e)
     for (;;) {
         /* pass_ns only dates parks (shown by tr_engine_dump): coarse. The
          * duties that need the precise clock read it themselves. */
-        uint64_t now = e->sch.pass_ns = tr__now_coarse_ns();
-        run_duties(e, now);
+        e->sch.pass_ns = tr__now_coarse_ns();
+        run_duties(e);
         run_batch(e);
-        run_duties(e, now);
+        run_duties(e);
         int ret;
         if (decide(e, &ret))
             return ret;

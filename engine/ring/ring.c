@@ -2,7 +2,7 @@
  * ring.c — the only file that calls liburing's submission and completion
  * functions. Every error of io_uring_enter that we can meet is named here.
  * It calls nothing above it: completions are copied out to the scheduler
- * (tr__ring_take), which dispatches them.
+ * (tr__ring_ready/tr__ring_cqe), which dispatches them.
  */
 #include "tr_internal.h"
 
@@ -221,28 +221,21 @@ failed:
     }
 }
 
-unsigned tr__ring_take(tr_engine *e, struct tr__cqe *out, unsigned max)
+unsigned tr__ring_ready(tr_engine *e, unsigned *first)
 {
     struct io_uring *ring = &e->rs.uring;
-    unsigned n = 0;
-    /* Bounded by max: the caller loops, and bounds its loop by the CQ. */
     unsigned head = *ring->cq.khead;
+    /* Acquire: the CQEs up to the tail are written before we read them. */
     unsigned tail = io_uring_smp_load_acquire(ring->cq.ktail);
-    unsigned mask = ring->cq.ring_mask;
-    while (head != tail && n < max) {
-        const struct io_uring_cqe *cqe = &ring->cq.cqes[head & mask];
-        out[n].user_data = cqe->user_data;
-        out[n].res = cqe->res;
-        out[n].flags = cqe->flags;
-        head++;
-        n++;
-    }
-    /* Consumed before they are dispatched: the copies carry everything, and
-     * the kernel may post into the room at once. */
+    *first = head;
+    return tail - head;
+}
+
+void tr__ring_consume(tr_engine *e, unsigned n)
+{
     if (n)
-        io_uring_cq_advance(ring, n);
+        io_uring_cq_advance(&e->rs.uring, n);
     e->st.cq_overflows = tr__ring_overflow_count(e);
-    return n;
 }
 
 int tr__ring_post_raw_nop(tr_engine *e, uint64_t ud)

@@ -22,15 +22,13 @@ struct io_uring_sqe *tr__ring_get_sqe(tr_engine *e);
  * most timeout_ns (UINT64_MAX: no limit). Returns 0 or a fatal -errno; on
  * -EBUSY/-EAGAIN 0, and the caller reaps. */
 int tr__ring_enter(tr_engine *e, bool wait, uint64_t timeout_ns);
-/* A completion, copied out of the CQ. */
-struct tr__cqe {
-    uint64_t user_data;
-    int32_t res;
-    uint32_t flags;
-};
-/* Copies up to max completions into out and consumes them; returns how
- * many. The caller dispatches them. */
-unsigned tr__ring_take(tr_engine *e, struct tr__cqe *out, unsigned max);
+/* The completions ready now: returns how many, and in *first the index of
+ * the first; tr__ring_cqe reads the i-th, tr__ring_consume gives n back to
+ * the kernel. The caller (the loop) dispatches them: the ring calls
+ * nothing above it. */
+unsigned tr__ring_ready(tr_engine *e, unsigned *first);
+void tr__ring_consume(tr_engine *e, unsigned n);
+#define tr__ring_cqe(e, i) (&(e)->rs.uring.cq.cqes[(i) & (e)->rs.uring.cq.ring_mask])
 unsigned tr__ring_sq_pending(const tr_engine *e);
 bool tr__ring_cq_empty(tr_engine *e);
 bool tr__ring_enter_needed(const tr_engine *e, bool busy);
