@@ -41,7 +41,7 @@
  * passes, no task is killed, every task of the workload ended, every
  * registered shutdown hook ran, no fd leaked, tr_engine_destroy returns 0.
  *
- * Each step runs in a child process (run_isolated), so that a crash, an
+ * Each step runs in a child process (fault_run_isolated), so that a crash, an
  * engine abort (TR_ASSERT) or a hang fails that step, not the suite; in
  * ASan builds the child of an ALLOC step also runs LeakSanitizer. A failing
  * step is printed with its (site, mode, countdown, burst) once per kind of
@@ -56,97 +56,15 @@
  * sq_entries 4, cq_entries 8, 200 tasks completing at once.
  */
 #define _GNU_SOURCE /* pipe2, mkdtemp */
-#include "tr_test.h"
+#include "tr_harness.h"
 
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#define FAULT_LSAN 1
-#endif
-
-#define FAULT_MAX_STEPS 400
-
-/* ------------------------------------------------------------ step context */
-
-/* What runs now, for the watchdog (tr_test_current) and the abort handler. */
-static char step_desc[200] = "?";
-static const char *step_test = "?";
-
-static void on_abort(int sig)
-{
-    (void)sig;
-    static const char m[] = "\nFAULT STEP at abort: ";
-    ssize_t rc = write(2, m, sizeof(m) - 1);
-    rc = write(2, step_desc, strlen(step_desc));
-    rc = write(2, "\n", 1);
-    (void)rc;
-    /* SA_RESETHAND: abort() raises again with the default action. */
-}
-
-static int fault_setup(void **state)
-{
-    tr_test_setup(state);
-    step_test = tr_test_current;
-    snprintf(step_desc, sizeof(step_desc), "%s", step_test);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_abort;
-    sa.sa_flags = (int)SA_RESETHAND;
-    sigaction(SIGABRT, &sa, NULL);
-    return 0;
-}
-
-static int fault_teardown(void **state)
-{
-    tr__fault_disarm();
-    signal(SIGABRT, SIG_DFL);
-    return tr_test_teardown(state);
-}
 
 /* ------------------------------------------- checks inside the workload */
-
-/* The workload's own failure recorder (never cmocka asserts in a task; see
- * tr_test.h section 3), per step: the first failure's text and a count.
- * run_step turns a non-zero count into a step failure. */
-static struct {
-    int count;
-    char first[400];
-} wrec;
-
-static void wl_fail(const char *file, int line, const char *what)
-{
-    const char *base = strrchr(file, '/');
-    if (wrec.count++ == 0)
-        snprintf(wrec.first, sizeof(wrec.first), "%s:%d: %s", base ? base + 1 : file, line, what);
-}
-
-static bool wl_check(bool ok, const char *what, const char *file, int line)
-{
-    if (!ok)
-        wl_fail(file, line, what);
-    return ok;
-}
-
-static bool wl_check_eq(long long a, long long b, const char *what, const char *file, int line)
-{
-    if (a == b)
-        return true;
-    char msg[300];
-    snprintf(msg, sizeof(msg), "%s (got %lld, want %lld)", what, a, b);
-    wl_fail(file, line, msg);
-    return false;
-}
-
-#define WCHECK(c) wl_check(!!(c), #c, __FILE__, __LINE__)
-#define WCHECK_EQ(a, b)                                                                            \
-    ({                                                                                             \
-        long long wa_ = (long long)(a), wb_ = (long long)(b);                                      \
-        wl_check_eq(wa_, wb_, #a " == " #b, __FILE__, __LINE__);                                   \
-    })
 
 /* The errors any call may return under faults: no memory (ALLOC), a ring
  * that refused the SQE (GET_SQE/SUBMIT), and the rewritten completions
@@ -170,7 +88,7 @@ static bool rc_check(long r, const char *what, const char *file, int line, const
         char msg[300];
         snprintf(msg, sizeof(msg), "%s = %ld (%s) is not an allowed result", what, r,
                  strerror((int)-r));
-        wl_fail(file, line, msg);
+        fault_wfail(file, line, msg);
     }
     return false;
 }
@@ -183,7 +101,7 @@ static bool rc_check(long r, const char *what, const char *file, int line, const
 /* A spawn's result: 0 or -ENOMEM. True when the task exists. */
 static bool spawn_ok_(int rc, const char *file, int line)
 {
-    wl_check(rc == 0 || rc == -ENOMEM, "tr_spawn returned 0 or -ENOMEM", file, line);
+    fault_wcheck(rc == 0 || rc == -ENOMEM, "tr_spawn returned 0 or -ENOMEM", file, line);
     return rc == 0;
 }
 #define SPAWN_OK(rc) spawn_ok_((rc), __FILE__, __LINE__)
@@ -380,7 +298,7 @@ static int blocked_task(void *arg)
         char msg[120];
         snprintf(msg, sizeof(msg), "a blocked op (kind %d) ended with %ld, not -ECANCELED",
                  (int)b->kind, b->res);
-        wl_fail(__FILE__, __LINE__, msg);
+        fault_wfail(__FILE__, __LINE__, msg);
     }
     b->ended = true;
     if (b->ended_count)
@@ -611,7 +529,7 @@ static int driver(void *arg)
 }
 
 /* The fds of one run, made outside the engine. No cmocka assert: this may
- * run in a step's child process (see run_isolated). */
+ * run in a step's child process (see fault_run_isolated). */
 static bool wl_init(struct wl *w)
 {
     memset(w, 0, sizeof(*w));
@@ -649,126 +567,19 @@ static void wl_fini(struct wl *w)
 
 /* ----------------------------------------------------------- running steps */
 
-static const char *const site_name[TR_FS__COUNT] = {"ALLOC", "GET_SQE", "SUBMIT", "CQE"};
-
-struct plan {
-    enum tr__fault_site site;
-    uint64_t burst;
-    int submit_err;
-    int cqe_mode;
-};
-
-static const char *plan_mode(const struct plan *p)
-{
-    if (p->site == TR_FS_SUBMIT)
-        return p->submit_err == -EBUSY ? "-EBUSY" : p->submit_err == -EAGAIN ? "-EAGAIN" : "-EINTR";
-    if (p->site == TR_FS_CQE)
-        return p->cqe_mode == TR_FAULT_CQE_EINTR   ? "EINTR"
-               : p->cqe_mode == TR_FAULT_CQE_SHORT ? "SHORT"
-                                                   : "ECANCELED";
-    return "-";
-}
-
-/* What one step found, filled where the step runs (a child process, see
- * run_isolated) and handed to the parent through a pipe. */
-#define REP_FAILS 4
-struct report {
-    uint64_t calls;    /* calls at the plan's site */
-    uint64_t injected; /* faults injected */
-    int nfail;
-    struct {
-        char key[160];    /* the kind: which check */
-        char detail[360]; /* with the values */
-    } f[REP_FAILS];
-};
-
-static struct report rep;
-
-static void rep_fail(const char *key, const char *detail)
-{
-    if (rep.nfail < REP_FAILS) {
-        snprintf(rep.f[rep.nfail].key, sizeof(rep.f[0].key), "%.159s", key);
-        snprintf(rep.f[rep.nfail].detail, sizeof(rep.f[0].detail), "%.359s", detail);
-    }
-    rep.nfail++;
-}
-
-static bool step_check(bool ok, const char *what, long got)
-{
-    if (!ok) {
-        char detail[300];
-        snprintf(detail, sizeof(detail), "%s (got %ld)", what, got);
-        rep_fail(what, detail);
-    }
-    return ok;
-}
-
-#define SCHECK(cond, got) step_check((cond), #cond, (long)(got))
-
-/* Step failures of the running test, grouped by kind (the failed check, or
- * the first failed check inside the workload, or a crash or hang) and
- * plan: the first step of each kind is printed at once (countdowns step
- * upwards, so it is the minimal one), the others only counted. */
-#define MAX_KINDS 64
-static struct {
-    int failed_steps;
-    int nkinds;
-    struct {
-        char key[160];
-        char plan[80];
-        int steps;
-        char first[600];
-    } kinds[MAX_KINDS];
-} srec;
-
-static char plan_label[80];
-
-static void kind_record(const char *key, const char *detail)
-{
-    for (int i = 0; i < srec.nkinds; i++)
-        if (!strcmp(srec.kinds[i].key, key) && !strcmp(srec.kinds[i].plan, plan_label)) {
-            srec.kinds[i].steps++;
-            return;
-        }
-    if (srec.nkinds == MAX_KINDS)
-        return;
-    int i = srec.nkinds++;
-    snprintf(srec.kinds[i].key, sizeof(srec.kinds[i].key), "%s", key);
-    snprintf(srec.kinds[i].plan, sizeof(srec.kinds[i].plan), "%s", plan_label);
-    srec.kinds[i].steps = 1;
-    snprintf(srec.kinds[i].first, sizeof(srec.kinds[i].first), "%s: %s", step_desc, detail);
-    print_error("FAULT STEP FAILED: %s\n", srec.kinds[i].first);
-}
-
-static void engine_cfg(struct tr_config *cfg)
-{
-    tr_config_init(cfg);
-    cfg->flags = TR_CFG_NO_SIGNALS;
-    cfg->report_fd = -1;
-    cfg->sq_entries = 8;  /* small, so the SQ-full paths are real */
-    cfg->grace_ms = 1000; /* nothing in the workload shields: never reached */
-    cfg->kill_ms = 500;
-}
-
-/* The open fds, without cmocka (see wl_init). */
-static int fds_now(void)
-{
-    return tr_test_dir_entries("/proc/self/fd") - 1;
-}
-
 /* One run of the workload in a fresh engine with plan p armed at
- * countdown k; every finding goes to rep. */
-static void run_step(const struct plan *p, uint64_t k)
+ * countdown k; every finding goes to fault_rep. */
+static void run_step(const struct fault_plan *p, uint64_t k)
 {
     bool ok = true;
-    int fds0 = fds_now();
+    int fds0 = fault_fds_now();
     static struct wl w;
     if (!SCHECK(wl_init(&w), 0)) {
         wl_fini(&w);
         return;
     }
     struct tr_config cfg;
-    engine_cfg(&cfg);
+    fault_engine_cfg(&cfg);
     tr_engine *e = NULL;
     int rc = tr_engine_create(&e, &cfg);
     if (!SCHECK(rc == 0, rc)) {
@@ -781,14 +592,14 @@ static void run_step(const struct plan *p, uint64_t k)
     SCHECK(rc == 0 || rc == -ENOMEM, rc);
     w.driver_spawned = rc == 0;
     int run = tr_engine_run(e);
-    rep.calls = tr__fault_calls(p->site);
-    rep.injected = tr__fault_injected();
+    fault_rep.calls = tr__fault_calls(p->site);
+    fault_rep.injected = tr__fault_injected();
     tr__fault_disarm();
     ok &= SCHECK(run == 0, run);
 
-    if (wrec.count)
-        rep_fail(wrec.first, wrec.first);
-    ok &= wrec.count == 0;
+    if (fault_wrec.count)
+        fault_rep_fail(fault_wrec.first, fault_wrec.first);
+    ok &= fault_wrec.count == 0;
     struct tr_stats st;
     ok &= SCHECK(tr_engine_stats(e, &st) == 0, 0);
     ok &= SCHECK(st.tasks_live == 0, st.tasks_live);
@@ -806,7 +617,7 @@ static void run_step(const struct plan *p, uint64_t k)
     ok &= SCHECK(w.p4_ended == w.p4_spawned, w.p4_ended - w.p4_spawned);
     ok &= SCHECK(w.p5_ended == w.p5_spawned, w.p5_ended - w.p5_spawned);
 
-    if (rep.injected == 0 && w.driver_spawned) {
+    if (fault_rep.injected == 0 && w.driver_spawned) {
         /* Nothing was injected: the workload's exact results. */
         for (int i = 0; i < NPIPE + NSOCK; i++) {
             struct pair *pp = i < NPIPE ? &w.pipes[i] : &w.socks[i - NPIPE];
@@ -832,219 +643,21 @@ static void run_step(const struct plan *p, uint64_t k)
     int d = tr_engine_destroy(e);
     SCHECK(d == 0, d);
     wl_fini(&w);
-    int fds1 = fds_now();
+    int fds1 = fault_fds_now();
     SCHECK(fds1 == fds0, fds1 - fds0);
 }
 
-/* ------------------------------------------------- one step, isolated */
-
-/* A step that crashes, aborts (TR_ASSERT) or hangs must not take the rest
- * of the sweep with it: each step runs in a child process (the parent has
- * no engine, so a fork is cheap and safe), which writes its report to a
- * pipe. A child that dies, exits otherwise (a sanitizer report) or has not
- * reported within STEP_TIMEOUT_S is a failed step of its own kind. With
- * TR_FAULT_FORK=0 steps run in this process (for a debugger); then the
- * per-step watchdog ends the suite at a hang, naming the step. */
-#define STEP_TIMEOUT_S 3 /* a step takes milliseconds, ASan included */
-
-static bool fork_steps(void)
+/* One step of the workload (fault_step: isolated, its failures recorded);
+ * true when clean. */
+static bool step(const struct fault_plan *p, uint64_t k)
 {
-    const char *s = getenv("TR_FAULT_FORK");
-    return !s || strcmp(s, "0") != 0;
+    return fault_step(p, k, run_step);
 }
 
-/* Whether the child runs LeakSanitizer before it leaves (ASan builds).
- * About half a step's cost, so only where the engine allocates: ALLOC
- * plans (their error paths free partial work), clean runs, pinned cases.
- * GET_SQE, SUBMIT and CQE faults allocate nothing. */
-static bool leak_check = true;
-
-static void run_isolated(void (*fn)(const void *), const void *arg)
+/* A countdown sweep of the workload over plan p (fault_sweep). */
+static void sweep(const struct fault_plan *p)
 {
-    memset(&rep, 0, sizeof(rep));
-    memset(&wrec, 0, sizeof(wrec));
-    if (!fork_steps()) {
-        fn(arg);
-        return;
-    }
-    fflush(stdout);
-    fflush(stderr);
-    int pfd[2];
-    assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(pfd[0]);
-        alarm(0);
-        fn(arg);
-#if defined(FAULT_LSAN)
-        /* The child ends with _exit (no exit-time leak check): check here
-         * what the step's engine may have leaked on its error paths. */
-        if (leak_check && __lsan_do_recoverable_leak_check())
-            rep_fail("memory leaked (LeakSanitizer report above)",
-                     "memory leaked (LeakSanitizer report above)");
-#endif
-        const char *b = (const char *)&rep;
-        size_t left = sizeof(rep);
-        while (left > 0) {
-            ssize_t n = write(pfd[1], b, left);
-            if (n <= 0)
-                _exit(2);
-            b += n;
-            left -= (size_t)n;
-        }
-        _exit(0); /* no atexit, no stdio flush, no cmocka: the parent goes on */
-    }
-    close(pfd[1]);
-    struct report got;
-    size_t have = 0;
-    bool hung = false;
-    while (have < sizeof(got)) {
-        struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
-        int pr = poll(&pf, 1, STEP_TIMEOUT_S * 1000);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr == 0) {
-            hung = true;
-            break;
-        }
-        ssize_t n = read(pfd[0], (char *)&got + have, sizeof(got) - have);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-    }
-    close(pfd[0]);
-    if (hung)
-        kill(pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (have == sizeof(got))
-        rep = got;
-    char msg[120];
-    if (hung) {
-        snprintf(msg, sizeof(msg), "no end within %d s: the engine hangs (child killed)",
-                 STEP_TIMEOUT_S);
-        rep_fail("hang", msg);
-    } else if (WIFSIGNALED(status)) {
-        snprintf(msg, sizeof(msg), "the step's process died of signal %d (%s): see above",
-                 WTERMSIG(status), strsignal(WTERMSIG(status)));
-        rep_fail(msg, msg);
-    } else if (WEXITSTATUS(status) != 0 || have != sizeof(got)) {
-        snprintf(msg, sizeof(msg), "the step's process exited with %d without a report",
-                 WEXITSTATUS(status));
-        rep_fail(msg, msg);
-    }
-}
-
-struct step_arg {
-    const struct plan *p;
-    uint64_t k;
-};
-
-static void step_fn(const void *arg)
-{
-    const struct step_arg *a = arg;
-    run_step(a->p, a->k);
-}
-
-/* Runs one step (isolated) and records its failures; true when clean. */
-static bool step(const struct plan *p, uint64_t k)
-{
-    snprintf(step_desc, sizeof(step_desc), "%s: site %s mode %s countdown %llu burst %llu",
-             step_test, site_name[p->site], plan_mode(p), (unsigned long long)k,
-             (unsigned long long)p->burst);
-    snprintf(plan_label, sizeof(plan_label), "%s %s burst %llu", site_name[p->site], plan_mode(p),
-             (unsigned long long)p->burst);
-    tr_test_current = step_desc; /* the watchdog names the step */
-    alarm(STEP_TIMEOUT_S * 2);   /* a backstop; the child has its own timeout */
-    struct step_arg a = {p, k};
-    leak_check = p->site == TR_FS_ALLOC || k == UINT64_MAX;
-    run_isolated(step_fn, &a);
-    leak_check = true;
-    for (int i = 0; i < rep.nfail && i < REP_FAILS; i++)
-        kind_record(rep.f[i].key, rep.f[i].detail);
-    srec.failed_steps += rep.nfail > 0;
-    tr_test_current = step_test;
-    alarm(TR_TEST_WATCHDOG_S);
-    return rep.nfail == 0;
-}
-
-/* Totals over the whole suite, printed at the end. */
-static uint64_t total_points, total_injected;
-static uint64_t site_points[TR_FS__COUNT], site_injected[TR_FS__COUNT];
-
-static unsigned max_steps(void)
-{
-    const char *s = getenv("TR_FAULT_STEPS");
-    long v = s ? strtol(s, NULL, 10) : 0;
-    return v > 0 ? (unsigned)v : FAULT_MAX_STEPS;
-}
-
-/* The clean run (countdown out of reach) gives N; then countdowns 1..N, or
- * max_steps() points spread evenly over 1..N (both ends included). A plan
- * stops after MAX_HANGS hung steps. */
-#define MAX_HANGS 2
-
-static void sweep(const struct plan *p)
-{
-    step(p, UINT64_MAX);
-    assert_int_equal(rep.injected, 0);
-    uint64_t n = rep.calls;
-    unsigned cap = max_steps();
-    uint64_t points = n < cap ? n : cap;
-    uint64_t injected = 0, failed = 0, hangs = 0, stepped = 0;
-    for (uint64_t i = 0; i < points; i++) {
-        uint64_t k = points == n ? i + 1 : 1 + (points > 1 ? i * (n - 1) / (points - 1) : 0);
-        failed += !step(p, k);
-        injected += rep.injected;
-        stepped++;
-        /* Each hang costs STEP_TIMEOUT_S; the first ones (the minimal
-         * countdowns) say all there is to say. */
-        for (int f = 0; f < rep.nfail && f < REP_FAILS; f++)
-            hangs += !strcmp(rep.f[f].key, "hang");
-        if (hangs >= MAX_HANGS)
-            break;
-    }
-    print_message(
-        "fault: %-7s %-9s burst %-2llu: N=%-4llu calls, stepped %llu points%s, "
-        "%llu injections, %llu failed steps%s\n",
-        site_name[p->site], plan_mode(p), (unsigned long long)p->burst, (unsigned long long)n,
-        (unsigned long long)stepped, points < n ? " (strided)" : "", (unsigned long long)injected,
-        (unsigned long long)failed, stepped < points ? " (stopped after the first hangs)" : "");
-    site_points[p->site] += stepped;
-    site_injected[p->site] += injected;
-    total_points += stepped;
-    total_injected += injected;
-    /* The workload reaches the site, and the steps do inject. */
-    assert_true(n > 0);
-    assert_true(injected > 0);
-}
-
-static void steps_reset(void)
-{
-    memset(&srec, 0, sizeof(srec));
-}
-
-static void sweeps_done(const char *what)
-{
-    if (what)
-        print_message("fault: %s\n", what);
-    for (int i = 0; i < srec.nkinds; i++)
-        print_error("fault: failure kind %d, %d step(s) in [%s]; first (minimal): %s\n", i + 1,
-                    srec.kinds[i].steps, srec.kinds[i].plan, srec.kinds[i].first);
-    if (srec.failed_steps)
-        fail_msg("%d fault step(s) failed, %d kind(s); first: %s", srec.failed_steps, srec.nkinds,
-                 srec.kinds[0].first);
-}
-
-static void site_done(enum tr__fault_site site)
-{
-    char line[160];
-    snprintf(line, sizeof(line), "%s total: %llu injection points stepped, %llu injections",
-             site_name[site], (unsigned long long)site_points[site],
-             (unsigned long long)site_injected[site]);
-    sweeps_done(line);
+    fault_sweep(p, run_step);
 }
 
 /* --------------------------------------------------------------- the tests */
@@ -1054,16 +667,16 @@ static void site_done(enum tr__fault_site site)
 static void test_fault_workload_clean(void **state)
 {
     (void)state;
-    steps_reset();
+    fault_steps_reset();
     for (int s = 0; s < TR_FS__COUNT; s++) {
-        struct plan p = {(enum tr__fault_site)s, 1, -EBUSY, TR_FAULT_CQE_EINTR};
+        struct fault_plan p = {(enum tr__fault_site)s, 1, -EBUSY, TR_FAULT_CQE_EINTR};
         step(&p, UINT64_MAX);
-        print_message("fault: the workload reaches %-7s %llu times\n", site_name[s],
-                      (unsigned long long)rep.calls);
-        assert_int_equal(rep.injected, 0);
-        assert_true(rep.calls > 0);
+        print_message("fault: the workload reaches %-7s %llu times\n", fault_site_name[s],
+                      (unsigned long long)fault_rep.calls);
+        assert_int_equal(fault_rep.injected, 0);
+        assert_true(fault_rep.calls > 0);
     }
-    sweeps_done(NULL);
+    fault_sweeps_done(NULL);
 }
 
 /* Every allocation fails once (burst 1), and every allocation from the
@@ -1071,10 +684,10 @@ static void test_fault_workload_clean(void **state)
 static void test_fault_alloc_enomem_survived(void **state)
 {
     (void)state;
-    steps_reset();
-    sweep(&(struct plan){TR_FS_ALLOC, 1, 0, 0});
-    sweep(&(struct plan){TR_FS_ALLOC, 0, 0, 0});
-    site_done(TR_FS_ALLOC);
+    fault_steps_reset();
+    sweep(&(struct fault_plan){TR_FS_ALLOC, 1, 0, 0});
+    sweep(&(struct fault_plan){TR_FS_ALLOC, 0, 0, 0});
+    fault_site_done(TR_FS_ALLOC);
 }
 
 /* The SQ looks full at each get_sqe: the engine flushes and retries; an op
@@ -1083,25 +696,25 @@ static void test_fault_alloc_enomem_survived(void **state)
 static void test_fault_get_sqe_full_survived(void **state)
 {
     (void)state;
-    steps_reset();
-    sweep(&(struct plan){TR_FS_GET_SQE, 1, 0, 0});
-    sweep(&(struct plan){TR_FS_GET_SQE, 8, 0, 0});
-    sweep(&(struct plan){TR_FS_GET_SQE, 9, 0, 0});
-    sweep(&(struct plan){TR_FS_GET_SQE, 18, 0, 0});
-    site_done(TR_FS_GET_SQE);
+    fault_steps_reset();
+    sweep(&(struct fault_plan){TR_FS_GET_SQE, 1, 0, 0});
+    sweep(&(struct fault_plan){TR_FS_GET_SQE, 8, 0, 0});
+    sweep(&(struct fault_plan){TR_FS_GET_SQE, 9, 0, 0});
+    sweep(&(struct fault_plan){TR_FS_GET_SQE, 18, 0, 0});
+    fault_site_done(TR_FS_GET_SQE);
 }
 
 /* io_uring_enter refuses with -EBUSY, -EAGAIN or -EINTR at each call. */
 static void test_fault_submit_refused_survived(void **state)
 {
     (void)state;
-    steps_reset();
+    fault_steps_reset();
     static const int errs[] = {-EBUSY, -EAGAIN, -EINTR};
     for (size_t i = 0; i < 3; i++) {
-        sweep(&(struct plan){TR_FS_SUBMIT, 1, errs[i], 0});
-        sweep(&(struct plan){TR_FS_SUBMIT, 8, errs[i], 0});
+        sweep(&(struct fault_plan){TR_FS_SUBMIT, 1, errs[i], 0});
+        sweep(&(struct fault_plan){TR_FS_SUBMIT, 8, errs[i], 0});
     }
-    site_done(TR_FS_SUBMIT);
+    fault_site_done(TR_FS_SUBMIT);
 }
 
 /* Each task op's completion in turn reads -EINTR, a short count or
@@ -1109,11 +722,11 @@ static void test_fault_submit_refused_survived(void **state)
 static void test_fault_cqe_rewritten_survived(void **state)
 {
     (void)state;
-    steps_reset();
+    fault_steps_reset();
     static const int modes[] = {TR_FAULT_CQE_EINTR, TR_FAULT_CQE_SHORT, TR_FAULT_CQE_ECANCELED};
     for (size_t i = 0; i < 3; i++)
-        sweep(&(struct plan){TR_FS_CQE, 1, 0, modes[i]});
-    site_done(TR_FS_CQE);
+        sweep(&(struct fault_plan){TR_FS_CQE, 1, 0, modes[i]});
+    fault_site_done(TR_FS_CQE);
 }
 
 /* ------------------------------------------ pinned: minimal reproductions */
@@ -1122,7 +735,7 @@ static void test_fault_cqe_rewritten_survived(void **state)
  * that the plan's countdown starts at the engine's own work after the
  * last task: the at-shutdown task's spawn, the stop of the internal reads. */
 struct pinned {
-    struct plan plan;
+    struct fault_plan plan;
     bool shutdown; /* register a hook and call tr_engine_shutdown first */
     int hook_ran;
 };
@@ -1151,7 +764,7 @@ static void pinned_fn(const void *arg)
 {
     struct pinned *pp = (struct pinned *)arg;
     struct tr_config cfg;
-    engine_cfg(&cfg);
+    fault_engine_cfg(&cfg);
     tr_engine *e = NULL;
     int rc = tr_engine_create(&e, &cfg);
     if (!SCHECK(rc == 0, rc))
@@ -1160,12 +773,12 @@ static void pinned_fn(const void *arg)
     if (!SCHECK(rc == 0, rc))
         return;
     int run = tr_engine_run(e);
-    rep.injected = tr__fault_injected();
+    fault_rep.injected = tr__fault_injected();
     tr__fault_disarm();
     SCHECK(run == 0, run);
-    if (wrec.count)
-        rep_fail(wrec.first, wrec.first);
-    SCHECK(rep.injected > 0, rep.injected);
+    if (fault_wrec.count)
+        fault_rep_fail(fault_wrec.first, fault_wrec.first);
+    SCHECK(fault_rep.injected > 0, fault_rep.injected);
     if (pp->shutdown)
         SCHECK(pp->hook_ran == 1, pp->hook_ran);
     struct tr_stats st;
@@ -1178,19 +791,17 @@ static void pinned_fn(const void *arg)
 
 static void pinned_run(struct pinned *pp, const char *what)
 {
-    steps_reset();
-    snprintf(step_desc, sizeof(step_desc),
+    fault_steps_reset();
+    snprintf(fault_step_desc, sizeof(fault_step_desc),
              "%s: site %s mode %s countdown 1 after the last task, "
              "burst %llu",
-             step_test, site_name[pp->plan.site], plan_mode(&pp->plan),
+             fault_step_test, fault_site_name[pp->plan.site], fault_plan_mode(&pp->plan),
              (unsigned long long)pp->plan.burst);
-    snprintf(plan_label, sizeof(plan_label), "pinned");
-    run_isolated(pinned_fn, pp);
-    for (int i = 0; i < rep.nfail && i < REP_FAILS; i++)
-        kind_record(rep.f[i].key, rep.f[i].detail);
-    srec.failed_steps += rep.nfail > 0;
-    snprintf(step_desc, sizeof(step_desc), "%s", step_test);
-    sweeps_done(what);
+    snprintf(fault_plan_label, sizeof(fault_plan_label), "pinned");
+    fault_run_isolated(pinned_fn, pp);
+    fault_record_step();
+    snprintf(fault_step_desc, sizeof(fault_step_desc), "%s", fault_step_test);
+    fault_sweeps_done(what);
 }
 
 /* From the ALLOC sweep: the at-shutdown task used to be allocated when the
@@ -1225,7 +836,7 @@ static void test_fault_at_shutdown_reserves_hook_task(void **state)
 {
     (void)state;
     struct tr_config cfg;
-    engine_cfg(&cfg);
+    fault_engine_cfg(&cfg);
     tr_engine *e = eng_new(&cfg);
     ar_hook_ran = 0;
     assert_int_equal(tr_spawn(e, NULL, ar_task, NULL, NULL), 0);
@@ -1284,13 +895,13 @@ static int dc_canceller(void *arg)
 static void dc_fn(const void *arg)
 {
     (void)arg;
-    int fds0 = fds_now();
+    int fds0 = fault_fds_now();
     dc.res = 1;
     dc.cancel_rc = dc.join_rc = 1;
     if (!SCHECK(pipe2(dc.p, O_CLOEXEC) == 0, errno))
         return;
     struct tr_config cfg;
-    engine_cfg(&cfg);
+    fault_engine_cfg(&cfg);
     tr_engine *e = NULL;
     int rc = tr_engine_create(&e, &cfg);
     if (!SCHECK(rc == 0, rc))
@@ -1298,12 +909,12 @@ static void dc_fn(const void *arg)
     SCHECK(tr_spawn(e, &dc.reader, dc_reader, NULL, NULL) == 0, 0);
     SCHECK(tr_spawn(e, NULL, dc_canceller, NULL, NULL) == 0, 0);
     int run = tr_engine_run(e);
-    rep.injected = tr__fault_injected();
+    fault_rep.injected = tr__fault_injected();
     tr__fault_disarm();
     SCHECK(run == 0, run);
-    if (wrec.count)
-        rep_fail(wrec.first, wrec.first);
-    SCHECK(rep.injected == dc.burst, rep.injected);
+    if (fault_wrec.count)
+        fault_rep_fail(fault_wrec.first, fault_wrec.first);
+    SCHECK(fault_rep.injected == dc.burst, fault_rep.injected);
     SCHECK(dc.cancel_rc == 0, dc.cancel_rc);
     SCHECK(dc.join_rc == 0, dc.join_rc);
     SCHECK(dc.res == -ECANCELED, dc.res);
@@ -1312,7 +923,7 @@ static void dc_fn(const void *arg)
     SCHECK(st.ops_inflight == 0, st.ops_inflight);
     SCHECK(tr_engine_destroy(e) == 0, 0);
     close_pair(dc.p);
-    SCHECK(fds_now() == fds0, fds_now() - fds0);
+    SCHECK(fault_fds_now() == fds0, fault_fds_now() - fds0);
 }
 
 /* From the GET_SQE sweep (burst 18): G4, a cancellation always ends. When
@@ -1325,20 +936,19 @@ static void test_fault_cancel_ends_when_cancel_sqe_refused_twice(void **state)
 {
     (void)state;
     static const uint64_t bursts[] = {9, 18};
-    steps_reset();
+    fault_steps_reset();
     for (size_t i = 0; i < 2; i++) {
         dc.burst = bursts[i];
-        snprintf(step_desc, sizeof(step_desc),
+        snprintf(fault_step_desc, sizeof(fault_step_desc),
                  "%s: site GET_SQE, countdown 1 at tr_cancel of a parked read, burst %llu",
-                 step_test, (unsigned long long)dc.burst);
-        snprintf(plan_label, sizeof(plan_label), "pinned burst %llu", (unsigned long long)dc.burst);
-        run_isolated(dc_fn, NULL);
-        for (int f = 0; f < rep.nfail && f < REP_FAILS; f++)
-            kind_record(rep.f[f].key, rep.f[f].detail);
-        srec.failed_steps += rep.nfail > 0;
+                 fault_step_test, (unsigned long long)dc.burst);
+        snprintf(fault_plan_label, sizeof(fault_plan_label), "pinned burst %llu",
+                 (unsigned long long)dc.burst);
+        fault_run_isolated(dc_fn, NULL);
+        fault_record_step();
     }
-    snprintf(step_desc, sizeof(step_desc), "%s", step_test);
-    sweeps_done("pinned: a task's cancel SQE is refused once (burst 9), twice (burst 18)");
+    snprintf(fault_step_desc, sizeof(fault_step_desc), "%s", fault_step_test);
+    fault_sweeps_done("pinned: a task's cancel SQE is refused once (burst 9), twice (burst 18)");
 }
 
 /* ------------------------------------------------------------- CQ overflow */
@@ -1458,8 +1068,6 @@ static void test_fault_tiny_cq_overflow_loses_nothing(void **state)
 
 /* ------------------------------------------------------------------- main */
 
-#define TF(f) cmocka_unit_test_prestate_setup_teardown(f, fault_setup, fault_teardown, (void *)#f)
-
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* a writer whose reader gave up gets -EPIPE */
@@ -1482,8 +1090,7 @@ int main(void)
     if (getenv("TR_FAULT_FILTER")) /* e.g. "*submit*": one test, for debugging */
         cmocka_set_test_filter(getenv("TR_FAULT_FILTER"));
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    print_message("fault: all sites: %llu injection points stepped, %llu injections\n",
-                  (unsigned long long)total_points, (unsigned long long)total_injected);
+    fault_print_totals();
     for (int i = 0; i < NFILE; i++) {
         char path[128];
         snprintf(path, sizeof(path), "%s/f%d", tmpdir, i);
