@@ -38,7 +38,7 @@
 
 /* Each test also checks the thread count and the signal mask (sig_setup). */
 #define TR_TEST_SETUP sig_setup
-#include "tr_test.h"
+#include "tr_harness.h"
 #include "tr_internal.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -409,9 +409,7 @@ static int child_parent(void *p)
 {
     struct child_ctx *c = p;
     TCHECK(wait_parked_lax(c->reader, TR_WAIT_OP));
-    pid_t pid = fork();
-    if (pid == 0) /* the child: one signal to the parent, then gone */
-        _exit(kill(getppid(), SIGTERM) == 0 ? 0 : 1);
+    pid_t pid = tr_child_signal_parent(SIGTERM); /* one signal to us, then gone */
     TCHECK(pid > 0);
     c->pid = pid;
     if (pid < 0)
@@ -419,7 +417,7 @@ static int child_parent(void *p)
     /* The shutdown began, so the child's kill() is done: waitpid only waits
      * for its _exit. */
     c->r_wait = tr_wait_shutdown();
-    c->waited = waitpid(pid, &c->wstatus, 0);
+    c->waited = tr_child_reap(pid, &c->wstatus);
     return 0;
 }
 
@@ -1117,16 +1115,14 @@ static int h_raiser(void *p)
     }
     /* From a child: the signal lands whenever it lands, most likely while
      * the engine waits in io_uring_enter with every task parked. */
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(kill(getppid(), SIGUSR2) == 0 ? 0 : 1);
+    pid_t pid = tr_child_signal_parent(SIGUSR2);
     TCHECK(pid > 0);
     c->pid = pid;
     if (pid < 0)
         return -1;
     c->r_wait_raiser = tr_wait_shutdown();
     /* The handler ran, so the child's kill is done. */
-    c->waited = waitpid(pid, &c->wstatus, 0);
+    c->waited = tr_child_reap(pid, &c->wstatus);
     return 0;
 }
 
@@ -1293,7 +1289,7 @@ static int storm_hook(void *p)
     struct storm_ctx *c = p;
     c->hook_calls++;
     if (c->pid > 0)
-        c->waited = waitpid(c->pid, &c->wstatus, 0);
+        c->waited = tr_child_reap(c->pid, &c->wstatus);
     return 0;
 }
 
@@ -1334,6 +1330,27 @@ static int storm_main(void *p)
     return 0;
 }
 
+/* The storm's child (tr_child_fork): waits for "go", then sends
+ * STORM_SIGNALS signals to the parent; exits 0 if every kill worked, 1 if
+ * one failed, 2 without a "go". */
+static int storm_child(void *p)
+{
+    struct storm_ctx *c = p;
+    char g;
+    ssize_t rr;
+    close(c->go[1]);
+    do {
+        rr = read(c->go[0], &g, 1);
+    } while (rr < 0 && errno == EINTR);
+    if (rr != 1)
+        return 2;
+    pid_t parent = getppid();
+    int bad = 0;
+    for (int i = 0; i < STORM_SIGNALS; i++)
+        bad |= kill(parent, (i % 8 == 7) ? SIGINT : SIGTERM) != 0;
+    return bad ? 1 : 0;
+}
+
 /* A child sends 10,000 SIGTERM/SIGINT to the parent in a tight loop. The
  * engine, with hundreds of tasks parked on pipes and sleeps (some shielded,
  * some doing cleanup I/O), goes through exactly ONE orderly shutdown:
@@ -1356,23 +1373,8 @@ static void test_signals_storm_one_orderly_shutdown(void **state)
     assert_int_equal(tr_engine_create(&e, &cfg), 0);
     /* The child is forked while the engine blocks SIGTERM/SIGINT: it waits
      * for "go", then storms. */
-    pid_t pid = fork();
+    pid_t pid = tr_child_fork(storm_child, &c);
     assert_true(pid >= 0);
-    if (pid == 0) {
-        char g;
-        ssize_t rr;
-        close(c.go[1]);
-        do {
-            rr = read(c.go[0], &g, 1);
-        } while (rr < 0 && errno == EINTR);
-        if (rr != 1)
-            _exit(2);
-        pid_t parent = getppid();
-        int bad = 0;
-        for (int i = 0; i < STORM_SIGNALS; i++)
-            bad |= kill(parent, (i % 8 == 7) ? SIGINT : SIGTERM) != 0;
-        _exit(bad ? 1 : 0);
-    }
     c.pid = pid;
     assert_int_equal(tr_spawn(e, NULL, storm_main, &c, NULL), 0);
     int run_rc = tr_engine_run(e);
@@ -1381,7 +1383,7 @@ static void test_signals_storm_one_orderly_shutdown(void **state)
          * mask) still exists, then fail. */
         ssize_t w = write(c.go[1], "g", 1);
         (void)w;
-        waitpid(pid, &c.wstatus, 0);
+        tr_child_reap(pid, &c.wstatus);
         fail_msg("the child was not reaped inside the engine's run (hook calls %d)",
                  c.hook_calls);
     }
