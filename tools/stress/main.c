@@ -3,7 +3,8 @@
  * taskring-stress — a seeded random workload, ended again and again by real
  * signals, with an audit after every round.
  *
- *   taskring-stress --seconds N [--seed S] [--verbose]
+ *   taskring-stress [--seconds N] [--seed S] [--verbose]
+ *   taskring-stress --help | --version
  *
  * One PRNG (splitmix64) seeded from S drives every choice (timing still
  * varies, so a seed reproduces the workload's shape, not its interleaving).
@@ -37,7 +38,9 @@
  *
  * Output: the seed first, a progress line each second, with --verbose a
  * line per round, "VIOLATION: <what> (round R, seed S)" and exit 1 on the
- * first round that fails, else the summary line and exit 0.
+ * first round that fails, else the summary line and exit 0. --help prints
+ * the usage and --version the version (both exit 0); a bad command line
+ * exits 2 with a message on stderr.
  *
  * Killed tasks leak what they own (the contract), so every fd the workload
  * creates lives in a round-level table that the round's cleanup closes, and
@@ -68,36 +71,99 @@ _Atomic(tr_engine *) g_engine;
 
 /* ------------------------------------------------------------- command line */
 
+/* The longest run --seconds accepts: a week. Far beyond any use, and far
+ * below where the run's end (in ns since boot) would overflow. */
+#define MAX_SECONDS 604800ull
+
 struct options {
     uint64_t seconds;
     uint64_t seed;
     bool have_seed, verbose;
 };
 
-static void usage(void)
+static void usage(FILE *f)
 {
-    fprintf(stderr, "usage: taskring-stress --seconds N [--seed S] [--verbose]\n");
+    fprintf(f,
+            "usage: taskring-stress [--seconds N] [--seed S] [--verbose]\n"
+            "       taskring-stress --help | --version\n"
+            "\n"
+            "  --seconds N    run for N seconds, 1..%llu (default 10)\n"
+            "  --seed S       seed the PRNG with S, 0..2^64-1, decimal or 0x hex\n"
+            "                 (default: from the clock; the seed is printed first)\n"
+            "  --verbose, -v  a summary line per round\n"
+            "  --help, -h     this text\n"
+            "  --version      the version\n",
+            (unsigned long long)MAX_SECONDS);
+}
+
+/* A bad command line: the message, a hint, exit 2. */
+static void bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "taskring-stress: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (try --help)\n");
     exit(2);
+}
+
+/* s as a whole number in [lo, hi] (strtoull with base): no sign, no
+ * blanks, nothing after it, no overflow. */
+static bool parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ' || (*s >= '\t' && *s <= '\r'))
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, base);
+    if (errno || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* The value of option argv[*i] ("--opt V" or "--opt=V"), or exit 2. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (a[n] == '=')
+        return a + n + 1;
+    if (*i + 1 >= argc)
+        bad_usage("%s needs a value", name);
+    return argv[++*i];
+}
+
+/* Whether argv[i] is option name, alone or as "name=...". */
+static bool is_opt(const char *a, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            char *end;
-            o->seconds = strtoull(argv[++i], &end, 10);
-            if (*end || o->seconds == 0)
-                usage();
-        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-            char *end;
-            o->seed = strtoull(argv[++i], &end, 0);
-            if (*end)
-                usage();
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--version") == 0) {
+            printf("taskring-stress %d.%d\n", TR_VERSION_MAJOR, TR_VERSION_MINOR);
+            exit(0);
+        } else if (is_opt(a, "--seconds")) {
+            const char *v = opt_value(argc, argv, &i, "--seconds");
+            if (!parse_u64(v, 10, 1, MAX_SECONDS, &o->seconds))
+                bad_usage("--seconds: '%s' is not a whole number of seconds in 1..604800", v);
+        } else if (is_opt(a, "--seed")) {
+            const char *v = opt_value(argc, argv, &i, "--seed");
+            if (!parse_u64(v, 0, 0, UINT64_MAX, &o->seed))
+                bad_usage("--seed: '%s' is not a number in 0..2^64-1", v);
             o->have_seed = true;
-        } else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) {
+        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o->verbose = true;
+        } else if (a[0] == '-') {
+            bad_usage("unknown option '%s'", a);
         } else {
-            usage();
+            bad_usage("unexpected argument '%s'", a);
         }
     }
 }
