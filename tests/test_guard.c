@@ -34,16 +34,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tr_test.h"
+#include "tr_harness.h"
 #include "tr_internal.h"
 
 /* ------------------------------------------------------- child plumbing */
 
-struct child_out {
-    int status;
-    char err[16384];
-    size_t len;
-};
+/* The children run in tr_child_run (tr_harness.h): stderr captured, a
+ * clean slate (default crash handlers, nothing blocked, no core file), and
+ * a watchdog alarm that turns a hang into a death by SIGALRM that the
+ * parent reports. */
+#define child_out tr_child_out
 
 /* Async-signal-safe enough for a child about to die: one write(2). */
 static void say(const char *s)
@@ -52,83 +52,31 @@ static void say(const char *s)
     (void)rc;
 }
 
-/* The child starts from a clean slate: cmocka's own crash handlers (it
- * installs them around each test and would longjmp back into the runner in
- * the child) are reset to the default, no signal is blocked, no core file is
- * written, and a watchdog alarm turns a hang into a death by SIGALRM that
- * the parent reports. */
-static void child_reset(void)
+static void (*child_body)(void);
+
+static int child_tramp(void *arg)
 {
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGALRM};
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-        signal(sigs[i], SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    struct rlimit rl = {0, 0};
-    setrlimit(RLIMIT_CORE, &rl);
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    alarm(60);
+    (void)arg;
+    child_body();
+    return 99; /* bodies never return */
 }
 
 static void run_child(void (*body)(void), struct child_out *out)
 {
-    int p[2];
-    memset(out, 0, sizeof(*out));
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(p[0]);
-        if (dup2(p[1], STDERR_FILENO) < 0)
-            _exit(90);
-        close(p[1]);
-        child_reset();
-        body();
-        _exit(99); /* bodies never return */
-    }
-    close(p[1]);
-    /* Read to EOF before waiting, so a chatty child cannot block on a full
-     * pipe. EOF comes when the child is gone. */
-    for (;;) {
-        char tmp[4096];
-        ssize_t n = read(p[0], tmp, sizeof(tmp));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        size_t room = sizeof(out->err) - 1 - out->len;
-        size_t take = (size_t)n < room ? (size_t)n : room;
-        memcpy(out->err + out->len, tmp, take);
-        out->len += take;
-    }
-    out->err[out->len] = '\0';
-    close(p[0]);
-    pid_t w;
-    do {
-        w = waitpid(pid, &out->status, 0);
-    } while (w < 0 && errno == EINTR);
-    assert_int_equal(w, pid);
+    static const struct tr_child_opts o = {
+        .capture_stderr = true, .clean_slate = true, .alarm_s = 60};
+    child_body = body;
+    tr_child_run(child_tramp, NULL, &o, out);
 }
 
 static void describe(const char *what, const struct child_out *o)
 {
-    if (WIFSIGNALED(o->status))
-        print_message("%s: child killed by signal %d (%s); stderr: %s\n", what, WTERMSIG(o->status),
-                      strsignal(WTERMSIG(o->status)), o->err);
-    else if (WIFEXITED(o->status))
-        print_message("%s: child exited with %d; stderr: %s\n", what, WEXITSTATUS(o->status),
-                      o->err);
+    tr_child_describe(what, o);
 }
 
 static void assert_killed_by(const struct child_out *o, int sig)
 {
-    if (!WIFSIGNALED(o->status) || WTERMSIG(o->status) != sig) {
-        describe("unexpected end", o);
-        fail_msg("child should have died by signal %d (%s)", sig, strsignal(sig));
-    }
+    tr_child_assert_signal(o, sig);
 }
 
 /* ----------------------------------------------------- guard page overflow */

@@ -16,6 +16,9 @@
  *   7. pipes and fds (make_pipe, close_pair, pipe_bytes, count_fds)
  *   8. text (count_substr, assert_contains)
  *
+ * Child processes (fork isolation) and fault-injection sweeps live in
+ * tr_harness.h, which includes this header.
+ *
  * Include order: this header needs _GNU_SOURCE (pipe2) before the first
  * system header. A suite either includes it before any system header or
  * defines _GNU_SOURCE on its first line, as most suites do.
