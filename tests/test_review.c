@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "tr_test.h"
+#include "tr_harness.h"
 
 #include <liburing.h>
 #include <netinet/in.h>
@@ -355,30 +356,17 @@ static void test_review_cancel_of_other_engines_task_exdev(void **state)
 
 /* ---- fork isolation for the tests that send real signals ---------------------- */
 
-/* Runs fn in a child process and returns its wait status; a child still
- * alive after timeout_s is killed (SIGKILL): a hang fails the test rather
- * than the suite. Not a timing assertion: the bound is far above the
- * milliseconds each child takes. */
-static int in_child(int (*fn)(void), unsigned timeout_s)
+/* Runs fn in a child (tr_harness.h) and returns its wait status; -1 when it
+ * hung and was killed at the deadline (far above the milliseconds each
+ * child takes: a hang detector, not a timing assertion). */
+static int in_child(int (*fn)(void *), unsigned timeout_s)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        alarm(0);
-        _exit(fn());
-    }
-    int st = 0;
-    for (unsigned i = 0; i < timeout_s * 100; i++) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid)
-            return st;
-        struct timespec ts = {0, 10000000}; /* polling a child, not synchronising */
-        nanosleep(&ts, NULL);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
+    struct tr_child_opts o = {.capture_stderr = true, .timeout_s = timeout_s};
+    static struct tr_child_out out;
+    tr_child_run(fn, NULL, &o, &out);
+    if (out.timed_out || !WIFEXITED(out.status) || WEXITSTATUS(out.status) != 0)
+        tr_child_describe("child", &out);
+    return out.timed_out ? -1 : out.status;
 }
 
 /* ---- B.4: every run honours the ladder ---------------------------------------- */
@@ -404,8 +392,9 @@ static int raise_term(void *arg)
     return kill(getpid(), SIGTERM) == 0 ? 0 : -errno;
 }
 
-static int later_runs_child(void)
+static int later_runs_child(void *arg)
 {
+    (void)arg;
     struct tr_config cfg;
     tr_config_init(&cfg);
     cfg.grace_ms = 10;
@@ -546,8 +535,9 @@ static int b9_main(void *arg)
     return tr_wait_shutdown();
 }
 
-static int b9_child(void)
+static int b9_child(void *arg)
 {
+    (void)arg;
     close(sd_report[0]);
     struct tr_config cfg;
     tr_config_init(&cfg);
@@ -567,13 +557,8 @@ static void test_review_signal_during_teardown_consumed(void **state)
     for (int round = 0; round < 5; round++) {
         assert_int_equal(pipe2(sd_ready, O_CLOEXEC), 0);
         assert_int_equal(pipe2(sd_report, O_CLOEXEC), 0);
-        fflush(NULL);
-        pid_t pid = fork();
+        pid_t pid = tr_child_fork(b9_child, NULL);
         assert_true(pid >= 0);
-        if (pid == 0) {
-            alarm(0);
-            _exit(b9_child());
-        }
         close(sd_report[1]);
         char c;
         assert_int_equal(read(sd_ready[0], &c, 1), 1);
@@ -593,7 +578,7 @@ static void test_review_signal_during_teardown_consumed(void **state)
         }
         assert_int_equal(kill(pid, SIGTERM), 0);
         int st;
-        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_int_equal(tr_child_reap(pid, &st), pid);
         if (!WIFEXITED(st))
             fail_msg("round %d: the child died by signal %d", round,
                      WIFSIGNALED(st) ? WTERMSIG(st) : 0);
@@ -625,8 +610,9 @@ static void *g12_thread(void *arg)
     return (void *)(intptr_t)tr_run(g12_main, NULL, &cfg);
 }
 
-static int g12_child(void)
+static int g12_child(void *arg)
 {
+    (void)arg;
     /* This thread must not take the process-directed signal either. */
     sigset_t ss;
     sigemptyset(&ss);
