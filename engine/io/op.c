@@ -95,18 +95,14 @@ void tr__op_table_free(tr_engine *e)
  */
 #define TR_SQ_WAIT_PASSES 64
 
-int tr__op_begin(tr_task *t, uint8_t opcode, int fd, struct tr__op_wait *ow,
-                 struct io_uring_sqe **sqe_out)
+/* The SQ is full and the kernel refuses it: wait for the scheduler to reap
+ * and try again. Bounded: a ring that refuses TR_SQ_WAIT_PASSES passes in a
+ * row is broken, and the op fails with -EBUSY. Off the fast path. */
+static __attribute__((noinline, cold)) int sqe_wait(tr_task *t, uint8_t opcode,
+                                                    struct io_uring_sqe **sqe_out)
 {
-    tr_engine *e = t->e;
-    struct io_uring_sqe *sqe;
-    /* A full SQ the kernel refuses to take: wait for the scheduler to reap
-     * and try again. Bounded: a ring that refuses TR_SQ_WAIT_PASSES passes
-     * in a row is broken, and the op fails with -EBUSY. */
-    for (unsigned pass = 0; !(sqe = tr__ring_get_sqe(e)); pass++) {
-        if (pass == TR_SQ_WAIT_PASSES)
-            return -EBUSY;
-        bool cancellable = tr__opdefs[opcode].cancellable;
+    bool cancellable = tr__opdefs[opcode].cancellable;
+    for (unsigned pass = 0; pass < TR_SQ_WAIT_PASSES; pass++) {
         int err = tr__sq_wait(t, cancellable);
         /* Level-triggered: a cancel that came while we were woken and
          * queued applies before we submit. */
@@ -114,10 +110,25 @@ int tr__op_begin(tr_task *t, uint8_t opcode, int fd, struct tr__op_wait *ow,
             err = tr__cancel_point(t);
         if (err)
             return err;
+        if ((*sqe_out = tr__ring_get_sqe(t->e)) != NULL)
+            return 0;
+    }
+    return -EBUSY;
+}
+
+int tr__op_begin(tr_task *t, uint8_t opcode, int fd, struct tr__op_wait *ow,
+                 struct io_uring_sqe **sqe_out)
+{
+    tr_engine *e = t->e;
+    struct io_uring_sqe *sqe = tr__ring_get_sqe(e);
+    if (TR_UNLIKELY(!sqe)) {
+        int err = sqe_wait(t, opcode, &sqe);
+        if (err)
+            return err;
     }
     uint32_t idx;
     int err = tr__op_alloc(e, &idx);
-    if (err) {
+    if (TR_UNLIKELY(err)) {
         /* The SQE is taken: it must still go somewhere, a NOP the
          * dispatcher drops. Only the ring ever sees it. */
         io_uring_prep_nop(sqe);
@@ -154,7 +165,6 @@ int tr__op_park(tr_task *t, struct tr__op_wait *ow, struct io_uring_sqe *sqe)
     int res = tr__task_park(t, &ow->w);
 
     TR_ASSERT(op->state == TR_OP_COMPLETED);
-    TR_ASSERT(op->task == t);
     /* Our cancel makes the target end with -ECANCELED, or -EINTR when it
      * interrupted a blocking worker; both mean "cancelled". Any other
      * result is real and wins (G5): an fd, a byte count, an error. */

@@ -225,7 +225,6 @@ int tr__task_park(tr_task *t, struct tr__wait *w)
     TR_ASSERT(t == tr__current);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     TR_ASSERT(t->wait == NULL);
-    TR_ASSERT(w->kind != NULL);
     t->state = TR_TASK_PARKED;
     w->owner = t;
     w->res = 0;
