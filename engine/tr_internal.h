@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskring internals, shared by the engine's files and by white-box tests:
  * every layer's header (docs/DESIGN.md describes them).

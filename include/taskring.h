@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskring — an io_uring task engine.
  *
@@ -72,7 +73,10 @@ struct tr_config {
      * 3rd signal are killed. */
     unsigned drain_ms, grace_ms, kill_ms;
     sigset_t shutdown_signals; /* default { SIGINT, SIGTERM } */
-    int report_fd;             /* shutdown report; default 2, -1 silent */
+    int report_fd;             /* shutdown report; default 2, -1 silent. Written without
+                                  ever blocking: a reader that stalls (a full pipe, a
+                                  stopped terminal) loses lines, counted in
+                                  stats.report_lines_lost, never the shutdown */
     unsigned flags;            /* TR_CFG_* */
 };
 
@@ -96,7 +100,11 @@ TR_API int tr_engine_create(tr_engine **out, const struct tr_config *cfg);
  * them. Returns -EPERM when called from inside a task, -EBUSY when the
  * engine is already running, -EDEADLK when tasks are left that wait only on
  * each other (a join cycle) and no shutdown is under way: they stay alive
- * and the engine cannot be destroyed until they end. */
+ * and the engine cannot be destroyed until they end. -EEXIST, before any
+ * task runs, on a thread other than the one the ring is bound to. A run
+ * after a finished shutdown honours the ladder again: a signal or a
+ * tr_engine_shutdown() during it starts a new shutdown (those that came
+ * between the runs belong to the finished one and are consumed). */
 TR_API int tr_engine_run(tr_engine *e);
 
 /* Requests a graceful shutdown (DESIGN section 4): Stop (tr_shutting_down()
@@ -120,13 +128,15 @@ TR_API int tr_run(tr_fn main, void *arg, const struct tr_config *cfg);
 /* Writes one line per live task to fd: id, name, state, current op, its fd,
  * how long it has been parked, cancelled/shielded/killed. Also written to
  * report_fd when the grace period ends with tasks alive. Returns the number
- * of tasks listed, or -EINVAL / the write's -errno. */
+ * of tasks listed, or -EINVAL / the write's -errno. Never blocks: when fd
+ * would block (-EAGAIN) the rest is dropped. */
 TR_API int tr_engine_dump(const tr_engine *e, int fd);
 
 /* Frees the engine, its ring, its stack pool and its records; closes the
  * signalfd and, when called on the creating thread, unblocks the shutdown
- * signals it had blocked (shutdown signals still pending then are consumed:
- * they belong to the shutdown that just ended). Returns -EBUSY and changes
+ * signals it had blocked, as its very last step (after a shutdown, the
+ * signals pending then are consumed: they belong to the shutdown that just
+ * ended, as do those arriving during the teardown). Returns -EBUSY and changes
  * nothing while any task is alive, any operation is in flight, the
  * completion queue holds an entry or the engine is running; -EINVAL for
  * NULL. Task handles that were never joined or detached die with it. */
@@ -151,13 +161,14 @@ struct tr_stats {
                                    come in slabs of 64) with a guard page */
     uint64_t stacks_canary;     /* ... guarded only by a canary (past vm.max_map_count's budget) */
     uint64_t timers_pending;    /* armed engine timers (sleeping tasks) */
-    uint64_t engine_ops_inflight; /* the engine's own ops (signal and wakeup reads, their cancels) */
-    uint64_t signals_received;  /* shutdown signals of the current (or last) shutdown: read
-                                   from the signalfd, or from another engine of the process */
+    uint64_t
+        engine_ops_inflight;     /* the engine's own ops (signal and wakeup reads, their cancels) */
+    uint64_t signals_received;   /* shutdown signals of the current (or last) shutdown: read
+                                    from the signalfd, or from another engine of the process */
     uint64_t fds_closed_at_kill; /* fds an op of a killed task produced (accept, openat),
                                     closed by the engine: nobody was left to close them */
-    uint64_t sq_waits;          /* ops that waited for room in a full submission queue */
-    uint64_t report_lines_lost; /* report lines dropped: report_fd would have blocked */
+    uint64_t sq_waits;           /* ops that waited for room in a full submission queue */
+    uint64_t report_lines_lost;  /* report lines dropped: report_fd would have blocked */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */
@@ -166,7 +177,8 @@ TR_API int tr_engine_stats(const tr_engine *e, struct tr_stats *out);
 /* ----------------------------------------------------------------- tasks */
 
 /* tr_spawn_opts.flags */
-#define TR_SPAWN_LATE 0x1u /* cancelled at shutdown only after all other tasks ended (loggers, flushers) */
+#define TR_SPAWN_LATE                                                                              \
+    0x1u /* cancelled at shutdown only after all other tasks ended (loggers, flushers) */
 
 struct tr_spawn_opts {
     const char *name;  /* copied (up to 31 bytes); NULL: "task-<id>" */
@@ -223,8 +235,9 @@ TR_API int tr_detach(tr_task *t);
  * with -ECANCELED. From then on each blocking call of t returns -ECANCELED
  * at once (passing through the scheduler) except tr_close and calls inside a
  * shield. A task may cancel itself. Returns 0; -EINVAL for NULL; -ESRCH when
- * t has already ended. May be called from a task of t's engine or from the
- * engine's thread outside tr_engine_run. */
+ * t has already ended; -EXDEV from a task of another engine (each engine
+ * belongs to its thread). May be called from a task of t's engine or from
+ * the engine's thread outside tr_engine_run. */
 TR_API int tr_cancel(tr_task *t);
 
 /* tr_cancel_all flags */
@@ -300,9 +313,16 @@ TR_API int tr_fsync(int fd);
  * close shuts the write side down, reads until the peer's EOF (or a bound),
  * then closes: closing with unread input makes the kernel send a reset. */
 TR_API int tr_shutdown(int fd, int how);
-/* Any other single-completion opcode: prep(sqe, ctx) prepares the SQE (do not
- * touch user_data; multishot and zero-copy-notification opcodes are not
- * supported). Returns the completion's res. -EINVAL for NULL prep. */
+/* Any other single-completion opcode: prep(sqe, ctx) prepares a zeroed copy
+ * of an SQE (do not set user_data), which is checked and only then copied
+ * into the ring, so the ring never holds a half-prepared SQE. Refused with
+ * -EINVAL, nothing submitted: multishot opcodes (poll, accept, recv,
+ * timeout, read), zero-copy sends (their notification comes after the
+ * result), IOSQE_IO_LINK/HARDLINK/CQE_SKIP_SUCCESS (one SQE, one CQE), and
+ * IOSQE_IO_DRAIN, ASYNC_CANCEL, POLL_REMOVE, TIMEOUT_REMOVE and LINK_TIMEOUT
+ * (they would hold back or cancel the engine's own requests). prep must not
+ * block: a blocking call made inside it (tr_yield, an op, a sleep) returns
+ * -EPERM at once. Returns the completion's res. -EINVAL for NULL prep. */
 TR_API int tr_op(void (*prep)(struct io_uring_sqe *sqe, void *ctx), void *ctx);
 
 #ifdef __cplusplus

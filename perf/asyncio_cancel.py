@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """asyncio_cancel.py — asyncio cancelling N parked tasks: the anchor of
 `bench_cancel --mode sleep` and `--mode sigterm`.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """asyncio_spawn.py — asyncio's spawn + run + await, in tasks per second:
 the anchor of bench_spawn.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * baseline_cancel.c — bare liburing cancelling N parked pipe reads one by
  * one: the anchor of `bench_cancel --mode pipe`.

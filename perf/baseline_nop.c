@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * baseline_nop.c — bare liburing's NOP rate with T in flight: the anchor of
  * bench_nop.

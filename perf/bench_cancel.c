@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_cancel.c — how long cancelling N parked tasks takes, until every
  * one of them has ended; and what a parked task costs in memory.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_nop.c — the engine's per-op overhead: T tasks, each doing K
  * tr_nop() calls back to back; total NOPs per second.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_randread.c — random 4 KiB buffered reads through taskring: IOPS.
  *

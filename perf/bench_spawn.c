@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_spawn.c — a task's whole life: spawn + run + end + join, in tasks
  * per second.

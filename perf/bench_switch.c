@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_switch.c — the cost of a context switch between two tasks: ns per
  * tr_yield() that hands the CPU from one task to the other.

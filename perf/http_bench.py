@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """http_bench.py — taskring-http against nginx under wrk: req/s, p99, CPU/req.
 
     perf/http_bench.py --server taskring|nginx --conns C --seconds S \

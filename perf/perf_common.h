@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * perf_common.h — small helpers shared by the benchmark programs of perf/
  * (bench_nop, baseline_nop, bench_switch, bench_spawn, bench_cancel,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """perf/run.py — taskring side by side with its anchors; run by `tools/dev bench`.
 
     perf/run.py --build DIR [--quick] [--out perf]

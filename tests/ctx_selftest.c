@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ctx_selftest.c — a standalone check of the stack switch (engine/base/ctx*.c,
  * engine/base/ctx_<arch>.S): no cmocka, no io_uring, no engine. Two coroutines
@@ -57,20 +58,19 @@ void *tr__ctx_make(void *lo, void *hi, void (*entry)(void *), void *arg);
 #endif
 
 #define STACK_SIZE ((size_t)64 * 1024)
-#define SWITCHES 1000000L          /* timed: main <-> A, main <-> B */
-#define PING (SWITCHES / 4)        /* each round: 4 switches */
-#define REG_ROUNDS 20000           /* register-pattern round trips */
-#define REC_DEPTH 200              /* recursion levels, each switching away */
-#define RING_ROUNDS 10000          /* main -> A -> B -> main */
+#define SWITCHES 1000000L   /* timed: main <-> A, main <-> B */
+#define PING (SWITCHES / 4) /* each round: 4 switches */
+#define REG_ROUNDS 20000    /* register-pattern round trips */
+#define REC_DEPTH 200       /* recursion levels, each switching away */
+#define RING_ROUNDS 10000   /* main -> A -> B -> main */
 
 static int failures;
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "ctx_selftest: %s:%d: check failed: %s\n",         \
-                    __FILE__, __LINE__, #cond);                                \
-            failures++;                                                        \
-        }                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "ctx_selftest: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 /* ------------------------------------------------ callee-saved patterns */
@@ -203,8 +203,14 @@ struct co {
 static void *main_sp;
 static struct co co[2];
 
-static inline void yield_to_main(struct co *c) { tr__ctx_switch(&c->sp, main_sp); }
-static inline void resume(struct co *c) { tr__ctx_switch(&main_sp, c->sp); }
+static inline void yield_to_main(struct co *c)
+{
+    tr__ctx_switch(&c->sp, main_sp);
+}
+static inline void resume(struct co *c)
+{
+    tr__ctx_switch(&main_sp, c->sp);
+}
 
 /* An address the compiler cannot reason about, so alignment checks are
  * real checks and not folded to "true" from what the ABI promises. */
@@ -256,20 +262,38 @@ struct live {
 
 __attribute__((noinline)) static void reference(struct live *l, uint64_t seed, long n)
 {
-    uint64_t x0 = seed, x1 = seed ^ 1, x2 = seed ^ 2, x3 = seed ^ 3, x4 = seed ^ 4,
-             x5 = seed ^ 5;
+    uint64_t x0 = seed, x1 = seed ^ 1, x2 = seed ^ 2, x3 = seed ^ 3, x4 = seed ^ 4, x5 = seed ^ 5;
     double f0 = 0, f1 = 1, f2 = 2, f3 = 3, f4 = 4, f5 = 5, f6 = 6, f7 = 7;
     for (long i = 0; i < n; i++) {
-        x0 = step(x0); x1 = step(x1 + x0); x2 = step(x2 ^ x1);
-        x3 = step(x3 + x2); x4 = step(x4 ^ x3); x5 = step(x5 + x4);
-        f0 += (double)(x0 & 255); f1 += (double)(x1 & 255);
-        f2 += (double)(x2 & 255); f3 += (double)(x3 & 255);
-        f4 += (double)(x4 & 255); f5 += (double)(x5 & 255);
-        f6 += (double)(x0 & 15);  f7 += (double)(x5 & 15);
+        x0 = step(x0);
+        x1 = step(x1 + x0);
+        x2 = step(x2 ^ x1);
+        x3 = step(x3 + x2);
+        x4 = step(x4 ^ x3);
+        x5 = step(x5 + x4);
+        f0 += (double)(x0 & 255);
+        f1 += (double)(x1 & 255);
+        f2 += (double)(x2 & 255);
+        f3 += (double)(x3 & 255);
+        f4 += (double)(x4 & 255);
+        f5 += (double)(x5 & 255);
+        f6 += (double)(x0 & 15);
+        f7 += (double)(x5 & 15);
     }
-    l->x[0] = x0; l->x[1] = x1; l->x[2] = x2; l->x[3] = x3; l->x[4] = x4; l->x[5] = x5;
-    l->f[0] = f0; l->f[1] = f1; l->f[2] = f2; l->f[3] = f3;
-    l->f[4] = f4; l->f[5] = f5; l->f[6] = f6; l->f[7] = f7;
+    l->x[0] = x0;
+    l->x[1] = x1;
+    l->x[2] = x2;
+    l->x[3] = x3;
+    l->x[4] = x4;
+    l->x[5] = x5;
+    l->f[0] = f0;
+    l->f[1] = f1;
+    l->f[2] = f2;
+    l->f[3] = f3;
+    l->f[4] = f4;
+    l->f[5] = f5;
+    l->f[6] = f6;
+    l->f[7] = f7;
 }
 
 static void check_live(const struct live *got, uint64_t seed, long n)
@@ -334,12 +358,20 @@ static void co_entry(void *arg)
                  x5 = seed ^ 5;
         double f0 = 0, f1 = 1, f2 = 2, f3 = 3, f4 = 4, f5 = 5, f6 = 6, f7 = 7;
         for (long i = 0; i < PING; i++) {
-            x0 = step(x0); x1 = step(x1 + x0); x2 = step(x2 ^ x1);
-            x3 = step(x3 + x2); x4 = step(x4 ^ x3); x5 = step(x5 + x4);
-            f0 += (double)(x0 & 255); f1 += (double)(x1 & 255);
-            f2 += (double)(x2 & 255); f3 += (double)(x3 & 255);
-            f4 += (double)(x4 & 255); f5 += (double)(x5 & 255);
-            f6 += (double)(x0 & 15);  f7 += (double)(x5 & 15);
+            x0 = step(x0);
+            x1 = step(x1 + x0);
+            x2 = step(x2 ^ x1);
+            x3 = step(x3 + x2);
+            x4 = step(x4 ^ x3);
+            x5 = step(x5 + x4);
+            f0 += (double)(x0 & 255);
+            f1 += (double)(x1 & 255);
+            f2 += (double)(x2 & 255);
+            f3 += (double)(x3 & 255);
+            f4 += (double)(x4 & 255);
+            f5 += (double)(x5 & 255);
+            f6 += (double)(x0 & 15);
+            f7 += (double)(x5 & 15);
             yield_to_main(c);
         }
         struct live l = {{x0, x1, x2, x3, x4, x5}, {f0, f1, f2, f3, f4, f5, f6, f7}};
@@ -348,7 +380,8 @@ static void co_entry(void *arg)
 
     /* 2. Register patterns, scrambled from this side too. */
     for (uint64_t i = 0; i < REG_ROUNDS; i++)
-        CHECK(tr_test_switch(&c->sp, main_sp, (i + 1) * 0xC2B2AE3D27D4EB4Fu + (uint64_t)c->id) == 0);
+        CHECK(tr_test_switch(&c->sp, main_sp, (i + 1) * 0xC2B2AE3D27D4EB4Fu + (uint64_t)c->id) ==
+              0);
 
     /* 3. Recursion. */
     CHECK(rec(c, REC_DEPTH) == rec_plain(REC_DEPTH));
@@ -421,12 +454,20 @@ int main(void)
                  x5 = seed ^ 5;
         double f0 = 0, f1 = 1, f2 = 2, f3 = 3, f4 = 4, f5 = 5, f6 = 6, f7 = 7;
         for (long i = 0; i < PING; i++) {
-            x0 = step(x0); x1 = step(x1 + x0); x2 = step(x2 ^ x1);
-            x3 = step(x3 + x2); x4 = step(x4 ^ x3); x5 = step(x5 + x4);
-            f0 += (double)(x0 & 255); f1 += (double)(x1 & 255);
-            f2 += (double)(x2 & 255); f3 += (double)(x3 & 255);
-            f4 += (double)(x4 & 255); f5 += (double)(x5 & 255);
-            f6 += (double)(x0 & 15);  f7 += (double)(x5 & 15);
+            x0 = step(x0);
+            x1 = step(x1 + x0);
+            x2 = step(x2 ^ x1);
+            x3 = step(x3 + x2);
+            x4 = step(x4 ^ x3);
+            x5 = step(x5 + x4);
+            f0 += (double)(x0 & 255);
+            f1 += (double)(x1 & 255);
+            f2 += (double)(x2 & 255);
+            f3 += (double)(x3 & 255);
+            f4 += (double)(x4 & 255);
+            f5 += (double)(x5 & 255);
+            f6 += (double)(x0 & 15);
+            f7 += (double)(x5 & 15);
             resume(&co[0]);
             resume(&co[1]);
         }
@@ -439,7 +480,8 @@ int main(void)
     /* 2. Register patterns. */
     for (uint64_t i = 0; i < REG_ROUNDS; i++)
         for (int k = 0; k < 2; k++)
-            CHECK(tr_test_switch(&main_sp, co[k].sp, (i + 1) * 0x9E3779B97F4A7C15u + (uint64_t)k) == 0);
+            CHECK(tr_test_switch(&main_sp, co[k].sp, (i + 1) * 0x9E3779B97F4A7C15u + (uint64_t)k) ==
+                  0);
 
     /* 3. Recursion: 2 * REC_DEPTH + 1 yields each, the last of which also
      * ends step 2 on the coroutine's side. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Description: the hot path allocates nothing. After a warm-up, ops (nop,
  * pipe read/write), sleeps, yields, cancels and spawn+join cycles of

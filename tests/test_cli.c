@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Description: the tools' command-line parser (tools/cli.c): strict
  * numbers with ranges, IP literals (v4, v6, brackets, zones) and their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Description: the context switch keeps every callee-saved register, the
  * FP control state and 16-byte stack alignment across 1,000,000 switches.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Description: the engine as a whole. Stale completions are never delivered
  * (G3, white-box: a CQE for an old generation of a reused op slot is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Description: misuse is loud (DESIGN G8). Death tests, each in a forked
  * child whose stderr goes to a pipe the parent reads:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Description: the HTTP request parser of taskring-http (tools/http_parse.h)
  * against RFC 9112 and RFC 9110, one table row per rule, each citing its

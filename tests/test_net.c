@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Description: the servers' shared socket handling (tools/net.c). The
  * lingering close shuts the write side, discards the peer's input until its

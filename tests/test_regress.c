@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Description: regression tests for the bugs an engine review found (the
  * fix is commit "Fix review findings"). Each test fails without its fix.

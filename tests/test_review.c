@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Description: regression tests for the defects the independent review of
  * the foundation issue found (issue 10, Part B). Each test fails without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Description: task stacks (engine/task/stack.c) without dying: the tests that
  * need no fault (the death tests are in test_guard.c). Run under TSan too

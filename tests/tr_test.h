@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shared helpers for the cmocka suites. Each test runs in a fresh engine.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli.c — the tools' command-line parser (see cli.h for the conventions).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli.h — the command line of every tool (taskring-echo, -http, -load,
  * -demo), parsed by one table-driven parser so that they all keep the same

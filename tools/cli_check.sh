@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tools/cli_check.sh — every tool keeps the command-line conventions
 # (tools/cli.h): --help prints usage on stdout and exits 0, --version
 # prints "<tool> MAJOR.MINOR" (taskring.h) and exits 0, a bad value, an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskring-demo — a real echo server, its load, and a graceful shutdown.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo.c — an echo server on taskring: one task per connection.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo.h — the echo server shared by taskring-demo and taskring-echo, and
  * the client tasks of taskring-load and the demo's load thread.

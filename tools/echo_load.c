@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskring-load — a load generator for taskring-echo, on taskring itself.
  *

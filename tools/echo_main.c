@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskring-echo — an echo server that shuts down gracefully.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """fdlimit_check.py — do the servers back off at the fd limit, and recover?
 
 For each server (taskring-echo, taskring-http): start it with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskring-http — a minimal HTTP/1.1 keep-alive server on one engine.
  *

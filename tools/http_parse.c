@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http_parse.c — the strict HTTP/1.1 request parser of http_parse.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http_parse.h — a strict HTTP/1.1 request parser (RFC 9112, RFC 9110) for
  * taskring-http.

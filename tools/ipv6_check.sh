@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tools/ipv6_check.sh — both servers on an IPv6 literal, checked with
 # outside clients: taskring-http --addr ::1 with `curl -6`, taskring-echo
 # --addr ::1 with socat (or nc), and taskring-load --addr ::1 against it.

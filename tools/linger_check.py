@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """linger_check.py — does every client of taskring-echo get a clean goodbye?
 
 Per run: starts taskring-echo on an ephemeral port and taskring-load with C

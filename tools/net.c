@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * net.c — listening, accepting with a back-off, and lingering close, for
  * both servers (see net.h for the contracts).

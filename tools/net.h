@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * net.h — what both servers (taskring-echo, taskring-http) do the same way
  * with their sockets: listen on an IPv4 or IPv6 literal, accept with a

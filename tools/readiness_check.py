@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """readiness_check.py — is "listening" an honest readiness line?
 
 For each server (taskring-echo, taskring-http), N times (default 20): start

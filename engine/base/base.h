@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * base.h — what knows nothing of the engine: asserts, branch hints,
  * sanitizer and valgrind glue, intrusive lists, the context switch, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ctx.c — building a task's first frame, one branch per architecture. The
  * switch itself is in ctx_<arch>.S; ctx_ucontext.c is the portable

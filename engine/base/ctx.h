@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ctx.h — the stack-switching primitives, on their own so that ctx.c,
  * ctx_ucontext.c and tests/ctx_selftest.c build without liburing (a cross

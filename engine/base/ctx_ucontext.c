@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ctx_ucontext.c — PORTABLE FALLBACK for tr__ctx_switch and tr__ctx_make,
  * built on getcontext/makecontext/swapcontext.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fault.c — the fault-injection seam (SQLite's countdown, TigerBeetle's
  * seeded faults). Compiled into the library only with TR_FAULT_INJECTION

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dispatch.c — what a completion means: a task's op (its slot, by index and
  * generation), a cancel's own completion, or one of the engine's reads.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * io.h — ring operations of tasks: op slots and generations, the op
  * table, what a completion means (dispatch), waiting for SQ room.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * op.c — op slots: one record per activation of a ring operation.
  *

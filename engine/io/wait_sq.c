@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait_sq.c — waiting for room in the submission queue.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * engine.h — the life of an engine: the loop, the shutdown ladder, the
  * signal and wakeup reads, the report; and the engine itself, which keeps

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loop.c — the scheduler: tr_engine_run's loop, as named phases.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * report.c — what the engine tells people: the shutdown report and the
  * task dump. Plain text, one fact per line, prefixed "taskring:".

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shutdown.c — the phases of DESIGN section 4, driven by the scheduler.
  *

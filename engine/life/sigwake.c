@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sigwake.c — the engine's own reads: the signalfd (shutdown signals) and
  * an eventfd (tr_engine_shutdown from another thread or a signal handler).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.c — the only file that calls liburing's submission and completion
  * functions. Every error of io_uring_enter that we can meet is named here.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.h — the only code that talks to liburing. It calls nothing above
  * it: completions are copied out to the scheduler, which dispatches them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cancel.c — every cancellation path in one place (DESIGN section 3).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cancel.h — cancellation: the ASYNC_CANCEL of an op, deferred cancels,
  * tr_cancel_all's waiters.

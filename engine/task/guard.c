@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * guard.c — making misuse loud (G8): stack overflows, smashed canaries and
  * failed invariants end the process with a message that names the task.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stack.c — task stacks: mmap'd, guarded, pooled.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task.c — tasks: spawn, switch, park/wake, end, join, detach, yield,
  * shields.

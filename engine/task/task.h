@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task.h — tasks and their stacks: records, states, spawn/end, parking
  * and waking, the switch, guard pages and canaries.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer.c — timer records (sleeps, later deadlines) in a binary min-heap.
  *

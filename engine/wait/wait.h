@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait.h — wait records (every blocking call parks in one), wait queues,
  * timer records and the heap that orders them, the clocks.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * waitq.c — a FIFO of parked tasks, woken all at once: what the engine's
  * own events are made of (the shutdown's Stop, room in the SQ), and what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_api.c — a libFuzzer target for taskring's public API.
  *
@@ -93,7 +94,7 @@
 
 #define FZ_MAX_WORKERS 16 /* spawned by programs, hooks' spawns included */
 #define FZ_MAX_HOOKS 8
-#define FZ_MAX_OPS 64     /* per task (per hook) */
+#define FZ_MAX_OPS 64 /* per task (per hook) */
 #define FZ_MAX_INPUT 1024
 #define FZ_BODY_MAX 48
 #define FZ_HOOK_BODY_MAX 32
@@ -103,10 +104,30 @@
 #define FZ_NCTX (2 + FZ_MAX_WORKERS + FZ_MAX_HOOKS + 2)
 
 enum {
-    OP_NOP, OP_SLEEP, OP_READ, OP_WRITE, OP_RECV, OP_SEND, OP_POLL, OP_CLOSE,
-    OP_SPAWN, OP_CANCEL, OP_CANCEL_ALL, OP_SHIELD_BEGIN, OP_SHIELD_END, OP_YIELD,
-    OP_JOIN, OP_DETACH, OP_AT_SHUTDOWN, OP_SHUTDOWN, OP_WAIT_SHUTDOWN, OP_MISC,
-    OP_RETURN, OP_CANCEL_SELF, OP_FSYNC, OP_TASK_RESULT,
+    OP_NOP,
+    OP_SLEEP,
+    OP_READ,
+    OP_WRITE,
+    OP_RECV,
+    OP_SEND,
+    OP_POLL,
+    OP_CLOSE,
+    OP_SPAWN,
+    OP_CANCEL,
+    OP_CANCEL_ALL,
+    OP_SHIELD_BEGIN,
+    OP_SHIELD_END,
+    OP_YIELD,
+    OP_JOIN,
+    OP_DETACH,
+    OP_AT_SHUTDOWN,
+    OP_SHUTDOWN,
+    OP_WAIT_SHUTDOWN,
+    OP_MISC,
+    OP_RETURN,
+    OP_CANCEL_SELF,
+    OP_FSYNC,
+    OP_TASK_RESULT,
     FZ_NOPS
 };
 
@@ -126,15 +147,15 @@ struct pctx {
     const uint8_t *p;
     size_t len, pos;
     int kind;
-    int idx;         /* in S.ctx */
-    int slot;        /* its handle in S.h, or -1 */
-    int shield;      /* its own shield depth (hooks share S.hook_shield) */
+    int idx;    /* in S.ctx */
+    int slot;   /* its handle in S.h, or -1 */
+    int shield; /* its own shield depth (hooks share S.hook_shield) */
     int *shieldp;
     int ops;
     bool started, returned;
     int ret;
     bool born_in_shutdown;
-    bool final_born;  /* spawned in the FINAL phase (by a hook), or by such a task */
+    bool final_born; /* spawned in the FINAL phase (by a hook), or by such a task */
     uint8_t pattern; /* the byte it writes: 0x40..0x5f */
 };
 
@@ -169,14 +190,13 @@ static struct {
 } S;
 
 static bool trace;
-static bool join_window; /* unless FUZZ_JOIN_WINDOW=0 */
+static bool join_window;  /* unless FUZZ_JOIN_WINDOW=0 */
 static bool final_shield; /* unless FUZZ_FINAL_SHIELD=0 */
 
 /* ------------------------------------------------------------- failing */
 
-__attribute__((noreturn, format(printf, 4, 5))) static void fz_fail(const char *file, int line,
-                                                                   const char *expr,
-                                                                   const char *fmt, ...)
+__attribute__((noreturn, format(printf, 4, 5))) static void
+fz_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -217,14 +237,22 @@ static uint8_t next(struct pctx *c)
 static struct ep ep_of(uint8_t b)
 {
     switch (b % 8) {
-    case 0: return (struct ep){S.p0[0], EP_PIPE_R, 0, -1, "pipe0.r"};
-    case 1: return (struct ep){S.p0[1], EP_PIPE_W, -1, 0, "pipe0.w"};
-    case 2: return (struct ep){S.p1[0], EP_PIPE_R, 1, -1, "pipe1.r"};
-    case 3: return (struct ep){S.p1[1], EP_PIPE_W, -1, 1, "pipe1.w"};
-    case 4: return (struct ep){S.sv[0], EP_SOCK, 3, 2, "sock0"};
-    case 5: return (struct ep){S.sv[1], EP_SOCK, 2, 3, "sock1"};
-    case 6: return (struct ep){S.mfd, EP_FILE, -1, -1, "memfd"};
-    default: return (struct ep){-1, EP_BAD, -1, -1, "fd-1"};
+    case 0:
+        return (struct ep){S.p0[0], EP_PIPE_R, 0, -1, "pipe0.r"};
+    case 1:
+        return (struct ep){S.p0[1], EP_PIPE_W, -1, 0, "pipe0.w"};
+    case 2:
+        return (struct ep){S.p1[0], EP_PIPE_R, 1, -1, "pipe1.r"};
+    case 3:
+        return (struct ep){S.p1[1], EP_PIPE_W, -1, 1, "pipe1.w"};
+    case 4:
+        return (struct ep){S.sv[0], EP_SOCK, 3, 2, "sock0"};
+    case 5:
+        return (struct ep){S.sv[1], EP_SOCK, 2, 3, "sock1"};
+    case 6:
+        return (struct ep){S.mfd, EP_FILE, -1, -1, "memfd"};
+    default:
+        return (struct ep){-1, EP_BAD, -1, -1, "fd-1"};
     }
 }
 
@@ -288,8 +316,7 @@ static void check_res(const struct pctx *c, const char *what, long r, long lo, l
  * the memfd, which also holds tr_engine_dump's text), bytes past r are
  * untouched (an error or a cancel delivered nothing: G5;
  * a stale completion wrote nowhere: G1). */
-static void check_buf(const struct pctx *c, const char *what, const uint8_t *buf, long r,
-                      bool file)
+static void check_buf(const struct pctx *c, const char *what, const uint8_t *buf, long r, bool file)
 {
     long got = r > 0 ? r : 0;
     for (long i = 0; i < got && !file; i++)
@@ -332,8 +359,8 @@ static void check_join_result(const struct pctx *target, int res, const char *wh
         FZ_CHECK(res == target->ret, "%s: result %d, but the task returned %d", what, res,
                  target->ret);
     else
-        FZ_CHECK(res == -ECANCELED, "%s: result %d for a task that never returned (killed?)",
-                 what, res);
+        FZ_CHECK(res == -ECANCELED, "%s: result %d for a task that never returned (killed?)", what,
+                 res);
 }
 
 static bool handle_live(int i)
@@ -449,8 +476,8 @@ static void op_io(struct pctx *c, int op)
             errs = E_BADF;
         if (off >= 0 && (ep.kind == EP_PIPE_R || ep.kind == EP_SOCK))
             errs |= E_SPIPE;
-        check_res(c, what, r, 0, (ep.kind == EP_PIPE_W || ep.kind == EP_BAD) ? -1 : (long)n,
-                  errs, mc);
+        check_res(c, what, r, 0, (ep.kind == EP_PIPE_W || ep.kind == EP_BAD) ? -1 : (long)n, errs,
+                  mc);
         check_buf(c, what, buf, r, ep.kind == EP_FILE);
         if (r > 0 && ep.rch >= 0)
             S.got[ep.rch] += (uint64_t)r;
@@ -465,8 +492,8 @@ static void op_io(struct pctx *c, int op)
             errs = E_BADF;
         if (off >= 0 && (ep.kind == EP_PIPE_W || ep.kind == EP_SOCK))
             errs |= E_SPIPE;
-        check_res(c, what, r, 0, (ep.kind == EP_PIPE_R || ep.kind == EP_BAD) ? -1 : (long)n,
-                  errs, mc);
+        check_res(c, what, r, 0, (ep.kind == EP_PIPE_R || ep.kind == EP_BAD) ? -1 : (long)n, errs,
+                  mc);
         if (r > 0 && ep.wch >= 0)
             S.wrote[ep.wch] += (uint64_t)r;
         break;
@@ -581,13 +608,12 @@ static void op_spawn(struct pctx *c)
     tr_task *t = NULL;
     int r = tr_spawn(e, detached ? NULL : &t, worker_main, w, &o);
     TRACE("[%s %d] spawn(flags 0x%x, stack %zu, %s) body %zu bytes -> %d: worker %d handle %d\n",
-          kind_name(c->kind), c->idx, o.flags, o.stack_size, detached ? "detached" : "handle", k,
-          r, w->idx, slot);
+          kind_name(c->kind), c->idx, o.flags, o.stack_size, detached ? "detached" : "handle", k, r,
+          w->idx, slot);
     if (bad) {
         FZ_CHECK(r == -EINVAL, "tr_spawn with bad opts returned %d", r);
         struct tr_stats after = stats_now();
-        FZ_CHECK(after.tasks_spawned == before.tasks_spawned,
-                 "a refused tr_spawn created a task");
+        FZ_CHECK(after.tasks_spawned == before.tasks_spawned, "a refused tr_spawn created a task");
         S.nctx--; /* unused */
         return;
     }
@@ -650,8 +676,8 @@ static void op_cancel_all(struct pctx *c)
     for (int j = 0; j < S.nworkers; j++)
         waited_for[j] = handle_live(j) && S.h[j].t != tr_self() && !(n == 2 && j == hi);
     int r = tr_cancel_all(except, n, flags);
-    TRACE("[%s %d] cancel_all(except %zu, %s) -> %d (expected %llu)\n", kind_name(c->kind),
-          c->idx, n, flags ? "WAIT" : "no wait", r, (unsigned long long)expect);
+    TRACE("[%s %d] cancel_all(except %zu, %s) -> %d (expected %llu)\n", kind_name(c->kind), c->idx,
+          n, flags ? "WAIT" : "no wait", r, (unsigned long long)expect);
     if (!flags) {
         FZ_CHECK(r >= 0 && (uint64_t)r == expect,
                  "tr_cancel_all returned %d, but %llu tasks were to be cancelled", r,
@@ -707,8 +733,8 @@ static void op_join(struct pctx *c)
     h->state = H_JOINING;
     h->joiner = c;
     int r = tr_join(h->t, resp);
-    TRACE("[%s %d] join(handle %d = worker %d) -> %d, result %d\n", kind_name(c->kind), c->idx,
-          i, h->target->idx, r, res);
+    TRACE("[%s %d] join(handle %d = worker %d) -> %d, result %d\n", kind_name(c->kind), c->idx, i,
+          h->target->idx, r, res);
     FZ_CHECK(h->state == H_JOINING && h->joiner == c, "handle %d changed while joined", i);
     h->joiner = NULL;
     if (r == 0) {
@@ -739,8 +765,7 @@ static void op_detach(struct pctx *c)
     TRACE("[%s %d] detach(handle %d = worker %d%s) -> %d\n", kind_name(c->kind), c->idx, i,
           h->target->idx, h->state == H_JOINING ? ", being joined" : "", r);
     if (h->state == H_JOINING) {
-        FZ_CHECK(r == -EINVAL,
-                 "tr_detach of a task that %s %d joins returned %d (must be -EINVAL)",
+        FZ_CHECK(r == -EINVAL, "tr_detach of a task that %s %d joins returned %d (must be -EINVAL)",
                  kind_name(h->joiner->kind), h->joiner->idx, r);
         return;
     }
@@ -782,8 +807,8 @@ static void op_at_shutdown(struct pctx *c)
         return;
     struct pctx *hc = new_ctx(K_HOOK, body, k);
     int r = tr_at_shutdown(hook_main, hc);
-    TRACE("[%s %d] at_shutdown(hook %d, %zu bytes) -> %d\n", kind_name(c->kind), c->idx, hc->idx,
-          k, r);
+    TRACE("[%s %d] at_shutdown(hook %d, %zu bytes) -> %d\n", kind_name(c->kind), c->idx, hc->idx, k,
+          r);
     FZ_CHECK(r == 0, "tr_at_shutdown = %d", r);
     S.nhooks++;
 }
@@ -1015,8 +1040,8 @@ static void check_accounting(void)
     for (int ch = 0; ch < 4; ch++) {
         int left = pending_bytes(rd[ch]);
         FZ_CHECK(S.wrote[ch] == S.got[ch] + (uint64_t)left,
-                 "channel %d: %llu bytes written, %llu read, %d left: bytes lost or invented",
-                 ch, (unsigned long long)S.wrote[ch], (unsigned long long)S.got[ch], left);
+                 "channel %d: %llu bytes written, %llu read, %d left: bytes lost or invented", ch,
+                 (unsigned long long)S.wrote[ch], (unsigned long long)S.got[ch], left);
     }
 }
 
@@ -1106,9 +1131,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (h1 & 4)
         cfg.cq_entries = cfg.sq_entries;
     bool again = (h0 & 0x80) != 0;
-    TRACE("=== input: %zu bytes, sq %u cq %u grace %u kill %u drain %u%s\n", size,
-          cfg.sq_entries, cfg.cq_entries, cfg.grace_ms, cfg.kill_ms, cfg.drain_ms,
-          again ? ", second run" : "");
+    TRACE("=== input: %zu bytes, sq %u cq %u grace %u kill %u drain %u%s\n", size, cfg.sq_entries,
+          cfg.cq_entries, cfg.grace_ms, cfg.kill_ms, cfg.drain_ms, again ? ", second run" : "");
 
     make_fds();
     int r = tr_engine_create(&S.e, &cfg);
@@ -1135,8 +1159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (h->state != H_OWNED && h->state != H_JOINING)
             continue;
         int res;
-        FZ_CHECK(tr_task_result(h->t, &res) == 0, "worker %d alive after the run",
-                 h->target->idx);
+        FZ_CHECK(tr_task_result(h->t, &res) == 0, "worker %d alive after the run", h->target->idx);
         check_join_result(h->target, res, "tr_task_result after the run");
         r = tr_detach(h->t);
         FZ_CHECK(r == 0, "tr_detach(handle %d) after the run = %d", i, r);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_http.c — a libFuzzer target for taskring-http's request parser
  * (tools/http_parse.h).

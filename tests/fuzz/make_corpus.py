@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes the seed corpus of fuzz_api.c (tests/fuzz/corpus/).
 
 Each seed is a small program in fuzz_api.c's bytecode (its header comment
