@@ -102,9 +102,10 @@ TR_API int tr_engine_create(tr_engine **out, const struct tr_config *cfg);
  * each other (a join cycle) and no shutdown is under way: they stay alive
  * and the engine cannot be destroyed until they end. -EEXIST, before any
  * task runs, on a thread other than the one the ring is bound to. A run
- * after a finished shutdown honours the ladder again: a signal or a
- * tr_engine_shutdown() during it starts a new shutdown (those that came
- * between the runs belong to the finished one and are consumed). */
+ * after a finished shutdown honours the ladder again: a signal during it,
+ * or a tr_engine_shutdown() made after the last shutdown ended, starts a
+ * new shutdown (shutdown signals that came between the runs belong to the
+ * finished one and are consumed). */
 TR_API int tr_engine_run(tr_engine *e);
 
 /* Requests a graceful shutdown (DESIGN section 4): Stop (tr_shutting_down()
@@ -269,8 +270,9 @@ TR_API int tr_shield_end(void);
 TR_API bool tr_shutting_down(void);
 
 /* Only inside a task: parks until the engine's shutdown begins (its Stop
- * phase) and returns 0 — at once if it already has. -ECANCELED if the task
- * is cancelled first. */
+ * phase) and returns 0 — once it has begun, 0 after one pass through the
+ * scheduler (so a task looping on it cannot starve the engine). -ECANCELED
+ * if the task is cancelled first. */
 TR_API int tr_wait_shutdown(void);
 
 /* Only inside a task: registers fn(arg) to run when the engine shuts down,

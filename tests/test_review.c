@@ -650,6 +650,340 @@ static void test_review_one_signal_stops_every_engine(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* ==== Findings of the independent review of this work (R1-R9) ==== */
+
+/* ---- R1: a report to a reader that went away costs lines, not SIGPIPE ---- */
+
+static int report_to_gone_reader(void *arg)
+{
+    bool sock = arg != NULL;
+    signal(SIGPIPE, SIG_DFL);
+    int p[2];
+    if (sock ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) : pipe2(p, O_CLOEXEC))
+        return 30;
+    close(p[0]); /* the `| tee` that died of the same Ctrl+C */
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.report_fd = p[1];
+    cfg.grace_ms = 0;
+    tr_engine *e;
+    if (tr_engine_create(&e, &cfg))
+        return 31;
+    int ran = 0;
+    tr_spawn(e, NULL, forever, &ran, NULL); /* the dump is written too */
+    tr_engine_shutdown(e);
+    if (tr_engine_run(e) != 0)
+        return 32;
+    if (tr_engine_dump(e, p[1]) < 0 && false)
+        return 33;
+    struct tr_stats st;
+    tr_engine_stats(e, &st);
+    if (st.report_lines_lost == 0)
+        return 34;
+    sigset_t pend;
+    sigpending(&pend);
+    if (sigismember(&pend, SIGPIPE) == 1)
+        return 35; /* and none left pending for the application */
+    return tr_engine_destroy(e) == 0 ? 0 : 36;
+}
+
+static void test_review_report_to_gone_reader_no_sigpipe(void **state)
+{
+    (void)state;
+    for (int sock = 0; sock < 2; sock++) {
+        struct tr_child_opts o = {.capture_stderr = true, .timeout_s = 60};
+        static struct tr_child_out out;
+        tr_child_run(report_to_gone_reader, sock ? (void *)1 : NULL, &o, &out);
+        if (!WIFEXITED(out.status) || WEXITSTATUS(out.status) != 0)
+            tr_child_describe(sock ? "socket" : "pipe", &out);
+        assert_true(WIFEXITED(out.status)); /* not killed by SIGPIPE */
+        assert_int_equal(WEXITSTATUS(out.status), 0);
+    }
+}
+
+/* ---- R3: a shutdown asked between runs is honoured after a finished one ---- */
+
+static tr_task *dl_a, *dl_b;
+
+static int dl_join_b(void *arg)
+{
+    (void)arg;
+    tr_shield_begin(); /* waits for b however it is cancelled... */
+    int r;
+    while (tr_join(dl_b, &r) == -ECANCELED && !tr_shutting_down())
+        ;
+    return 0;
+}
+
+static int dl_join_a(void *arg)
+{
+    (void)arg;
+    int r;
+    return tr_join(dl_a, &r);
+}
+
+static void test_review_deadlock_recovered_after_finished_shutdown(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.report_fd = -1;
+    cfg.grace_ms = 10;
+    cfg.kill_ms = 10;
+    tr_engine *e = eng_new(&cfg);
+    /* Run 1: a whole shutdown. */
+    assert_int_equal(tr_spawn(e, NULL, ask_shutdown, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    /* Run 2: two tasks join each other: -EDEADLK; then the recovery of
+     * tr_run (tr_engine_shutdown, run again) must end them. */
+    assert_int_equal(tr_spawn(e, &dl_a, dl_join_b, NULL, NULL), 0);
+    assert_int_equal(tr_spawn(e, &dl_b, dl_join_a, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), -EDEADLK);
+    assert_int_equal(tr_engine_shutdown(e), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.tasks_live, 0);
+    tr_detach(dl_a);
+    tr_detach(dl_b);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
+/* ---- R4: the kill rung reaches a task that only ever closes ---------------- */
+
+static int closes_forever(void *arg)
+{
+    (void)arg;
+    for (;;)
+        (void)tr_close(dup(2)); /* tr_close is never cut short */
+    return 0;
+}
+
+static void test_review_kill_reaches_close_only_loop(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.report_fd = -1;
+    cfg.grace_ms = 10;
+    cfg.kill_ms = 10;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, closes_forever, NULL, NULL), 0);
+    assert_int_equal(tr_engine_shutdown(e), 0);
+    assert_int_equal(tr_engine_run(e), 0); /* the watchdog catches a hang */
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.tasks_killed, 1);
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    /* (The fd it dup'ed last is its own, and leaks with it, as the report
+     * says of every killed task.) */
+}
+
+/* ---- R5: an fd made by tr_op is closed when its task is killed -------------- */
+
+static void prep_openat(struct io_uring_sqe *sqe, void *ctx)
+{
+    io_uring_prep_openat(sqe, AT_FDCWD, ctx, O_RDONLY | O_CLOEXEC, 0);
+}
+
+static int op_opener(void *arg)
+{
+    struct kill_fd *k = arg;
+    tr_cancel(tr_self());
+    tr_shield_begin();
+    (void)tr_yield();
+    int fd = tr_op(prep_openat, k->path);
+    if (fd >= 0)
+        close(fd);
+    tr_shield_end();
+    return 0;
+}
+
+static int op_kill_driver(void *arg)
+{
+    struct kill_fd *k = arg;
+    TCHECK_EQ(tr_spawn(NULL, &k->a, op_opener, k, NULL), 0);
+    tr_detach(k->a);
+    for (int i = 0; i < 100 && !parked_on(k->a, TR_WAIT_OP); i++)
+        TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    return 0;
+}
+
+static void test_review_killed_task_op_fd_closed(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.grace_ms = 0;
+    cfg.kill_ms = 0;
+    cfg.report_fd = -1;
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    struct kill_fd k = {.path = "/tmp/taskring-review-XXXXXX"};
+    int tmp = mkstemp(k.path);
+    assert_true(tmp >= 0);
+    close(tmp);
+    int fds0 = count_fds();
+    uint64_t closed = 0;
+    for (int round = 0; round < 20; round++) {
+        tr_engine *e = eng_new(&cfg);
+        assert_int_equal(tr_spawn(e, NULL, op_kill_driver, &k, NULL), 0);
+        assert_int_equal(tr_engine_run(e), 0);
+        closed += stats_of(e).fds_closed_at_kill;
+        assert_int_equal(tr_engine_destroy(e), 0);
+        assert_int_equal(count_fds(), fds0);
+    }
+    unlink(k.path);
+    tr_test_assert_clean();
+    assert_true(closed > 0);
+}
+
+/* ---- R6: a task looping on tr_wait_shutdown during a shutdown ends ----------- */
+
+static int waits_forever(void *arg)
+{
+    (void)arg;
+    for (;;)
+        (void)tr_wait_shutdown();
+    return 0;
+}
+
+static void test_review_wait_shutdown_loop_killed(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.report_fd = -1;
+    cfg.grace_ms = 10;
+    cfg.kill_ms = 10;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, waits_forever, NULL, NULL), 0);
+    assert_int_equal(tr_engine_shutdown(e), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    assert_int_equal(stats_of(e).tasks_killed, 1);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
+/* ---- R7: prep: a refused call has no effect; a cancel in prep applies ---------- */
+
+struct prep_ca {
+    int ca_rc;
+    int fd;
+};
+
+static void prep_cancel_all(struct io_uring_sqe *sqe, void *ctx)
+{
+    struct prep_ca *pc = ctx;
+    pc->ca_rc = tr_cancel_all(NULL, 0, TR_CANCEL_WAIT);
+    io_uring_prep_nop(sqe);
+}
+
+static void prep_self_cancel(struct io_uring_sqe *sqe, void *ctx)
+{
+    struct prep_ca *pc = ctx;
+    tr_cancel(tr_self());
+    io_uring_prep_poll_add(sqe, pc->fd, POLLIN); /* nobody writes */
+}
+
+static int sleeper_1s(void *arg)
+{
+    int *res = arg;
+    *res = tr_sleep_ns(1000000);
+    return 0;
+}
+
+static int prep_effects(void *arg)
+{
+    (void)arg;
+    int sleep_res = 1;
+    TCHECK_EQ(tr_spawn(NULL, NULL, sleeper_1s, &sleep_res, NULL), 0);
+    struct prep_ca pc = {1, -1};
+    TCHECK_EQ(tr_op(prep_cancel_all, &pc), 0);
+    TCHECK_EQ(pc.ca_rc, -EPERM);
+    TCHECK_EQ(tr_sleep_ns(5000000), 0);
+    TCHECK_EQ(sleep_res, 0); /* the other task was not cancelled */
+    int p[2];
+    make_pipe(p);
+    pc.fd = p[0];
+    TCHECK_EQ(tr_op(prep_self_cancel, &pc), -ECANCELED); /* not parked on the poll */
+    close_pair(p);
+    return 0;
+}
+
+static void test_review_prep_refusal_has_no_effect(void **state)
+{
+    (void)state;
+    assert_int_equal(tr_test_run(prep_effects, NULL), 0);
+    tr_test_assert_clean();
+}
+
+/* ---- R8: MSG_RING is refused ----------------------------------------------------- */
+
+static void prep_msg_ring(struct io_uring_sqe *sqe, void *ctx)
+{
+    (void)ctx;
+    io_uring_prep_msg_ring(sqe, 0, 0, 0, 0);
+}
+
+static int msg_ring_refused(void *arg)
+{
+    (void)arg;
+    TCHECK_EQ(tr_op(prep_msg_ring, NULL), -EINVAL);
+    return 0;
+}
+
+static void test_review_op_refuses_msg_ring(void **state)
+{
+    (void)state;
+    assert_int_equal(tr_test_run(msg_ring_refused, NULL), 0);
+    tr_test_assert_clean();
+}
+
+/* ---- R9: a destroy on another thread leaves no block behind for good ----------- */
+
+static void *destroy_there(void *arg)
+{
+    return (void *)(intptr_t)tr_engine_destroy(arg);
+}
+
+static bool term_blocked(void)
+{
+    sigset_t m;
+    pthread_sigmask(SIG_BLOCK, NULL, &m);
+    return sigismember(&m, SIGTERM) == 1;
+}
+
+static int mask_child(void *arg)
+{
+    (void)arg;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.report_fd = -1;
+    tr_engine *e1, *e2;
+    if (term_blocked() || tr_engine_create(&e1, &cfg))
+        return 40;
+    pthread_t th;
+    void *rc;
+    if (pthread_create(&th, NULL, destroy_there, e1) || pthread_join(th, &rc) || rc)
+        return 41;
+    if (!term_blocked())
+        return 42; /* another thread's destroy cannot touch ours */
+    if (tr_engine_create(&e2, &cfg) || tr_engine_destroy(e2))
+        return 43;
+    return term_blocked() ? 44 : 0; /* the next engine here gave it back */
+}
+
+static void test_review_mask_after_destroy_elsewhere(void **state)
+{
+    (void)state;
+    int st = in_child(mask_child, 60);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -666,6 +1000,14 @@ int main(void)
         T(test_review_report_to_full_pipe_never_blocks),
         T(test_review_signal_during_teardown_consumed),
         T(test_review_one_signal_stops_every_engine),
+        T(test_review_report_to_gone_reader_no_sigpipe),
+        T(test_review_deadlock_recovered_after_finished_shutdown),
+        T(test_review_kill_reaches_close_only_loop),
+        T(test_review_killed_task_op_fd_closed),
+        T(test_review_wait_shutdown_loop_killed),
+        T(test_review_prep_refusal_has_no_effect),
+        T(test_review_op_refuses_msg_ring),
+        T(test_review_mask_after_destroy_elsewhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,7 @@ struct tr_op {
     uint8_t opcode;       /* enum tr__opcode */
     bool cancel_sent;     /* an ASYNC_CANCEL targets this activation */
     bool cancel_deferred; /* wanted, but the ring refused it: retried each pass */
+    bool returns_fd;      /* a result >= 0 is an fd the caller owns (closed if killed) */
     int32_t res;          /* the CQE's result, once COMPLETED */
     uint32_t cqe_flags;
     uint32_t next_free; /* free list link (index) */

@@ -138,6 +138,7 @@ int tr__op_begin(tr_task *t, uint8_t opcode, int fd, struct tr__op_wait *ow,
     }
     struct tr_op *op = tr__op_get(e, idx);
     op->opcode = opcode;
+    op->returns_fd = tr__opdefs[opcode].returns_fd;
     op->task = t;
     ow->w.kind = &tr__wk_op;
     ow->idx = idx;
@@ -204,7 +205,7 @@ static void op_reap(tr_engine *e, struct tr__wait *w)
 {
     struct tr_op *op = wait_op(e, w);
     TR_ASSERT(op->state == TR_OP_COMPLETED);
-    if (tr__opdefs[op->opcode].returns_fd && op->res >= 0) {
+    if (op->returns_fd && op->res >= 0) {
         close(op->res);
         e->st.fds_closed_at_kill++;
     }

@@ -186,12 +186,28 @@ static bool custom_sqe_ok(const struct io_uring_sqe *sqe)
     case IORING_OP_SENDMSG_ZC:
     case IORING_OP_LINK_TIMEOUT: /* only meaningful linked */
     case IORING_OP_ASYNC_CANCEL: /* could cancel the engine's own requests */
+    case IORING_OP_MSG_RING:     /* could forge a CQE in any engine's ring */
     case IORING_OP_POLL_REMOVE:
     case IORING_OP_TIMEOUT_REMOVE:
         return false;
     default:
         /* 49 is IORING_OP_READ_MULTISHOT (6.7), unknown to liburing 2.3. */
         return sqe->opcode != 49;
+    }
+}
+
+/* An opcode whose result is a new fd (not a direct descriptor): closed by
+ * the engine if its task is killed after the completion (G5). */
+static bool custom_returns_fd(const struct io_uring_sqe *sqe)
+{
+    switch (sqe->opcode) {
+    case IORING_OP_OPENAT:
+    case IORING_OP_OPENAT2:
+    case IORING_OP_ACCEPT:
+    case IORING_OP_SOCKET:
+        return sqe->file_index == 0;
+    default:
+        return false;
     }
 }
 
@@ -215,12 +231,17 @@ int tr_op(void (*prep)(struct io_uring_sqe *sqe, void *ctx), void *ctx)
     t->in_prep = false;
     if (!custom_sqe_ok(&local))
         return -EINVAL;
+    /* Level-triggered: a cancel that came during prep applies now. */
+    err = tr__cancel_point(t);
+    if (err)
+        return err;
     struct io_uring_sqe *sqe;
     struct tr__op_wait ow;
     err = tr__op_begin(t, TR_OPC_CUSTOM, local.fd, &ow, &sqe);
     if (err)
         return err;
     *sqe = local;
+    tr__op_get(t->e, ow.idx)->returns_fd = custom_returns_fd(&local);
     return tr__op_park(t, &ow, sqe);
 }
 

@@ -48,6 +48,7 @@ struct tr__shutdown {
     uint64_t hook_cancel_deadline, hook_kill_deadline, hook_retry_at;
     unsigned hooks_abandoned; /* hooks never run: no task for them, or the kill rung */
     int hooks_spawn_err;      /* why: the spawn's -errno, or 0 when killed */
+    uint64_t signals;         /* shutdown signals of this shutdown: the ladder's rungs */
     uint64_t signals_at_final;
     /* Counters at the trigger, for the report's differences. */
     uint64_t ok0, cancelled0, failed0, killed0, cancels0, completed0, stale0;
@@ -230,10 +231,17 @@ struct tr_engine {
     struct tr__waitq sq_room; /* tasks parked for SQ room (wait_sq.c) */
 
     /* The public counters, only ever copied out (tr_engine_stats); none of
-     * them decides anything. tasks_live and ops_inflight there are filled
-     * from sch.live and ops.inflight. */
+     * them decides anything (the ladder counts its signals in sd.signals).
+     * tasks_live and ops_inflight there are filled from sch.live and
+     * ops.inflight. */
     struct tr_stats st;
 };
+
+/* A shutdown has begun (Stop or later) and is not over. */
+static inline bool tr__shutdown_begun(const tr_engine *e)
+{
+    return e->sd.phase != TR_PH_NONE && e->sd.phase != TR_PH_DONE;
+}
 
 /* A shutdown is requested or running (not yet done). */
 static inline bool tr__shutdown_active(tr_engine *e)

@@ -10,29 +10,59 @@
 #include <stdarg.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* One write that never blocks. Pipes, sockets and FIFOs take RWF_NOWAIT
- * (a full pipe: -EAGAIN); where that is refused (a terminal), a poll with
- * no timeout first says whether there is room. Regular files and block
- * devices never wait for a reader: a plain write. */
+/* One write to a pipe or FIFO with SIGPIPE blocked: a reader that went
+ * away (the `| tee` of a Ctrl+C'd pipeline) costs -EPIPE, not the
+ * process. A SIGPIPE our write raised is consumed before the mask comes
+ * back; one that was pending already is left alone. */
+static ssize_t write_nosigpipe(int fd, const char *buf, size_t len)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+    struct iovec iov = {(void *)buf, len};
+    ssize_t w = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
+    if (w < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) {
+        /* No RWF_NOWAIT here (a terminal): poll for room, no timeout. */
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 0) == 1 && (p.revents & POLLOUT))
+            w = write(fd, buf, len);
+        else
+            errno = EAGAIN;
+    }
+    int saved = errno;
+    if (w < 0 && saved == EPIPE && !was_pending) {
+        struct timespec zero = {0, 0};
+        (void)sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return w;
+}
+
+/* One write that never blocks and never raises SIGPIPE. Sockets take
+ * MSG_DONTWAIT | MSG_NOSIGNAL; pipes, FIFOs and terminals RWF_NOWAIT (or a
+ * poll), with SIGPIPE held off; regular files and block devices never wait
+ * for a reader: a plain write. */
 static ssize_t write_nowait(int fd, const char *buf, size_t len)
 {
     struct stat st;
-    if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
-        return write(fd, buf, len);
-    struct iovec iov = {(void *)buf, len};
-    ssize_t w = pwritev2(fd, &iov, 1, -1, RWF_NOWAIT);
-    if (w >= 0 || (errno != EOPNOTSUPP && errno != EINVAL))
-        return w;
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
-    if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) {
-        errno = EAGAIN;
+    if (fstat(fd, &st) != 0)
         return -1;
-    }
-    return write(fd, buf, len);
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+        return write(fd, buf, len);
+    if (S_ISSOCK(st.st_mode))
+        return send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return write_nosigpipe(fd, buf, len);
 }
 
 int tr__write_all(int fd, const char *buf, size_t len)
@@ -182,8 +212,8 @@ void tr__shutdown_report(tr_engine *e)
         outf(&o, "taskring:   failed: %u more\n", sd->nfailed - TR_SD_NAMES);
     for (unsigned i = 0; i < sd->nkilled && i < TR_SD_NAMES; i++)
         outf(&o,
-             "taskring:   killed: task '%s' (id %" PRIu64 "): its op was reaped, its stack freed; "
-             "what it owned (fds, memory) leaked\n",
+             "taskring:   killed: task '%s' (id %" PRIu64 "): its op (if any) was reaped, its "
+             "stack freed; what it owned (fds, memory) leaked\n",
              sd->killed[i].name, sd->killed[i].id);
     if (sd->nkilled > TR_SD_NAMES)
         outf(&o, "taskring:   killed: %u more\n", sd->nkilled - TR_SD_NAMES);

@@ -42,17 +42,16 @@ static void record_name(struct tr__sd_name *arr, unsigned *n, tr_task *t, int re
 
 /* A run after a finished shutdown honours the ladder again (DESIGN
  * section 4): a trigger during it starts a new shutdown from Stop.
- * Shutdown signals (and tr_engine_shutdown calls) that came since the last
- * one began belong to it (they came while it finished) and are consumed
- * here, and signals read
+ * Shutdown signals that came since the last one ended belong to it (they
+ * came while it finished) and are consumed here (tr_engine_shutdown calls
+ * made during it were consumed when it ended; one made after it starts the
+ * next shutdown), and signals read
  * after DONE in the run that finished it change nothing either. */
 void tr__shutdown_rearm(tr_engine *e)
 {
     if (e->sd.phase != TR_PH_DONE)
         return;
     tr__sig_drain_pending(e);
-    /* A tr_engine_shutdown() that came during the last one was its too. */
-    atomic_store_explicit(&e->shutdown_req, 0, memory_order_relaxed);
     e->sd_next_ok = true;
     e->sd_next_signal = 0;
 }
@@ -65,7 +64,7 @@ static void sd_restart(tr_engine *e)
     e->sd_next_ok = false;
     e->sd_next_signal = 0;
     e->main_returned = false;
-    e->st.signals_received = signo ? 1 : 0;
+    e->st.signals_received = e->sd.signals = signo ? 1 : 0;
     if (signo) {
         e->sd.trigger = TR_TRIG_SIGNAL;
         e->sd.trigger_signo = signo;
@@ -82,6 +81,7 @@ void tr__shutdown_on_signal(tr_engine *e, int signo)
         return;
     }
     e->st.signals_received++;
+    e->sd.signals++;
     if (e->sd.phase == TR_PH_NONE && e->sd.trigger == TR_TRIG_NONE) {
         e->sd.trigger = TR_TRIG_SIGNAL;
         e->sd.trigger_signo = signo;
@@ -256,7 +256,7 @@ static void enter_final(tr_engine *e, uint64_t now)
 {
     e->sd.phase = TR_PH_FINAL;
     e->sd.t_final = now;
-    e->sd.signals_at_final = e->st.signals_received;
+    e->sd.signals_at_final = e->sd.signals;
     /* Hooks get the same ladder as tasks: cancelled grace_ms after they
      * start (or at the next signal), killed kill_ms later (or at the one
      * after), so a hook stuck in I/O cannot hold the shutdown forever. */
@@ -312,14 +312,14 @@ void tr__shutdown_task_ended(tr_engine *e, tr_task *t)
         e->main_returned = true;
         atomic_store_explicit(&e->shutdown_req, 1, memory_order_relaxed);
     }
-    if (e->sd.phase != TR_PH_NONE && t->result < 0 && t->result != -ECANCELED && !t->killed)
+    if (tr__shutdown_begun(e) && t->result < 0 && t->result != -ECANCELED && !t->killed)
         record_name(e->sd.failed, &e->sd.nfailed, t, t->result);
 }
 
 static void step(tr_engine *e, uint64_t now)
 {
     struct tr__shutdown *sd = &e->sd;
-    unsigned sigs = (unsigned)e->st.signals_received;
+    unsigned sigs = (unsigned)sd->signals;
     switch (sd->phase) {
     case TR_PH_DONE:
         if (!tr__shutdown_active(e))
@@ -388,6 +388,9 @@ static void step(tr_engine *e, uint64_t now)
         spawn_hooks_task(e, now); /* abandons what the kill rung left */
         if (e->sch.live == 0 && e->ops.inflight == 0 && e->nhooks == 0) {
             sd->phase = TR_PH_DONE;
+            /* Requests made during it were its own; one made from now on
+             * starts the next shutdown (in a later run). */
+            atomic_store_explicit(&e->shutdown_req, 0, memory_order_relaxed);
             sd->t_done = now;
             tr__shutdown_report(e);
         }
@@ -438,7 +441,7 @@ uint64_t tr__shutdown_next_ns(const tr_engine *e, uint64_t now)
 
 bool tr_shutting_down(void)
 {
-    return tr__current && tr__current->e->sd.phase != TR_PH_NONE;
+    return tr__current && tr__shutdown_begun(tr__current->e);
 }
 
 int tr_wait_shutdown(void)
@@ -446,13 +449,17 @@ int tr_wait_shutdown(void)
     tr_task *t = tr__current;
     if (!t)
         return -EPERM;
-    if (t->e->sd.phase != TR_PH_NONE)
+    /* Begun already: 0 (the event it waits for has happened, cancelled or
+     * not), but through the scheduler, as every blocking call, so that a
+     * task that loops on it can neither keep the engine from its deadlines
+     * nor escape the kill rung. */
+    if (tr__shutdown_begun(t->e)) {
+        (void)tr_yield();
         return 0;
+    }
     int why = tr__cancel_point(t);
     if (why)
         return why;
-    if (t->e->sd.phase != TR_PH_NONE) /* began during the cancel point's yield */
-        return 0;
     return tr__waitq_park(t, &t->e->sd_stop, &tr__wk_shutdown, true);
 }
 

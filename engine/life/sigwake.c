@@ -16,15 +16,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-static void release_blocks(tr_engine *e, bool consume, struct tr__sig_release *rel);
-
-/* Per thread: how many live engines rely on each signal being blocked by
- * us. A signal the caller had blocked already is never counted (we never
- * unblock it); one we blocked is unblocked when its last engine goes, so
- * engines created and destroyed in any order leave exactly the caller's
- * mask. */
-static __thread unsigned block_refs[NSIG];
-
 /* The process's signal-handling engines (G12): a process-directed signal
  * is read by one signalfd only, whichever thread's read is armed first, so
  * the engine that reads it tells every other one. The lock only guards
@@ -32,17 +23,72 @@ static __thread unsigned block_refs[NSIG];
 static pthread_mutex_t sig_engines_mu = PTHREAD_MUTEX_INITIALIZER;
 static tr_engine *sig_engines;
 
+/* Which engine blocked which signal in which thread: a signal an engine
+ * blocked (it was not blocked before, or another engine of the same thread
+ * had blocked it) is in its sw.sig_added, and is unblocked when the last
+ * such engine of that thread goes, on that thread. An engine destroyed on
+ * another thread cannot touch its owner's mask: what it blocked there is
+ * left as an orphan, which the owner's next engine adopts (and so unblocks
+ * when it goes). All under sig_engines_mu. */
+#define TR_SIG_ORPHANS 16
+static struct {
+    bool used;
+    pthread_t thread;
+    sigset_t set;
+} sig_orphans[TR_SIG_ORPHANS];
+
+/* Does another registered engine of thread th hold signal s? */
+static bool held_by_other(const tr_engine *e, pthread_t th, int s)
+{
+    for (const tr_engine *x = sig_engines; x; x = x->sw.next)
+        if (x != e && pthread_equal(x->sw.owner, th) && sigismember(&x->sw.sig_added, s) == 1)
+            return true;
+    return false;
+}
+
+/* An orphaned block of signal s in thread th, adopted (taken off the
+ * table). */
+static bool adopt_orphan(pthread_t th, int s)
+{
+    for (int i = 0; i < TR_SIG_ORPHANS; i++) {
+        if (sig_orphans[i].used && pthread_equal(sig_orphans[i].thread, th) &&
+            sigismember(&sig_orphans[i].set, s) == 1) {
+            sigdelset(&sig_orphans[i].set, s);
+            if (sigisemptyset(&sig_orphans[i].set))
+                sig_orphans[i].used = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void leave_orphan(pthread_t th, int s)
+{
+    int free_slot = -1;
+    for (int i = 0; i < TR_SIG_ORPHANS; i++) {
+        if (sig_orphans[i].used && pthread_equal(sig_orphans[i].thread, th)) {
+            sigaddset(&sig_orphans[i].set, s);
+            return;
+        }
+        if (!sig_orphans[i].used && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot < 0)
+        return; /* the table is full: that block stays, unowned (rare) */
+    sig_orphans[free_slot].used = true;
+    sig_orphans[free_slot].thread = th;
+    sigemptyset(&sig_orphans[free_slot].set);
+    sigaddset(&sig_orphans[free_slot].set, s);
+}
+
 static void sig_engines_add(tr_engine *e)
 {
-    pthread_mutex_lock(&sig_engines_mu);
     e->sw.next = sig_engines;
     sig_engines = e;
-    pthread_mutex_unlock(&sig_engines_mu);
 }
 
 static void sig_engines_remove(tr_engine *e)
 {
-    pthread_mutex_lock(&sig_engines_mu);
     for (tr_engine **pp = &sig_engines; *pp; pp = &(*pp)->sw.next) {
         if (*pp == e) {
             *pp = e->sw.next;
@@ -50,7 +96,6 @@ static void sig_engines_remove(tr_engine *e)
         }
     }
     e->sw.next = NULL;
-    pthread_mutex_unlock(&sig_engines_mu);
 }
 
 static void wake_write(const tr_engine *e)
@@ -86,10 +131,15 @@ void tr__sig_drain_pending(tr_engine *e)
     if (e->sw.sigfd < 0)
         return;
     /* Bounded as in tr__sig_release. */
+    /* A process-directed one may be another engine's too (G12): it is told
+     * to them as if our read had taken it. */
     struct timespec zero = {0, 0};
-    for (int i = 0; i < 4096; i++)
-        if (sigtimedwait(&e->sw.sig_set, NULL, &zero) < 0)
+    for (int i = 0; i < 4096; i++) {
+        int signo = sigtimedwait(&e->sw.sig_set, NULL, &zero);
+        if (signo < 0)
             break;
+        sig_engines_tell(e, signo);
+    }
     atomic_store_explicit(&e->sw.peer_signals, 0, memory_order_relaxed);
 }
 
@@ -133,9 +183,19 @@ int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg)
     e->sw.sig_set = cfg->shutdown_signals;
     if (sigisemptyset(&e->sw.sig_set))
         return 0;
+    int fd = signalfd(-1, &e->sw.sig_set, SFD_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        close(e->sw.wake_fd);
+        e->sw.wake_fd = -1;
+        return -err;
+    }
+    pthread_mutex_lock(&sig_engines_mu);
     sigset_t old;
     int err = pthread_sigmask(SIG_BLOCK, &e->sw.sig_set, &old);
     if (err) {
+        pthread_mutex_unlock(&sig_engines_mu);
+        close(fd);
         close(e->sw.wake_fd);
         e->sw.wake_fd = -1;
         return -err;
@@ -143,41 +203,37 @@ int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg)
     for (int s = 1; s < NSIG; s++) {
         if (sigismember(&e->sw.sig_set, s) != 1)
             continue;
-        if (block_refs[s] > 0 || sigismember(&old, s) == 0) {
-            block_refs[s]++;
+        /* Ours to unblock: it was not blocked, or an engine blocked it
+         * (ours then share it). One the caller had blocked stays theirs. */
+        if (sigismember(&old, s) == 0 || held_by_other(e, e->sw.owner, s) ||
+            adopt_orphan(e->sw.owner, s))
             sigaddset(&e->sw.sig_added, s);
-        }
     }
-    e->sw.sigfd = signalfd(-1, &e->sw.sig_set, SFD_CLOEXEC);
-    if (e->sw.sigfd < 0) {
-        err = errno;
-        struct tr__sig_release rel;
-        release_blocks(e, false, &rel);
-        tr__sig_release(&rel);
-        close(e->sw.wake_fd);
-        e->sw.wake_fd = -1;
-        return -err;
-    }
+    e->sw.sigfd = fd;
     sig_engines_add(e);
+    pthread_mutex_unlock(&sig_engines_mu);
     return 0;
 }
 
-/* Drops this engine's references and says which signals nobody else
- * needs blocked (rel->unblock). consume: a shutdown that signals reached has
- * run, and shutdown signals still pending belong to its ladder: they are
- * consumed rather than let unblocking turn an orderly shutdown into death
- * by the default action. Without one they are left pending and delivered:
- * nobody handled that Ctrl+C, so it acts as usual. */
+/* Under sig_engines_mu, with e already off the list: says which signals
+ * nobody else of e's thread needs blocked (rel->unblock), or, off the
+ * owner's thread, leaves them as orphans for the owner's next engine.
+ * consume: a shutdown ran, and shutdown signals still pending belong to
+ * its ladder: they are consumed rather than let unblocking turn an orderly
+ * shutdown into death by the default action. Without one they are left
+ * pending and delivered: nobody handled that Ctrl+C, so it acts as usual. */
 static void release_blocks(tr_engine *e, bool consume, struct tr__sig_release *rel)
 {
     sigemptyset(&rel->unblock);
     rel->consume = consume;
+    bool on_owner = pthread_equal(e->sw.owner, pthread_self());
     for (int s = 1; s < NSIG; s++) {
-        if (sigismember(&e->sw.sig_added, s) != 1)
+        if (sigismember(&e->sw.sig_added, s) != 1 || held_by_other(e, e->sw.owner, s))
             continue;
-        TR_ASSERT(block_refs[s] > 0);
-        if (--block_refs[s] == 0)
+        if (on_owner)
             sigaddset(&rel->unblock, s);
+        else
+            leave_orphan(e->sw.owner, s); /* another thread's mask */
     }
     sigemptyset(&e->sw.sig_added);
 }
@@ -228,17 +284,19 @@ void tr__sigwake_close(tr_engine *e, struct tr__sig_release *rel)
     rel->consume = false;
     TR_ASSERT(!e->sw.sig_armed);
     TR_ASSERT(!e->sw.wake_armed);
+    if (e->sw.sigfd >= 0) {
+        /* Off the list first: from then on no other engine's thread tells
+         * us a signal, so closing our eventfd races with nobody's write. */
+        pthread_mutex_lock(&sig_engines_mu);
+        sig_engines_remove(e);
+        release_blocks(e, e->sd.phase == TR_PH_DONE, rel);
+        pthread_mutex_unlock(&sig_engines_mu);
+        close(e->sw.sigfd);
+        e->sw.sigfd = -1;
+    }
     if (e->sw.wake_fd >= 0)
         close(e->sw.wake_fd);
     e->sw.wake_fd = -1;
-    if (e->sw.sigfd < 0)
-        return;
-    sig_engines_remove(e);
-    close(e->sw.sigfd);
-    e->sw.sigfd = -1;
-    if (!pthread_equal(e->sw.owner, pthread_self()))
-        return; /* another thread's mask: its owner must restore it */
-    release_blocks(e, e->sd.phase == TR_PH_DONE, rel);
 }
 
 static void arm_read(tr_engine *e, int fd, void *buf, unsigned len, uint64_t ud, bool *armed)

@@ -145,6 +145,8 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
         return -EPERM;
     if ((n > 0 && !except) || (flags & ~TR_CANCEL_WAIT))
         return -EINVAL;
+    if ((flags & TR_CANCEL_WAIT) && self->in_prep)
+        return -EPERM; /* a blocking call in a tr_op prep: nothing done */
     tr_engine *e = self->e;
     uint64_t max_id = e->sch.next_id; /* the tasks this call cancels, by id */
     int count = 0;

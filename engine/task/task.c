@@ -152,10 +152,11 @@ static void switch_away(tr_task *t, bool final)
     arrive(e);
 }
 
-/* A blocking call is about to return its cut-short error (why) to t: its
- * cancellation is delivered, and from now on the kill rung may reach it
- * (DESIGN section 4: a rung fires only after the one before it was
- * delivered). Returns why. */
+/* t resumes in a blocking call while its calls are cut short (why != 0):
+ * its cancellation is delivered — this call returns the cut-short error or
+ * a real result, and its next call fails at once — and from now on the
+ * kill rung may reach it (DESIGN section 4: a rung fires only after the
+ * one before it was delivered). Returns why. */
 static inline int deliver(tr_task *t, int why)
 {
     if (why)
@@ -235,7 +236,9 @@ int tr__task_park(tr_task *t, struct tr__wait *w)
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     TR_ASSERT(t->wait == w);
     t->wait = NULL;
-    if (TR_UNLIKELY(w->res < 0))
+    /* Resumed while its calls are cut short: it knows now (this call's
+     * result, or its next call's -ECANCELED), whatever this result is. */
+    if (TR_UNLIKELY(t->cancelled))
         (void)deliver(t, tr__cut_short(t));
     return w->res;
 }
@@ -402,14 +405,13 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
     t->late = o && (o->flags & TR_SPAWN_LATE);
     t->internal = e->spawning_internal;
     /* During a shutdown, new tasks start cancelled (not the engine's own). */
-    t->cancelled = e->sd.phase != TR_PH_NONE && !t->internal;
+    t->cancelled = tr__shutdown_begun(e) && !t->internal;
     if (t->late)
         e->sch.live_late++;
     if (o && o->name) {
+        /* An empty name stays empty: tr_task_name writes the default. */
         strncpy(t->name, o->name, TR_NAME_MAX - 1);
         t->name[TR_NAME_MAX - 1] = '\0';
-        if (!t->name[0]) /* an empty name gets the default */
-            t->name[0] = '\0';
     }
     t->sp = tr__ctx_make(s->lo, s->hi, task_entry, t);
 #if defined(TR_TSAN)

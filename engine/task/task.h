@@ -95,7 +95,7 @@ struct tr_task {
     int result;
     uint8_t state;         /* enum tr__task_state */
     bool cancelled;        /* level-triggered: never cleared */
-    bool cancel_delivered; /* resumed at least once since cancelled (the kill rung's rule) */
+    bool cancel_delivered; /* resumed in a blocking call while cut short (the kill rung's rule) */
     bool detached;
     bool late;                   /* TR_SPAWN_LATE */
     bool killed;                 /* shutdown's Kill phase: never resumed again */

@@ -82,8 +82,8 @@ static inline bool tr__waitq_empty(const struct tr__waitq *q)
 
 /* Parks t in q with a wait of the given kind (whose cancel and kill are
  * tr__waitq_cancel and tr__waitq_kill) until tr__waitq_wake_all. Returns
- * the waker's result, or -ECANCELED when cut short (cancellable only) or
- * killed. */
+ * the waker's result, or -ECANCELED when cut short (cancellable only); a
+ * killed task never returns. */
 int tr__waitq_park(tr_task *t, struct tr__waitq *q, const struct tr__wait_kind *kind,
                    bool cancellable);
 /* Wakes every task of q with res, in arrival order; returns how many. */
