@@ -102,10 +102,11 @@ TR_API int tr_engine_create(tr_engine **out, const struct tr_config *cfg);
  * each other (a join cycle) and no shutdown is under way: they stay alive
  * and the engine cannot be destroyed until they end. -EEXIST, before any
  * task runs, on a thread other than the one the ring is bound to. A run
- * after a finished shutdown honours the ladder again: a signal during it,
- * or a tr_engine_shutdown() made after the last shutdown ended, starts a
- * new shutdown (shutdown signals that came between the runs belong to the
- * finished one and are consumed). */
+ * after a finished shutdown honours the ladder again: the engine stays shut
+ * down (tr_shutting_down() is true, new tasks start cancelled), and a signal
+ * during the run, or a tr_engine_shutdown() made after the last shutdown
+ * ended, starts a new shutdown, Stop to Finalize (shutdown signals that came
+ * between the runs belong to the finished one and are consumed). */
 TR_API int tr_engine_run(tr_engine *e);
 
 /* Requests a graceful shutdown (DESIGN section 4): Stop (tr_shutting_down()

@@ -117,7 +117,7 @@ static int read_goodbye(int fd, size_t *bye)
         ssize_t r = tr_recv(fd, in, ECHO_BYE_LEN - *bye, 0);
         if (r <= 0)
             return (int)r;
-        if (memcmp(in, ECHO_BYE + *bye, (size_t)r) != 0) {
+        if (memcmp(in, &ECHO_BYE[*bye], (size_t)r) != 0) {
             load_counters.mismatches++;
             return -EBADMSG;
         }

@@ -237,10 +237,12 @@ struct tr_engine {
     struct tr_stats st;
 };
 
-/* A shutdown has begun (Stop or later) and is not over. */
+/* A shutdown has begun (Stop or later), or has run: after a finished one
+ * the engine stays shut down (new tasks start cancelled) until the next
+ * trigger of a later run starts the ladder again. */
 static inline bool tr__shutdown_begun(const tr_engine *e)
 {
-    return e->sd.phase != TR_PH_NONE && e->sd.phase != TR_PH_DONE;
+    return e->sd.phase != TR_PH_NONE;
 }
 
 /* A shutdown is requested or running (not yet done). */

@@ -308,7 +308,7 @@ static int slab_create(tr_engine *e)
         free(sl);
         return err;
     }
-    sl->guard = guard_install(sl->map, stride, TR_SLAB_STACKS);
+    sl->guard = (uint8_t)guard_install(sl->map, stride, TR_SLAB_STACKS);
     sl->nfree = TR_SLAB_STACKS;
     for (unsigned i = 0; i < TR_SLAB_STACKS; i++) {
         struct tr_stack *s = &sl->stacks[i];
@@ -375,7 +375,7 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
     }
     s->map = m;
     s->map_len = len;
-    stack_init(e, s, (char *)m + ps, size, guard_install(m, len, 1));
+    stack_init(e, s, (char *)m + ps, size, (uint8_t)guard_install(m, len, 1));
     canary_arm(s);
     *out = s;
     return 0;
