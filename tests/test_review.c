@@ -985,6 +985,46 @@ static void test_review_mask_after_destroy_elsewhere(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* ---- a hook that returns inside a shield leaves nothing to the next (fuzzer) ---- */
+
+static int hk_depths[2];
+
+static int hook_leaves_shield(void *arg)
+{
+    (void)arg;
+    hk_depths[0] = tr_shield_begin(); /* and returns without its end */
+    return 0;
+}
+
+static int hook_after(void *arg)
+{
+    (void)arg;
+    hk_depths[1] = tr_shield_end(); /* -EINVAL: it starts unshielded */
+    return 0;
+}
+
+static int register_hooks(void *arg)
+{
+    (void)arg;
+    TCHECK_EQ(tr_at_shutdown(hook_after, NULL), 0);         /* runs second (LIFO) */
+    TCHECK_EQ(tr_at_shutdown(hook_leaves_shield, NULL), 0); /* runs first */
+    return 0;
+}
+
+static void test_review_hooks_start_unshielded(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.report_fd = -1;
+    hk_depths[0] = hk_depths[1] = 0;
+    assert_int_equal(tr_run(register_hooks, NULL, &cfg), 0);
+    tr_test_assert_clean();
+    assert_int_equal(hk_depths[0], 1);
+    assert_int_equal(hk_depths[1], -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1009,6 +1049,7 @@ int main(void)
         T(test_review_prep_refusal_has_no_effect),
         T(test_review_op_refuses_msg_ring),
         T(test_review_mask_after_destroy_elsewhere),
+        T(test_review_hooks_start_unshielded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -218,6 +218,10 @@ static int hooks_task(void *arg)
      * registered: each round removes one. */
     while (e->nhooks > 0) {
         struct tr__hook h = e->hooks[--e->nhooks];
+        /* Each hook starts unshielded, whether it runs in this task or in
+         * a later one: a hook that returned inside a shield leaves nothing
+         * to the next. */
+        tr__current->shield = 0;
         int r = h.fn(h.arg);
         if (r < 0 && r != -ECANCELED)
             record_name(e->sd.failed, &e->sd.nfailed, tr__current, r);

@@ -400,6 +400,7 @@ static int hook_main(void *arg)
     struct pctx *c = arg;
     c->started = true;
     TRACE("[hook %d] starts\n", c->idx);
+    S.hook_shield = 0; /* each hook starts unshielded (shutdown.c, hooks_task) */
     FZ_CHECK(tr_self() != NULL, "hook %d runs outside a task", c->idx);
     FZ_CHECK(tr_shutting_down(), "hook %d runs but tr_shutting_down() is false", c->idx);
     if (!S.hooks_spawned) {
