@@ -174,9 +174,14 @@ struct tr__ops {
     uint64_t cancels_deferred; /* ops whose cancel waits for SQ room */
 };
 
-/* timer.c */
+/* timer.c: a heap entry keeps its timer's key (see timer.c). */
+struct tr__heap_ent {
+    uint64_t deadline_ns;
+    uint64_t seq;
+    struct tr__timer *tm;
+};
 struct tr__timers {
-    struct tr__timer **heap; /* min-heap on (deadline_ns, seq) */
+    struct tr__heap_ent *heap; /* min-heap on (deadline_ns, seq) */
     uint32_t len, cap;
     uint64_t seq;
 };

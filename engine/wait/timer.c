@@ -12,7 +12,10 @@
 
 #include <errno.h>
 
-static bool before(const struct tr__timer *a, const struct tr__timer *b)
+/* The heap holds each timer's key beside its pointer: comparisons read
+ * only the array, never the records, which live on tasks' stacks 64 KiB
+ * apart (a TLB miss each). */
+static bool before(const struct tr__heap_ent *a, const struct tr__heap_ent *b)
 {
     /* Ties go to the earlier armed, so equal deadlines fire in order. */
     if (a->deadline_ns != b->deadline_ns)
@@ -20,18 +23,18 @@ static bool before(const struct tr__timer *a, const struct tr__timer *b)
     return a->seq < b->seq;
 }
 
-static void heap_set(tr_engine *e, uint32_t i, struct tr__timer *t)
+static void heap_set(tr_engine *e, uint32_t i, struct tr__heap_ent ent)
 {
-    e->tm.heap[i] = t;
-    t->heap_idx = i;
+    e->tm.heap[i] = ent;
+    ent.tm->heap_idx = i;
 }
 
 static void sift_up(tr_engine *e, uint32_t i)
 {
-    struct tr__timer *t = e->tm.heap[i];
+    struct tr__heap_ent t = e->tm.heap[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (!before(t, e->tm.heap[parent]))
+        if (!before(&t, &e->tm.heap[parent]))
             break;
         heap_set(e, i, e->tm.heap[parent]);
         i = parent;
@@ -41,15 +44,15 @@ static void sift_up(tr_engine *e, uint32_t i)
 
 static void sift_down(tr_engine *e, uint32_t i)
 {
-    struct tr__timer *t = e->tm.heap[i];
+    struct tr__heap_ent t = e->tm.heap[i];
     for (;;) {
         uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct tr__timer *best = t;
-        if (l < e->tm.len && before(e->tm.heap[l], best)) {
+        const struct tr__heap_ent *best = &t;
+        if (l < e->tm.len && before(&e->tm.heap[l], best)) {
             m = l;
-            best = e->tm.heap[l];
+            best = &e->tm.heap[l];
         }
-        if (r < e->tm.len && before(e->tm.heap[r], best))
+        if (r < e->tm.len && before(&e->tm.heap[r], best))
             m = r;
         if (m == i)
             break;
@@ -67,7 +70,7 @@ int tr__timer_arm(tr_engine *e, struct tr__timer *t, uint64_t deadline_ns)
         uint32_t cap = e->tm.cap ? e->tm.cap * 2 : 64;
         if (cap <= e->tm.cap || TR_FAULT(TR_FS_ALLOC)) /* 2^31: more than memory holds */
             return -ENOMEM;
-        struct tr__timer **h = realloc(e->tm.heap, (size_t)cap * sizeof(*h));
+        struct tr__heap_ent *h = realloc(e->tm.heap, (size_t)cap * sizeof(*h));
         if (!h)
             return -ENOMEM;
         e->tm.heap = h;
@@ -75,9 +78,9 @@ int tr__timer_arm(tr_engine *e, struct tr__timer *t, uint64_t deadline_ns)
     }
     t->deadline_ns = deadline_ns;
     t->seq = ++e->tm.seq;
-    e->tm.heap[e->tm.len] = t;
-    t->heap_idx = e->tm.len++;
-    sift_up(e, t->heap_idx);
+    uint32_t i = e->tm.len++;
+    heap_set(e, i, (struct tr__heap_ent){deadline_ns, t->seq, t});
+    sift_up(e, i);
     return 0;
 }
 
@@ -85,14 +88,14 @@ void tr__timer_disarm(tr_engine *e, struct tr__timer *t)
 {
     uint32_t i = t->heap_idx;
     TR_ASSERT(i < e->tm.len);
-    TR_ASSERT(e->tm.heap[i] == t);
+    TR_ASSERT(e->tm.heap[i].tm == t);
     t->heap_idx = UINT32_MAX;
     e->tm.len--;
     if (i == e->tm.len)
         return;
     heap_set(e, i, e->tm.heap[e->tm.len]);
     /* The moved element may belong above or below its new place. */
-    if (i > 0 && before(e->tm.heap[i], e->tm.heap[(i - 1) / 2]))
+    if (i > 0 && before(&e->tm.heap[i], &e->tm.heap[(i - 1) / 2]))
         sift_up(e, i);
     else
         sift_down(e, i);
@@ -106,8 +109,8 @@ unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns)
      * that has passed already (fire runs in the scheduler; re-arming is the
      * owner's, after it ran). */
     for (uint32_t max = e->tm.len; n < max && e->tm.len > 0; n++) {
-        struct tr__timer *t = e->tm.heap[0];
-        if (t->deadline_ns > now_ns)
+        struct tr__timer *t = e->tm.heap[0].tm;
+        if (e->tm.heap[0].deadline_ns > now_ns)
             break;
         tr__timer_disarm(e, t);
         t->fire(e, t);
@@ -119,7 +122,7 @@ uint64_t tr__timer_next_ns(const tr_engine *e, uint64_t now_ns)
 {
     if (e->tm.len == 0)
         return UINT64_MAX;
-    uint64_t d = e->tm.heap[0]->deadline_ns;
+    uint64_t d = e->tm.heap[0].deadline_ns;
     return d > now_ns ? d - now_ns : 0;
 }
 
