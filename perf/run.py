@@ -370,7 +370,7 @@ def bench_http(b):
     for client in HTTP_CLIENTS:
         for c in (50, 200):
             tr_s, an_s = [], []
-            for i in range(1 if b.quick else 2):
+            for i in range(b.reps):
                 order = ["taskring", "nginx"] if i % 2 == 0 else ["nginx", "taskring"]
                 for who in order:
                     s = run_json([sys.executable, script, "--server", who, "--client", client,
@@ -399,7 +399,7 @@ def bench_echo(b):
     for size in ECHO_SIZES:
         for c in (50, 200):
             tr_s, an_s = [], []
-            for i in range(1 if b.quick else 2):
+            for i in range(b.reps):
                 order = ["taskring", "epoll"] if i % 2 == 0 else ["epoll", "taskring"]
                 for who in order:
                     s = run_json([sys.executable, script, "--server", who, "--conns", str(c),
@@ -462,7 +462,7 @@ HTTP_CMDS = {
 
 def mc_md(mc, quick, seconds):
     """The multi-client tables, with the commands that made them."""
-    runs = 1 if quick else 2
+    runs = 1 if quick else 3  # Bench.reps
     http = [p for p in mc if p["kind"] == "http"]
     echo = [p for p in mc if p["kind"] == "echo"]
     out = []
