@@ -1,32 +1,40 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""http_bench.py — taskring-http against nginx under wrk: req/s, p99, CPU/req.
+"""http_bench.py — taskring-http against nginx under one load generator.
 
-    perf/http_bench.py --server taskring|nginx --conns C --seconds S \
-        --bin-dir BUILD/tools [--threads 1] [--nginx nginx] [--wrk wrk]
+    perf/http_bench.py --server taskring|nginx --client wrk|ab|h2load \
+        --conns C --seconds S --bin-dir BUILD/tools [--threads 1] [--nginx nginx]
 
 Starts the server on a free 127.0.0.1 port (taskring-http --port 0, which
 prints the port it bound; nginx from perf/nginx.conf.in in a temporary
-prefix), checks one response by hand, runs
-    wrk -t1 -cC -dSs --latency http://127.0.0.1:PORT/
-and reads the server's CPU time (utime + stime, fields 14 and 15 of
-/proc/PID/stat, in clock ticks; for nginx master plus workers; io_uring's
-io-wq threads are threads of taskring-http and counted with it) just before
-and just after wrk. Then stops the server: SIGTERM for taskring-http, whose
-exit status must be 0 (graceful shutdown), SIGQUIT (nginx -s quit) for nginx.
+prefix), checks one response by hand, runs one of three standard HTTP/1.1
+load generators (Debian 12 packages), all with keep-alive and one thread:
+    wrk     wrk -t1 -cC -dSs --latency URL                        (wrk)
+    ab      ab -k -q -cC -tS -n 20000000 -e CSV URL               (apache2-utils)
+    h2load  h2load --h1 -t1 -cC -DS --log-file=LOG URL            (nghttp2-client)
+(ab -k speaks HTTP/1.0 with "Connection: Keep-Alive"; both servers answer
+it with keep-alive. ab's p99 comes from its percentile CSV, h2load's from
+its per-request log, wrk's from --latency.) Around the run it reads the
+server's CPU time (utime + stime, fields 14 and 15 of /proc/PID/stat, in
+clock ticks; for nginx master plus workers; io_uring's io-wq threads are
+threads of taskring-http and counted with it) and the client's (its rusage
+once reaped). Then stops the server: SIGTERM for taskring-http, whose exit
+status must be 0 (graceful shutdown), SIGQUIT (nginx -s quit) for nginx.
 
 Prints one JSON line on stdout:
-    {"bench":"http","impl":"taskring","params":{"conns":50},"value":REQ_PER_S,
-     "unit":"req/s","p99_ms":..,"cpu_us_per_req":..,"requests":N,
-     "server_cpu_s":..,"wrk_cpu_s":..}
-and exits 1 if the server misbehaved (a wrong answer, wrk socket errors or
-non-2xx responses, a non-zero exit status). The anchor for taskring is the
-same command with --server nginx; compare value, p99_ms and cpu_us_per_req.
+    {"bench":"http","impl":"taskring","params":{"conns":50,"client":"wrk"},
+     "value":REQ_PER_S,"unit":"req/s","p99_ms":..,"cpu_us_per_req":..,
+     "requests":N,"server_cpu_s":..,"client_cpu_s":..}
+and exits 1 if the server misbehaved (a wrong answer, socket errors,
+failed or non-2xx responses, a non-zero exit status). The anchor for
+taskring is the same command with --server nginx; compare value, p99_ms
+and cpu_us_per_req.
 
-wrk and the server share the machine's cores; nothing is pinned, so the
-scheduler places them as it would in production. wrk_cpu_s says how close
-the load generator itself was to one full core (-t1): when it is, req/s
-measures wrk as much as the server, and CPU/req is the fairer comparison.
+The client and the server share the machine's cores; nothing is pinned, so
+the scheduler places them as it would in production. client_cpu_s says how
+close the load generator itself was to one full core: when it is, req/s
+measures the client as much as the server, and CPU/req is the fairer
+comparison.
 """
 import argparse
 import json
@@ -162,7 +170,7 @@ def parse_latency(s):
     return float(m.group(1)) * scale
 
 
-def parse_wrk(out):
+def parse_wrk(out, prefix):
     res = {}
     m = re.search(r"^\s*(\d+) requests in ([\d.]+)(\w+)", out, re.M)
     m2 = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
@@ -173,10 +181,78 @@ def parse_wrk(out):
     res["rps"] = float(m2.group(1))
     res["p99_ms"] = parse_latency(m3.group(1))
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    res["socket_errors"] = sum(int(x) for x in errs.groups()) if errs else 0
+    res["errors"] = sum(int(x) for x in errs.groups()) if errs else 0
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     res["non2xx"] = int(non2xx.group(1)) if non2xx else 0
     return res
+
+
+def parse_ab(out, prefix):
+    """ab's summary, and p99 from its percentile CSV (-e: "99,TIME_MS")."""
+    res = {}
+    m = re.search(r"^Complete requests:\s+(\d+)", out, re.M)
+    m2 = re.search(r"^Requests per second:\s+([\d.]+)", out, re.M)
+    m3 = re.search(r"^Failed requests:\s+(\d+)", out, re.M)
+    m4 = re.search(r"^Keep-Alive requests:\s+(\d+)", out, re.M)
+    if not (m and m2 and m3 and m4):
+        die("unparsable ab output:\n" + out)
+    res["requests"] = int(m.group(1))
+    res["rps"] = float(m2.group(1))
+    # Every request but each connection's last must have been kept alive.
+    res["errors"] = int(m3.group(1))
+    if int(m4.group(1)) < res["requests"] * 0.99:
+        die("ab: only %s of %d requests kept alive" % (m4.group(1), res["requests"]))
+    non2xx = re.search(r"^Non-2xx responses:\s+(\d+)", out, re.M)
+    res["non2xx"] = int(non2xx.group(1)) if non2xx else 0
+    p99 = None
+    with open(os.path.join(prefix, "ab.csv")) as f:
+        for line in f:
+            pct, _, ms = line.strip().partition(",")
+            if pct == "99":
+                p99 = float(ms)
+    if p99 is None:
+        die("ab wrote no 99th percentile")
+    res["p99_ms"] = p99
+    return res
+
+
+def parse_h2load(out, prefix):
+    """h2load's summary, and p99 from its per-request log (third column:
+    microseconds until the end of the response)."""
+    res = {}
+    m = re.search(r"^finished in ([\d.]+)s, ([\d.]+) req/s", out, re.M)
+    m2 = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                   r"(\d+) failed, (\d+) errored, (\d+) timeout", out, re.M)
+    m3 = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out, re.M)
+    if not (m and m2 and m3):
+        die("unparsable h2load output:\n" + out)
+    res["rps"] = float(m.group(2))
+    res["requests"] = int(m2.group(3))
+    res["errors"] = int(m2.group(5)) + int(m2.group(6)) + int(m2.group(7))
+    res["non2xx"] = sum(int(x) for x in m3.groups()[1:])
+    with open(os.path.join(prefix, "h2load.log")) as f:
+        lat = sorted(int(line.split("\t")[2]) for line in f if line.count("\t") == 2)
+    if not lat:
+        die("h2load logged no request")
+    res["p99_ms"] = lat[min(len(lat) - 1, (len(lat) * 99) // 100)] / 1000.0
+    return res
+
+
+def client_argv(args, port, prefix):
+    url = f"http://127.0.0.1:{port}/"
+    if args.client == "wrk":
+        return [args.wrk, f"-t{args.threads}", f"-c{args.conns}", f"-d{args.seconds}s",
+                "--latency", url]
+    if args.client == "ab":
+        # -t alone caps ab at 50,000 requests; -n after it lifts the cap (ab
+        # touches its per-request records only as requests complete).
+        return [args.ab, "-k", "-q", "-c", str(args.conns), "-t", str(args.seconds),
+                "-n", "20000000", "-e", os.path.join(prefix, "ab.csv"), url]
+    return [args.h2load, "--h1", f"-t{args.threads}", f"-c{args.conns}", f"-D{args.seconds}",
+            f"--log-file={os.path.join(prefix, 'h2load.log')}", url]
+
+
+PARSERS = {"wrk": parse_wrk, "ab": parse_ab, "h2load": parse_h2load}
 
 
 def stop(args, proc, prefix):
@@ -196,12 +272,15 @@ def stop(args, proc, prefix):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--server", choices=["taskring", "nginx"], required=True)
+    ap.add_argument("--client", choices=sorted(PARSERS), default="wrk")
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=1, help="wrk threads (-t)")
+    ap.add_argument("--threads", type=int, default=1, help="wrk and h2load threads (-t)")
     ap.add_argument("--bin-dir", default="build/tools")
     ap.add_argument("--nginx", default="nginx")
     ap.add_argument("--wrk", default="wrk")
+    ap.add_argument("--ab", default="ab")
+    ap.add_argument("--h2load", default="h2load")
     args = ap.parse_args()
 
     prefix = tempfile.mkdtemp(prefix="taskring-http-bench-")
@@ -216,41 +295,39 @@ def main():
         check_answer(port)
         watched = pids()
         cpu0 = sum(cpu_ticks(p) for p in watched)
-        wrk_cpu0 = children_cpu_s()
-        wrk = subprocess.Popen([args.wrk, f"-t{args.threads}", f"-c{args.conns}",
-                                f"-d{args.seconds}s", "--latency",
-                                f"http://127.0.0.1:{port}/"],
-                               stdout=subprocess.PIPE, text=True)
-        out, _ = wrk.communicate()
+        client_cpu0 = children_cpu_s()
+        client = subprocess.Popen(client_argv(args, port, prefix), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        out, _ = client.communicate()
         cpu1 = sum(cpu_ticks(p) for p in watched)
-        # Only wrk was reaped since wrk_cpu0: the difference is its CPU.
-        wrk_cpu = children_cpu_s() - wrk_cpu0
+        # Only the client was reaped since client_cpu0: the difference is its CPU.
+        client_cpu = children_cpu_s() - client_cpu0
         if watched != pids():
             die("the server's processes changed during the run")
     finally:
         rc = stop(args, proc, prefix)
-    if wrk.returncode != 0:
-        die(f"wrk failed ({wrk.returncode}):\n{out}")
+    if client.returncode != 0:
+        die(f"{args.client} failed ({client.returncode}):\n{out}")
     if args.server == "taskring" and rc != 0:
         ok = False
         print(f"http_bench: taskring-http exit status {rc}, expected 0", file=sys.stderr)
-    r = parse_wrk(out)
-    if r["socket_errors"] or r["non2xx"]:
+    r = PARSERS[args.client](out, prefix)
+    if r["errors"] or r["non2xx"]:
         ok = False
-        print(f"http_bench: wrk saw {r['socket_errors']} socket errors, "
+        print(f"http_bench: {args.client} saw {r['errors']} errors, "
               f"{r['non2xx']} non-2xx answers", file=sys.stderr)
     cpu_s = (cpu1 - cpu0) / CLK_TCK
     line = {
         "bench": "http",
         "impl": args.server,
-        "params": {"conns": args.conns},
+        "params": {"conns": args.conns, "client": args.client},
         "value": round(r["rps"], 1),
         "unit": "req/s",
         "p99_ms": round(r["p99_ms"], 3),
         "cpu_us_per_req": round(cpu_s * 1e6 / r["requests"], 3) if r["requests"] else None,
         "requests": r["requests"],
         "server_cpu_s": round(cpu_s, 2),
-        "wrk_cpu_s": round(wrk_cpu, 2),
+        "client_cpu_s": round(client_cpu, 2),
     }
     print(json.dumps(line, separators=(",", ":")))
     err.close()

@@ -10,6 +10,9 @@ and writes:
     perf/results.json  every sample, the medians, the machine
     perf/RESULTS.md    machine and date, then one row per measured point:
                        benchmark | taskring | anchor | ratio | goal | met?
+                       then the multi-client tables: HTTP under wrk, ab and
+                       h2load (against nginx), echo under perf/echo_client
+                       (against perf/epoll_echo), at c=50 and c=200
     perf/results.png   one panel per benchmark (gnuplot)
 
 Figures: the programs' own clocks where throughput is the figure, and
@@ -25,6 +28,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -37,6 +41,11 @@ ROOT = os.path.dirname(PERF)
 RANDREAD_FILE = "/dev/shm/taskring-randread"
 
 
+# The 1-minute load average before each program of the run: the machine
+# line reports its range, so a figure taken on a busy machine says so.
+LOADS = []
+
+
 def log(msg):
     print("bench: " + msg, file=sys.stderr, flush=True)
 
@@ -45,6 +54,7 @@ def run_json(cmd, timeout=300):
     """Runs one benchmark program; returns its JSON line (dict). A program
     that fails or prints no JSON stops the whole run: no figure from a
     broken run is ever reported."""
+    LOADS.append(os.getloadavg()[0])
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, timeout=timeout)
     if p.returncode != 0:
@@ -107,6 +117,9 @@ def machine():
         "fio": ver(["fio", "--version"]),
         "nginx": ver(["nginx", "-v"]),
         "wrk": " ".join(ver(["wrk", "--version"]).split()[:2]),
+        "ab": "ab " + (re.findall(r"Version ([\d.]+)", ver(["ab", "-V"])) or ["?"])[0],
+        "h2load": ver(["h2load", "--version"]),
+        "load_start": os.getloadavg()[0],
     }
 
 
@@ -119,6 +132,7 @@ class Bench:
         self.tmp = tmp
         self.reps = 1 if quick else 3
         self.rows = []
+        self.mc = []  # the multi-client points (mc_point)
 
     def exe(self, name):
         return os.path.join(self.build, "perf", name)
@@ -187,7 +201,7 @@ def met_text(row):
 def fmt(v, unit):
     if v is None:
         return "—"
-    if unit in ("ops/s", "tasks/s", "IOPS", "req/s"):
+    if unit in ("ops/s", "tasks/s", "IOPS", "req/s", "rt/s"):
         if v >= 1e6:
             return "%.2f M %s" % (v / 1e6, unit)
         if v >= 1e3:
@@ -320,35 +334,108 @@ def bench_randread(b):
               ("ratio_ge", 1.0))
 
 
+HTTP_CLIENTS = ("wrk", "ab", "h2load")
+
+
+def mc_point(b, kind, client, conns, tr_s, an_s, anchor_name, keys, size=None):
+    """One point of the multi-client tables: the medians of each key of
+    both servers' samples, and the samples themselves."""
+    med = lambda ss, k: statistics.median(x[k] for x in ss)
+    p = {"kind": kind, "client": client, "conns": conns, "size": size,
+         "anchor_name": anchor_name,
+         "taskring": {k: med(tr_s, k) for k in keys},
+         "anchor": {k: med(an_s, k) for k in keys},
+         "samples": {"taskring": tr_s, "anchor": an_s}}
+    b.mc.append(p)
+    t, a = p["taskring"], p["anchor"]
+    log("%-6s %-12s c=%-3d taskring %s  %s %s  ratio %.2fx  CPU/op %.2f vs %.2f µs  "
+        "client CPU %.2f/%.2f s" % (
+            kind, client, conns, fmt(t["value"], tr_s[0]["unit"]), anchor_name,
+            fmt(a["value"], tr_s[0]["unit"]), t["value"] / a["value"], t[keys[2]], a[keys[2]],
+            t["client_cpu_s"], a["client_cpu_s"]))
+    return p
+
+
+def mc_seconds(quick):
+    """The length of each multi-client run (http and echo alike)."""
+    return 3 if quick else 10
+
+
 def bench_http(b):
-    seconds = 3 if b.quick else 10
+    """taskring-http against nginx under each load generator, one at a
+    time, alternating the servers. wrk's points also fill the goal rows
+    of the main table (the figures earlier runs reported)."""
+    seconds = mc_seconds(b.quick)
     bins = os.path.join(b.build, "tools")
     script = os.path.join(PERF, "http_bench.py")
-    for c in (50, 200):
-        tr_s, an_s = [], []
-        for i in range(1 if b.quick else 2):
-            order = ["taskring", "nginx"] if i % 2 == 0 else ["nginx", "taskring"]
-            for who in order:
-                s = run_json([sys.executable, script, "--server", who, "--conns", str(c),
-                              "--seconds", str(seconds), "--bin-dir", bins], timeout=seconds * 6 + 60)
-                (tr_s if who == "taskring" else an_s).append(s)
-        b.add("http", "http c=%d (req/s)" % c, tr_s, an_s, "nginx", ("ratio_ge", 1.3))
-        b.add("httpcpu", "http c=%d (server CPU µs/req)" % c, tr_s, an_s, "nginx",
-              ("ratio_le", 1.0), key="cpu_us_per_req", unit="µs/req")
-        b.add("httpp99", "http c=%d (p99 latency ms)" % c, tr_s, an_s, "nginx", None, key="p99_ms",
-              unit="ms")
+    for client in HTTP_CLIENTS:
+        for c in (50, 200):
+            tr_s, an_s = [], []
+            for i in range(b.reps):
+                order = ["taskring", "nginx"] if i % 2 == 0 else ["nginx", "taskring"]
+                for who in order:
+                    s = run_json([sys.executable, script, "--server", who, "--client", client,
+                                  "--conns", str(c), "--seconds", str(seconds), "--bin-dir", bins],
+                                 timeout=seconds * 6 + 60)
+                    (tr_s if who == "taskring" else an_s).append(s)
+            mc_point(b, "http", client, c, tr_s, an_s, "nginx",
+                     ("value", "p99_ms", "cpu_us_per_req", "client_cpu_s"))
+            if client != "wrk":
+                continue
+            b.add("http", "http c=%d (req/s)" % c, tr_s, an_s, "nginx", ("ratio_ge", 1.3))
+            b.add("httpcpu", "http c=%d (server CPU µs/req)" % c, tr_s, an_s, "nginx",
+                  ("ratio_le", 1.0), key="cpu_us_per_req", unit="µs/req")
+            b.add("httpp99", "http c=%d (p99 latency ms)" % c, tr_s, an_s, "nginx", None,
+                  key="p99_ms", unit="ms")
+
+
+ECHO_SIZES = (64, 4096)
+
+
+def bench_echo(b):
+    """taskring-echo against perf/epoll_echo under perf/echo_client
+    (ping-pong: one message in flight per connection), alternating."""
+    seconds = mc_seconds(b.quick)
+    script = os.path.join(PERF, "echo_bench.py")
+    for size in ECHO_SIZES:
+        for c in (50, 200):
+            tr_s, an_s = [], []
+            for i in range(b.reps):
+                order = ["taskring", "epoll"] if i % 2 == 0 else ["epoll", "taskring"]
+                for who in order:
+                    s = run_json([sys.executable, script, "--server", who, "--conns", str(c),
+                                  "--size", str(size), "--depth", "1", "--seconds", str(seconds),
+                                  "--build", b.build], timeout=seconds * 6 + 60)
+                    (tr_s if who == "taskring" else an_s).append(s)
+            mc_point(b, "echo", "echo_client", c, tr_s, an_s, "epoll",
+                     ("value", "p99_us", "cpu_us_per_rt", "client_cpu_s"), size=size)
 
 
 # ---- outputs ----------------------------------------------------------------------
 
 
-def write_md(path, mach, rows, quick):
+def load_text(mach):
+    """The load average around the run; a warning when others shared the
+    machine (the issue asks for runs below ~1 on these 2 cores)."""
+    l = mach.get("loads") or [mach["load_start"]]
+    text = "1-min load average %.2f at the start, %.2f–%.2f (median %.2f) before each program" % (
+        mach["load_start"], min(l), max(l), statistics.median(l))
+    if statistics.median(l) > 1.0:
+        text += (" — **the machine was shared with other work during this run: rates and "
+                 "latencies are approximate; CPU per request or round trip is the steadier "
+                 "figure**")
+    return text
+
+
+def write_md(path, mach, rows, mc, quick, seconds):
     lines = ["# taskring benchmarks", "",
              "Generated by `tools/dev bench%s` on %s — do not edit by hand." % (
                  " --quick" if quick else "", mach["date"]), "",
-             "Machine: %s, %d cores, %.1f GiB, Linux %s; taskring %s; %s; %s; %s; Python %s." % (
+             "Machine: %s, %d cores, %.1f GiB, Linux %s; taskring %s; %s; %s; %s; %s; %s; "
+             "Python %s; %s." % (
                  mach["cpu"], mach["cores"], mach["mem_gib"], mach["kernel"], mach["commit"],
-                 mach["fio"], mach["nginx"], mach["wrk"], mach["python"]), "",
+                 mach["fio"], mach["nginx"], mach["wrk"], mach["ab"], mach["h2load"],
+                 mach["python"], load_text(mach)), "",
              "Each figure is the median of its runs; taskring and its anchor alternate in the same "
              "run. ratio = taskring / anchor (for times and CPU, lower is better).", "",
              "| benchmark | taskring | anchor | ratio | goal | met? |",
@@ -360,10 +447,71 @@ def write_md(path, mach, rows, quick):
             "%.2f×" % r["ratio"] if r["ratio"] else "—", goal_text(r["goal"], r["unit"]),
             met_text(r)))
     lines.append("")
+    lines += mc_md(mc, quick, seconds)
     lines.append("![taskring benchmarks](results.png)")
     lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
+
+
+HTTP_CMDS = {
+    "wrk": "wrk -t1 -cC -dSs --latency URL",
+    "ab": "ab -k -q -cC -tS -n 20000000 -e CSV URL",
+    "h2load": "h2load --h1 -t1 -cC -DS --log-file=LOG URL",
+}
+
+
+def mc_md(mc, quick, seconds):
+    """The multi-client tables, with the commands that made them."""
+    runs = 1 if quick else 3  # Bench.reps
+    http = [p for p in mc if p["kind"] == "http"]
+    echo = [p for p in mc if p["kind"] == "echo"]
+    out = []
+    if http or echo:
+        out += ["## More than one client", "",
+                "One load generator at a time, each with one thread, on the same 2 cores as the "
+                "server; the two servers alternate, %d run%s of %d s per point, medians. "
+                "Server CPU: utime + stime of the server's processes (/proc/PID/stat) over the "
+                "run, per request or round trip. Client CPU: the load generator's own CPU time "
+                "over the run's length (1.00 = one whole core: the client, not the server, was "
+                "then the limit), in the taskring run / the anchor's run." % (
+                    runs, "" if runs == 1 else "s", seconds), ""]
+    if http:
+        out += ["### HTTP: taskring-http vs nginx (one worker), keep-alive", "",
+                "| client | c | req/s taskring | req/s nginx | ratio | p99 taskring | p99 nginx | "
+                "CPU/req taskring | CPU/req nginx | CPU ratio | client CPU |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for p in http:
+            t, a = p["taskring"], p["anchor"]
+            out.append("| %s | %d | %s | %s | %.2f× | %s | %s | %s | %s | %.2f× | %.2f / %.2f |" % (
+                p["client"], p["conns"], fmt(t["value"], "req/s"), fmt(a["value"], "req/s"),
+                t["value"] / a["value"], fmt(t["p99_ms"], "ms"), fmt(a["p99_ms"], "ms"),
+                fmt(t["cpu_us_per_req"], "µs/req"), fmt(a["cpu_us_per_req"], "µs/req"),
+                t["cpu_us_per_req"] / a["cpu_us_per_req"],
+                t["client_cpu_s"] / seconds, a["client_cpu_s"] / seconds))
+        out += ["", "`perf/http_bench.py --server taskring|nginx --client CLIENT --conns C "
+                "--seconds %d --bin-dir build-perf/tools` runs, against `URL` = "
+                "`http://127.0.0.1:PORT/`: %s." % (
+                    seconds, "; ".join("`%s`" % v for v in HTTP_CMDS.values())), ""]
+    if echo:
+        out += ["### Echo: taskring-echo vs perf/epoll_echo, ping-pong", "",
+                "| size | c | rt/s taskring | rt/s epoll | ratio | p99 taskring | p99 epoll | "
+                "CPU/rt taskring | CPU/rt epoll | CPU ratio | client CPU |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for p in echo:
+            t, a = p["taskring"], p["anchor"]
+            out.append("| %d B | %d | %s | %s | %.2f× | %.0f µs | %.0f µs | %.2f µs | %.2f µs | "
+                       "%.2f× | %.2f / %.2f |" % (
+                           p["size"], p["conns"], fmt(t["value"], "rt/s"), fmt(a["value"], "rt/s"),
+                           t["value"] / a["value"], t["p99_us"], a["p99_us"], t["cpu_us_per_rt"],
+                           a["cpu_us_per_rt"], t["cpu_us_per_rt"] / a["cpu_us_per_rt"],
+                           t["client_cpu_s"] / seconds, a["client_cpu_s"] / seconds))
+        out += ["", "`perf/echo_bench.py --server taskring|epoll --conns C --size M --depth 1 "
+                "--seconds %d --build build-perf` runs `build-perf/perf/echo_client --port PORT "
+                "--conns C --size M --depth 1 --seconds %d` against `taskring-echo --port 0` or "
+                "`perf/epoll_echo --port 0`; every echoed byte is checked." % (seconds, seconds),
+                ""]
+    return out
 
 
 PANELS = [
@@ -375,38 +523,56 @@ PANELS = [
     ("rss", "RSS per parked task at 100k, bytes", False),
     ("sigterm", "SIGTERM with 100k parked tasks, ms", False),
     ("randread", "4 KiB random reads, IOPS", False),
-    ("http", "HTTP keep-alive, req/s", False),
-    ("httpcpu", "server CPU per request, us", False),
-    ("httpp99", "HTTP p99 latency, ms", False),
+]
+
+# The multi-client panels: (kind, key, title); x = client and concurrency.
+MC_PANELS = [
+    ("http", "value", "HTTP keep-alive by client, req/s vs nginx"),
+    ("http", "cpu_us_per_req", "HTTP server CPU per request, us"),
+    ("http", "p99_ms", "HTTP p99 latency, ms"),
+    ("echo", "value", "echo ping-pong, round trips/s vs epoll"),
+    ("echo", "cpu_us_per_rt", "echo server CPU per round trip, us"),
+    ("echo", "p99_us", "echo p99 latency, us"),
 ]
 
 
-def write_png(path, rows, tmp):
+def write_png(path, rows, mc, tmp):
     if not shutil.which("gnuplot"):
         log("gnuplot missing: no chart")
         return
-    script = ["set terminal pngcairo size 1500,1700 font 'sans,9' noenhanced",
+    panels = []  # (name, title, logy, [(label, taskring, anchor or None)], anchor_name)
+    for panel, title, logy in PANELS:
+        pr = [r for r in rows if r["panel"] == panel]
+        if pr:
+            panels.append((panel, title, logy,
+                           [(r["label"].split(" (")[0], r["taskring"], r["anchor"]) for r in pr],
+                           pr[0]["anchor_name"]))
+    for kind, key, title in MC_PANELS:
+        pts = [p for p in mc if p["kind"] == kind]
+        if pts:
+            panels.append(("mc_%s_%s" % (kind, key), title, False,
+                           [("%s c=%d" % (p["client"] if kind == "http" else "%d B" % p["size"],
+                                          p["conns"]), p["taskring"][key], p["anchor"][key])
+                            for p in pts], pts[0]["anchor_name"]))
+    rows_n = (len(panels) + 2) // 3
+    script = ["set terminal pngcairo size 1500,%d font 'sans,9' noenhanced" % (425 * rows_n),
               "set output '%s'" % path,
-              "set multiplot layout 4,3 title 'taskring (blue) vs its anchor (orange), %s'" % (
-                  "higher is better for rates, lower for times, bytes and CPU"),
+              "set multiplot layout %d,3 title 'taskring (blue) vs its anchor (orange), %s'" % (
+                  rows_n, "higher is better for rates, lower for times, bytes and CPU"),
               "set style data histogram", "set style histogram cluster gap 1",
               "set style fill solid 0.9 border -1", "set boxwidth 0.9",
               "set key top left", "set xtics rotate by -20", "set grid ytics"]
-    for panel, title, logy in PANELS:
-        pr = [r for r in rows if r["panel"] == panel]
-        if not pr:
-            continue
-        dat = os.path.join(tmp, panel + ".dat")
+    for name, title, logy, entries, anchor_name in panels:
+        dat = os.path.join(tmp, name + ".dat")
         with open(dat, "w") as f:
-            for r in pr:
-                label = r["label"].split(" (")[0].replace('"', "")
-                f.write('"%s" %g %g\n' % (label, r["taskring"], r["anchor"] if r["anchor"] is not None else 0))
+            for label, tv, av in entries:
+                f.write('"%s" %g %g\n' % (label.replace('"', ""), tv, av if av is not None else 0))
         script.append("set title '%s'" % title)
         script.append("set logscale y" if logy else "unset logscale y")
         script.append("set yrange [%s:*]" % ("0.01" if logy else "0"))
         plot = "plot '%s' using 2:xtic(1) title 'taskring' lc rgb '#1f77b4'" % dat
-        if any(r["anchor"] is not None for r in pr):
-            plot += ", '' using 3 title '%s' lc rgb '#ff7f0e'" % pr[0]["anchor_name"].replace("'", "")
+        if any(av is not None for _, _, av in entries):
+            plot += ", '' using 3 title '%s' lc rgb '#ff7f0e'" % anchor_name.replace("'", "")
         script.append(plot)
     script.append("unset multiplot")
     gp = os.path.join(tmp, "chart.gp")
@@ -419,15 +585,18 @@ BEGIN, END = "<!-- bench:begin (copied from perf/RESULTS.md by tools/dev bench) 
 
 
 def copy_table(results_md, readme):
-    """The README's table is the generated one, copied between its markers."""
+    """The README's tables are the generated ones: RESULTS.md after its
+    title, copied between the README's markers, its headings one level
+    down (the README's section is itself a "##")."""
     with open(results_md) as f:
         md = f.read().splitlines()
-    head = [l for l in md if l.startswith("Generated") or l.startswith("Machine")]
-    table = [l for l in md if l.startswith("|")]
     keep = []
-    for l in head:
-        keep += [l, ""]
-    keep += table + ["", "![taskring benchmarks](results.png)"]
+    for l in md:
+        if l.startswith("# "):
+            continue
+        keep.append("#" + l if l.startswith("##") else l)
+    while keep and not keep[0].strip():
+        keep.pop(0)
     with open(readme) as f:
         text = f.read()
     if BEGIN not in text or END not in text:
@@ -435,7 +604,7 @@ def copy_table(results_md, readme):
         return
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    body = "\n".join(keep).replace("(results.png)", "(perf/results.png)")
+    body = "\n".join(keep).rstrip("\n").replace("(results.png)", "(perf/results.png)")
     with open(readme, "w") as f:
         f.write(head + BEGIN + "\n" + body + "\n" + END + tail)
 
@@ -446,7 +615,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=PERF)
     ap.add_argument("--readme", help="README.md whose table (between the bench markers) is replaced")
-    ap.add_argument("--only", default="", help="comma-separated: nop,switch,cancel,randread,http")
+    ap.add_argument("--only", default="",
+                    help="comma-separated: nop,switch,cancel,randread,http,echo")
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
     mach = machine()
@@ -454,16 +624,19 @@ def main():
     with tempfile.TemporaryDirectory(prefix="taskring-bench.") as tmp:
         b = Bench(os.path.abspath(a.build), a.quick, tmp)
         for name, fn in (("nop", bench_nop), ("switch", bench_switch_spawn), ("cancel", bench_cancel),
-                         ("randread", bench_randread), ("http", bench_http)):
+                         ("randread", bench_randread), ("http", bench_http), ("echo", bench_echo)):
             if only and name not in only:
                 continue
             log("== %s" % name)
             fn(b)
+        mach["loads"] = LOADS
+        mach["load_end"] = os.getloadavg()[0]
         os.makedirs(a.out, exist_ok=True)
         with open(os.path.join(a.out, "results.json"), "w") as f:
-            json.dump({"machine": mach, "quick": a.quick, "rows": b.rows}, f, indent=1)
-        write_md(os.path.join(a.out, "RESULTS.md"), mach, b.rows, a.quick)
-        write_png(os.path.join(a.out, "results.png"), b.rows, tmp)
+            json.dump({"machine": mach, "quick": a.quick, "rows": b.rows, "multi_client": b.mc},
+                      f, indent=1)
+        write_md(os.path.join(a.out, "RESULTS.md"), mach, b.rows, b.mc, a.quick, mc_seconds(a.quick))
+        write_png(os.path.join(a.out, "results.png"), b.rows, b.mc, tmp)
         if a.readme and not only:
             copy_table(os.path.join(a.out, "RESULTS.md"), a.readme)
     log("wrote %s/RESULTS.md, results.json, results.png" % a.out)
