@@ -191,8 +191,14 @@ static void test_review_blocking_call_in_prep_refused(void **state)
 
 struct kill_fd {
     tr_task *a;
+    bool via_op; /* the openat through tr_op (R5) instead of tr_openat */
     char path[64];
 };
+
+static void prep_openat(struct io_uring_sqe *sqe, void *ctx)
+{
+    io_uring_prep_openat(sqe, AT_FDCWD, ctx, O_RDONLY | O_CLOEXEC, 0);
+}
 
 static int opener(void *arg)
 {
@@ -200,7 +206,8 @@ static int opener(void *arg)
     tr_cancel(tr_self());
     tr_shield_begin();
     (void)tr_yield(); /* resumed with its cancellation: the kill rung may reach it */
-    int fd = tr_openat(AT_FDCWD, k->path, O_RDONLY | O_CLOEXEC, 0);
+    int fd = k->via_op ? tr_op(prep_openat, k->path)
+                       : tr_openat(AT_FDCWD, k->path, O_RDONLY | O_CLOEXEC, 0);
     /* Never reached when killed; otherwise a real result or a cancel. */
     if (fd >= 0)
         close(fd);
@@ -222,16 +229,17 @@ static int kill_fd_driver(void *arg)
     return 0;
 }
 
-static void test_review_killed_task_completed_fd_closed(void **state)
+/* 20 rounds of the opener killed in the pass its openat completed: no fd
+ * is ever left behind, and the engine closed some (the usual case). */
+static void killed_opener_rounds(bool via_op)
 {
-    (void)state;
     struct tr_config cfg;
     tr_config_init(&cfg);
     cfg.grace_ms = 0;
     cfg.kill_ms = 0;
     cfg.report_fd = -1;
     cfg.flags = TR_CFG_NO_SIGNALS;
-    struct kill_fd k = {.path = "/tmp/taskring-review-XXXXXX"};
+    struct kill_fd k = {.path = "/tmp/taskring-review-XXXXXX", .via_op = via_op};
     int tmp = mkstemp(k.path);
     assert_true(tmp >= 0);
     close(tmp);
@@ -253,6 +261,12 @@ static void test_review_killed_task_completed_fd_closed(void **state)
     tr_test_assert_clean();
     assert_true(killed > 0);
     assert_true(closed > 0); /* the openat completes inline: the usual case */
+}
+
+static void test_review_killed_task_completed_fd_closed(void **state)
+{
+    (void)state;
+    killed_opener_rounds(false);
 }
 
 /* ---- B.8: a rung fires only after the one before it was delivered ---------- */
@@ -784,61 +798,10 @@ static void test_review_kill_reaches_close_only_loop(void **state)
 
 /* ---- R5: an fd made by tr_op is closed when its task is killed -------------- */
 
-static void prep_openat(struct io_uring_sqe *sqe, void *ctx)
-{
-    io_uring_prep_openat(sqe, AT_FDCWD, ctx, O_RDONLY | O_CLOEXEC, 0);
-}
-
-static int op_opener(void *arg)
-{
-    struct kill_fd *k = arg;
-    tr_cancel(tr_self());
-    tr_shield_begin();
-    (void)tr_yield();
-    int fd = tr_op(prep_openat, k->path);
-    if (fd >= 0)
-        close(fd);
-    tr_shield_end();
-    return 0;
-}
-
-static int op_kill_driver(void *arg)
-{
-    struct kill_fd *k = arg;
-    TCHECK_EQ(tr_spawn(NULL, &k->a, op_opener, k, NULL), 0);
-    tr_detach(k->a);
-    for (int i = 0; i < 100 && !parked_on(k->a, TR_WAIT_OP); i++)
-        TCHECK_EQ(tr_yield(), 0);
-    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
-    return 0;
-}
-
 static void test_review_killed_task_op_fd_closed(void **state)
 {
     (void)state;
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.grace_ms = 0;
-    cfg.kill_ms = 0;
-    cfg.report_fd = -1;
-    cfg.flags = TR_CFG_NO_SIGNALS;
-    struct kill_fd k = {.path = "/tmp/taskring-review-XXXXXX"};
-    int tmp = mkstemp(k.path);
-    assert_true(tmp >= 0);
-    close(tmp);
-    int fds0 = count_fds();
-    uint64_t closed = 0;
-    for (int round = 0; round < 20; round++) {
-        tr_engine *e = eng_new(&cfg);
-        assert_int_equal(tr_spawn(e, NULL, op_kill_driver, &k, NULL), 0);
-        assert_int_equal(tr_engine_run(e), 0);
-        closed += stats_of(e).fds_closed_at_kill;
-        assert_int_equal(tr_engine_destroy(e), 0);
-        assert_int_equal(count_fds(), fds0);
-    }
-    unlink(k.path);
-    tr_test_assert_clean();
-    assert_true(closed > 0);
+    killed_opener_rounds(true);
 }
 
 /* ---- R6: a task looping on tr_wait_shutdown during a shutdown ends ----------- */
