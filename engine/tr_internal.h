@@ -24,5 +24,6 @@
 /* The layers, each including the ones below it (DESIGN section 6):
  *   base/ -> wait/ -> task/ -> ring/, io/ -> structure/ -> life/ */
 #include "life/engine.h"
+#include "life/duties.h" /* the scheduler's duties, inlined by task.c */
 
 #endif /* TR_INTERNAL_H */

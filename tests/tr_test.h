@@ -279,16 +279,16 @@ static inline struct tr_stats tstats(void)
 /* True when t is parked, waiting for `why` (tr_task.state/wait). */
 static inline bool parked_on(const tr_task *t, const struct tr__wait_kind *why)
 {
-    return t->state == TR_TASK_PARKED && t->wait->kind == why;
+    return tr__task_parked_on(t, why);
 }
 
 /* The op slot of the ring op t is parked on (or woken from, not yet
  * resumed), TR_OP_NONE when it waits for something else. */
 static inline uint32_t task_op_slot(const tr_task *t)
 {
-    if (!t->wait || t->wait->kind != TR_WAIT_OP)
+    if (!t->wait || t->wait_kind != TR_WAIT_OP)
         return TR_OP_NONE;
-    return ((const struct tr__op_wait *)(const void *)t->wait)->idx;
+    return t->wait_slot;
 }
 
 /* Inside a task: yields until t is parked on `why`; returns whether it is

@@ -65,6 +65,6 @@ void tr__dispatch_cqe(tr_engine *e, uint64_t ud, int32_t res, uint32_t flags)
     e->st.ops_completed++;
     TR_ASSERT(op->task != NULL);
     TR_ASSERT(op->task->state == TR_TASK_PARKED);
-    TR_ASSERT(op->task->wait->kind == &tr__wk_op);
+    TR_ASSERT(op->task->wait_kind == &tr__wk_op);
     tr__task_wake(op->task, res);
 }

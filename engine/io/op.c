@@ -140,7 +140,6 @@ int tr__op_begin(tr_task *t, uint8_t opcode, int fd, struct tr__op_wait *ow,
     op->opcode = opcode;
     op->returns_fd = tr__opdefs[opcode].returns_fd;
     op->task = t;
-    ow->w.kind = &tr__wk_op;
     ow->idx = idx;
     ow->fd = fd;
     *sqe_out = sqe;
@@ -164,7 +163,8 @@ int tr__op_park(tr_task *t, struct tr__op_wait *ow, struct io_uring_sqe *sqe)
     e->st.ops_submitted++;
     e->ops.inflight++;
 
-    int res = tr__task_park(t, &ow->w);
+    t->wait_slot = idx;
+    int res = tr__task_park(t, &ow->w, &tr__wk_op);
 
     TR_ASSERT(op->state == TR_OP_COMPLETED);
     /* Our cancel makes the target end with -ECANCELED, or -EINTR when it
@@ -178,45 +178,44 @@ int tr__op_park(tr_task *t, struct tr__op_wait *ow, struct io_uring_sqe *sqe)
 
 /* ---- the op's wait record -------------------------------------------------- */
 
-static struct tr_op *wait_op(const tr_engine *e, const struct tr__wait *w)
+static struct tr_op *wait_op(const tr_engine *e, const tr_task *t)
 {
-    const struct tr__op_wait *ow = (const struct tr__op_wait *)(const void *)w;
-    struct tr_op *op = tr__op_get(e, ow->idx);
+    struct tr_op *op = tr__op_get(e, t->wait_slot);
     TR_ASSERT(op != NULL);
-    TR_ASSERT(op->task == w->owner);
+    TR_ASSERT(op->task == t);
     return op;
 }
 
 /* Cut short (or killed): ask the kernel to cancel; the op's own CQE wakes
  * the owner, whose buffer is in use until then (G1). tr_close is never
  * cancelled: it always closes, and soon. */
-static void op_cancel(tr_engine *e, struct tr__wait *w)
+static void op_cancel(tr_engine *e, tr_task *t)
 {
-    struct tr_op *op = wait_op(e, w);
+    struct tr_op *op = wait_op(e, t);
     if (op->state == TR_OP_INFLIGHT && tr__opdefs[op->opcode].cancellable)
-        (void)tr__cancel_submit(e, ((struct tr__op_wait *)(void *)w)->idx);
+        (void)tr__cancel_submit(e, t->wait_slot);
 }
 
 /* A killed owner is never resumed: its CQE has been reaped (it woke the
  * owner), so the slot goes back; a resource the op produced (an accepted
  * or opened fd) would leak with nobody to close it, so it is closed here
  * and counted (G5). */
-static void op_reap(tr_engine *e, struct tr__wait *w)
+static void op_reap(tr_engine *e, tr_task *t)
 {
-    struct tr_op *op = wait_op(e, w);
+    struct tr_op *op = wait_op(e, t);
     TR_ASSERT(op->state == TR_OP_COMPLETED);
     if (op->returns_fd && op->res >= 0) {
         close(op->res);
         e->st.fds_closed_at_kill++;
     }
-    tr__op_free(e, ((struct tr__op_wait *)(void *)w)->idx);
+    tr__op_free(e, t->wait_slot);
 }
 
-static void op_describe(const tr_engine *e, const struct tr__wait *w, char *buf, size_t len)
+static void op_describe(const tr_engine *e, const tr_task *t, char *buf, size_t len)
 {
-    const struct tr_op *op = wait_op(e, w);
+    const struct tr_op *op = wait_op(e, t);
     snprintf(buf, len, " op=%s fd=%d", tr__opdefs[op->opcode].name,
-             ((const struct tr__op_wait *)(const void *)w)->fd);
+             ((const struct tr__op_wait *)(const void *)t->wait)->fd);
 }
 
 const struct tr__wait_kind tr__wk_op = {

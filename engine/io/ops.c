@@ -245,25 +245,20 @@ int tr_op(void (*prep)(struct io_uring_sqe *sqe, void *ctx), void *ctx)
     return tr__op_park(t, &ow, sqe);
 }
 
-/* ---- sleeps: a wait record with a timer of its own ------------------------- */
+/* ---- sleeps: a wait whose timer is the task's own -------------------------- */
 
-struct sleep_wait {
-    struct tr__wait w;
-    struct tr__timer tm;
-};
-
+/* The timer is in the task record (t->sleep_tm), not the frame: a sleep's
+ * end or cancel touches no stack page (wait.h). */
 static void sleep_fire(tr_engine *e, struct tr__timer *tm)
 {
     (void)e;
-    struct sleep_wait *sw = tr__container_of(tm, struct sleep_wait, tm);
-    tr__task_wake(sw->w.owner, 0);
+    tr__task_wake(tr__container_of(tm, tr_task, sleep_tm), 0);
 }
 
-static void sleep_cancel(tr_engine *e, struct tr__wait *w)
+static void sleep_cancel(tr_engine *e, tr_task *t)
 {
-    struct sleep_wait *sw = (struct sleep_wait *)(void *)w;
-    tr__timer_disarm(e, &sw->tm);
-    tr__task_wake(w->owner, -ECANCELED);
+    tr__timer_disarm(e, &t->sleep_tm);
+    tr__task_wake(t, -ECANCELED);
 }
 
 const struct tr__wait_kind tr__wk_sleep = {.name = "sleeping", .cancel = sleep_cancel};
@@ -278,12 +273,12 @@ int tr_sleep_ns(uint64_t ns)
         return err;
     uint64_t now = tr__now_ns();
     uint64_t deadline = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
-    struct sleep_wait sw = {.w = {.kind = &tr__wk_sleep}};
-    tr__timer_init(&sw.tm, sleep_fire);
-    err = tr__timer_arm(t->e, &sw.tm, deadline);
+    struct tr__wait w;
+    tr__timer_init(&t->sleep_tm, sleep_fire);
+    err = tr__timer_arm(t->e, &t->sleep_tm, deadline);
     if (err)
         return err;
-    int r = tr__task_park(t, &sw.w);
-    TR_ASSERT(!tr__timer_armed(&sw.tm));
+    int r = tr__task_park(t, &w, &tr__wk_sleep);
+    TR_ASSERT(!tr__timer_armed(&t->sleep_tm));
     return r;
 }

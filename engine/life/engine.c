@@ -79,7 +79,6 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     tr__list_init(&e->sch.end_listeners);
     tr__waitq_init(&e->sd_stop);
     tr__waitq_init(&e->sq_room);
-    e->sch.pass_inline = tr__loop_pass_inline;
     int err = tr__ring_init(e, cfg);
     if (err) {
         free(e);

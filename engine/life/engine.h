@@ -13,9 +13,9 @@
 
 /* The scheduler loop of tr_engine_run (loop.c). */
 int tr__engine_loop(tr_engine *e);
-/* May a task begin the next pass itself? (loop.c; task.c reaches it
- * through e->sch.pass_inline, a hook: tasks sit below the loop.) */
-bool tr__loop_pass_inline(tr_engine *e);
+/* May a task begin the next pass itself? tr__loop_pass_inline, in
+ * duties.h: the one call from the task layer up into the loop, made on
+ * every switch that ends a pass with tasks queued, so inline. */
 
 /* -------------------------------------------------------------- shutdown */
 
@@ -92,9 +92,13 @@ void tr__sig_release(const struct tr__sig_release *rel);
  * shutdown). */
 void tr__sig_drain_pending(tr_engine *e);
 void tr__internal_arm(tr_engine *e);
-/* A read is not armed and should be (the ring refused its SQE). */
-bool tr__internal_arm_owed(const tr_engine *e);
+/* A read is not armed and should be (the ring refused its SQE, or it
+ * completed): kept by sigwake.c in one flag. */
+static inline bool tr__internal_arm_owed(const tr_engine *e);
 void tr__internal_stop(tr_engine *e);
+/* The reads are wanted again after a stop (a shutdown began meanwhile, or
+ * a later run). */
+void tr__internal_resume(tr_engine *e);
 /* A stop was asked but a read's cancel could not be submitted yet. */
 bool tr__internal_stop_owed(const tr_engine *e);
 /* How soon a pass retries what the ring refused (a cancel). */
@@ -155,13 +159,12 @@ struct tr__sched {
     tr_task *switch_prev; /* the task that switched directly to the current one: its
                            * canary is checked on arrival, after its last push */
     uint64_t next_id;
-    uint64_t live;                     /* live tasks */
-    uint64_t live_late;                /* ...of them TR_SPAWN_LATE */
-    struct tr__link end_listeners;     /* tr_cancel_all(WAIT) callers, told of every task end */
-    unsigned inline_passes;            /* passes begun by a task since the scheduler's last */
-    bool (*pass_inline)(tr_engine *e); /* tr__loop_pass_inline, for task.c */
-    unsigned peek_skip;                /* sleeps left before the next peek for completions */
-    uint64_t pass_ns;                  /* the clock at the start of the pass */
+    uint64_t live;                 /* live tasks */
+    uint64_t live_late;            /* ...of them TR_SPAWN_LATE */
+    struct tr__link end_listeners; /* tr_cancel_all(WAIT) callers, told of every task end */
+    unsigned inline_passes;        /* passes begun by a task since the scheduler's last */
+    unsigned peek_skip;            /* sleeps left before the next peek for completions */
+    uint64_t pass_ns;              /* the clock at the start of the pass */
 };
 
 /* op.c, cancel.c */
@@ -191,6 +194,7 @@ struct tr__timers {
 struct tr__sigwake {
     int sigfd, wake_fd;
     bool sig_armed, wake_armed, stopping;
+    bool reads_owed; /* !stopping and an open fd's read not armed (owed_update) */
     bool sig_cancel_sent, wake_cancel_sent;
     uint64_t inflight;
     struct signalfd_siginfo sig_info;
@@ -251,6 +255,32 @@ static inline bool tr__shutdown_begun(const tr_engine *e)
 }
 
 /* A shutdown is requested or running (not yet done). */
+/* ---- ring.c's, inline: every switch that ends a pass reads them ---- */
+
+static inline bool tr__ring_cq_empty(const tr_engine *e)
+{
+    return io_uring_cq_ready((struct io_uring *)&e->rs.uring) == 0;
+}
+
+/* With tasks waiting to run, is an io_uring_enter worth its syscall? Yes
+ * when SQEs wait, or the kernel holds completions back (task work flagged
+ * by TASKRUN_FLAG, or an overflow). Without TASKRUN_FLAG we cannot know,
+ * so whenever anything is in flight. */
+static inline bool tr__ring_enter_needed(const tr_engine *e, bool busy)
+{
+    if (io_uring_sq_ready(&e->rs.uring) > 0)
+        return true;
+    if (!e->rs.taskrun_flag)
+        return busy;
+    return (IO_URING_READ_ONCE(*e->rs.uring.sq.kflags) &
+            (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+}
+
+static inline bool tr__internal_arm_owed(const tr_engine *e)
+{
+    return e->sw.reads_owed;
+}
+
 static inline bool tr__shutdown_active(tr_engine *e)
 {
     uint8_t ph = e->sd.phase;

@@ -20,7 +20,7 @@
  *               never run), then tasks that waited for SQ room are woken.
  * A task that ends or parks at the end of a pass, with tasks queued for the
  * next one, may begin that pass itself (task.c) — but only when no duty of
- * the list is pending (tr__loop_pass_inline): the list is the one both
+ * the list is pending (tr__loop_pass_inline, a direct call): the list is the one both
  * use, so a new duty cannot be skipped by either.
  */
 #include "tr_internal.h"
@@ -31,28 +31,14 @@
 #define TR_TRIM_PER_WAIT 16
 /* Sleeps without a peek after a peek that found nothing. */
 #define TR_PEEK_BACKOFF 16
-/* Passes a task may begin in a row before the scheduler runs one. */
-#define TR_INLINE_PASSES 64
 
 /* ---- the duties --------------------------------------------------------------- */
 
-/* Each duty: NAME_pending(e), cheap, says whether it has work this pass;
- * NAME_run(e), if it has one, does it (duties without run are the enter
- * and reap phases' own). */
-
-static inline bool peers_pending(const tr_engine *e)
-{
-    return tr__peer_signals_pending(e);
-}
+/* The list and the pending checks are in duties.h; here, what each runs. */
 
 static inline void peers_run(tr_engine *e)
 {
     tr__peer_signals_take(e);
-}
-
-static inline bool shutdown_pending(const tr_engine *e)
-{
-    return tr__shutdown_active((tr_engine *)e);
 }
 
 static inline void shutdown_run(tr_engine *e)
@@ -60,19 +46,9 @@ static inline void shutdown_run(tr_engine *e)
     tr__shutdown_pass(e, tr__now_ns()); /* the phases' deadlines want the precise clock */
 }
 
-static inline bool reads_pending(const tr_engine *e)
-{
-    return tr__internal_arm_owed(e);
-}
-
 static inline void reads_run(tr_engine *e)
 {
     tr__internal_arm(e);
-}
-
-static inline bool cancels_pending(const tr_engine *e)
-{
-    return e->ops.cancels_deferred > 0;
 }
 
 static inline void cancels_run(tr_engine *e)
@@ -80,83 +56,20 @@ static inline void cancels_run(tr_engine *e)
     tr__cancel_retry_deferred(e);
 }
 
-static inline bool timers_pending(const tr_engine *e)
-{
-    return e->tm.len > 0;
-}
-
 static inline void timers_run(tr_engine *e)
 {
     tr__timer_expire(e, tr__now_ns());
 }
 
-static inline bool submit_pending(const tr_engine *e)
-{
-    /* SQEs to hand over, or completion work the kernel holds back. */
-    return tr__ring_enter_needed(e, true);
-}
-
-static inline bool reap_pending(const tr_engine *e)
-{
-    return !tr__ring_cq_empty((tr_engine *)e);
-}
-
-static inline bool sq_pending(const tr_engine *e)
-{
-    return tr__sq_waiters(e);
-}
-
-/*
- * THE list of per-pass duties, in the order of a pass: X(name, runs) where
- * runs says whether the duties phase runs it (else the enter and reap
- * phases do). The shutdown comes after the other engines' signals and
- * before tasks run (a signal reaped last pass starts Stop first); timers
- * last among those that run (a cancel retried or a rung taken may disarm
- * some). Both the loop and a task's inline pass start expand this one
- * list, at compile time: a duty added here cannot be skipped by either.
- */
-#define TR_DUTIES(X)                                                                               \
-    X(peers, 1)                                                                                    \
-    X(shutdown, 1)                                                                                 \
-    X(reads, 1)                                                                                    \
-    X(cancels, 1)                                                                                  \
-    X(timers, 1)                                                                                   \
-    X(submit, 0)                                                                                   \
-    X(reap, 0)                                                                                     \
-    X(sq, 0)
-
 #define TR_DUTY_RUN_1(name)                                                                        \
-    if (name##_pending(e))                                                                         \
+    if (tr__duty_##name##_pending(e))                                                              \
         name##_run(e);
 #define TR_DUTY_RUN_0(name)
 #define TR_DUTY_RUN(name, runs) TR_DUTY_RUN_##runs(name)
-#define TR_DUTY_PENDING(name, runs) || name##_pending(e)
 
 static void run_duties(tr_engine *e)
 {
     TR_DUTIES(TR_DUTY_RUN)
-}
-
-static inline bool duties_pending(const tr_engine *e)
-{
-    return false TR_DUTIES(TR_DUTY_PENDING);
-}
-
-/* Called by a task at the end of a pass with tasks queued for the next:
- * may it begin that pass itself? Only when the scheduler's part of a pass
- * has nothing to do. Without TASKRUN_FLAG the kernel cannot tell us
- * whether completions wait, so never. Bounded: after TR_INLINE_PASSES the
- * scheduler runs a pass. */
-bool tr__loop_pass_inline(tr_engine *e)
-{
-    if (!e->sch.run_head || e->sch.inline_passes >= TR_INLINE_PASSES || !e->rs.taskrun_flag)
-        return false;
-    if (duties_pending(e))
-        return false;
-    e->sch.inline_passes++;
-    e->sch.batch = e->sch.run_head;
-    e->sch.run_head = e->sch.run_tail = NULL;
-    return true;
 }
 
 /* ---- the phases ---------------------------------------------------------------- */
@@ -246,7 +159,7 @@ static int decide(tr_engine *e, int *ret)
     } else if (e->sw.stopping && tr__shutdown_active(e)) {
         /* A shutdown began while the reads were being stopped: it needs
          * them for its later signals. */
-        e->sw.stopping = false;
+        tr__internal_resume(e);
     }
     return 0;
 }
@@ -295,7 +208,7 @@ static int enter_and_wait(tr_engine *e, uint64_t now)
 
 int tr__engine_loop(tr_engine *e)
 {
-    e->sw.stopping = false;
+    tr__internal_resume(e);
     for (;;) {
         /* pass_ns only dates parks (shown by tr_engine_dump): coarse. The
          * duties that need the precise clock read it themselves. */

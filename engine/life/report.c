@@ -126,7 +126,7 @@ const char *tr__task_state_name(const tr_task *t)
     case TR_TASK_RUNNING:
         return "running";
     case TR_TASK_PARKED:
-        return t->wait->kind->name;
+        return t->wait_kind->name;
     case TR_TASK_DONE:
         return "done";
     default:
@@ -145,8 +145,8 @@ int tr_engine_dump(const tr_engine *e, int fd)
     for (const tr_task *t = e->sch.all_head; t && !o.err; t = t->all_next) {
         bool parked = t->state == TR_TASK_PARKED;
         char what[96] = " op=- fd=-1";
-        if (parked && t->wait->kind->describe)
-            t->wait->kind->describe(e, t->wait, what, sizeof(what));
+        if (parked && t->wait_kind->describe)
+            t->wait_kind->describe(e, t, what, sizeof(what));
         double parked_ms = (parked && now > t->parked_ns) ? (double)(now - t->parked_ns) / 1e6 : 0;
         outf(&o, "taskring: task %" PRIu64 " '%s' %s%s parked=%.1fms%s%s%s%s\n", t->id,
              tr_task_name(t), tr__task_state_name(t), what, parked_ms,

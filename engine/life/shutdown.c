@@ -169,11 +169,11 @@ static void kill_task(tr_engine *e, tr_task *t)
     /* Never resumed, but a kernel op's CQE must be reaped before the stack
      * goes (G1): the wait's kill makes sure a cancel is on its way; every
      * other wait ends at once. */
-    struct tr__wait *w = t->wait;
-    if (w->kind->kill)
-        w->kind->kill(e, w);
+    const struct tr__wait_kind *k = t->wait_kind;
+    if (k->kill)
+        k->kill(e, t);
     else
-        w->kind->cancel(e, w);
+        k->cancel(e, t);
 }
 
 static void kill_all(tr_engine *e, bool internal_too)
@@ -191,13 +191,13 @@ void tr__kill_teardown(tr_engine *e, tr_task *t)
 {
     TR_ASSERT(t->killed);
     TR_ASSERT(t->state == TR_TASK_READY);
-    struct tr__wait *w = t->wait;
-    if (w) {
+    if (t->wait) {
         /* Woken from its wait (an op's CQE, a sleep cut short): the kernel
          * is done with the stack; what the wait holds goes back. */
-        if (w->kind->reap)
-            w->kind->reap(e, w);
+        if (t->wait_kind->reap)
+            t->wait_kind->reap(e, t);
         t->wait = NULL;
+        t->wait_kind = NULL;
     }
     record_name(e->sd.killed, &e->sd.nkilled, t, -ECANCELED);
 #if defined(__SANITIZE_ADDRESS__)

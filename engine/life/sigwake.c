@@ -166,6 +166,15 @@ bool tr__shutdown_signals_ok(const sigset_t *set)
     return true;
 }
 
+/* Keeps e->sw.reads_owed true to the state it summarises (the scheduler's
+ * inline pass start reads it on every switch: one load, not five); called
+ * after every change of an fd, an armed flag or stopping. */
+static void owed_update(tr_engine *e)
+{
+    e->sw.reads_owed = !e->sw.stopping && ((e->sw.sigfd >= 0 && !e->sw.sig_armed) ||
+                                           (e->sw.wake_fd >= 0 && !e->sw.wake_armed));
+}
+
 int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg)
 {
     e->sw.sigfd = -1;
@@ -175,6 +184,7 @@ int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg)
     e->sw.wake_fd = eventfd(0, EFD_CLOEXEC);
     if (e->sw.wake_fd < 0)
         return -errno;
+    owed_update(e);
     sigemptyset(&e->sw.sig_set);
     sigemptyset(&e->sw.sig_added);
     e->sw.owner = pthread_self();
@@ -210,6 +220,7 @@ int tr__sigwake_open(tr_engine *e, const struct tr_config *cfg)
             sigaddset(&e->sw.sig_added, s);
     }
     e->sw.sigfd = fd;
+    owed_update(e);
     sig_engines_add(e);
     pthread_mutex_unlock(&sig_engines_mu);
     return 0;
@@ -297,6 +308,7 @@ void tr__sigwake_close(tr_engine *e, struct tr__sig_release *rel)
     if (e->sw.wake_fd >= 0)
         close(e->sw.wake_fd);
     e->sw.wake_fd = -1;
+    owed_update(e);
 }
 
 static void arm_read(tr_engine *e, int fd, void *buf, unsigned len, uint64_t ud, bool *armed)
@@ -320,13 +332,13 @@ void tr__internal_arm(tr_engine *e)
     if (e->sw.wake_fd >= 0 && !e->sw.wake_armed)
         arm_read(e, e->sw.wake_fd, &e->sw.wake_buf, sizeof(e->sw.wake_buf), TR_UD_WAKE,
                  &e->sw.wake_armed);
+    owed_update(e);
 }
 
-bool tr__internal_arm_owed(const tr_engine *e)
+void tr__internal_resume(tr_engine *e)
 {
-    if (e->sw.stopping)
-        return false;
-    return (e->sw.sigfd >= 0 && !e->sw.sig_armed) || (e->sw.wake_fd >= 0 && !e->sw.wake_armed);
+    e->sw.stopping = false;
+    owed_update(e);
 }
 
 static void cancel_read(tr_engine *e, uint64_t ud, bool *sent)
@@ -345,6 +357,7 @@ static void cancel_read(tr_engine *e, uint64_t ud, bool *sent)
 void tr__internal_stop(tr_engine *e)
 {
     e->sw.stopping = true;
+    owed_update(e);
     if (e->sw.sig_armed)
         cancel_read(e, TR_UD_SIGNAL, &e->sw.sig_cancel_sent);
     if (e->sw.wake_armed)
@@ -366,6 +379,7 @@ void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
         TR_ASSERT(e->sw.sig_armed);
         e->sw.sig_armed = false;
         e->sw.sig_cancel_sent = false;
+        owed_update(e);
         /* A completed read wins over our cancel: the signal is handled. */
         if (res == (int32_t)sizeof(e->sw.sig_info)) {
             TR_VG_DEFINED(&e->sw.sig_info, sizeof(e->sw.sig_info));
@@ -377,6 +391,7 @@ void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
         TR_ASSERT(e->sw.wake_armed);
         e->sw.wake_armed = false;
         e->sw.wake_cancel_sent = false;
+        owed_update(e);
         /* The flag, not the counter, says what was asked: nothing to do. */
         break;
     case TR_UDK_ICANCEL:

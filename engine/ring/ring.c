@@ -104,25 +104,6 @@ unsigned tr__ring_sq_pending(const tr_engine *e)
     return io_uring_sq_ready(&e->rs.uring);
 }
 
-bool tr__ring_cq_empty(tr_engine *e)
-{
-    return io_uring_cq_ready(&e->rs.uring) == 0;
-}
-
-/* With tasks waiting to run, is an io_uring_enter worth its syscall? Yes
- * when SQEs wait, or the kernel holds completions back (task work flagged
- * by TASKRUN_FLAG, or an overflow). Without TASKRUN_FLAG we cannot know,
- * so whenever anything is in flight. */
-bool tr__ring_enter_needed(const tr_engine *e, bool busy)
-{
-    if (io_uring_sq_ready(&e->rs.uring) > 0)
-        return true;
-    if (!e->rs.taskrun_flag)
-        return busy;
-    return (IO_URING_READ_ONCE(*e->rs.uring.sq.kflags) &
-            (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
-}
-
 bool tr__ring_overflow_pending(const tr_engine *e)
 {
     return (IO_URING_READ_ONCE(*e->rs.uring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0;

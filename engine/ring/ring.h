@@ -31,8 +31,8 @@ unsigned tr__ring_ready(tr_engine *e, unsigned *first);
 void tr__ring_consume(tr_engine *e, unsigned n);
 #define tr__ring_cqe(e, i) (&(e)->rs.uring.cq.cqes[(i) & (e)->rs.uring.cq.ring_mask])
 unsigned tr__ring_sq_pending(const tr_engine *e);
-bool tr__ring_cq_empty(tr_engine *e);
-bool tr__ring_enter_needed(const tr_engine *e, bool busy);
+/* tr__ring_cq_empty(e), tr__ring_enter_needed(e, busy): inline, at the end
+ * of life/engine.h (they need the ring's state; a task's switch reads them). */
 bool tr__ring_overflow_pending(const tr_engine *e);
 uint64_t tr__ring_overflow_count(const tr_engine *e);
 /* White-box tests: queue a NOP whose CQE carries user_data ud. */

@@ -11,7 +11,7 @@
  *     its buffer is in use until then (G1). tr__op_park maps the outcome.
  *   - in the engine (sleep, join, cancel_all wait): it is unhooked and woken
  *     with -ECANCELED at once; no kernel call.
- * Which of these applies is the wait record's (t->wait->kind->cancel);
+ * Which of these applies is the wait record's (t->wait_kind->cancel);
  * whether a call is cut short at all is tr__cut_short's.
  *   - runnable or running: nothing more; its next blocking call fails.
  * A shield (t->shield > 0) keeps the op in flight: cleanup I/O completes.
@@ -73,12 +73,11 @@ void tr__cancel_reaped(tr_engine *e, uint64_t ud)
 void tr__cancel_retry_deferred(tr_engine *e)
 {
     for (tr_task *t = e->sch.all_head; t && e->ops.cancels_deferred; t = t->all_next) {
-        if (t->state != TR_TASK_PARKED || t->wait->kind != &tr__wk_op)
+        if (!tr__task_parked_on(t, &tr__wk_op))
             continue;
-        const struct tr__op_wait *ow = (const struct tr__op_wait *)(const void *)t->wait;
-        struct tr_op *op = tr__op_get(e, ow->idx);
+        struct tr_op *op = tr__op_get(e, t->wait_slot);
         if (op->cancel_deferred)
-            (void)tr__cancel_submit(e, ow->idx);
+            (void)tr__cancel_submit(e, t->wait_slot);
     }
 }
 
@@ -86,7 +85,7 @@ void tr__wait_recheck(tr_engine *e, tr_task *t)
 {
     TR_ASSERT(t->state == TR_TASK_PARKED);
     if (tr__cut_short(t))
-        t->wait->kind->cancel(e, t->wait);
+        t->wait_kind->cancel(e, t);
 }
 
 int tr_cancel(tr_task *t)
@@ -128,12 +127,12 @@ static bool excepted(const tr_task *t, tr_task *const *except, size_t n)
     return false;
 }
 
-static void ca_cancel(tr_engine *e, struct tr__wait *w)
+static void ca_cancel(tr_engine *e, tr_task *t)
 {
     (void)e;
-    struct ca_wait *cw = (struct ca_wait *)(void *)w;
+    struct ca_wait *cw = (struct ca_wait *)(void *)t->wait;
     tr__list_del(&cw->link);
-    tr__task_wake(w->owner, -ECANCELED);
+    tr__task_wake(t, -ECANCELED);
 }
 
 const struct tr__wait_kind tr__wk_cancel_all = {.name = "cancel-all-wait", .cancel = ca_cancel};
@@ -164,7 +163,6 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
     if (why)
         return why;
     struct ca_wait cw = {
-        .w = {.kind = &tr__wk_cancel_all},
         .remaining = 0,
         .max_id = max_id,
         .except = except,
@@ -178,7 +176,7 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
     if (cw.remaining == 0)
         return count;
     tr__list_add_tail(&e->sch.end_listeners, &cw.link);
-    int r = tr__task_park(self, &cw.w);
+    int r = tr__task_park(self, &cw.w, &tr__wk_cancel_all);
     TR_ASSERT(tr__list_empty(&cw.link));
     return r < 0 ? r : count;
 }

@@ -9,7 +9,7 @@
  * scheduler switches into the first task of a pass; a task that parks,
  * yields or ends switches straight to the next task of the pass (one stack
  * switch, not two); the last one begins the next pass itself when the
- * scheduler has nothing to do (e->sch.pass_inline, loop.c), else switches back
+ * scheduler has nothing to do (tr__loop_pass_inline, loop.c), else switches back
  * to it. Whoever runs next frees an ended task's stack (bury) and checks the
  * canary of the task that left (arrive).
  */
@@ -110,7 +110,7 @@ static void switch_away(tr_task *t, bool final)
     tr_engine *e = t->e;
     tr_task *n = direct_next(e);
     (void) final; /* used by the ASan annotations only */
-    if (!n && !e->sch.batch && e->sch.run_head && e->sch.pass_inline(e))
+    if (!n && !e->sch.batch && e->sch.run_head && tr__loop_pass_inline(e))
         n = direct_next(e);
     if (n == t) {
         /* t yielded and is the next pass's first: it just goes on. */
@@ -222,25 +222,27 @@ void tr__task_enqueue(tr_task *t)
     e->sch.run_tail = t;
 }
 
-int tr__task_park(tr_task *t, struct tr__wait *w)
+int tr__task_park(tr_task *t, struct tr__wait *w, const struct tr__wait_kind *kind)
 {
     TR_ASSERT(t == tr__current);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     TR_ASSERT(t->wait == NULL);
     t->state = TR_TASK_PARKED;
     w->owner = t;
-    w->res = 0;
     t->wait = w;
+    t->wait_kind = kind;
+    t->wait_res = 0;
     t->parked_ns = t->e->sch.pass_ns;
     switch_away(t, false);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     TR_ASSERT(t->wait == w);
     t->wait = NULL;
+    t->wait_kind = NULL;
     /* Resumed while its calls are cut short: it knows now (this call's
      * result, or its next call's -ECANCELED), whatever this result is. */
     if (TR_UNLIKELY(t->cancelled))
         (void)deliver(t, tr__cut_short(t));
-    return w->res;
+    return t->wait_res;
 }
 
 void tr__task_wake(tr_task *t, int res)
@@ -249,7 +251,7 @@ void tr__task_wake(tr_task *t, int res)
     TR_ASSERT(t->wait != NULL);
     /* The record stays linked until t resumes in its call (or is reaped
      * after a kill): the reap needs it. */
-    t->wait->res = res;
+    t->wait_res = res;
     tr__task_enqueue(t);
 }
 
@@ -397,6 +399,7 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
             return err;
     }
     memset(t, 0, sizeof(*t));
+    tr__timer_init(&t->sleep_tm, NULL); /* not armed; tr_sleep_ns sets it up */
     t->e = e;
     t->stack = s;
     t->id = ++e->sch.next_id;
@@ -433,6 +436,7 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
 {
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     TR_ASSERT(t->wait == NULL); /* no record of its stack is linked (G10) */
+    TR_ASSERT(!tr__timer_armed(&t->sleep_tm)); /* nor a timer of its record */
     t->result = result;
     if (killed)
         e->st.tasks_killed++;
@@ -455,7 +459,7 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
      * the record: between this wake and then, nobody else may join or
      * detach t. */
     tr_task *j = t->joiner;
-    if (j && j->state == TR_TASK_PARKED && j->wait->kind == &tr__wk_join)
+    if (j && tr__task_parked_on(j, &tr__wk_join))
         tr__task_wake(j, 0); /* not if it was cancelled and is about to resume */
     /* A joiner that ends without returning from tr_join (killed) drops its
      * claim, so the target's handle can still be joined or detached. */
@@ -552,8 +556,8 @@ int tr_join(tr_task *t, int *result)
         return why;
     }
     if (t->state != TR_TASK_DONE) {
-        struct tr__wait w = {.kind = &tr__wk_join};
-        int r = tr__task_park(self, &w);
+        struct tr__wait w;
+        int r = tr__task_park(self, &w, &tr__wk_join);
         self->join_target = NULL;
         TR_ASSERT(t->joiner == self);
         if (r < 0) {
@@ -575,11 +579,11 @@ int tr_join(tr_task *t, int *result)
 
 /* A joiner keeps its claim on the target until it has resumed (tr_join
  * drops it): meanwhile nobody else may join or detach the target. */
-static void join_cancel(tr_engine *e, struct tr__wait *w)
+static void join_cancel(tr_engine *e, tr_task *t)
 {
     (void)e;
-    TR_ASSERT(w->owner->join_target && w->owner->join_target->joiner == w->owner);
-    tr__task_wake(w->owner, -ECANCELED);
+    TR_ASSERT(t->join_target && t->join_target->joiner == t);
+    tr__task_wake(t, -ECANCELED);
 }
 
 const struct tr__wait_kind tr__wk_join = {.name = "joining", .cancel = join_cancel};

@@ -97,24 +97,35 @@ struct tr_task {
     bool cancelled;        /* level-triggered: never cleared */
     bool cancel_delivered; /* resumed in a blocking call while cut short (the kill rung's rule) */
     bool detached;
-    bool late;                   /* TR_SPAWN_LATE */
-    bool killed;                 /* shutdown's Kill phase: never resumed again */
-    bool internal;               /* the engine's own task (at-shutdown hooks) */
-    bool in_prep;                /* inside a tr_op prep callback: no blocking calls */
-    int shield;                  /* shield depth */
-    struct tr__wait *wait;       /* the record of the call it is parked in (see above) */
-    uint64_t parked_ns;          /* when it last parked (the pass's clock) */
-    struct tr_task *joiner;      /* the task parked in tr_join on us */
-    struct tr_task *join_target; /* as a joiner: the task we wait for */
+    bool late;             /* TR_SPAWN_LATE */
+    bool killed;           /* shutdown's Kill phase: never resumed again */
+    bool internal;         /* the engine's own task (at-shutdown hooks) */
+    bool in_prep;          /* inside a tr_op prep callback: no blocking calls */
+    int shield;            /* shield depth */
+    struct tr__wait *wait; /* the record of the call it is parked in (see above) */
+    /* Its wait's hot half (wait.h): read by wakers and cancellers without
+     * touching the stack. */
+    const struct tr__wait_kind *wait_kind; /* valid while wait != NULL */
+    int wait_res;                          /* the result handed over by the waker */
+    uint32_t wait_slot;                    /* an op wait's slot */
+    struct tr__timer sleep_tm;             /* tr_sleep_ns's timer */
+    uint64_t parked_ns;                    /* when it last parked (the pass's clock) */
+    struct tr_task *joiner;                /* the task parked in tr_join on us */
+    struct tr_task *join_target;           /* as a joiner: the task we wait for */
     struct tr_stack *stack;
     void *asan_fake;  /* ASan fake stack of this task, while switched out */
     void *tsan_fiber; /* its TSan fiber (TSan builds) */
     char name[TR_NAME_MAX];
 };
 
-/* Parks the running task t in the wait record w (kind set by the caller)
+/* Parks the running task t in a wait of the given kind, whose record is w,
  * until a waker calls tr__task_wake; returns the result it handed over. */
-int tr__task_park(tr_task *t, struct tr__wait *w);
+int tr__task_park(tr_task *t, struct tr__wait *w, const struct tr__wait_kind *kind);
+/* Is t parked in a wait of this kind? */
+static inline bool tr__task_parked_on(const tr_task *t, const struct tr__wait_kind *kind)
+{
+    return t->state == TR_TASK_PARKED && t->wait_kind == kind;
+}
 /* Queues the parked task t with result res for its wait. */
 void tr__task_wake(tr_task *t, int res);
 void tr__task_enqueue(tr_task *t);

@@ -11,11 +11,18 @@
 /* ---------------------------------------------------------------- waits */
 
 /*
- * One wait record per blocking call, in the caller's frame (its task's
- * stack): what the task waits for and how to end that wait. The engine
- * never switches on what kind of wait it is: cancellation, the kill rung,
- * the reap of a killed task and the dump all go through the kind's
- * functions. A new kind of wait is one new kind record.
+ * One wait per blocking call: its kind (what the task waits for and how to
+ * end that wait) and its record in the caller's frame (the task's stack).
+ * The engine never switches on what kind of wait it is: cancellation, the
+ * kill rung, the reap of a killed task and the dump all go through the
+ * kind's functions. A new kind of wait is one new kind record.
+ *
+ * What a waker or a canceller needs sits in the task, not in the frame
+ * (t->wait_kind, t->wait_res, t->wait_slot, t->sleep_tm): cancelling
+ * 100k parked tasks then touches 100k task records, not 100k cold stack
+ * pages (a TLB and a cache miss each, paid again when the task resumes).
+ * The record keeps what only the kind's own code reads (queue links, the
+ * dump's details), and its owner.
  *
  * Lifetime: tr__task_park links the record to its task (t->wait); it stays
  * linked while the task is PARKED and READY after its wake-up, and is
@@ -26,27 +33,25 @@
 struct tr__wait;
 struct tr__wait_kind {
     const char *name; /* the dump's state: "parked-op", "sleeping", ... */
-    /* The owner's call is cut short (tr__cut_short says so): end the wait,
-     * at once (unhook and tr__task_wake with -ECANCELED) or as soon as the
+    /* t's call is cut short (tr__cut_short says so): end its wait, at
+     * once (unhook and tr__task_wake with -ECANCELED) or as soon as the
      * kernel allows (an op's ASYNC_CANCEL; its CQE wakes the owner). */
-    void (*cancel)(tr_engine *e, struct tr__wait *w);
+    void (*cancel)(tr_engine *e, tr_task *t);
     /* The kill rung: end the wait whatever shields say. NULL: as cancel. */
-    void (*kill)(tr_engine *e, struct tr__wait *w);
+    void (*kill)(tr_engine *e, tr_task *t);
     /* A killed owner is never resumed: release what the ended wait still
      * holds (an op's slot; a completed fd is closed). NULL: nothing. */
-    void (*reap)(tr_engine *e, struct tr__wait *w);
+    void (*reap)(tr_engine *e, tr_task *t);
     /* The dump's details after the state, e.g. "op=read fd=7". NULL: none. */
-    void (*describe)(const tr_engine *e, const struct tr__wait *w, char *buf, size_t len);
+    void (*describe)(const tr_engine *e, const tr_task *t, char *buf, size_t len);
 };
 
 struct tr__wait {
-    const struct tr__wait_kind *kind;
     tr_task *owner;
-    int res; /* the result handed over by the waker */
 };
 
-/* A ring op's wait record: the slot of its activation and, for the dump,
- * the fd it works on. */
+/* A ring op's wait record: the slot of its activation (also in
+ * t->wait_slot once parked) and, for the dump, the fd it works on. */
 struct tr__op_wait {
     struct tr__wait w;
     uint32_t idx;
@@ -88,8 +93,8 @@ int tr__waitq_park(tr_task *t, struct tr__waitq *q, const struct tr__wait_kind *
                    bool cancellable);
 /* Wakes every task of q with res, in arrival order; returns how many. */
 unsigned tr__waitq_wake_all(struct tr__waitq *q, int res);
-void tr__waitq_cancel(tr_engine *e, struct tr__wait *w);
-void tr__waitq_kill(tr_engine *e, struct tr__wait *w);
+void tr__waitq_cancel(tr_engine *e, tr_task *t);
+void tr__waitq_kill(tr_engine *e, tr_task *t);
 
 /* ---------------------------------------------------------------- timers */
 

@@ -18,25 +18,25 @@ struct waitq_wait {
     bool cancellable;     /* false: only the kill rung ends it early */
 };
 
-void tr__waitq_kill(tr_engine *e, struct tr__wait *w)
+void tr__waitq_kill(tr_engine *e, tr_task *t)
 {
     (void)e;
-    tr__list_del(&((struct waitq_wait *)(void *)w)->link);
-    tr__task_wake(w->owner, -ECANCELED);
+    tr__list_del(&((struct waitq_wait *)(void *)t->wait)->link);
+    tr__task_wake(t, -ECANCELED);
 }
 
-void tr__waitq_cancel(tr_engine *e, struct tr__wait *w)
+void tr__waitq_cancel(tr_engine *e, tr_task *t)
 {
-    if (((struct waitq_wait *)(void *)w)->cancellable)
-        tr__waitq_kill(e, w);
+    if (((struct waitq_wait *)(void *)t->wait)->cancellable)
+        tr__waitq_kill(e, t);
 }
 
 int tr__waitq_park(tr_task *t, struct tr__waitq *q, const struct tr__wait_kind *kind,
                    bool cancellable)
 {
-    struct waitq_wait ww = {.w = {.kind = kind}, .cancellable = cancellable};
+    struct waitq_wait ww = {.cancellable = cancellable};
     tr__list_add_tail(&q->head, &ww.link);
-    int r = tr__task_park(t, &ww.w);
+    int r = tr__task_park(t, &ww.w, kind);
     TR_ASSERT(tr__list_empty(&ww.link)); /* unlinked by whoever woke us */
     return r;
 }

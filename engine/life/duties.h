@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * duties.h — the scheduler's per-pass duties (loop.c), in one list that the
+ * loop's passes and a task's inline pass start (task.c's switch) both
+ * expand. Here, not in loop.c, so that the check a task makes on every
+ * switch that ends a pass is inlined: it is on the hot path of tr_yield.
+ */
+#ifndef TR_DUTIES_H
+#define TR_DUTIES_H
+
+#include "life/engine.h"
+
+/* Passes a task may begin in a row before the scheduler runs one. */
+#define TR_INLINE_PASSES 64
+
+/* Each duty: NAME_pending(e), cheap, says whether it has work this pass;
+ * NAME_run(e) (loop.c), if it has one, does it (duties without run are the
+ * enter and reap phases' own). */
+
+static inline bool tr__duty_peers_pending(const tr_engine *e)
+{
+    return tr__peer_signals_pending(e);
+}
+
+static inline bool tr__duty_shutdown_pending(const tr_engine *e)
+{
+    return tr__shutdown_active((tr_engine *)e);
+}
+
+static inline bool tr__duty_reads_pending(const tr_engine *e)
+{
+    return tr__internal_arm_owed(e);
+}
+
+static inline bool tr__duty_cancels_pending(const tr_engine *e)
+{
+    return e->ops.cancels_deferred > 0;
+}
+
+static inline bool tr__duty_timers_pending(const tr_engine *e)
+{
+    return e->tm.len > 0;
+}
+
+static inline bool tr__duty_submit_pending(const tr_engine *e)
+{
+    /* SQEs to hand over, or completion work the kernel holds back. */
+    return tr__ring_enter_needed(e, true);
+}
+
+static inline bool tr__duty_reap_pending(const tr_engine *e)
+{
+    return !tr__ring_cq_empty(e);
+}
+
+static inline bool tr__duty_sq_pending(const tr_engine *e)
+{
+    return tr__sq_waiters(e);
+}
+
+/*
+ * THE list of per-pass duties, in the order of a pass: X(name, runs) where
+ * runs says whether the duties phase runs it (else the enter and reap
+ * phases do). The shutdown comes after the other engines' signals and
+ * before tasks run (a signal reaped last pass starts Stop first); timers
+ * last among those that run (a cancel retried or a rung taken may disarm
+ * some). Both the loop and a task's inline pass start expand this one
+ * list, at compile time: a duty added here cannot be skipped by either.
+ */
+#define TR_DUTIES(X)                                                                               \
+    X(peers, 1)                                                                                    \
+    X(shutdown, 1)                                                                                 \
+    X(reads, 1)                                                                                    \
+    X(cancels, 1)                                                                                  \
+    X(timers, 1)                                                                                   \
+    X(submit, 0)                                                                                   \
+    X(reap, 0)                                                                                     \
+    X(sq, 0)
+
+#define TR_DUTY_PENDING(name, runs) || tr__duty_##name##_pending(e)
+
+static inline bool tr__duties_pending(const tr_engine *e)
+{
+    return false TR_DUTIES(TR_DUTY_PENDING);
+}
+
+/* Called by a task at the end of a pass with tasks queued for the next:
+ * may it begin that pass itself? Only when the scheduler's part of a pass
+ * has nothing to do. Without TASKRUN_FLAG the kernel cannot tell us
+ * whether completions wait, so never. Bounded: after TR_INLINE_PASSES the
+ * scheduler runs a pass. */
+static inline bool tr__loop_pass_inline(tr_engine *e)
+{
+    if (!e->sch.run_head || e->sch.inline_passes >= TR_INLINE_PASSES || !e->rs.taskrun_flag)
+        return false;
+    if (tr__duties_pending(e))
+        return false;
+    e->sch.inline_passes++;
+    e->sch.batch = e->sch.run_head;
+    e->sch.run_head = e->sch.run_tail = NULL;
+    return true;
+}
+
+#endif /* TR_DUTIES_H */
