@@ -435,7 +435,7 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
 void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
 {
     TR_ASSERT(t->state == TR_TASK_RUNNING);
-    TR_ASSERT(t->wait == NULL); /* no record of its stack is linked (G10) */
+    TR_ASSERT(t->wait == NULL);                /* no record of its stack is linked (G10) */
     TR_ASSERT(!tr__timer_armed(&t->sleep_tm)); /* nor a timer of its record */
     t->result = result;
     if (killed)
