@@ -78,6 +78,7 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     e->report_fd = cfg->report_fd;
     tr__list_init(&e->sch.end_listeners);
     tr__waitq_init(&e->sd_stop);
+    tr__timers_init(e);
     tr__waitq_init(&e->sq_room);
     int err = tr__ring_init(e, cfg);
     if (err) {

@@ -177,16 +177,12 @@ struct tr__ops {
     uint64_t cancels_deferred; /* ops whose cancel waits for SQ room */
 };
 
-/* timer.c: a heap entry keeps its timer's key (see timer.c). */
-struct tr__heap_ent {
-    uint64_t deadline_ns;
-    uint64_t seq;
-    struct tr__timer *tm;
-};
+/* timer.c: the hierarchical timing wheel. */
 struct tr__timers {
-    struct tr__heap_ent *heap; /* min-heap on (deadline_ns, seq) */
-    uint32_t len, cap;
-    uint64_t seq;
+    uint32_t len;                       /* armed timers */
+    uint64_t elapsed;                   /* the wheel's time, in ticks: never ahead of now */
+    uint64_t occupied[TR_WHEEL_LEVELS]; /* bit s of level l: slot l*64+s not empty */
+    struct tr__link slot[TR_WHEEL_OVERFLOW + 1]; /* level l, slot s at l*64+s; then overflow */
 };
 
 /* sigwake.c: the engine's own reads. Their buffers live here, in the
@@ -274,6 +270,30 @@ static inline bool tr__ring_enter_needed(const tr_engine *e, bool busy)
         return busy;
     return (IO_URING_READ_ONCE(*e->rs.uring.sq.kflags) &
             (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+}
+
+/* task.h's park, here where the engine's fields are known. */
+static inline int tr__task_park(tr_task *t, struct tr__wait *w, const struct tr__wait_kind *kind)
+{
+    TR_ASSERT(t == tr__current);
+    TR_ASSERT(t->state == TR_TASK_RUNNING);
+    TR_ASSERT(t->wait == NULL);
+    t->state = TR_TASK_PARKED;
+    w->owner = t;
+    t->wait = w;
+    t->wait_kind = kind;
+    t->wait_res = 0;
+    t->parked_ns = t->e->sch.pass_ns;
+    tr__task_switch_away(t);
+    TR_ASSERT(t->state == TR_TASK_RUNNING);
+    TR_ASSERT(t->wait == w);
+    t->wait = NULL;
+    t->wait_kind = NULL;
+    /* Resumed while its calls are cut short: it knows now (this call's
+     * result, or its next call's -ECANCELED), whatever this result is. */
+    if (TR_UNLIKELY(t->cancelled))
+        tr__task_deliver(t);
+    return t->wait_res;
 }
 
 static inline bool tr__internal_arm_owed(const tr_engine *e)

@@ -222,27 +222,14 @@ void tr__task_enqueue(tr_task *t)
     e->sch.run_tail = t;
 }
 
-int tr__task_park(tr_task *t, struct tr__wait *w, const struct tr__wait_kind *kind)
+void tr__task_switch_away(tr_task *t)
 {
-    TR_ASSERT(t == tr__current);
-    TR_ASSERT(t->state == TR_TASK_RUNNING);
-    TR_ASSERT(t->wait == NULL);
-    t->state = TR_TASK_PARKED;
-    w->owner = t;
-    t->wait = w;
-    t->wait_kind = kind;
-    t->wait_res = 0;
-    t->parked_ns = t->e->sch.pass_ns;
     switch_away(t, false);
-    TR_ASSERT(t->state == TR_TASK_RUNNING);
-    TR_ASSERT(t->wait == w);
-    t->wait = NULL;
-    t->wait_kind = NULL;
-    /* Resumed while its calls are cut short: it knows now (this call's
-     * result, or its next call's -ECANCELED), whatever this result is. */
-    if (TR_UNLIKELY(t->cancelled))
-        (void)deliver(t, tr__cut_short(t));
-    return t->wait_res;
+}
+
+void tr__task_deliver(tr_task *t)
+{
+    (void)deliver(t, tr__cut_short(t));
 }
 
 void tr__task_wake(tr_task *t, int res)
@@ -326,7 +313,9 @@ static int task_alloc(tr_engine *e, size_t size, tr_task **tp, struct tr_stack *
         TR_ASSERT(t->state == TR_TASK_FREED);
         e->sch.free_tasks = t->all_next;
     } else {
-        t = TR_FAULT(TR_FS_ALLOC) ? NULL : malloc(sizeof(*t));
+        /* Cache-line aligned: the hot fields share two lines (task.h). */
+        size_t sz = (sizeof(*t) + 63) & ~(size_t)63;
+        t = TR_FAULT(TR_FS_ALLOC) ? NULL : aligned_alloc(64, sz);
         if (!t)
             return -ENOMEM;
     }

@@ -85,42 +85,54 @@ enum tr__task_state {
 };
 
 struct tr_task {
+    /* Hot: what a switch, a wake-up and a cancel touch, in the first two
+     * cache lines (records are cache-line aligned, task.c). */
     void *sp; /* saved stack pointer while not running */
     tr_engine *e;
-    struct tr_task *run_next;            /* run queue link */
+    struct tr_task *run_next; /* run queue link */
+    struct tr__wait *wait;    /* the record of the call it is parked in (see above) */
+    /* Its wait's hot half (wait.h): read by wakers and cancellers without
+     * touching the stack. */
+    const struct tr__wait_kind *wait_kind; /* valid while wait != NULL */
+    struct tr_stack *stack;
+    int wait_res;          /* the result handed over by the waker */
+    uint32_t wait_slot;    /* an op wait's slot */
+    uint8_t state;         /* enum tr__task_state */
+    bool cancelled;        /* level-triggered: never cleared */
+    bool cancel_delivered; /* resumed in a blocking call while cut short (the kill rung's rule) */
+    bool killed;           /* shutdown's Kill phase: never resumed again */
+    bool in_prep;          /* inside a tr_op prep callback: no blocking calls */
+    bool late;             /* TR_SPAWN_LATE */
+    bool internal;         /* the engine's own task (at-shutdown hooks) */
+    bool detached;
+    int shield;                          /* shield depth */
+    struct tr__timer sleep_tm;           /* tr_sleep_ns's timer */
     struct tr_task *all_prev, *all_next; /* live tasks list */
+    /* Cold. */
     uint64_t id;
     tr_fn fn;
     void *arg;
     int result;
-    uint8_t state;         /* enum tr__task_state */
-    bool cancelled;        /* level-triggered: never cleared */
-    bool cancel_delivered; /* resumed in a blocking call while cut short (the kill rung's rule) */
-    bool detached;
-    bool late;             /* TR_SPAWN_LATE */
-    bool killed;           /* shutdown's Kill phase: never resumed again */
-    bool internal;         /* the engine's own task (at-shutdown hooks) */
-    bool in_prep;          /* inside a tr_op prep callback: no blocking calls */
-    int shield;            /* shield depth */
-    struct tr__wait *wait; /* the record of the call it is parked in (see above) */
-    /* Its wait's hot half (wait.h): read by wakers and cancellers without
-     * touching the stack. */
-    const struct tr__wait_kind *wait_kind; /* valid while wait != NULL */
-    int wait_res;                          /* the result handed over by the waker */
-    uint32_t wait_slot;                    /* an op wait's slot */
-    struct tr__timer sleep_tm;             /* tr_sleep_ns's timer */
-    uint64_t parked_ns;                    /* when it last parked (the pass's clock) */
-    struct tr_task *joiner;                /* the task parked in tr_join on us */
-    struct tr_task *join_target;           /* as a joiner: the task we wait for */
-    struct tr_stack *stack;
-    void *asan_fake;  /* ASan fake stack of this task, while switched out */
-    void *tsan_fiber; /* its TSan fiber (TSan builds) */
+    uint64_t parked_ns;          /* when it last parked (the pass's clock) */
+    struct tr_task *joiner;      /* the task parked in tr_join on us */
+    struct tr_task *join_target; /* as a joiner: the task we wait for */
+    void *asan_fake;             /* ASan fake stack of this task, while switched out */
+    void *tsan_fiber;            /* its TSan fiber (TSan builds) */
     char name[TR_NAME_MAX];
 };
 
+/* From the running task t to the next of the pass, or to the scheduler
+ * (task.c); t has been queued or parked. */
+void tr__task_switch_away(tr_task *t);
+/* t resumed in a blocking call while cut short: its cancellation counts as
+ * delivered (task.c, the kill rung's rule). */
+void tr__task_deliver(tr_task *t);
+
 /* Parks the running task t in a wait of the given kind, whose record is w,
- * until a waker calls tr__task_wake; returns the result it handed over. */
-int tr__task_park(tr_task *t, struct tr__wait *w, const struct tr__wait_kind *kind);
+ * until a waker calls tr__task_wake; returns the result it handed over.
+ * Inline (life/engine.h, which sees the engine): every blocking call goes
+ * through it. */
+static inline int tr__task_park(tr_task *t, struct tr__wait *w, const struct tr__wait_kind *kind);
 /* Is t parked in a wait of this kind? */
 static inline bool tr__task_parked_on(const tr_task *t, const struct tr__wait_kind *kind)
 {

@@ -98,35 +98,50 @@ void tr__waitq_kill(tr_engine *e, tr_task *t);
 
 /* ---------------------------------------------------------------- timers */
 
-/* A timer record in its owner's memory: a sleep's, later a scope's
- * deadline. Armed timers sit in the engine's heap; fire runs from the
- * scheduler (never inside a task) once the deadline has passed, after the
- * timer was disarmed. */
+/* A timer record in its owner's memory: a sleep's (in the task record), a
+ * scope's deadline (in the scope). Armed timers sit in the engine's wheel
+ * (timer.c); fire runs from the scheduler (never inside a task) once the
+ * deadline has passed, after the timer was disarmed. */
 struct tr__timer {
     uint64_t deadline_ns;
-    uint64_t seq;      /* arming order: equal deadlines fire in that order */
-    uint32_t heap_idx; /* its heap slot, UINT32_MAX while not armed */
+    struct tr__link link; /* in its wheel slot's list */
+    uint16_t where;       /* its slot (timer.c), TR_TIMER_UNARMED while not armed */
     void (*fire)(tr_engine *e, struct tr__timer *tm);
 };
+#define TR_TIMER_UNARMED 0xffffu
 
 static inline void tr__timer_init(struct tr__timer *tm,
                                   void (*fire)(tr_engine *, struct tr__timer *))
 {
     tm->deadline_ns = 0;
-    tm->seq = 0;
-    tm->heap_idx = UINT32_MAX;
+    tr__list_init(&tm->link);
+    tm->where = TR_TIMER_UNARMED;
     tm->fire = fire;
 }
 
 static inline bool tr__timer_armed(const struct tr__timer *tm)
 {
-    return tm->heap_idx != UINT32_MAX;
+    return tm->where != TR_TIMER_UNARMED;
 }
 
 /* --------------------------------------------------------------- timers */
 
-/* Arms tm (not armed) for deadline_ns; -ENOMEM when the heap cannot grow. */
+/* The wheel's geometry (timer.c): a tick is 2^TR_TICK_SHIFT ns (16.4 us);
+ * TR_WHEEL_LEVELS levels of 64 slots cover 2^36 ticks (13 days); later
+ * deadlines wait in one overflow list. */
+#define TR_TICK_SHIFT 14
+#define TR_WHEEL_BITS 6
+#define TR_WHEEL_SLOTS (1u << TR_WHEEL_BITS)
+#define TR_WHEEL_LEVELS 6
+#define TR_WHEEL_OVERFLOW (TR_WHEEL_LEVELS * TR_WHEEL_SLOTS)
+
+/* The wheel starts at now (called once, by tr_engine_create). */
+void tr__timers_init(tr_engine *e);
+/* Arms tm (not armed) for deadline_ns (absolute, CLOCK_MONOTONIC). O(1);
+ * never fails (the int is for callers that may one day need it). */
 int tr__timer_arm(tr_engine *e, struct tr__timer *tm, uint64_t deadline_ns);
+/* Moves an armed or unarmed tm to a new deadline. O(1). */
+void tr__timer_move(tr_engine *e, struct tr__timer *tm, uint64_t deadline_ns);
 /* Disarms an armed timer. */
 void tr__timer_disarm(tr_engine *e, struct tr__timer *tm);
 /* Fires every timer whose deadline has passed; returns how many. */
