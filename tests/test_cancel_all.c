@@ -66,7 +66,7 @@ static int ca_main(void *p)
     c->caller_cancelled = tr_is_cancelled();
     c->caller_nop = tr_nop();
     for (int i = 0; i < CA_N; i++)
-        c->spared_flag[i] = !c->t[i]->cancelled;
+        c->spared_flag[i] = !tr__task_cancelled(c->t[i]);
     /* The spared ones get real data and end on their own. */
     TCHECK_EQ(write(c->pipes[1][1], "1", 1), 1);
     TCHECK_EQ(write(c->pipes[3][1], "3", 1), 1);

@@ -243,7 +243,7 @@ static int join_main(void *p)
     struct tr_stats s1 = tstats();
     TCHECK_EQ(s1.cancels_submitted, s0.cancels_submitted);
     TCHECK(parked_on(c->target, TR_WAIT_OP));
-    TCHECK(!c->target->cancelled);
+    TCHECK(!tr__task_cancelled(c->target));
     TCHECK_EQ(c->target_done, 0);
     TCHECK_EQ(write(c->pfd[1], "ab", 2), 2);
     if (!c->detach_after) {

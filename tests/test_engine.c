@@ -101,7 +101,7 @@ static int stale_injector(void *p)
     c->r_still_parked = parked_on(c->r, TR_WAIT_OP) && task_op_slot(c->r) == c->i;
     c->r_slot_inflight = op && op->state == TR_OP_INFLIGHT && op->task == c->r;
     c->r_slot_gen_ok = op && op->gen == gen_next(c->g);
-    TCHECK(!c->r->cancelled);
+    TCHECK(!tr__task_cancelled(c->r));
     /* Now the real data: the reader must get exactly this. */
     TCHECK_EQ(write(c->pfd[1], "real", 4), 4);
     return 0;

@@ -176,7 +176,7 @@ static int late_worker(void *p)
     c->w_write[a->i] = tr_write(c->logp[1], msg, sizeof(msg), -1);
     c->w_ack[a->i] = tr_read(c->wp[a->i][0], &b, 1, -1);
     TCHECK_EQ(tr_shield_end(), 0);
-    if (c->logger->cancelled)
+    if (tr__task_cancelled(c->logger))
         c->logger_cancelled_at_worker_end++;
     ev_log(EV_WORKER_END + a->i);
     return (int)c->w_read[a->i];

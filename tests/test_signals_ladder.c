@@ -276,7 +276,7 @@ static int r2_controller(void *p)
     c->in_drain = c->e->sd.phase == TR_PH_DRAIN;
     c->shields_intact = !c->e->sd.shields_broken;
     c->still_parked = parked_on(s, TR_WAIT_OP) && c->s_returned == 0;
-    c->is_cancelled = s->cancelled;
+    c->is_cancelled = tr__task_cancelled(s);
     c->is_shielded = s->shield > 0;
     int mfd = memfd_create("dump", MFD_CLOEXEC);
     TCHECK(mfd >= 0);
@@ -501,13 +501,13 @@ static int ks_main(void *p)
     kill_self(SIGTERM);
     c->got1 = wait_signals(1);
     c->parked1 = parked_on(c->late, TR_WAIT_OP);
-    c->uncancelled1 = !c->late->cancelled;
+    c->uncancelled1 = !tr__task_cancelled(c->late);
     kill_self(SIGTERM);
     c->got2 = wait_signals(2);
     yields_lax(5);
     c->broken2 = e->sd.shields_broken;
     c->parked2 = parked_on(c->late, TR_WAIT_OP);
-    c->uncancelled2 = !c->late->cancelled;
+    c->uncancelled2 = !tr__task_cancelled(c->late);
     kill_self(SIGTERM);
     /* Ignore cancellation forever: killed with the late reader. */
     for (long long i = 0; i < FOREVER; i++)

@@ -59,7 +59,7 @@ static unsigned clamp_len(size_t n)
  * tr_op prep callback either. */
 static inline int tr__prep_check(const tr_task *t)
 {
-    return TR_UNLIKELY(t->in_prep) ? -EPERM : 0;
+    return TR_UNLIKELY(tr__task_in_prep(t)) ? -EPERM : 0;
 }
 
 int tr_nop(void)
@@ -226,9 +226,9 @@ int tr_op(void (*prep)(struct io_uring_sqe *sqe, void *ctx), void *ctx)
      * inside prep (refused: -EPERM) cannot see this op's SQE taken. */
     struct io_uring_sqe local;
     memset(&local, 0, sizeof(local));
-    t->in_prep = true;
+    t->attn |= TR_ATTN_PREP;
     prep(&local, ctx);
-    t->in_prep = false;
+    t->attn &= (uint8_t)~TR_ATTN_PREP;
     if (!custom_sqe_ok(&local))
         return -EINVAL;
     /* Level-triggered: a cancel that came during prep applies now. */

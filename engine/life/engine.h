@@ -281,17 +281,15 @@ static inline int tr__task_park(tr_task *t, struct tr__wait *w, const struct tr_
     t->state = TR_TASK_PARKED;
     w->owner = t;
     t->wait = w;
-    t->wait_kind = kind;
-    t->wait_res = 0;
+    t->wait_kind = kind; /* wait_res: set by the waker (tr__task_wake) */
     t->parked_ns = t->e->sch.pass_ns;
     tr__task_switch_away(t);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     TR_ASSERT(t->wait == w);
-    t->wait = NULL;
-    t->wait_kind = NULL;
+    t->wait = NULL; /* and wait_kind with it: valid only while wait is set */
     /* Resumed while its calls are cut short: it knows now (this call's
      * result, or its next call's -ECANCELED), whatever this result is. */
-    if (TR_UNLIKELY(t->cancelled))
+    if (TR_UNLIKELY(t->attn))
         tr__task_deliver(t);
     return t->wait_res;
 }
@@ -313,7 +311,7 @@ static inline bool tr__shutdown_active(tr_engine *e)
 
 static inline int tr__cut_short(const tr_task *t)
 {
-    if (TR_LIKELY(!t->cancelled))
+    if (TR_LIKELY(!tr__task_cancelled(t)))
         return 0;
     /* During shutdown, shields hold until the grace period ends. */
     if (t->shield > 0 && !t->e->sd.shields_broken)

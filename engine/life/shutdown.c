@@ -120,7 +120,7 @@ static void sd_begin(tr_engine *e, uint64_t now)
 static void cancel_tasks(tr_engine *e, bool late)
 {
     for (tr_task *t = e->sch.all_head; t; t = t->all_next) {
-        if (t->late != late || t->internal || t->cancelled)
+        if (t->late != late || t->internal || tr__task_cancelled(t))
             continue;
         e->sd.tasks_cancelled_by_sd++;
         (void)tr_cancel(t);
@@ -156,7 +156,7 @@ static void kill_task(tr_engine *e, tr_task *t)
 {
     if (t->killed)
         return;
-    if (!t->cancelled)
+    if (!tr__task_cancelled(t))
         (void)tr_cancel(t); /* spawned after the cancel rung */
     if (!t->cancel_delivered) {
         if (t->state == TR_TASK_PARKED) /* shields are broken: deliver it */

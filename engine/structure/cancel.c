@@ -97,7 +97,7 @@ int tr_cancel(tr_task *t)
     tr_engine *e = t->e;
     if (tr__current && tr__current->e != e)
         return -EXDEV; /* another engine's task: its thread owns it */
-    t->cancelled = true;
+    t->attn |= TR_ATTN_CANCELLED;
     if (t->state == TR_TASK_PARKED)
         tr__wait_recheck(e, t);
     return 0;
@@ -144,7 +144,7 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
         return -EPERM;
     if ((n > 0 && !except) || (flags & ~TR_CANCEL_WAIT))
         return -EINVAL;
-    if ((flags & TR_CANCEL_WAIT) && self->in_prep)
+    if ((flags & TR_CANCEL_WAIT) && tr__task_in_prep(self))
         return -EPERM; /* a blocking call in a tr_op prep: nothing done */
     tr_engine *e = self->e;
     uint64_t max_id = e->sch.next_id; /* the tasks this call cancels, by id */

@@ -244,7 +244,9 @@ void tr__task_wake(tr_task *t, int res)
 
 int tr__cancel_point(tr_task *t)
 {
-    if (TR_UNLIKELY(t->in_prep))
+    if (TR_LIKELY(t->attn == 0))
+        return 0;
+    if (TR_UNLIKELY(tr__task_in_prep(t)))
         return -EPERM; /* inside a tr_op prep callback: the SQE is half made */
     int why = tr__cut_short(t);
     if (TR_LIKELY(why == 0))
@@ -397,7 +399,8 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
     t->late = o && (o->flags & TR_SPAWN_LATE);
     t->internal = e->spawning_internal;
     /* During a shutdown, new tasks start cancelled (not the engine's own). */
-    t->cancelled = tr__shutdown_begun(e) && !t->internal;
+    if (tr__shutdown_begun(e) && !t->internal)
+        t->attn |= TR_ATTN_CANCELLED;
     if (t->late)
         e->sch.live_late++;
     if (o && o->name) {
@@ -606,7 +609,7 @@ int tr_yield(void)
 
 bool tr_is_cancelled(void)
 {
-    return tr__current ? tr__current->cancelled : false;
+    return tr__current ? tr__task_cancelled(tr__current) : false;
 }
 
 int tr_shield_begin(void)

@@ -95,13 +95,12 @@ struct tr_task {
      * touching the stack. */
     const struct tr__wait_kind *wait_kind; /* valid while wait != NULL */
     struct tr_stack *stack;
-    int wait_res;          /* the result handed over by the waker */
-    uint32_t wait_slot;    /* an op wait's slot */
-    uint8_t state;         /* enum tr__task_state */
-    bool cancelled;        /* level-triggered: never cleared */
+    int wait_res;       /* the result handed over by the waker */
+    uint32_t wait_slot; /* an op wait's slot */
+    uint8_t state;      /* enum tr__task_state */
+    uint8_t attn;       /* TR_ATTN_*: what a cancellation point must look at; 0 on the fast path */
     bool cancel_delivered; /* resumed in a blocking call while cut short (the kill rung's rule) */
     bool killed;           /* shutdown's Kill phase: never resumed again */
-    bool in_prep;          /* inside a tr_op prep callback: no blocking calls */
     bool late;             /* TR_SPAWN_LATE */
     bool internal;         /* the engine's own task (at-shutdown hooks) */
     bool detached;
@@ -127,6 +126,21 @@ void tr__task_switch_away(tr_task *t);
 /* t resumed in a blocking call while cut short: its cancellation counts as
  * delivered (task.c, the kill rung's rule). */
 void tr__task_deliver(tr_task *t);
+
+/* t->attn: one byte that every cancellation point tests first, so that the
+ * common case (nothing applies) costs one load. */
+#define TR_ATTN_CANCELLED 0x1u /* tr_cancel'led: level-triggered, never cleared */
+#define TR_ATTN_PREP 0x2u      /* inside a tr_op prep callback: no blocking calls */
+
+static inline bool tr__task_cancelled(const tr_task *t)
+{
+    return (t->attn & TR_ATTN_CANCELLED) != 0;
+}
+
+static inline bool tr__task_in_prep(const tr_task *t)
+{
+    return (t->attn & TR_ATTN_PREP) != 0;
+}
 
 /* Parks the running task t in a wait of the given kind, whose record is w,
  * until a waker calls tr__task_wake; returns the result it handed over.
