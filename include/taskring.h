@@ -171,6 +171,10 @@ struct tr_stats {
                                     closed by the engine: nobody was left to close them */
     uint64_t sq_waits;           /* ops that waited for room in a full submission queue */
     uint64_t report_lines_lost;  /* report lines dropped: report_fd would have blocked */
+    uint64_t deadline_cuts;      /* blocking calls that returned -ETIMEDOUT: a scope's
+                                    deadline cut them short */
+    uint64_t scopes_left;        /* scopes still entered when their task ended (or was
+                                    killed): unlinked by the engine, named in the report */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */
@@ -263,9 +267,70 @@ TR_API bool tr_is_cancelled(void);
  * blocking calls work even though the task is cancelled, and a tr_cancel does
  * not interrupt the operation in flight, so cleanup can do real I/O. After
  * the outermost end, a pending cancellation shows at the next blocking call.
- * Returns the new depth, or -EPERM; tr_shield_end without a begin: -EINVAL. */
+ * A shield is a shield scope without a deadline (TR_SCOPE_SHIELD): scopes
+ * entered inside it still cut calls short. Returns the new depth, or -EPERM;
+ * tr_shield_end without a begin, or whose begin was outside the innermost
+ * scope: -EINVAL. */
 TR_API int tr_shield_begin(void);
 TR_API int tr_shield_end(void);
+
+/* ---------------------------------------------------- time: cancel scopes */
+
+/* CLOCK_MONOTONIC in nanoseconds: the clock of every deadline. */
+TR_API uint64_t tr_now_ns(void);
+
+/* A cancel scope (as Trio's): what runs inside it can be cut short by its
+ * deadline or by tr_scope_cancel, and (unless it is a shield) by whatever
+ * cuts the enclosing calls short. The caller provides the storage, usually
+ * on its stack; the fields are the engine's. */
+struct tr_scope {
+    struct tr_scope *_parent; /* the enclosing scope of the same task */
+    tr_task *_task;           /* its owner */
+    uint64_t _deadline_ns;    /* 0: none */
+    unsigned _flags;          /* TR_SCOPE_* */
+    unsigned _shields;        /* tr_shield_begin depth opened inside it */
+    unsigned char _expired, _cancelled;
+    int _caught;        /* what tr_scope_exit returns */
+    unsigned _magic;    /* entered */
+    uint64_t _timer[6]; /* the engine's timer record */
+};
+
+/* Cancellations from outside (the task's own, enclosing scopes') do not
+ * reach inside; the scope's own deadline and tr_scope_cancel still do.
+ * During a shutdown, shields hold until its grace period ends (or the
+ * second signal), as tr_shield_begin's do. */
+#define TR_SCOPE_SHIELD 0x1u
+
+/*
+ * Only inside a task. Enters s, nested in the task's innermost scope:
+ * deadline_ns is absolute (tr_now_ns() + d), 0 for none; one that has
+ * passed triggers s at once. Inside a triggered scope every blocking call
+ * (ops, sleeps, joins, waits) returns at once, level-triggered until the
+ * exit: -ECANCELED when a cancellation applies (the task's, a
+ * tr_scope_cancel), otherwise -ETIMEDOUT for an expired deadline. tr_close
+ * is never cut short. A deadline costs no ring operation; when it fires
+ * while an op is in flight, that op gets its own ASYNC_CANCEL and the call
+ * waits for the op's completion: if the op finished first, its real result
+ * is returned and the expiry shows at the next blocking call.
+ * Returns 0; -EPERM outside a task; -EINVAL for NULL, an entered scope or
+ * unknown flags.
+ */
+TR_API int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags);
+/* Leaves s, which must be the task's innermost scope (and hold no open
+ * shield); the task continues normally. Returns 0 when s cut nothing short,
+ * -ETIMEDOUT when its deadline did, -ECANCELED when tr_scope_cancel did (a
+ * call cut short by the task's cancellation or an enclosing scope leaves it
+ * at 0); -EINVAL out of order, for a scope not entered or another task's
+ * (nothing changes); -EPERM outside a task. */
+TR_API int tr_scope_exit(struct tr_scope *s);
+/* Cancels what runs inside s (it stays triggered until its exit). From any
+ * task of s's engine. 0; -EINVAL for a scope not entered; -EPERM outside a
+ * task; -EXDEV from another engine's task. */
+TR_API int tr_scope_cancel(struct tr_scope *s);
+/* Moves s's deadline, earlier or later (an idle timeout reset per request);
+ * 0 removes it; a passed one triggers s. Once s has triggered, changes
+ * nothing. Errors as tr_scope_cancel's. */
+TR_API int tr_scope_set_deadline(struct tr_scope *s, uint64_t deadline_ns);
 
 /* Inside a task of an engine that is shutting down: true. Elsewhere false. */
 TR_API bool tr_shutting_down(void);

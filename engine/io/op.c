@@ -171,7 +171,7 @@ int tr__op_park(tr_task *t, struct tr__op_wait *ow, struct io_uring_sqe *sqe)
      * interrupted a blocking worker; both mean "cancelled". Any other
      * result is real and wins (G5): an fd, a byte count, an error. */
     if (op->cancel_sent && (res == -ECANCELED || res == -EINTR))
-        res = -ECANCELED;
+        res = tr__cut_return(t); /* -ECANCELED, or -ETIMEDOUT for a deadline */
     tr__op_free(e, idx);
     return res;
 }

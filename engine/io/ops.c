@@ -258,7 +258,7 @@ static void sleep_fire(tr_engine *e, struct tr__timer *tm)
 static void sleep_cancel(tr_engine *e, tr_task *t)
 {
     tr__timer_disarm(e, &t->sleep_tm);
-    tr__task_wake(t, -ECANCELED);
+    tr__task_wake(t, TR__WAKE_CUT);
 }
 
 const struct tr__wait_kind tr__wk_sleep = {.name = "sleeping", .cancel = sleep_cancel};

@@ -51,7 +51,7 @@ struct tr__shutdown {
     uint64_t signals;         /* shutdown signals of this shutdown: the ladder's rungs */
     uint64_t signals_at_final;
     /* Counters at the trigger, for the report's differences. */
-    uint64_t ok0, cancelled0, failed0, killed0, cancels0, completed0, stale0;
+    uint64_t ok0, cancelled0, failed0, killed0, cancels0, completed0, stale0, cuts0;
     uint64_t tasks_cancelled_by_sd;
     unsigned nfailed, nkilled;
     struct tr__sd_name failed[TR_SD_NAMES], killed[TR_SD_NAMES];
@@ -74,6 +74,8 @@ void tr__shutdown_rearm(tr_engine *e);
 bool tr__peer_signals_pending(const tr_engine *e);
 void tr__peer_signals_take(tr_engine *e);
 void tr__shutdown_task_ended(tr_engine *e, tr_task *t);
+/* t ended with n scopes entered (scope.c): named in the report. */
+void tr__scopes_left_record(tr_engine *e, tr_task *t, unsigned n);
 void tr__shutdown_report(tr_engine *e);
 void tr__kill_teardown(tr_engine *e, tr_task *t);
 /* The signalfd and wakeup reads (sigwake.c). */
@@ -223,6 +225,9 @@ struct tr_engine {
     tr_task *hook_task;     /* the at-shutdown task while it runs */
     tr_task *task_reserve;  /* its record and stack, taken by tr_at_shutdown */
     struct tr__shutdown sd;
+    /* Tasks that ended with scopes entered (G10), named in the report. */
+    unsigned nscopes_left;
+    struct tr__sd_name scopes_left[TR_SD_NAMES];
     /* After a finished shutdown (sd.phase DONE): a later run may start the
      * next one (sd_next_ok, set at that run's start), and a signal read in
      * it asks for it (sd_next_signal: its number). */
@@ -287,11 +292,17 @@ static inline int tr__task_park(tr_task *t, struct tr__wait *w, const struct tr_
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     TR_ASSERT(t->wait == w);
     t->wait = NULL; /* and wait_kind with it: valid only while wait is set */
-    /* Resumed while its calls are cut short: it knows now (this call's
-     * result, or its next call's -ECANCELED), whatever this result is. */
-    if (TR_UNLIKELY(t->attn))
-        tr__task_deliver(t);
-    return t->wait_res;
+    int res = t->wait_res;
+    /* Resumed while its calls may be cut short: a wait ended by its cut
+     * returns why; a real result is returned as it is, and the cut shows
+     * at the next call (G5). */
+    if (TR_UNLIKELY(t->attn)) {
+        if (res == TR__WAKE_CUT)
+            return tr__cut_return(t);
+        tr__cut_note(t);
+    }
+    TR_ASSERT(res != TR__WAKE_CUT);
+    return res;
 }
 
 static inline bool tr__internal_arm_owed(const tr_engine *e)
@@ -311,12 +322,9 @@ static inline bool tr__shutdown_active(tr_engine *e)
 
 static inline int tr__cut_short(const tr_task *t)
 {
-    if (TR_LIKELY(!tr__task_cancelled(t)))
+    if (TR_LIKELY(!(t->attn & (TR_ATTN_CANCELLED | TR_ATTN_SCOPE))))
         return 0;
-    /* During shutdown, shields hold until the grace period ends. */
-    if (t->shield > 0 && !t->e->sd.shields_broken)
-        return 0;
-    return -ECANCELED;
+    return tr__cut_short_slow(t, NULL);
 }
 
 /* Fault-free helpers */

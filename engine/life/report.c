@@ -147,9 +147,12 @@ int tr_engine_dump(const tr_engine *e, int fd)
         char what[96] = " op=- fd=-1";
         if (parked && t->wait_kind->describe)
             t->wait_kind->describe(e, t, what, sizeof(what));
+        char scope[64] = "";
+        if (t->scope)
+            tr__scope_describe(t, now, scope, sizeof(scope));
         double parked_ms = (parked && now > t->parked_ns) ? (double)(now - t->parked_ns) / 1e6 : 0;
-        outf(&o, "taskring: task %" PRIu64 " '%s' %s%s parked=%.1fms%s%s%s%s\n", t->id,
-             tr_task_name(t), tr__task_state_name(t), what, parked_ms,
+        outf(&o, "taskring: task %" PRIu64 " '%s' %s%s parked=%.1fms%s%s%s%s%s\n", t->id,
+             tr_task_name(t), tr__task_state_name(t), what, parked_ms, scope,
              tr__task_cancelled(t) ? " cancelled" : "", t->shield > 0 ? " shielded" : "",
              t->late ? " late" : "", t->killed ? " killed" : "");
         n++;
@@ -205,6 +208,18 @@ void tr__shutdown_report(tr_engine *e)
          e->st.tasks_failed - sd->failed0, e->st.tasks_killed - sd->killed0,
          e->st.cancels_submitted - sd->cancels0,
          (e->st.ops_completed - sd->completed0) + (e->st.cqe_stale - sd->stale0));
+    outf(&o,
+         "taskring:   calls cut short by deadlines: %" PRIu64 " (since the trigger), %" PRIu64
+         " in all\n",
+         e->st.deadline_cuts - sd->cuts0, e->st.deadline_cuts);
+    for (unsigned i = 0; i < e->nscopes_left && i < TR_SD_NAMES; i++)
+        outf(&o,
+             "taskring:   scopes: task '%s' (id %" PRIu64 ") ended with %d scope(s) entered: "
+             "unlinked by the engine\n",
+             e->scopes_left[i].name, e->scopes_left[i].id, e->scopes_left[i].result);
+    if (e->nscopes_left > TR_SD_NAMES)
+        outf(&o, "taskring:   scopes: %u more tasks ended with scopes entered\n",
+             e->nscopes_left - TR_SD_NAMES);
     for (unsigned i = 0; i < sd->nfailed && i < TR_SD_NAMES; i++)
         outf(&o, "taskring:   failed: task '%s' (id %" PRIu64 "): %d (%s)\n", sd->failed[i].name,
              sd->failed[i].id, sd->failed[i].result, strerror(-sd->failed[i].result));

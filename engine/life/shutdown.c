@@ -38,6 +38,11 @@ static void record_name(struct tr__sd_name *arr, unsigned *n, tr_task *t, int re
     (*n)++;
 }
 
+void tr__scopes_left_record(tr_engine *e, tr_task *t, unsigned n)
+{
+    record_name(e->scopes_left, &e->nscopes_left, t, (int)n);
+}
+
 /* ---- the trigger ---------------------------------------------------------- */
 
 /* A run after a finished shutdown honours the ladder again (DESIGN
@@ -112,6 +117,7 @@ static void sd_begin(tr_engine *e, uint64_t now)
     sd->cancels0 = e->st.cancels_submitted;
     sd->completed0 = e->st.ops_completed;
     sd->stale0 = e->st.cqe_stale;
+    sd->cuts0 = e->st.deadline_cuts;
     (void)tr__waitq_wake_all(&e->sd_stop, 0); /* once, at the trigger */
 }
 
@@ -222,7 +228,11 @@ static int hooks_task(void *arg)
          * a later one: a hook that returned inside a shield leaves nothing
          * to the next. */
         tr__current->shield = 0;
+        tr__current->shield_base = 0;
         int r = h.fn(h.arg);
+        /* Scopes the hook left entered are in its returned frame. */
+        if (tr__current->scope)
+            tr__scopes_release(e, tr__current);
         if (r < 0 && r != -ECANCELED)
             record_name(e->sd.failed, &e->sd.nfailed, tr__current, r);
     }

@@ -132,7 +132,7 @@ static void ca_cancel(tr_engine *e, tr_task *t)
     (void)e;
     struct ca_wait *cw = (struct ca_wait *)(void *)t->wait;
     tr__list_del(&cw->link);
-    tr__task_wake(t, -ECANCELED);
+    tr__task_wake(t, TR__WAKE_CUT);
 }
 
 const struct tr__wait_kind tr__wk_cancel_all = {.name = "cancel-all-wait", .cancel = ca_cancel};

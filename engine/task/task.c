@@ -152,18 +152,6 @@ static void switch_away(tr_task *t, bool final)
     arrive(e);
 }
 
-/* t resumes in a blocking call while its calls are cut short (why != 0):
- * its cancellation is delivered — this call returns the cut-short error or
- * a real result, and its next call fails at once — and from now on the
- * kill rung may reach it (DESIGN section 4: a rung fires only after the
- * one before it was delivered). Returns why. */
-static inline int deliver(tr_task *t, int why)
-{
-    if (why)
-        t->cancel_delivered = true;
-    return why;
-}
-
 static void task_finish(tr_task *t, int result) __attribute__((noreturn));
 
 static void task_entry(void *arg)
@@ -227,11 +215,6 @@ void tr__task_switch_away(tr_task *t)
     switch_away(t, false);
 }
 
-void tr__task_deliver(tr_task *t)
-{
-    (void)deliver(t, tr__cut_short(t));
-}
-
 void tr__task_wake(tr_task *t, int res)
 {
     TR_ASSERT(t->state == TR_TASK_PARKED);
@@ -248,15 +231,17 @@ int tr__cancel_point(tr_task *t)
         return 0;
     if (TR_UNLIKELY(tr__task_in_prep(t)))
         return -EPERM; /* inside a tr_op prep callback: the SQE is half made */
-    int why = tr__cut_short(t);
-    if (TR_LIKELY(why == 0))
+    if (TR_LIKELY(tr__cut_short(t) == 0))
         return 0;
     /* Pass through the scheduler so that a task that ignores -ECANCELED in
-     * a loop can neither starve the others nor escape being killed. */
+     * a loop can neither starve the others nor escape being killed. The
+     * answer is the walk's after the pass (a cancel may have come). Its
+     * cancellation is then delivered: the kill rung may reach it (DESIGN
+     * section 4: a rung fires only after the one before it was delivered). */
     TR_ASSERT(t->state == TR_TASK_RUNNING);
     tr__task_enqueue(t);
     switch_away(t, false);
-    return deliver(t, why);
+    return tr__cut_return(t);
 }
 
 /* ---- records ------------------------------------------------------------- */
@@ -427,6 +412,8 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
 void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
 {
     TR_ASSERT(t->state == TR_TASK_RUNNING);
+    if (TR_UNLIKELY(t->scope != NULL))
+        tr__scopes_release(e, t);              /* G10: none of its stack's scopes stays linked */
     TR_ASSERT(t->wait == NULL);                /* no record of its stack is linked (G10) */
     TR_ASSERT(!tr__timer_armed(&t->sleep_tm)); /* nor a timer of its record */
     t->result = result;
@@ -575,7 +562,7 @@ static void join_cancel(tr_engine *e, tr_task *t)
 {
     (void)e;
     TR_ASSERT(t->join_target && t->join_target->joiner == t);
-    tr__task_wake(t, -ECANCELED);
+    tr__task_wake(t, TR__WAKE_CUT);
 }
 
 const struct tr__wait_kind tr__wk_join = {.name = "joining", .cancel = join_cancel};
@@ -604,7 +591,7 @@ int tr_yield(void)
     tr__task_enqueue(t);
     switch_away(t, false);
     TR_ASSERT(t->state == TR_TASK_RUNNING);
-    return deliver(t, tr__cut_short(t));
+    return tr__cut_short(t) ? tr__cut_return(t) : 0;
 }
 
 bool tr_is_cancelled(void)
@@ -617,6 +604,13 @@ int tr_shield_begin(void)
     tr_task *t = tr__current;
     if (!t)
         return -EPERM;
+    /* A shield scope without a deadline, nested where the task is: its
+     * depth is counted in the innermost scope (or outside every scope),
+     * which the cancellation walk stops at (scope.c). */
+    if (t->scope)
+        t->scope->_shields++;
+    else
+        t->shield_base++;
     return ++t->shield;
 }
 
@@ -625,7 +619,9 @@ int tr_shield_end(void)
     tr_task *t = tr__current;
     if (!t)
         return -EPERM;
-    if (t->shield == 0)
-        return -EINVAL;
+    unsigned *depth = t->scope ? &t->scope->_shields : &t->shield_base;
+    if (t->shield == 0 || *depth == 0)
+        return -EINVAL; /* none open, or its begin was outside the innermost scope */
+    (*depth)--;
     return --t->shield;
 }

@@ -108,6 +108,9 @@ struct tr_task {
     struct tr__timer sleep_tm;           /* tr_sleep_ns's timer */
     struct tr_task *all_prev, *all_next; /* live tasks list */
     /* Cold. */
+    struct tr_scope *scope;    /* the innermost entered scope (structure/scope.c) */
+    unsigned scopes_triggered; /* entered scopes that have triggered (TR_ATTN_SCOPE) */
+    unsigned shield_base;      /* tr_shield_begin depth opened outside every scope */
     uint64_t id;
     tr_fn fn;
     void *arg;
@@ -123,14 +126,16 @@ struct tr_task {
 /* From the running task t to the next of the pass, or to the scheduler
  * (task.c); t has been queued or parked. */
 void tr__task_switch_away(tr_task *t);
-/* t resumed in a blocking call while cut short: its cancellation counts as
- * delivered (task.c, the kill rung's rule). */
-void tr__task_deliver(tr_task *t);
+/* A wait's result that says "ended by its cut-short" (a kind's cancel
+ * wakes with it): the call returns why it was cut short, decided when the
+ * task resumes (tr__cut_return). Never a real result. */
+#define TR__WAKE_CUT INT32_MIN
 
 /* t->attn: one byte that every cancellation point tests first, so that the
  * common case (nothing applies) costs one load. */
 #define TR_ATTN_CANCELLED 0x1u /* tr_cancel'led: level-triggered, never cleared */
 #define TR_ATTN_PREP 0x2u      /* inside a tr_op prep callback: no blocking calls */
+#define TR_ATTN_SCOPE 0x4u     /* one of its entered scopes has triggered */
 
 static inline bool tr__task_cancelled(const tr_task *t)
 {
@@ -186,10 +191,25 @@ static inline void tr__prefetch_frame(const tr_task *t)
 }
 void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed);
 /* The one cancellation predicate: is a blocking call of t cut short now,
- * and why? 0: no; -ECANCELED: t is cancelled outside a shield (or shields
- * are broken). Every cancellation point and every re-check of a parked
- * wait asks this, and nothing else. */
+ * and why? 0: no; -ECANCELED: a cancellation applies (the task's, outside
+ * every shield, or a cancelled scope's); -ETIMEDOUT: an expired scope's
+ * deadline. Every cancellation point and every re-check of a parked wait
+ * asks this, and nothing else. Inline fast path (one byte); the walk over
+ * the scopes is structure/scope.c's (the one call up from this layer, as
+ * the predicate of the layer above it). */
 static inline int tr__cut_short(const tr_task *t);
+int tr__cut_short_slow(const tr_task *t, bool *task_level);
+/* A blocking call of t returns because it was cut short: returns why
+ * (never 0), tells the scopes that caught it, and counts the kill rung's
+ * delivery when the task's own cancellation applied. */
+int tr__cut_return(tr_task *t);
+/* t resumed in a blocking call with a real result while something may cut
+ * its calls short: only the kill rung's delivery. */
+void tr__cut_note(tr_task *t);
+/* G10: unlinks the scopes still entered when t ends (scope.c). */
+void tr__scopes_release(tr_engine *e, tr_task *t);
+/* The dump's " deadline=...ms scope=..." for t (scope.c). */
+void tr__scope_describe(const tr_task *t, uint64_t now, char *buf, size_t len);
 /* Level-triggered cancel check at the top of every blocking call: when the
  * call is cut short it yields once (passing through the scheduler) and
  * returns the reason (-ECANCELED); else 0. Also refuses blocking calls

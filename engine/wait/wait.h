@@ -158,6 +158,10 @@ static inline uint64_t tr__now_ns(void)
 
 /* The same clock at tick resolution (1-4 ms), a third of the cost: only
  * for figures that are shown, never for deadlines. */
+/* How far CLOCK_MONOTONIC_COARSE may lag CLOCK_MONOTONIC: a jiffy (4 ms
+ * at HZ=250, 10 ms at HZ=100), with room. */
+#define TR_COARSE_LAG_NS 20000000ull
+
 static inline uint64_t tr__now_coarse_ns(void)
 {
     struct timespec ts;

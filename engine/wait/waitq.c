@@ -22,7 +22,7 @@ void tr__waitq_kill(tr_engine *e, tr_task *t)
 {
     (void)e;
     tr__list_del(&((struct waitq_wait *)(void *)t->wait)->link);
-    tr__task_wake(t, -ECANCELED);
+    tr__task_wake(t, TR__WAKE_CUT);
 }
 
 void tr__waitq_cancel(tr_engine *e, tr_task *t)

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scope.c — cancel scopes and deadlines (DESIGN section 7).
+ *
+ * A scope is a record in its owner's memory, linked into its task's chain
+ * (t->scope, innermost first). It triggers once — its deadline fires (a
+ * timer record in the wheel, no SQE) or tr_scope_cancel — and stays
+ * triggered until its exit. What a blocking call sees is decided by one
+ * walk (tr__cut_short_slow), from the innermost scope outwards:
+ *   - a cancelled scope cuts with -ECANCELED, an expired one with
+ *     -ETIMEDOUT; -ECANCELED wins when both apply;
+ *   - a shield (TR_SCOPE_SHIELD, or a tr_shield_begin opened inside a
+ *     scope, or outside every scope) ends the walk: what lies outside it
+ *     does not reach in — until the shutdown breaks shields;
+ *   - past the outermost scope, the task's own cancellation applies.
+ * The walk only runs when the task's attention byte says something may
+ * apply (TR_ATTN_CANCELLED or TR_ATTN_SCOPE): the fast path is one load.
+ *
+ * A trigger re-checks the owner's wait: a parked op gets its per-op
+ * ASYNC_CANCEL and the owner waits for the op's own CQE (G1); the op's real
+ * result wins a race (G5); any other wait ends at once. The call then
+ * returns the walk's answer (tr__cut_return), which also tells each
+ * triggered scope that caught it (what its tr_scope_exit reports).
+ *
+ * G10: a task that ends with scopes entered has them unlinked here (their
+ * timers disarmed) before its stack goes, counted and named.
+ */
+#include "tr_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define TR_SCOPE_MAGIC 0x5c09e5a1u
+
+_Static_assert(sizeof(((struct tr_scope *)0)->_timer) >= sizeof(struct tr__timer),
+               "struct tr_scope's timer storage holds the engine's timer record");
+
+uint64_t tr_now_ns(void)
+{
+    return tr__now_ns();
+}
+
+static struct tr__timer *scope_timer(struct tr_scope *s)
+{
+    return (struct tr__timer *)(void *)s->_timer;
+}
+
+static bool scope_triggered(const struct tr_scope *s)
+{
+    return s->_expired || s->_cancelled;
+}
+
+/* ---- the walk --------------------------------------------------------------- */
+
+/* Shields hold until the shutdown breaks them (its grace period). */
+static bool shields_hold(const tr_task *t)
+{
+    return !t->e->sd.shields_broken;
+}
+
+int tr__cut_short_slow(const tr_task *t, bool *task_level)
+{
+    bool hold = shields_hold(t);
+    int why = 0;
+    if (task_level)
+        *task_level = false;
+    for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
+        if (s->_shields > 0 && hold)
+            return why; /* a tr_shield_begin inside s keeps s and beyond out */
+        if (s->_cancelled)
+            return -ECANCELED;
+        if (s->_expired)
+            why = -ETIMEDOUT;
+        if ((s->_flags & TR_SCOPE_SHIELD) && hold)
+            return why;
+    }
+    if (t->shield_base > 0 && hold)
+        return why;
+    if (tr__task_cancelled(t)) {
+        if (task_level)
+            *task_level = true;
+        return -ECANCELED;
+    }
+    return why;
+}
+
+/* The scopes that cut a call short with why: each applicable triggered
+ * scope of that cause (the same walk). */
+static void mark_caught(tr_task *t, int why)
+{
+    bool hold = shields_hold(t);
+    for (struct tr_scope *s = t->scope; s; s = s->_parent) {
+        if (s->_shields > 0 && hold)
+            return;
+        if (why == -ECANCELED ? s->_cancelled : (s->_expired && !s->_cancelled))
+            s->_caught = why;
+        if ((s->_flags & TR_SCOPE_SHIELD) && hold)
+            return;
+    }
+}
+
+int tr__cut_return(tr_task *t)
+{
+    bool task_level;
+    int why = tr__cut_short_slow(t, &task_level);
+    TR_ASSERT(why != 0); /* nothing un-triggers while the call waits */
+    if (task_level)
+        t->cancel_delivered = true; /* the kill rung's rule (DESIGN section 4) */
+    mark_caught(t, why);
+    if (why == -ETIMEDOUT)
+        t->e->st.deadline_cuts++;
+    return why;
+}
+
+void tr__cut_note(tr_task *t)
+{
+    bool task_level;
+    (void)tr__cut_short_slow(t, &task_level);
+    if (task_level)
+        t->cancel_delivered = true;
+}
+
+/* ---- triggering ------------------------------------------------------------- */
+
+static void trigger(tr_engine *e, struct tr_scope *s, bool cancel)
+{
+    tr_task *t = s->_task;
+    bool was = scope_triggered(s);
+    if (cancel)
+        s->_cancelled = 1;
+    else
+        s->_expired = 1;
+    if (tr__timer_armed(scope_timer(s)))
+        tr__timer_disarm(e, scope_timer(s));
+    if (!was) {
+        t->scopes_triggered++;
+        t->attn |= TR_ATTN_SCOPE;
+    }
+    if (t->state == TR_TASK_PARKED)
+        tr__wait_recheck(e, t);
+}
+
+static void scope_fire(tr_engine *e, struct tr__timer *tm)
+{
+    struct tr_scope *s =
+        (struct tr_scope *)(void *)((char *)tm - offsetof(struct tr_scope, _timer));
+    TR_ASSERT(s->_magic == TR_SCOPE_MAGIC);
+    trigger(e, s, false);
+}
+
+/* Arms, moves or removes s's deadline (s not triggered). */
+static void set_deadline(tr_engine *e, struct tr_scope *s, uint64_t deadline_ns)
+{
+    struct tr__timer *tm = scope_timer(s);
+    s->_deadline_ns = deadline_ns;
+    if (deadline_ns == 0) {
+        if (tr__timer_armed(tm))
+            tr__timer_disarm(e, tm);
+        return;
+    }
+    /* Passed already: triggered now, so the next call does not even
+     * start. The coarse clock (a few ns) is never ahead of the precise one
+     * and lags it by at most a jiffy: only a deadline near it pays for the
+     * precise clock. */
+    uint64_t coarse = tr__now_coarse_ns();
+    if (deadline_ns <= coarse ||
+        (deadline_ns < coarse + TR_COARSE_LAG_NS && deadline_ns <= tr__now_ns())) {
+        trigger(e, s, false);
+        return;
+    }
+    tr__timer_move(e, tm, deadline_ns);
+}
+
+/* ---- the calls -------------------------------------------------------------- */
+
+int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
+{
+    tr_task *t = tr__current;
+    if (!t)
+        return -EPERM;
+    if (!s || (flags & ~TR_SCOPE_SHIELD) || (s->_magic == TR_SCOPE_MAGIC && s->_task))
+        return -EINVAL;
+    memset(s, 0, sizeof(*s));
+    s->_parent = t->scope;
+    s->_task = t;
+    s->_flags = flags;
+    s->_magic = TR_SCOPE_MAGIC;
+    tr__timer_init(scope_timer(s), scope_fire);
+    t->scope = s;
+    if (deadline_ns)
+        set_deadline(t->e, s, deadline_ns);
+    return 0;
+}
+
+/* s entered, and reachable from the caller: 0 or the -errno. */
+static int scope_check(const struct tr_scope *s)
+{
+    if (!s || s->_magic != TR_SCOPE_MAGIC || !s->_task)
+        return -EINVAL;
+    if (!tr__current)
+        return -EPERM;
+    if (tr__current->e != s->_task->e)
+        return -EXDEV; /* another engine's task: its thread owns it */
+    return 0;
+}
+
+int tr_scope_exit(struct tr_scope *s)
+{
+    tr_task *t = tr__current;
+    if (!t)
+        return -EPERM;
+    if (!s || s->_magic != TR_SCOPE_MAGIC || s->_task != t || t->scope != s || s->_shields > 0)
+        return -EINVAL; /* not ours, not innermost, or a shield inside is open */
+    struct tr__timer *tm = scope_timer(s);
+    if (tr__timer_armed(tm))
+        tr__timer_disarm(t->e, tm);
+    if (scope_triggered(s)) {
+        TR_ASSERT(t->scopes_triggered > 0);
+        if (--t->scopes_triggered == 0)
+            t->attn &= (uint8_t)~TR_ATTN_SCOPE;
+    }
+    t->scope = s->_parent;
+    s->_magic = 0;
+    s->_task = NULL;
+    return s->_caught;
+}
+
+int tr_scope_cancel(struct tr_scope *s)
+{
+    int err = scope_check(s);
+    if (err)
+        return err;
+    trigger(s->_task->e, s, true);
+    return 0;
+}
+
+int tr_scope_set_deadline(struct tr_scope *s, uint64_t deadline_ns)
+{
+    int err = scope_check(s);
+    if (err)
+        return err;
+    if (scope_triggered(s))
+        return 0; /* stays triggered until its exit */
+    set_deadline(s->_task->e, s, deadline_ns);
+    return 0;
+}
+
+/* ---- the engine's side ------------------------------------------------------- */
+
+void tr__scopes_release(tr_engine *e, tr_task *t)
+{
+    unsigned n = 0;
+    /* Bounded by the task's scopes: each is unlinked. */
+    while (t->scope) {
+        struct tr_scope *s = t->scope;
+        TR_ASSERT(s->_magic == TR_SCOPE_MAGIC && s->_task == t);
+        struct tr__timer *tm = scope_timer(s);
+        if (tr__timer_armed(tm))
+            tr__timer_disarm(e, tm);
+        t->scope = s->_parent;
+        s->_magic = 0;
+        s->_task = NULL;
+        n++;
+    }
+    t->scopes_triggered = 0;
+    t->attn &= (uint8_t)~TR_ATTN_SCOPE;
+    e->st.scopes_left += n;
+    tr__scopes_left_record(e, t, n);
+}
+
+void tr__scope_describe(const tr_task *t, uint64_t now, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    const char *trig = NULL;
+    uint64_t deadline = 0;
+    for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
+        if (!trig && scope_triggered(s))
+            trig = s->_cancelled ? "cancelled" : "timed-out";
+        if (!deadline && s->_deadline_ns && !scope_triggered(s))
+            deadline = s->_deadline_ns;
+    }
+    size_t o = 0;
+    if (deadline) {
+        double left = deadline > now ? (double)(deadline - now) / 1e6 : 0;
+        int w = snprintf(buf, len, " deadline=%.1fms", left);
+        o = w > 0 ? (size_t)w : 0;
+    }
+    if (trig && o < len)
+        snprintf(buf + o, len - o, " scope=%s", trig);
+}
