@@ -290,9 +290,8 @@ struct tr_scope {
     unsigned _flags;          /* TR_SCOPE_* */
     unsigned _shields;        /* tr_shield_begin depth opened inside it */
     unsigned char _expired, _cancelled;
-    int _caught;        /* what tr_scope_exit returns */
-    unsigned _magic;    /* entered */
-    uint64_t _timer[6]; /* the engine's timer record */
+    int _caught;     /* what tr_scope_exit returns */
+    unsigned _magic; /* entered */
 };
 
 /* Cancellations from outside (the task's own, enclosing scopes') do not

@@ -16,6 +16,15 @@
  * The walk only runs when the task's attention byte says something may
  * apply (TR_ATTN_CANCELLED or TR_ATTN_SCOPE): the fast path is one load.
  *
+ * Deadlines: one timer per task (t->dl_tm, in its record), armed for the
+ * earliest deadline of its scopes or earlier, and kept lazily: entering a
+ * scope with a later deadline, leaving one, or moving one later touches no
+ * timer at all; only an earlier deadline moves it. When it fires, the
+ * owner's scopes are walked: those whose deadline has passed trigger, and
+ * the timer is re-armed for the earliest left (a timer that fired early
+ * for a scope that is gone costs that one walk). So a scope per request or
+ * per op costs a few stores, not a timer insert and remove (bench_scope).
+ *
  * A trigger re-checks the owner's wait: a parked op gets its per-op
  * ASYNC_CANCEL and the owner waits for the op's own CQE (G1); the op's real
  * result wins a race (G5); any other wait ends at once. The call then
@@ -32,17 +41,9 @@
 
 #define TR_SCOPE_MAGIC 0x5c09e5a1u
 
-_Static_assert(sizeof(((struct tr_scope *)0)->_timer) >= sizeof(struct tr__timer),
-               "struct tr_scope's timer storage holds the engine's timer record");
-
 uint64_t tr_now_ns(void)
 {
     return tr__now_ns();
-}
-
-static struct tr__timer *scope_timer(struct tr_scope *s)
-{
-    return (struct tr__timer *)(void *)s->_timer;
 }
 
 static bool scope_triggered(const struct tr_scope *s)
@@ -122,7 +123,8 @@ void tr__cut_note(tr_task *t)
 
 /* ---- triggering ------------------------------------------------------------- */
 
-static void trigger(tr_engine *e, struct tr_scope *s, bool cancel)
+/* Marks s triggered (no re-check of the owner's wait). */
+static void mark(struct tr_scope *s, bool cancel)
 {
     tr_task *t = s->_task;
     bool was = scope_triggered(s);
@@ -130,45 +132,69 @@ static void trigger(tr_engine *e, struct tr_scope *s, bool cancel)
         s->_cancelled = 1;
     else
         s->_expired = 1;
-    if (tr__timer_armed(scope_timer(s)))
-        tr__timer_disarm(e, scope_timer(s));
     if (!was) {
         t->scopes_triggered++;
         t->attn |= TR_ATTN_SCOPE;
     }
-    if (t->state == TR_TASK_PARKED)
+}
+
+static void trigger(tr_engine *e, struct tr_scope *s, bool cancel)
+{
+    mark(s, cancel);
+    if (s->_task->state == TR_TASK_PARKED)
+        tr__wait_recheck(e, s->_task);
+}
+
+/* The owner's deadline timer fired: every scope whose deadline has passed
+ * triggers; the timer is re-armed for the earliest deadline left. */
+static void deadline_fire(tr_engine *e, struct tr__timer *tm)
+{
+    tr_task *t = tr__container_of(tm, tr_task, dl_tm);
+    uint64_t now = e->tm.now_ns, next = 0;
+    bool any = false;
+    /* Bounded by the task's scopes. */
+    for (struct tr_scope *s = t->scope; s; s = s->_parent) {
+        TR_ASSERT(s->_magic == TR_SCOPE_MAGIC && s->_task == t);
+        if (!s->_deadline_ns || scope_triggered(s))
+            continue;
+        if (s->_deadline_ns <= now) {
+            mark(s, false);
+            any = true;
+        } else if (!next || s->_deadline_ns < next) {
+            next = s->_deadline_ns;
+        }
+    }
+    if (next)
+        (void)tr__timer_arm(e, tm, next);
+    if (any && t->state == TR_TASK_PARKED)
         tr__wait_recheck(e, t);
 }
 
-static void scope_fire(tr_engine *e, struct tr__timer *tm)
-{
-    struct tr_scope *s =
-        (struct tr_scope *)(void *)((char *)tm - offsetof(struct tr_scope, _timer));
-    TR_ASSERT(s->_magic == TR_SCOPE_MAGIC);
-    trigger(e, s, false);
-}
-
-/* Arms, moves or removes s's deadline (s not triggered). */
+/* Sets s's deadline (s not triggered); 0 removes it (the owner's timer
+ * stays as it is: lazily, see above). */
 static void set_deadline(tr_engine *e, struct tr_scope *s, uint64_t deadline_ns)
 {
-    struct tr__timer *tm = scope_timer(s);
     s->_deadline_ns = deadline_ns;
-    if (deadline_ns == 0) {
-        if (tr__timer_armed(tm))
-            tr__timer_disarm(e, tm);
+    if (deadline_ns == 0)
         return;
-    }
-    /* Passed already: triggered now, so the next call does not even
-     * start. The coarse clock (a few ns) is never ahead of the precise one
-     * and lags it by at most a jiffy: only a deadline near it pays for the
-     * precise clock. */
-    uint64_t coarse = tr__now_coarse_ns();
-    if (deadline_ns <= coarse ||
-        (deadline_ns < coarse + TR_COARSE_LAG_NS && deadline_ns <= tr__now_ns())) {
+    /* Passed already: triggered now, so the next call does not even start.
+     * The pass's clock (coarse, read once a pass) is never ahead of the
+     * precise one and lags it by a jiffy and the pass: only a deadline near
+     * it pays for reading the precise clock. */
+    uint64_t pass = e->sch.pass_ns;
+    if (deadline_ns <= pass ||
+        (deadline_ns < pass + TR_COARSE_LAG_NS && deadline_ns <= tr__now_ns())) {
         trigger(e, s, false);
         return;
     }
-    tr__timer_move(e, tm, deadline_ns);
+    struct tr__timer *tm = &s->_task->dl_tm;
+    if (tr__timer_armed(tm)) {
+        if (deadline_ns >= tm->deadline_ns)
+            return; /* fires earlier already: re-armed then */
+        tr__timer_disarm(e, tm);
+    }
+    tm->fire = deadline_fire;
+    (void)tr__timer_arm(e, tm, deadline_ns);
 }
 
 /* ---- the calls -------------------------------------------------------------- */
@@ -180,12 +206,14 @@ int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
         return -EPERM;
     if (!s || (flags & ~TR_SCOPE_SHIELD) || (s->_magic == TR_SCOPE_MAGIC && s->_task))
         return -EINVAL;
-    memset(s, 0, sizeof(*s));
     s->_parent = t->scope;
     s->_task = t;
+    s->_deadline_ns = 0;
     s->_flags = flags;
+    s->_shields = 0;
+    s->_expired = s->_cancelled = 0;
+    s->_caught = 0;
     s->_magic = TR_SCOPE_MAGIC;
-    tr__timer_init(scope_timer(s), scope_fire);
     t->scope = s;
     if (deadline_ns)
         set_deadline(t->e, s, deadline_ns);
@@ -209,11 +237,13 @@ int tr_scope_exit(struct tr_scope *s)
     tr_task *t = tr__current;
     if (!t)
         return -EPERM;
-    if (!s || s->_magic != TR_SCOPE_MAGIC || s->_task != t || t->scope != s || s->_shields > 0)
-        return -EINVAL; /* not ours, not innermost, or a shield inside is open */
-    struct tr__timer *tm = scope_timer(s);
-    if (tr__timer_armed(tm))
-        tr__timer_disarm(t->e, tm);
+    /* Only the task's innermost scope (so one it entered), with no shield
+     * open inside it. */
+    if (!s || t->scope != s || s->_shields > 0)
+        return -EINVAL;
+    TR_ASSERT(s->_magic == TR_SCOPE_MAGIC && s->_task == t);
+    /* Its deadline may be the one the owner's timer is armed for: it then
+     * fires for nothing once, and re-arms for what is left (lazily). */
     if (scope_triggered(s)) {
         TR_ASSERT(t->scopes_triggered > 0);
         if (--t->scopes_triggered == 0)
@@ -221,7 +251,6 @@ int tr_scope_exit(struct tr_scope *s)
     }
     t->scope = s->_parent;
     s->_magic = 0;
-    s->_task = NULL;
     return s->_caught;
 }
 
@@ -254,9 +283,6 @@ void tr__scopes_release(tr_engine *e, tr_task *t)
     while (t->scope) {
         struct tr_scope *s = t->scope;
         TR_ASSERT(s->_magic == TR_SCOPE_MAGIC && s->_task == t);
-        struct tr__timer *tm = scope_timer(s);
-        if (tr__timer_armed(tm))
-            tr__timer_disarm(e, tm);
         t->scope = s->_parent;
         s->_magic = 0;
         s->_task = NULL;

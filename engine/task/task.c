@@ -376,6 +376,7 @@ int tr_spawn(tr_engine *e, tr_task **out, tr_fn fn, void *arg, const struct tr_s
     }
     memset(t, 0, sizeof(*t));
     tr__timer_init(&t->sleep_tm, NULL); /* not armed; tr_sleep_ns sets it up */
+    tr__timer_init(&t->dl_tm, NULL);    /* not armed; scope.c sets it up */
     t->e = e;
     t->stack = s;
     t->id = ++e->sch.next_id;
@@ -416,6 +417,8 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
         tr__scopes_release(e, t);              /* G10: none of its stack's scopes stays linked */
     TR_ASSERT(t->wait == NULL);                /* no record of its stack is linked (G10) */
     TR_ASSERT(!tr__timer_armed(&t->sleep_tm)); /* nor a timer of its record */
+    if (tr__timer_armed(&t->dl_tm))
+        tr__timer_disarm(e, &t->dl_tm); /* its scopes' (kept armed lazily, scope.c) */
     t->result = result;
     if (killed)
         e->st.tasks_killed++;

@@ -106,6 +106,7 @@ struct tr_task {
     bool detached;
     int shield;                          /* shield depth */
     struct tr__timer sleep_tm;           /* tr_sleep_ns's timer */
+    struct tr__timer dl_tm;              /* its scopes' deadlines' timer (scope.c) */
     struct tr_task *all_prev, *all_next; /* live tasks list */
     /* Cold. */
     struct tr_scope *scope;    /* the innermost entered scope (structure/scope.c) */

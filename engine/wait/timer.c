@@ -17,7 +17,11 @@
  * tick differs from the wheel's time (elapsed), in the slot that digit
  * names; later than level 5 reaches, to the overflow list.
  *
- * Invariants (asserted): a timer's tick is >= elapsed (earlier ones are
+ * A timer's slot may be earlier than its deadline (tr__timer_move later
+ * only writes the new deadline): due slots then put it back instead of
+ * firing it. Never later.
+ *
+ * Invariants (asserted): a timer's slot tick is >= elapsed (earlier ones are
  * clamped to it); at level l > 0 its digit is above elapsed's digit there,
  * at level 0 not below, and it agrees with elapsed on every higher digit.
  * So the lowest non-empty level holds the earliest timers, and in it the
@@ -108,10 +112,21 @@ void tr__timer_disarm(tr_engine *e, struct tr__timer *tm)
     w->len--;
 }
 
+/* Later: only the deadline changes, and the timer stays in its slot, now
+ * early for it: when that slot comes due, a timer not yet due is put back
+ * where its deadline belongs instead of firing (expire). An idle timeout
+ * reset on every request is then one store, and touches no other timer's
+ * record (unlinking touches both neighbours, cold ones at 1M timers).
+ * Earlier: moved at once, so it is never late. */
 void tr__timer_move(tr_engine *e, struct tr__timer *tm, uint64_t deadline_ns)
 {
-    if (tr__timer_armed(tm))
+    if (tr__timer_armed(tm)) {
+        if (deadline_ns >= tm->deadline_ns) {
+            tm->deadline_ns = deadline_ns;
+            return;
+        }
         tr__timer_disarm(e, tm);
+    }
     (void)tr__timer_arm(e, tm, deadline_ns);
 }
 
@@ -150,6 +165,7 @@ unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns)
     struct tr__timers *w = &e->tm;
     uint64_t target = TICK(now_ns);
     unsigned fired = 0;
+    w->now_ns = now_ns; /* for fire functions that re-arm (scope.c) */
     /* Bounded: each round empties one slot, firing its timers or moving
      * them a level down at least; fired timers are at most the armed ones
      * at the start (a timer fired here that re-arms itself for a deadline
@@ -187,15 +203,20 @@ unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns)
         while (!tr__list_empty(&list)) {
             struct tr__timer *tm = tr__container_of(list.next, struct tr__timer, link);
             tr__list_del(&tm->link);
-            if (fire) {
+            if (fire && TICK(tm->deadline_ns) > start) {
+                insert(w, tm); /* moved later since it was put here: not due */
+                TR_ASSERT(tm->where != where);
+            } else if (fire) {
                 TR_ASSERT(tm->deadline_ns < (target << TR_TICK_SHIFT));
                 tm->where = TR_TIMER_UNARMED;
                 w->len--;
                 fired++;
                 tm->fire(e, tm);
             } else {
-                insert(w, tm); /* cascaded: a lower level, or overflow again */
-                TR_ASSERT(tm->where < where || where == TR_WHEEL_OVERFLOW);
+                /* Cascaded: a lower level (a higher one or overflow again
+                 * when its deadline was moved later meanwhile). */
+                insert(w, tm);
+                TR_ASSERT(tm->where != where || where == TR_WHEEL_OVERFLOW);
             }
         }
     }
