@@ -342,8 +342,10 @@ TR_API int tr_wait_shutdown(void);
 
 /* Only inside a task: registers fn(arg) to run when the engine shuts down,
  * after every task has ended and before the ring is torn down. Hooks run
- * LIFO inside one task ("at-shutdown"), so they may do I/O. Returns 0,
- * -EPERM, -EINVAL for NULL fn, -ENOMEM. */
+ * LIFO inside one task ("at-shutdown"), so they may do I/O; hooks (and
+ * tasks they spawn) may register more. Returns 0, -EPERM, -EINVAL for NULL
+ * fn, -ENOMEM; -ECANCELED once the kill rung of the hooks' own phase has
+ * ended them (the hook could never run). */
 TR_API int tr_at_shutdown(tr_fn fn, void *arg);
 
 /* ------------------------------------------------------------ operations */

@@ -152,10 +152,73 @@ static void test_shutdown_hooks_run_lifo_after_all_tasks(void **state)
 
 /* ================================================================= main */
 
+/* ---- the hooks' kill rung reaches what hooks spawned --------------------- */
+
+struct late_ctx {
+    long yields;
+    int late_reg;  /* tr_at_shutdown from the LATE task, after the kill rung */
+    bool late_ran; /* it ran at all */
+};
+
+/* Spawned by a hook with TR_SPAWN_LATE: it starts cancelled (the engine is
+ * shutting down), ignores that and keeps yielding. Only the hooks' kill
+ * rung can end it. Bounded: 20 million yields take several seconds. */
+static int late_spinner(void *p)
+{
+    struct late_ctx *c = p;
+    c->late_ran = true;
+    while (c->yields < 20000000L) {
+        (void)tr_yield();
+        c->yields++;
+    }
+    c->late_reg = tr_at_shutdown(late_spinner, p);
+    return 0;
+}
+
+static int late_hook(void *p)
+{
+    struct tr_spawn_opts o = {.flags = TR_SPAWN_LATE, .name = "late-spinner"};
+    TCHECK_EQ(tr_spawn(NULL, NULL, late_spinner, p, &o), 0);
+    return 0;
+}
+
+static int late_main(void *p)
+{
+    TCHECK_EQ(tr_at_shutdown(late_hook, p), 0);
+    return 0;
+}
+
+/* A LATE task a hook spawns gets the hooks' ladder like any other: a task
+ * that ignores its cancellation is killed by the hooks' kill rung, and the
+ * shutdown ends. (A hook registered after that rung is refused with
+ * -ECANCELED instead of waited for for ever: tests/fuzz/corpus/
+ * at_shutdown_after_kill replays the schedule fuzz_api found, which hung
+ * the shutdown.) */
+static void test_shutdown_hooks_kill_rung_reaches_late_task_of_a_hook(void **state)
+{
+    (void)state;
+    struct late_ctx c = {0, 777, false};
+    struct tr_config cfg = cfg_quiet();
+    cfg.grace_ms = 0;
+    cfg.kill_ms = 0;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, late_main, &c, NULL), 0);
+    assert_int_equal(tr_engine_shutdown(e), 0);
+    eng_run(e);
+    assert_true(c.late_ran);
+    assert_true(c.yields < 20000000L); /* killed, not run to its end */
+    assert_int_equal(c.late_reg, 777); /* never got that far */
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.tasks_killed, 1);
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_shutdown_hooks_run_lifo_after_all_tasks),
+        T(test_shutdown_hooks_kill_rung_reaches_late_task_of_a_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

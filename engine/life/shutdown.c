@@ -247,6 +247,11 @@ int tr_at_shutdown(tr_fn fn, void *arg)
     if (!fn)
         return -EINVAL;
     tr_engine *e = t->e;
+    /* The kill rung of the hooks' phase has ended them: a hook registered
+     * now (by a task a hook spawned) could never run, and the shutdown
+     * would wait for it for ever. */
+    if (e->sd.phase == TR_PH_FINAL && e->sd.final_killed)
+        return -ECANCELED;
     /* What running the hooks will need is taken now, where -ENOMEM can
      * still be told to the caller: at shutdown the task cannot fail. */
     int err = tr__task_reserve(e);
@@ -277,6 +282,10 @@ static void enter_final(tr_engine *e, uint64_t now)
     e->sd.hook_cancel_deadline = now + MS(e->grace_ms);
     e->sd.hook_kill_deadline = e->sd.hook_cancel_deadline + MS(e->kill_ms);
     e->sd.hook_retry_at = now;
+    /* Every task of the run has ended: a LATE one a hook spawns has no one
+     * left to wait for, and gets the hooks' ladder, kill rung included
+     * (kill_all skips LATE tasks until they are cancelled). */
+    e->sd.late_cancelled = true;
 }
 
 /* Spawns the task that runs the hooks. If that fails (no memory for a
@@ -285,6 +294,11 @@ static void enter_final(tr_engine *e, uint64_t now)
 static void spawn_hooks_task(tr_engine *e, uint64_t now)
 {
     struct tr__shutdown *sd = &e->sd;
+    if (e->nhooks > 0 && sd->hooks_abandoned) {
+        /* Abandoned once: so is anything registered since. */
+        sd->hooks_abandoned += e->nhooks;
+        e->nhooks = 0;
+    }
     if (e->nhooks == 0 || e->hook_task || sd->hooks_abandoned)
         return;
     if (sd->final_killed) {
