@@ -209,7 +209,7 @@ def fmt(v, unit):
         return "%.0f %s" % (v, unit)
     if unit == "bytes":
         return "%.2f KiB" % (v / 1024)
-    if unit in ("ms", "ns/switch", "us/req", "µs/req"):
+    if unit in ("ms", "ns/switch", "ns/move", "us/req", "µs/req"):
         return ("%.3g " % v) + unit
     return "%.4g %s" % (v, unit)
 
@@ -282,6 +282,31 @@ def bench_cancel(b):
             an_s.append({"value": res["asyncio"]["mean"] * 1e3, "unit": "ms",
                          "stddev_ms": res["asyncio"]["stddev"] * 1e3})
         b.add("sigterm", "whole process, 100k parked (ms, hyperfine)", tr_s, an_s, "asyncio", None)
+
+
+def bench_time(b):
+    # Deadlines on the hot path: NOPs each inside its own scope (a deadline
+    # 1 s ahead, from tr_now_ns() per NOP) against plain NOPs; the same with
+    # one deadline per task (the scope machinery without the clock read).
+    k = 20000 if b.quick else 62500
+    for fixed, label in ((0, "NOPs in scopes, T=64 (ops/s)"),
+                         (1, "NOPs in scopes, no clock read (ops/s)")):
+        b.pair("scope", label,
+               [b.exe("bench_scope"), "--tasks", "64", "--ops", str(k), "--fixed", str(fixed)],
+               [b.exe("bench_scope"), "--tasks", "64", "--ops", str(k), "--plain", "1"],
+               "no scopes", ("ratio_ge", 0.95))
+    # Timers at scale: the wheel against the binary heap it replaced.
+    for n in ((100000,) if b.quick else (100000, 1000000)):
+        b.pair("timers", "move a deadline, %dk armed (ns)" % (n // 1000),
+               [b.exe("bench_timers"), "--timers", str(n), "--impl", "wheel"],
+               [b.exe("bench_timers"), "--timers", str(n), "--impl", "heap"],
+               "binary heap", ("value_le", 50) if n == 1000000 else None)
+    big = [r for r in b.rows if r["label"].startswith("move a deadline")][-1]
+    b.add("timers", "bytes per armed timer", big["samples"]["taskring"], big["samples"]["anchor"],
+          "binary heap", None, key="bytes_per_timer", unit="bytes")
+    # Expiry latency: 10k reads in scopes that expire at one instant.
+    rows = [run_json([b.exe("bench_expiry"), "--tasks", "10000"]) for _ in range(b.reps)]
+    b.add("expiry", "10k deadlines at once: last read ended (ms)", rows, [], None, None)
 
 
 def make_randread_file():
@@ -522,6 +547,8 @@ PANELS = [
     ("pipecancel", "cancel N pipe reads, ms (log)", True),
     ("rss", "RSS per parked task at 100k, bytes", False),
     ("sigterm", "SIGTERM with 100k parked tasks, ms", False),
+    ("scope", "NOPs inside a scope each vs plain, ops/s", False),
+    ("timers", "deadline moves: wheel vs heap, ns (log)", True),
     ("randread", "4 KiB random reads, IOPS", False),
 ]
 
@@ -616,7 +643,7 @@ def main():
     ap.add_argument("--out", default=PERF)
     ap.add_argument("--readme", help="README.md whose table (between the bench markers) is replaced")
     ap.add_argument("--only", default="",
-                    help="comma-separated: nop,switch,cancel,randread,http,echo")
+                    help="comma-separated: nop,switch,cancel,time,randread,http,echo")
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
     mach = machine()
@@ -624,7 +651,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="taskring-bench.") as tmp:
         b = Bench(os.path.abspath(a.build), a.quick, tmp)
         for name, fn in (("nop", bench_nop), ("switch", bench_switch_spawn), ("cancel", bench_cancel),
-                         ("randread", bench_randread), ("http", bench_http), ("echo", bench_echo)):
+                         ("time", bench_time), ("randread", bench_randread), ("http", bench_http),
+                         ("echo", bench_echo)):
             if only and name not in only:
                 continue
             log("== %s" % name)
