@@ -103,6 +103,7 @@ int main(int argc, char **argv)
            "\"value\":%.3f,\"unit\":\"ms\",\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"first_ms\":%.3f,"
            "\"cancels\":%" PRIu64 ",\"ops\":%" PRIu64 ",\"sq_waits\":%" PRIu64 "}\n",
            n, npipes, (double)ret_at[n - 1] / 1e6, (double)ret_at[n / 2] / 1e6,
-           (double)ret_at[(n * 99) / 100] / 1e6, (double)ret_at[0] / 1e6, st.cancels_submitted, st.ops_submitted, st.sq_waits);
+           (double)ret_at[(n * 99) / 100] / 1e6, (double)ret_at[0] / 1e6, st.cancels_submitted,
+           st.ops_submitted, st.sq_waits);
     return 0;
 }
