@@ -15,6 +15,7 @@
  * ever "soon" or "far" (an hour), and waits are for events.
  */
 #define _GNU_SOURCE
+#include "tr_harness.h"
 #include "tr_test_task.h"
 
 #include <stdlib.h>
@@ -652,6 +653,63 @@ static void test_scope_left_entered_unlinked_g10(void **state)
     close_pair(pfd);
 }
 
+/* A scope left entered by a function that returned, while its task goes
+ * on: its record is dead memory. When the engine next needs the chain (its
+ * deadline fires), the misuse is loud (G8): the process dies naming the
+ * task, instead of reading a reused frame. */
+static __attribute__((noinline)) int fn_dead_frame(void *p)
+{
+    (void)p;
+    struct tr_scope s;
+    TCHECK_EQ(tr_scope_enter(&s, tr_now_ns() + 5 * MS, 0), 0);
+    return 0; /* returns with s entered: its frame is gone */
+}
+
+/* Overwrites the stack below its caller's frame, where fn_dead_frame's was. */
+static __attribute__((noinline)) void burn_below(void)
+{
+    volatile char burn[2048];
+    for (size_t i = 0; i < sizeof(burn); i++)
+        burn[i] = 0x5a;
+}
+
+static int fn_dead_frame_task(void *p)
+{
+    (void)p;
+    (void)fn_dead_frame(NULL);
+    burn_below();
+    (void)tr_sleep_ns(HOUR); /* the deadline fires while it sleeps */
+    return 0;
+}
+
+static int dead_frame_child(void *p)
+{
+    (void)p;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags |= TR_CFG_NO_SIGNALS;
+    tr_engine *e = NULL;
+    if (tr_engine_create(&e, &cfg) != 0)
+        return 90;
+    struct tr_spawn_opts o = {.name = "returner"};
+    if (tr_spawn(e, NULL, fn_dead_frame_task, NULL, &o) != 0)
+        return 91;
+    (void)tr_engine_run(e);
+    return 92; /* not reached: the misuse aborts */
+}
+
+static void test_scope_left_in_returned_frame_is_loud(void **state)
+{
+    (void)state;
+    static const struct tr_child_opts o = {
+        .capture_stderr = true, .clean_slate = true, .alarm_s = 60};
+    struct tr_child_out out;
+    tr_child_run(dead_frame_child, NULL, &o, &out);
+    tr_child_assert_signal(&out, SIGABRT);
+    assert_contains(out.err, "'returner'");
+    assert_contains(out.err, "left entered by a function that returned");
+}
+
 /* --------------------------------------------------------------- the dump */
 
 static int fn_dumped(void *p)
@@ -790,6 +848,7 @@ int main(void)
         T(test_scope_deadline_races_real_completions),
         T(test_scope_misuse_einval),
         T(test_scope_left_entered_unlinked_g10),
+        T(test_scope_left_in_returned_frame_is_loud),
         T(test_scope_dump_shows_deadline_and_trigger),
         T(test_scope_100k_tasks_all_expire),
         T(test_scope_shutdown_10k_tasks_in_scopes),

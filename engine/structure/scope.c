@@ -53,6 +53,24 @@ static bool scope_triggered(const struct tr_scope *s)
 
 /* ---- the walk --------------------------------------------------------------- */
 
+/* A scope left entered by a function that returned is dead memory, soon
+ * reused: misuse, loud when it shows (G8) rather than silently wrong. It
+ * shows when the record was overwritten (its magic or owner gone), or when
+ * it lies on the task's stack below the stack pointer (the running task's,
+ * or the one saved when it switched): no live frame is there. */
+static void scope_live_check(const tr_task *t, const struct tr_scope *s)
+{
+    const char *p = (const char *)s;
+    bool dead = s->_magic != TR_SCOPE_MAGIC || s->_task != t;
+    if (!dead && t->stack && p >= (const char *)t->stack->lo && p < (const char *)t->stack->hi) {
+        const char *sp = t == tr__current ? (const char *)__builtin_frame_address(0) : t->sp;
+        dead = sp && p < sp;
+    }
+    if (TR_UNLIKELY(dead))
+        tr__task_misuse_fail(t, "a cancel scope was left entered by a function that returned "
+                                "(tr_scope_exit it before returning)");
+}
+
 /* Shields hold until the shutdown breaks them (its grace period). */
 static bool shields_hold(const tr_task *t)
 {
@@ -66,6 +84,7 @@ int tr__cut_short_slow(const tr_task *t, bool *task_level)
     if (task_level)
         *task_level = false;
     for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
+        scope_live_check(t, s);
         if (s->_shields > 0 && hold)
             return why; /* a tr_shield_begin inside s keeps s and beyond out */
         if (s->_cancelled)
@@ -154,7 +173,7 @@ static void deadline_fire(tr_engine *e, struct tr__timer *tm)
     bool any = false;
     /* Bounded by the task's scopes. */
     for (struct tr_scope *s = t->scope; s; s = s->_parent) {
-        TR_ASSERT(s->_magic == TR_SCOPE_MAGIC && s->_task == t);
+        scope_live_check(t, s);
         if (!s->_deadline_ns || scope_triggered(s))
             continue;
         if (s->_deadline_ns <= now) {
@@ -215,6 +234,7 @@ int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
     s->_caught = 0;
     s->_magic = TR_SCOPE_MAGIC;
     t->scope = s;
+    t->nscopes++;
     if (deadline_ns)
         set_deadline(t->e, s, deadline_ns);
     return 0;
@@ -250,6 +270,7 @@ int tr_scope_exit(struct tr_scope *s)
             t->attn &= (uint8_t)~TR_ATTN_SCOPE;
     }
     t->scope = s->_parent;
+    t->nscopes--;
     s->_magic = 0;
     return s->_caught;
 }
@@ -278,16 +299,12 @@ int tr_scope_set_deadline(struct tr_scope *s, uint64_t deadline_ns)
 
 void tr__scopes_release(tr_engine *e, tr_task *t)
 {
-    unsigned n = 0;
-    /* Bounded by the task's scopes: each is unlinked. */
-    while (t->scope) {
-        struct tr_scope *s = t->scope;
-        TR_ASSERT(s->_magic == TR_SCOPE_MAGIC && s->_task == t);
-        t->scope = s->_parent;
-        s->_magic = 0;
-        s->_task = NULL;
-        n++;
-    }
+    /* The records are not touched: a task that returned with scopes entered
+     * left them in frames that are gone (and maybe reused). Nothing else
+     * points at them: the deadline timer is the task's own. */
+    unsigned n = t->nscopes;
+    t->scope = NULL;
+    t->nscopes = 0;
     t->scopes_triggered = 0;
     t->attn &= (uint8_t)~TR_ATTN_SCOPE;
     e->st.scopes_left += n;

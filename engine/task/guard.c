@@ -200,6 +200,18 @@ void tr__stack_canary_fail(tr_task *t)
     abort();
 }
 
+void tr__task_misuse_fail(const tr_task *t, const char *what)
+{
+    struct tr__buf b = {.n = 0};
+    buf_str(&b, "taskring: ");
+    buf_task(&b, (tr_task *)t);
+    buf_str(&b, ": ");
+    buf_str(&b, what);
+    buf_str(&b, "\n");
+    buf_write(&b);
+    abort();
+}
+
 void tr__assert_fail(const char *expr, const char *file, int line, const char *func)
 {
     struct tr__buf b = {.n = 0};

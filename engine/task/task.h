@@ -57,6 +57,9 @@ void tr__stack_trim(tr_engine *e, unsigned max);
 extern uint64_t tr__stack_canary_word;
 /* Reports the task whose canary is gone and aborts. */
 void tr__stack_canary_fail(tr_task *t) __attribute__((noreturn, cold, noinline));
+/* A misuse that would corrupt the engine if it went on: names the task,
+ * says what, aborts (G8). */
+void tr__task_misuse_fail(const tr_task *t, const char *what) __attribute__((noreturn, cold));
 /* Rounds up to whole pages; 0 on overflow. */
 size_t tr__stack_round(size_t size);
 /* Tests: the number of guard pages (TR_GUARD_PAGE) the process may still
@@ -111,6 +114,7 @@ struct tr_task {
     /* Cold. */
     struct tr_scope *scope;    /* the innermost entered scope (structure/scope.c) */
     unsigned scopes_triggered; /* entered scopes that have triggered (TR_ATTN_SCOPE) */
+    unsigned nscopes;          /* entered scopes: t->scope's chain length */
     unsigned shield_base;      /* tr_shield_begin depth opened outside every scope */
     uint64_t id;
     tr_fn fn;
