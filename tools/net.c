@@ -107,6 +107,34 @@ int net_accept(int lfd, int flags, struct net_backoff *b)
     }
 }
 
+/* ---- deadlines -------------------------------------------------------------------- */
+
+int net_deadline_enter(struct net_deadline *d, uint64_t at_ns)
+{
+    d->at_ns = at_ns;
+    return tr_scope_enter(&d->scope, at_ns, 0);
+}
+
+void net_deadline_move(struct net_deadline *d, uint64_t now_ns, uint64_t at_ns)
+{
+    if (at_ns == d->at_ns)
+        return;
+    if (d->at_ns && now_ns >= d->at_ns) {
+        /* It may have fired while the last call's real result came (G5):
+         * a fresh scope, since moving a triggered one changes nothing. */
+        tr_scope_exit(&d->scope);
+        tr_scope_enter(&d->scope, at_ns, 0);
+    } else {
+        tr_scope_set_deadline(&d->scope, at_ns);
+    }
+    d->at_ns = at_ns;
+}
+
+int net_deadline_exit(struct net_deadline *d)
+{
+    return tr_scope_exit(&d->scope);
+}
+
 /* ---- lingering close -------------------------------------------------------------- */
 
 /* The naps between looks at a quiet peer: short at first (most peers close
