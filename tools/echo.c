@@ -20,7 +20,8 @@
  * goodbye announces a shutdown, which this is not). The time counts from
  * the recv of the last input, or from the last progress of an echo's send
  * to a client that reads slowly: a client that takes nothing of an echo
- * for that long is closed too (it cannot be sent more anyway). One cancel
+ * for that long is reset (net_close_reset: it cannot be sent more, and the
+ * kernel would hold the echo for it). One cancel
  * scope per connection whose deadline moves (net_deadline): no SQE and no
  * system call per message.
  */
@@ -31,6 +32,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,8 +48,9 @@ socklen_t echo_server_addr_len;
 static struct net_backoff echo_backoff; /* the one acceptor's */
 
 /* The connection's first error that ends it (-ETIMEDOUT: dl's deadline,
- * or the socket's), or 0 when the peer closed. */
-static int echo_loop(int fd, struct net_deadline *dl)
+ * or the socket's), or 0 when the peer closed; *in_send: it came from a
+ * send. */
+static int echo_loop(int fd, struct net_deadline *dl, bool *in_send)
 {
     char buf[4096];
     /* One pass per message; the peer, a cancel or the deadline ends it. */
@@ -67,8 +70,10 @@ static int echo_loop(int fd, struct net_deadline *dl)
                 net_deadline_move(dl, now, net_after_ms(now, echo_idle_timeout_ms));
             }
             ssize_t w = tr_send(fd, buf + off, (size_t)(n - off), 0);
-            if (w <= 0)
+            if (w <= 0) {
+                *in_send = true;
                 return w < 0 ? (int)w : -EPIPE;
+            }
             off += w;
         }
         echo_counters.bytes += (uint64_t)n;
@@ -82,10 +87,14 @@ static int echo_conn(void *arg)
     struct net_deadline dl;
     /* Cannot fail: inside a task, with storage of our own. */
     net_deadline_enter(&dl, net_after_ms(tr_now_ns(), echo_idle_timeout_ms));
-    int rc = echo_loop(fd, &dl);
+    bool in_send = false;
+    int rc = echo_loop(fd, &dl, &in_send);
     if (net_deadline_exit(&dl) == -ETIMEDOUT && rc == -ETIMEDOUT) {
         echo_counters.ended_idle++;
-        net_close_lingering(fd, NET_LINGER_MS);
+        if (in_send)
+            net_close_reset(fd); /* it stopped reading: our echo would never leave */
+        else
+            net_close_lingering(fd, NET_LINGER_MS);
         rc = 0; /* a silent client is its business, not a failed task */
     } else if (rc == -ECANCELED) {
         tr_shield_begin();

@@ -22,7 +22,8 @@
  * failed, timed out) and the ring ops and io_uring_enter calls they took.
  * --quiet silences that line and the engine's shutdown report. A
  * connection we close (Connection: close, HTTP/1.0, a 4xx, a timeout)
- * closes lingering (net.h). At the fd limit the acceptor backs off instead
+ * closes lingering (net.h), one that stopped reading with a reset. At the
+ * fd limit the acceptor backs off instead
  * of spinning. Exit status 2 for a bad command line, 1 when the server
  * cannot listen or run.
  *
@@ -40,7 +41,8 @@
  *     between the requests of a keep-alive connection it closes quietly;
  *     while a request's body is read it answers 408 first (a request waits
  *     for its answer); while answers are written, a send the client takes
- *     nothing of for I ms closes it (nothing more can reach it). With the header timeout
+ *     nothing of for I ms resets the connection (net_close_reset: nothing
+ *     more can reach that client, and the kernel would hold the answers). With the header timeout
  *     off, a head under way falls under the idle timeout too (408).
  * A 408 is sent without waiting (MSG_DONTWAIT): a client that does not read
  * gets the close without it. Both limits are one cancel scope per
@@ -393,28 +395,32 @@ static int serve(struct conn *c)
     }
 }
 
-static int conn_task(void *arg)
+/* How a connection's socket is closed. Closing with input unread (a body
+ * we did not read, the rest of an oversized head, pipelined requests after
+ * a Connection: close, a slow client's next bytes) makes the kernel send
+ * RST, and the peer may drop our last answer unread: so we close lingering
+ * when we end the connection. A client that stopped reading gets a reset
+ * instead: nothing more would reach it. Otherwise the peer closed or reset
+ * first, or the shutdown cancelled an idle read: a plain close. */
+enum close_how { CLOSE_PLAIN, CLOSE_LINGER, CLOSE_RESET };
+
+/* Counts how serve() ended (rc) and says how to close. */
+static enum close_how conn_end(struct conn *c, int rc, bool timed_out)
 {
-    struct conn c = {.fd = (int)(intptr_t)arg, .wait = W_HEAD, .head_ns = tr_now_ns()};
-    /* Cannot fail: inside a task, with storage of our own. */
-    net_deadline_enter(&c.dl, head_deadline(&c, c.head_ns));
-    int rc = serve(&c);
-    /* -ETIMEDOUT from a recv or send is ours only if the scope says so (a
-     * socket can fail with ETIMEDOUT too: a failure, then). */
-    bool timed_out = net_deadline_exit(&c.dl) == -ETIMEDOUT && rc == -ETIMEDOUT;
     if (timed_out) {
-        if (c.answer_408) {
+        if (c->answer_408) {
             /* Without waiting: a client that does not read gets the close
-             * without it, and the lingering close below is bounded. */
+             * without it, and the lingering close is bounded anyway. */
             char buf[256];
             struct answer a = error_answer(408);
-            tr_send(c.fd, buf, render(buf, sizeof(buf), &a), MSG_DONTWAIT);
+            tr_send(c->fd, buf, render(buf, sizeof(buf), &a), MSG_DONTWAIT);
             ctr.ended_408++;
         } else {
             ctr.ended_idle++;
         }
-        rc = 1;
-    } else if (rc == -ECANCELED)
+        return c->wait == W_SEND ? CLOSE_RESET : CLOSE_LINGER;
+    }
+    if (rc == -ECANCELED)
         ctr.ended_cancelled++;
     else if (rc == 1)
         ctr.ended_close++;
@@ -424,19 +430,29 @@ static int conn_task(void *arg)
         ctr.ended_reset++; /* wrk, for one, resets its connections when done */
     else
         ctr.ended_failed++;
-    /* Closing with input unread (a body we did not read, the rest of an
-     * oversized head, pipelined requests after a Connection: close, a
-     * slow client's next bytes) makes the kernel send RST, and the peer may
-     * drop our last answer unread: so close lingering when we end the
-     * connection. Otherwise the peer closed or reset first, or the shutdown
-     * cancelled an idle read. */
-    if (rc == 1)
+    return rc == 1 ? CLOSE_LINGER : CLOSE_PLAIN;
+}
+
+static int conn_task(void *arg)
+{
+    struct conn c = {.fd = (int)(intptr_t)arg, .wait = W_HEAD, .head_ns = tr_now_ns()};
+    /* Cannot fail: inside a task, with storage of our own. */
+    net_deadline_enter(&c.dl, head_deadline(&c, c.head_ns));
+    int rc = serve(&c);
+    /* -ETIMEDOUT from a recv or send is ours only if the scope says so (a
+     * socket can fail with ETIMEDOUT too: a failure, then). */
+    bool timed_out = net_deadline_exit(&c.dl) == -ETIMEDOUT && rc == -ETIMEDOUT;
+    enum close_how how = conn_end(&c, rc, timed_out);
+    if (how == CLOSE_LINGER)
         net_close_lingering(c.fd, NET_LINGER_MS);
+    else if (how == CLOSE_RESET)
+        net_close_reset(c.fd);
     else
         tr_close(c.fd); /* never cancelled: the socket is closed even at shutdown */
     net_backoff_wake(&backoff);
-    /* A peer that resets or vanishes is its business, not a failed task. */
-    return rc == -ECANCELED ? rc : 0;
+    /* A peer that resets, vanishes or dawdles is its business, not a
+     * failed task. */
+    return rc == -ECANCELED && !timed_out ? rc : 0;
 }
 
 static int acceptor(void *arg)

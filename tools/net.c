@@ -151,6 +151,13 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+int net_close_reset(int fd)
+{
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)); /* not a socket: a plain close */
+    return tr_close(fd);
+}
+
 int net_close_lingering(int fd, unsigned linger_ms)
 {
     char sink[4096];

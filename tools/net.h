@@ -119,4 +119,11 @@ static inline uint64_t net_after_ms(uint64_t t_ns, unsigned ms)
  * -ENOTCONN...). fd is closed in every case. */
 int net_close_lingering(int fd, unsigned linger_ms);
 
+/* Only inside a task: closes fd with a reset (SO_LINGER 0, then tr_close),
+ * as nginx's reset_timedout_connection does: for a peer that has stopped
+ * reading, whose unread bytes a lingering (or plain) close would leave the
+ * kernel holding and retrying, in an orphan socket, for minutes. The reset
+ * frees them at once; the peer sees ECONNRESET. Returns tr_close's result. */
+int net_close_reset(int fd);
+
 #endif
