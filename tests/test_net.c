@@ -97,7 +97,7 @@ static void test_net_linger_is_bounded_when_the_peer_stays(void **state)
     assert_int_equal(p.rc, -ETIMEDOUT);
     assert_int_equal(p.peer_eof, 1);
     assert_true(p.took_ms >= 100);
-    assert_true(p.took_ms < 1000); /* 100 ms plus at most one nap and scheduling */
+    assert_true(p.took_ms < 1000); /* 100 ms plus a timer tick and scheduling */
 }
 
 /* A shutdown cancels the connection task before it closes: the shield
