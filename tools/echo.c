@@ -21,9 +21,9 @@
  * the recv of the last input, or from the last progress of an echo's send
  * to a client that reads slowly: a client that takes nothing of an echo
  * for that long is reset (net_close_reset: it cannot be sent more, and the
- * kernel would hold the echo for it). One cancel
- * scope per connection whose deadline moves (net_deadline): no SQE and no
- * system call per message.
+ * kernel would hold the echo for it). One cancel scope per connection
+ * whose deadline moves (net_deadline): no SQE and no system call per
+ * message.
  */
 #include "echo.h"
 
@@ -32,8 +32,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>

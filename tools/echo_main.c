@@ -19,7 +19,8 @@
  * the shields; three times: kill whatever still ignores cancellation.
  * --stubborn adds a task that ignores cancellation, to watch the third rung.
  * --idle-timeout-ms N (default 60000, 0: never) closes a connection that
- * brought no input for N ms, lingering, without the goodbye (echo.c).
+ * brought no input for N ms, lingering, without the goodbye (one whose
+ * client stopped reading the echo: with a reset; echo.c).
  * At the fd limit the acceptor backs off (1 ms doubling to 100 ms, cut short
  * when a connection closes) instead of spinning. The engine's report goes
  * to stderr, the counts to stdout. Exit status: 0 after a graceful

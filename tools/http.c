@@ -23,9 +23,8 @@
  * --quiet silences that line and the engine's shutdown report. A
  * connection we close (Connection: close, HTTP/1.0, a 4xx, a timeout)
  * closes lingering (net.h), one that stopped reading with a reset. At the
- * fd limit the acceptor backs off instead
- * of spinning. Exit status 2 for a bad command line, 1 when the server
- * cannot listen or run.
+ * fd limit the acceptor backs off instead of spinning. Exit status 2 for a
+ * bad command line, 1 when the server cannot listen or run.
  *
  * Time limits (0 turns one off), so that a slow or silent client cannot
  * hold its task and memory for ever (slowloris):
@@ -42,8 +41,9 @@
  *     while a request's body is read it answers 408 first (a request waits
  *     for its answer); while answers are written, a send the client takes
  *     nothing of for I ms resets the connection (net_close_reset: nothing
- *     more can reach that client, and the kernel would hold the answers). With the header timeout
- *     off, a head under way falls under the idle timeout too (408).
+ *     more can reach that client, and the kernel would hold the answers).
+ *     With the header timeout off, a head under way falls under the idle
+ *     timeout too (408).
  * A 408 is sent without waiting (MSG_DONTWAIT): a client that does not read
  * gets the close without it. Both limits are one cancel scope per
  * connection whose deadline moves (net_deadline): no SQE and no system
@@ -121,7 +121,7 @@ struct http_counters {
     uint64_t ended_cancelled; /* shutdown */
     uint64_t ended_failed;    /* a socket error */
     uint64_t ended_408;       /* a head (or body) not complete in time: 408, closed */
-    uint64_t ended_idle;      /* the idle timeout: closed quietly */
+    uint64_t ended_idle;      /* the idle timeout: closed quietly (reset: a client not reading) */
 };
 static struct http_counters ctr;
 static struct tr_stats stats; /* the engine's counters when shutdown began */
@@ -452,7 +452,7 @@ static int conn_task(void *arg)
     net_backoff_wake(&backoff);
     /* A peer that resets, vanishes or dawdles is its business, not a
      * failed task. */
-    return rc == -ECANCELED && !timed_out ? rc : 0;
+    return rc == -ECANCELED ? rc : 0;
 }
 
 static int acceptor(void *arg)
@@ -509,8 +509,8 @@ int main(int argc, char **argv)
         "taskring-http", "A minimal HTTP/1.1 keep-alive server on taskring (\"Hello, world!\").",
         opts, sizeof(opts) / sizeof(opts[0]),
         "A head not complete in time is answered 408 and closed; a keep-alive connection\n"
-        "idle for the idle time is closed quietly (so is one that does not read our\n"
-        "answers; a stalled body gets 408). Both: one moving deadline, no syscall.\n"
+        "idle for the idle time is closed quietly, one that stops reading our answers\n"
+        "is reset, a stalled body gets 408. Both: one moving deadline, no syscall.\n"
         "SIGINT/SIGTERM: graceful shutdown, exit status 0. Exit status 1: cannot listen\n"
         "or run; 2: bad usage.\n"};
     int ex = cli_parse(&prog, argc, argv, stdout, stderr);
