@@ -5,7 +5,11 @@
  * EOF or a bound, works in a cancelled task, and leaves a TCP peer with our
  * last bytes and an orderly EOF where a plain close resets it. The accept
  * back-off waits (not spins) at the fd limit, and a freed fd's wake ends
- * the wait at once.
+ * the wait at once. The servers' moving deadline (net_deadline) cuts a
+ * call short where it was moved to, costs no ring op per move, and a move
+ * once it has passed gives a scope that is not triggered (the race of a
+ * real result with the deadline). No timing assertions there: deadlines
+ * are "soon" (2 ms) or an hour away.
  */
 #define _GNU_SOURCE
 #include "tr_test.h"
@@ -93,7 +97,7 @@ static void test_net_linger_is_bounded_when_the_peer_stays(void **state)
     assert_int_equal(p.rc, -ETIMEDOUT);
     assert_int_equal(p.peer_eof, 1);
     assert_true(p.took_ms >= 100);
-    assert_true(p.took_ms < 1000); /* 100 ms plus at most one nap and scheduling */
+    assert_true(p.took_ms < 1000); /* 100 ms plus a timer tick and scheduling */
 }
 
 /* A shutdown cancels the connection task before it closes: the shield
@@ -340,6 +344,83 @@ static void test_net_accept_wake_ends_the_wait_at_once(void **state)
     assert_true(em.accepted_at_ms - em.freed_at_ms < 50);
 }
 
+/* ---- the moving deadline ------------------------------------------------------------ */
+
+#define MS_NS 1000000ull
+#define HOUR_NS (3600ull * 1000000000ull)
+
+struct dl_ctx {
+    int cut, after, exit;      /* a call cut short, the one after the move, the exit */
+    uint64_t ops_for_moves;    /* ring ops submitted by 1000 moves */
+    int unarmed, unarmed_exit; /* a sleep after moving the deadline away, the exit */
+};
+
+/* Cut short by its deadline, the scope is triggered and would stay so;
+ * the move after it (now past the old deadline) enters a fresh one. */
+static int dl_fresh_main(void *arg)
+{
+    struct dl_ctx *c = arg;
+    struct net_deadline d;
+    TCHECK_EQ(net_deadline_enter(&d, tr_now_ns() + 2 * MS_NS), 0);
+    c->cut = tr_sleep_ns(HOUR_NS);
+    uint64_t now = tr_now_ns();
+    net_deadline_move(&d, now, now + HOUR_NS);
+    c->after = tr_nop();
+    c->exit = net_deadline_exit(&d);
+    return 0;
+}
+
+static void test_net_deadline_move_after_expiry_gives_a_fresh_scope(void **state)
+{
+    (void)state;
+    struct dl_ctx c = {0};
+    assert_int_equal(tr_test_run(dl_fresh_main, &c), 0);
+    assert_int_equal(c.cut, -ETIMEDOUT);
+    assert_int_equal(c.after, 0); /* a plain tr_scope_set_deadline: -ETIMEDOUT */
+    assert_int_equal(c.exit, 0);  /* the fresh scope cut nothing */
+}
+
+/* Moves are timer moves (no ring op); the last one is the deadline that
+ * cuts; moving it away (0) leaves nothing to cut. */
+static int dl_moves_main(void *arg)
+{
+    struct dl_ctx *c = arg;
+    struct net_deadline d;
+    struct tr_stats a, b;
+    TCHECK_EQ(net_deadline_enter(&d, tr_now_ns() + HOUR_NS), 0);
+    tr_engine_stats(tr_self_engine(), &a);
+    for (unsigned i = 0; i < 1000; i++) {
+        uint64_t now = tr_now_ns();
+        net_deadline_move(&d, now, net_after_ms(now, 3600u * 1000u - i));
+    }
+    tr_engine_stats(tr_self_engine(), &b);
+    c->ops_for_moves = b.ops_submitted - a.ops_submitted;
+    uint64_t now = tr_now_ns();
+    net_deadline_move(&d, now, now + 2 * MS_NS);
+    c->cut = tr_sleep_ns(HOUR_NS);
+    c->exit = net_deadline_exit(&d);
+
+    TCHECK_EQ(net_deadline_enter(&d, tr_now_ns() + 2 * MS_NS), 0);
+    net_deadline_move(&d, tr_now_ns(), net_after_ms(0, 0)); /* 0: none */
+    c->unarmed = tr_sleep_ns(10 * MS_NS);
+    c->unarmed_exit = net_deadline_exit(&d);
+    return 0;
+}
+
+static void test_net_deadline_moves_cost_no_op_and_the_last_one_cuts(void **state)
+{
+    (void)state;
+    struct dl_ctx c = {0};
+    assert_int_equal(tr_test_run(dl_moves_main, &c), 0);
+    assert_int_equal(c.ops_for_moves, 0);
+    assert_int_equal(c.cut, -ETIMEDOUT);
+    assert_int_equal(c.exit, -ETIMEDOUT);
+    /* Moved away before it fired, or (the task was slow) after: then the
+     * move gave a fresh scope without a deadline. Either way nothing cuts. */
+    assert_int_equal(c.unarmed, 0);
+    assert_int_equal(c.unarmed_exit, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +432,8 @@ int main(void)
         T(test_net_backoff_grows_and_is_capped),
         T(test_net_accept_waits_at_emfile_instead_of_spinning),
         T(test_net_accept_wake_ends_the_wait_at_once),
+        T(test_net_deadline_move_after_expiry_gives_a_fresh_scope),
+        T(test_net_deadline_moves_cost_no_op_and_the_last_one_cuts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

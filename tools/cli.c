@@ -123,15 +123,25 @@ int cli_format_addr(const struct sockaddr *sa, char *buf, size_t n)
 void cli_usage(const struct cli_prog *p, FILE *f)
 {
     fprintf(f, "usage: %s [options]\n%s\n\noptions:\n", p->name, p->summary);
+    /* The helps start in one column: 18 wide, or as wide as the longest
+     * option ("--header-timeout-ms N"). */
+    int width = 18;
+    char lhs[48];
     for (size_t i = 0; i < p->n_opts; i++) {
         const struct cli_opt *o = &p->opts[i];
-        char lhs[48];
+        int w = snprintf(lhs, sizeof(lhs), "--%s%s%s", o->name, o->metavar ? " " : "",
+                         o->metavar ? o->metavar : "");
+        if (w > width && w < (int)sizeof(lhs))
+            width = w;
+    }
+    for (size_t i = 0; i < p->n_opts; i++) {
+        const struct cli_opt *o = &p->opts[i];
         snprintf(lhs, sizeof(lhs), "--%s%s%s", o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
-        fprintf(f, "  %-18s %s%s\n", lhs, o->help, o->required ? " (required)" : "");
+        fprintf(f, "  %-*s %s%s\n", width, lhs, o->help, o->required ? " (required)" : "");
     }
-    fprintf(f, "  %-18s %s\n  %-18s %s\n", "--help", "print this help and exit", "--version",
-            "print the version and exit");
+    fprintf(f, "  %-*s %s\n  %-*s %s\n", width, "--help", "print this help and exit", width,
+            "--version", "print the version and exit");
     if (p->epilog)
         fprintf(f, "\n%s", p->epilog);
 }

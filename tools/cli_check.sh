@@ -69,6 +69,11 @@ case_ 2 - "missing --port" taskring-http
 case_ 2 - "--grace-ms: not a decimal number" taskring-echo --grace-ms 5s
 case_ 2 - "--kill-ms: out of range" taskring-echo --kill-ms 99999999999
 case_ 2 - "takes no value" taskring-echo --stubborn=1
+case_ 2 - "--idle-timeout-ms: not a decimal number" taskring-echo --idle-timeout-ms 1s
+case_ 2 - "--idle-timeout-ms: out of range" taskring-echo --idle-timeout-ms 3600001
+case_ 2 - "--header-timeout-ms: not a decimal number" taskring-http --port 0 --header-timeout-ms=-1
+case_ 2 - "--header-timeout-ms needs a value" taskring-http --port 0 --header-timeout-ms
+case_ 2 - "--idle-timeout-ms: out of range" taskring-http --port 0 --idle-timeout-ms 99999999999
 case_ 2 - "--conns: out of range" taskring-load --conns 0
 case_ 2 - "--seconds: not a decimal number" taskring-load --seconds 1.5
 echo "cli: $pass cases passed, $fail failed"

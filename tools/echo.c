@@ -14,6 +14,16 @@
  *
  * The acceptor backs off at the fd limit (net_accept); every connection that
  * closes ends its wait, since it freed the fd the next accept needs.
+ *
+ * The idle timeout (echo_idle_timeout_ms): a connection that brings no input
+ * for that long is closed with the lingering close and no goodbye (the
+ * goodbye announces a shutdown, which this is not). The time counts from
+ * the recv of the last input, or from the last progress of an echo's send
+ * to a client that reads slowly: a client that takes nothing of an echo
+ * for that long is reset (net_close_reset: it cannot be sent more, and the
+ * kernel would hold the echo for it). One cancel scope per connection
+ * whose deadline moves (net_deadline): no SQE and no system call per
+ * message.
  */
 #include "echo.h"
 
@@ -23,33 +33,47 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 struct echo_counters echo_counters;
+unsigned echo_idle_timeout_ms = 60000;
 struct load_counters load_counters;
 struct sockaddr_storage echo_server_addr;
 socklen_t echo_server_addr_len;
 
 static struct net_backoff echo_backoff; /* the one acceptor's */
 
-/* The connection's first error that ends it, or 0 when the peer closed. */
-static int echo_loop(int fd)
+/* The connection's first error that ends it (-ETIMEDOUT: dl's deadline,
+ * or the socket's), or 0 when the peer closed; *in_send: it came from a
+ * send. */
+static int echo_loop(int fd, struct net_deadline *dl, bool *in_send)
 {
     char buf[4096];
-    /* One pass per message; the peer or a cancel ends the loop. Timeouts
-     * (later, with cancel scopes): the idle deadline goes HERE, a scope
-     * around this tr_recv that a silent peer's connection expires in. */
+    /* One pass per message; the peer, a cancel or the deadline ends it. */
     for (;;) {
         ssize_t n = tr_recv(fd, buf, sizeof(buf), 0);
         if (n <= 0)
             return (int)n;
+        if (echo_idle_timeout_ms) {
+            uint64_t now = tr_now_ns();
+            net_deadline_move(dl, now, net_after_ms(now, echo_idle_timeout_ms));
+        }
         for (ssize_t off = 0; off < n;) {
+            if (off > 0 && echo_idle_timeout_ms) {
+                /* The rest of a partial send: the client took some, so it
+                 * gets the idle time again to take the rest. */
+                uint64_t now = tr_now_ns();
+                net_deadline_move(dl, now, net_after_ms(now, echo_idle_timeout_ms));
+            }
             ssize_t w = tr_send(fd, buf + off, (size_t)(n - off), 0);
-            if (w <= 0)
+            if (w <= 0) {
+                *in_send = true;
                 return w < 0 ? (int)w : -EPIPE;
+            }
             off += w;
         }
         echo_counters.bytes += (uint64_t)n;
@@ -60,8 +84,19 @@ static int echo_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     echo_counters.live++;
-    int rc = echo_loop(fd);
-    if (rc == -ECANCELED) {
+    struct net_deadline dl;
+    /* Cannot fail: inside a task, with storage of our own. */
+    net_deadline_enter(&dl, net_after_ms(tr_now_ns(), echo_idle_timeout_ms));
+    bool in_send = false;
+    int rc = echo_loop(fd, &dl, &in_send);
+    if (net_deadline_exit(&dl) == -ETIMEDOUT && rc == -ETIMEDOUT) {
+        echo_counters.ended_idle++;
+        if (in_send)
+            net_close_reset(fd); /* it stopped reading: our echo would never leave */
+        else
+            net_close_lingering(fd, NET_LINGER_MS);
+        rc = 0; /* a silent client is its business, not a failed task */
+    } else if (rc == -ECANCELED) {
         tr_shield_begin();
         if (tr_send(fd, ECHO_BYE, ECHO_BYE_LEN, 0) == (ssize_t)ECHO_BYE_LEN)
             echo_counters.goodbyes++;

@@ -17,11 +17,17 @@ struct echo_counters {
     uint64_t ended_eof;       /* ... because the peer closed */
     uint64_t ended_reset;     /* ... because the peer reset (-ECONNRESET, -EPIPE) */
     uint64_t ended_failed;    /* ... with another error */
+    uint64_t ended_idle;      /* ... because the idle timeout closed them */
     uint64_t goodbyes;        /* shielded goodbye lines sent at shutdown */
     uint64_t lingered_eof;    /* lingering closes that read the peer's EOF */
     uint64_t bytes;           /* bytes echoed */
 };
 extern struct echo_counters echo_counters;
+
+/* The connection tasks close a connection that brought no input for this
+ * many ms (lingering close, no goodbye); 0: never. Default 60000. Set it
+ * before the acceptor runs. */
+extern unsigned echo_idle_timeout_ms;
 
 /* The server's last words to a connection it cancels. */
 #define ECHO_BYE "taskring-echo: server shutting down, goodbye\n"

@@ -2,8 +2,8 @@
 /*
  * taskring-echo — an echo server that shuts down gracefully.
  *
- *   taskring-echo [--addr A] [--port N] [--stubborn] [--grace-ms N] [--kill-ms N]
- *                 [--help] [--version]
+ *   taskring-echo [--addr A] [--port N] [--idle-timeout-ms N] [--stubborn]
+ *                 [--grace-ms N] [--kill-ms N] [--help] [--version]
  *
  * Listens on the IPv4 or IPv6 literal A (default 127.0.0.1) and port N
  * (default 7777; 0: an ephemeral port). "taskring-echo: listening on
@@ -18,6 +18,9 @@
  * client's last input read until its EOF, at most a second); twice: break
  * the shields; three times: kill whatever still ignores cancellation.
  * --stubborn adds a task that ignores cancellation, to watch the third rung.
+ * --idle-timeout-ms N (default 60000, 0: never) closes a connection that
+ * brought no input for N ms, lingering, without the goodbye (one whose
+ * client stopped reading the echo: with a reset; echo.c).
  * At the fd limit the acceptor backs off (1 ms doubling to 100 ms, cut short
  * when a connection closes) instead of spinning. The engine's report goes
  * to stderr, the counts to stdout. Exit status: 0 after a graceful
@@ -65,6 +68,8 @@ int main(int argc, char **argv)
     const struct cli_opt opts[] = {
         {"addr", "A", CLI_ADDR, 0, 0, &addr, 0, "listen on the IPv4 or IPv6 literal A (127.0.0.1)"},
         {"port", "N", CLI_UINT, 0, 65535, &port, 0, "listen on port N, 0: ephemeral (7777)"},
+        {"idle-timeout-ms", "N", CLI_UINT, 0, 3600000, &echo_idle_timeout_ms, 0,
+         "close a connection with no input for N ms (60000, 0: never)"},
         {"stubborn", NULL, CLI_FLAG, 0, 0, &stubborn, 0,
          "add a task that ignores cancellation (the 3rd rung)"},
         {"grace-ms", "N", CLI_UINT, 0, 3600000, &cfg.grace_ms, 0,
@@ -94,10 +99,10 @@ int main(int argc, char **argv)
     struct echo_counters c = echo_counters;
     printf("taskring-echo: %" PRIu64 " connections: %" PRIu64 " cancelled (%" PRIu64
            " goodbyes, %" PRIu64 " lingered to the peer's EOF), %" PRIu64
-           " closed by peer, %" PRIu64 " reset by peer, %" PRIu64 " failed; %" PRIu64
-           " bytes echoed\n",
+           " closed by peer, %" PRIu64 " reset by peer, %" PRIu64 " failed, %" PRIu64
+           " idle timeouts; %" PRIu64 " bytes echoed\n",
            c.accepted, c.ended_cancelled, c.goodbyes, c.lingered_eof, c.ended_eof, c.ended_reset,
-           c.ended_failed, c.bytes);
+           c.ended_failed, c.ended_idle, c.bytes);
     if (rc != 0 && rc != -ECANCELED) {
         fprintf(stderr, "taskring-echo: %s\n", strerror(-rc));
         return 1;

@@ -2,7 +2,8 @@
 /*
  * taskring-http — a minimal HTTP/1.1 keep-alive server on one engine.
  *
- *   taskring-http --port N [--addr A] [--quiet] [--help] [--version]
+ *   taskring-http --port N [--addr A] [--header-timeout-ms N]
+ *                 [--idle-timeout-ms N] [--quiet] [--help] [--version]
  *
  * Answers GET and HEAD of any target with the 13-byte body "Hello, world!"
  * (HEAD: the same header fields, Content-Length: 13 included, and no
@@ -18,11 +19,35 @@
  * (every connection task is cancelled and closes its socket), the exit
  * status is 0, and a last line on stderr counts connections, requests, how
  * they ended (closed by peer, closed by us, reset by peer, cancelled,
- * failed) and the ring ops and io_uring_enter calls they took. --quiet
- * silences that line and the engine's shutdown report. A connection we
- * close (Connection: close, HTTP/1.0, a 4xx) closes lingering (net.h). At
- * the fd limit the acceptor backs off instead of spinning. Exit status 2
- * for a bad command line, 1 when the server cannot listen or run.
+ * failed, timed out) and the ring ops and io_uring_enter calls they took.
+ * --quiet silences that line and the engine's shutdown report. A
+ * connection we close (Connection: close, HTTP/1.0, a 4xx, a timeout)
+ * closes lingering (net.h), one that stopped reading with a reset. At the
+ * fd limit the acceptor backs off instead of spinning. Exit status 2 for a
+ * bad command line, 1 when the server cannot listen or run.
+ *
+ * Time limits (0 turns one off), so that a slow or silent client cannot
+ * hold its task and memory for ever (slowloris):
+ *   --header-timeout-ms H (10000): the first request's head must be
+ *     complete H ms after the connection's start, every later one H ms
+ *     after the recv that brought its first byte (or, behind pipelined
+ *     requests, after their answers were written); else the answer is 408
+ *     with "Connection: close" and the connection closes. It covers heads
+ *     only: a complete head is served however late it came, and an answer
+ *     being written is never cut short by it.
+ *   --idle-timeout-ms I (60000): I ms without a byte from the client,
+ *     counted from the recv of the last bytes, while no head is under way:
+ *     between the requests of a keep-alive connection it closes quietly;
+ *     while a request's body is read it answers 408 first (a request waits
+ *     for its answer); while answers are written, a send the client takes
+ *     nothing of for I ms resets the connection (net_close_reset: nothing
+ *     more can reach that client, and the kernel would hold the answers).
+ *     With the header timeout off, a head under way falls under the idle
+ *     timeout too (408).
+ * A 408 is sent without waiting (MSG_DONTWAIT): a client that does not read
+ * gets the close without it. Both limits are one cancel scope per
+ * connection whose deadline moves (net_deadline): no SQE and no system
+ * call per request.
  *
  * One task accepts; one task per connection loops: recv into its buffer,
  * answer every complete request in it (pipelined requests get their
@@ -95,10 +120,13 @@ struct http_counters {
     uint64_t ended_close;     /* we closed: Connection: close, HTTP/1.0, 4xx */
     uint64_t ended_cancelled; /* shutdown */
     uint64_t ended_failed;    /* a socket error */
+    uint64_t ended_408;       /* a head (or body) not complete in time: 408, closed */
+    uint64_t ended_idle;      /* the idle timeout: closed quietly (reset: a client not reading) */
 };
 static struct http_counters ctr;
 static struct tr_stats stats; /* the engine's counters when shutdown began */
 
+static unsigned header_timeout_ms = 10000, idle_timeout_ms = 60000; /* 0: none */
 static struct net_backoff backoff; /* the acceptor's, woken by each close */
 static char listen_name[CLI_ADDRSTRLEN];
 
@@ -133,6 +161,8 @@ static const char *reason(int status)
         return "Bad Request";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 413:
         return "Content Too Large";
     case 414:
@@ -146,7 +176,7 @@ static const char *reason(int status)
     case 505:
         return "HTTP Version Not Supported";
     }
-    return "Error"; /* the parser returns only the codes above */
+    return "Error"; /* the parser returns only the codes above, and 408 is ours */
 }
 
 /* Writes the answer into buf (at least 256 bytes); returns its length. */
@@ -171,10 +201,37 @@ static size_t render(char *buf, size_t room, const struct answer *a)
     return n > 0 && (size_t)n < room ? (size_t)n : 0;
 }
 
-static ssize_t send_all(int fd, const char *p, size_t n)
+/* What a connection waits for; it decides what an expiry means. */
+enum wait_for {
+    W_HEAD, /* the rest of a head (for the first request, its first byte too) */
+    W_BODY, /* more of a request's body */
+    W_NEXT, /* the next request of a keep-alive connection */
+    W_SEND, /* the client to take our answers */
+};
+
+struct conn {
+    int fd;
+    enum wait_for wait;
+    bool answer_408;        /* at an expiry: answer 408 before closing */
+    bool sent;              /* a send since the last recv: the next moves the deadline */
+    uint64_t head_ns;       /* when the head under way began (tr_now_ns) */
+    struct net_deadline dl; /* the connection's one scope: header and idle deadlines */
+};
+
+/* Writes p[0..n) to c's client. Every send gets the idle time: what times
+ * out is a send the client takes nothing of. The first send after a recv
+ * has it already (the recv set the deadline), so the usual pass, one recv
+ * and one send, moves the deadline once; later sends (pipelined answers
+ * past HTTP_OUT_MAX, the rest of a partial send) move it themselves. */
+static ssize_t send_all(struct conn *c, const char *p, size_t n)
 {
     for (size_t off = 0; off < n;) {
-        ssize_t w = tr_send(fd, p + off, n - off, MSG_NOSIGNAL);
+        if (c->sent) {
+            uint64_t now = tr_now_ns();
+            net_deadline_move(&c->dl, now, net_after_ms(now, idle_timeout_ms));
+        }
+        c->sent = true;
+        ssize_t w = tr_send(c->fd, p + off, n - off, MSG_NOSIGNAL);
         if (w <= 0)
             return w < 0 ? w : -EPIPE;
         off += (size_t)w;
@@ -184,10 +241,10 @@ static ssize_t send_all(int fd, const char *p, size_t n)
 
 /* Appends p[0..n) to the answers waiting in out[], sending them first when
  * it would not fit. Returns 0 or the send's -errno. */
-static int queue(int fd, char *out, size_t *olen, const char *p, size_t n)
+static int queue(struct conn *c, char *out, size_t *olen, const char *p, size_t n)
 {
     if (*olen + n > HTTP_OUT_MAX) {
-        ssize_t w = send_all(fd, out, *olen);
+        ssize_t w = send_all(c, out, *olen);
         if (w < 0)
             return (int)w;
         *olen = 0;
@@ -209,7 +266,7 @@ struct pending {
  * Returns 0 or the send's -errno. Each pass of the loop consumes bytes or
  * ends it: a head is at least one byte, and a body is only pending when it
  * has bytes to come. */
-static int answer_all(int fd, const char *in, size_t have, char *out, size_t *olen,
+static int answer_all(struct conn *c, const char *in, size_t have, char *out, size_t *olen,
                       struct pending *pb, size_t *start, bool *closing)
 {
     size_t at = 0;
@@ -237,7 +294,7 @@ static int answer_all(int fd, const char *in, size_t have, char *out, size_t *ol
                      * gets its 400 instead of a second answer. */
                     *pb = (struct pending){.active = true, .body = r.body, .answer = a};
                     if (r.expect_continue) {
-                        int err = queue(fd, out, olen, RESP_100, sizeof(RESP_100) - 1);
+                        int err = queue(c, out, olen, RESP_100, sizeof(RESP_100) - 1);
                         if (err)
                             return err;
                     }
@@ -248,7 +305,7 @@ static int answer_all(int fd, const char *in, size_t have, char *out, size_t *ol
             }
         }
         char buf[256];
-        int err = queue(fd, out, olen, buf, render(buf, sizeof(buf), &a));
+        int err = queue(c, out, olen, buf, render(buf, sizeof(buf), &a));
         if (err)
             return err;
         *closing = a.close;
@@ -258,27 +315,50 @@ static int answer_all(int fd, const char *in, size_t have, char *out, size_t *ol
     return 0;
 }
 
+/* The deadline of a wait for the rest of a head begun at c->head_ns. */
+static uint64_t head_deadline(const struct conn *c, uint64_t now)
+{
+    return header_timeout_ms ? net_after_ms(c->head_ns, header_timeout_ms)
+                             : net_after_ms(now, idle_timeout_ms);
+}
+
 /* One connection: returns 0 when the peer closed, 1 when we close it
- * (Connection: close, HTTP/1.0, an error answer), -ECANCELED or the
- * socket's -errno. */
-static int serve(int fd)
+ * (Connection: close, HTTP/1.0, an error answer), -ECANCELED, -ETIMEDOUT
+ * when c's deadline cut a call short (c->answer_408 says how to end), or
+ * the socket's -errno.
+ *
+ * Each recv that brings bytes moves the deadline once: to the idle one (the
+ * answers they complete are written under it, never under the header
+ * deadline), which is also the wait for a body or the next request; only
+ * when a head is left incomplete does it move again, to that head's
+ * header deadline. */
+static int serve(struct conn *c)
 {
     char in[HTTP_IN_MAX], out[HTTP_OUT_MAX];
     size_t have = 0; /* bytes in in[] */
     struct pending pb = {.active = false};
     for (;;) {
-        ssize_t n = tr_recv(fd, in + have, sizeof(in) - have, 0);
-        if (n <= 0)
+        ssize_t n = tr_recv(c->fd, in + have, sizeof(in) - have, 0);
+        if (n <= 0) {
+            if (n == -ETIMEDOUT) /* a request under way waits for its answer */
+                c->answer_408 =
+                    c->wait == W_BODY || (c->wait == W_HEAD && (header_timeout_ms || have > 0));
             return n < 0 ? (int)n : 0;
+        }
+        uint64_t now = tr_now_ns();
+        bool same_head = c->wait == W_HEAD; /* unless a request ends in these bytes */
         have += (size_t)n;
+        c->wait = W_SEND;
+        c->sent = false;
+        net_deadline_move(&c->dl, now, net_after_ms(now, idle_timeout_ms));
 
         size_t start = 0, olen = 0;
         bool closing;
-        int err = answer_all(fd, in, have, out, &olen, &pb, &start, &closing);
+        int err = answer_all(c, in, have, out, &olen, &pb, &start, &closing);
         if (err)
             return err;
         if (olen) {
-            ssize_t w = send_all(fd, out, olen);
+            ssize_t w = send_all(c, out, olen);
             if (w < 0)
                 return (int)w;
         }
@@ -294,20 +374,52 @@ static int serve(int fd)
              * change of either cannot become a recv of zero bytes. */
             char buf[256];
             struct answer a = error_answer(431);
-            ssize_t w = send_all(fd, buf, render(buf, sizeof(buf), &a));
+            ssize_t w = send_all(c, buf, render(buf, sizeof(buf), &a));
             return w < 0 ? (int)w : 1;
+        }
+        if (pb.active) {
+            c->wait = W_BODY;
+        } else if (have == 0) {
+            c->wait = W_NEXT;
+        } else {
+            /* A head under way: the one before (no request ended in these
+             * bytes, so nothing was sent), or one that came behind the
+             * requests just answered. That one's time starts now, after
+             * the answers: its rest may have waited in the socket while a
+             * slow reader held up our sends. */
+            if (!same_head || start > 0)
+                c->head_ns = now = tr_now_ns();
+            c->wait = W_HEAD;
+            net_deadline_move(&c->dl, now, head_deadline(c, now));
         }
     }
 }
 
-static int conn_task(void *arg)
+/* How a connection's socket is closed. Closing with input unread (a body
+ * we did not read, the rest of an oversized head, pipelined requests after
+ * a Connection: close, a slow client's next bytes) makes the kernel send
+ * RST, and the peer may drop our last answer unread: so we close lingering
+ * when we end the connection. A client that stopped reading gets a reset
+ * instead: nothing more would reach it. Otherwise the peer closed or reset
+ * first, or the shutdown cancelled an idle read: a plain close. */
+enum close_how { CLOSE_PLAIN, CLOSE_LINGER, CLOSE_RESET };
+
+/* Counts how serve() ended (rc) and says how to close. */
+static enum close_how conn_end(struct conn *c, int rc, bool timed_out)
 {
-    int fd = (int)(intptr_t)arg;
-    /* Timeouts (later, with cancel scopes): the header and idle deadlines
-     * go HERE, a scope around serve() whose deadline each tr_recv in it
-     * honours (header: from a request's first byte; idle: between
-     * requests). Until then a silent peer holds its task until shutdown. */
-    int rc = serve(fd);
+    if (timed_out) {
+        if (c->answer_408) {
+            /* Without waiting: a client that does not read gets the close
+             * without it, and the lingering close is bounded anyway. */
+            char buf[256];
+            struct answer a = error_answer(408);
+            tr_send(c->fd, buf, render(buf, sizeof(buf), &a), MSG_DONTWAIT);
+            ctr.ended_408++;
+        } else {
+            ctr.ended_idle++;
+        }
+        return c->wait == W_SEND ? CLOSE_RESET : CLOSE_LINGER;
+    }
     if (rc == -ECANCELED)
         ctr.ended_cancelled++;
     else if (rc == 1)
@@ -318,17 +430,28 @@ static int conn_task(void *arg)
         ctr.ended_reset++; /* wrk, for one, resets its connections when done */
     else
         ctr.ended_failed++;
-    /* Closing with input unread (a body we did not read, the rest of an
-     * oversized head, pipelined requests after a Connection: close) makes
-     * the kernel send RST, and the peer may drop our last answer unread:
-     * so close lingering when we end the connection. Otherwise the peer
-     * closed or reset first, or the shutdown cancelled an idle read. */
-    if (rc == 1)
-        net_close_lingering(fd, NET_LINGER_MS);
+    return rc == 1 ? CLOSE_LINGER : CLOSE_PLAIN;
+}
+
+static int conn_task(void *arg)
+{
+    struct conn c = {.fd = (int)(intptr_t)arg, .wait = W_HEAD, .head_ns = tr_now_ns()};
+    /* Cannot fail: inside a task, with storage of our own. */
+    net_deadline_enter(&c.dl, head_deadline(&c, c.head_ns));
+    int rc = serve(&c);
+    /* -ETIMEDOUT from a recv or send is ours only if the scope says so (a
+     * socket can fail with ETIMEDOUT too: a failure, then). */
+    bool timed_out = net_deadline_exit(&c.dl) == -ETIMEDOUT && rc == -ETIMEDOUT;
+    enum close_how how = conn_end(&c, rc, timed_out);
+    if (how == CLOSE_LINGER)
+        net_close_lingering(c.fd, NET_LINGER_MS);
+    else if (how == CLOSE_RESET)
+        net_close_reset(c.fd);
     else
-        tr_close(fd); /* never cancelled: the socket is closed even at shutdown */
+        tr_close(c.fd); /* never cancelled: the socket is closed even at shutdown */
     net_backoff_wake(&backoff);
-    /* A peer that resets or vanishes is its business, not a failed task. */
+    /* A peer that resets, vanishes or dawdles is its business, not a
+     * failed task. */
     return rc == -ECANCELED ? rc : 0;
 }
 
@@ -376,11 +499,18 @@ int main(int argc, char **argv)
     const struct cli_opt opts[] = {
         {"port", "N", CLI_UINT, 0, 65535, &port, 1, "listen on port N, 0: ephemeral"},
         {"addr", "A", CLI_ADDR, 0, 0, &addr, 0, "listen on the IPv4 or IPv6 literal A (127.0.0.1)"},
+        {"header-timeout-ms", "N", CLI_UINT, 0, 3600000, &header_timeout_ms, 0,
+         "408 for a request head not complete in N ms (10000, 0: off)"},
+        {"idle-timeout-ms", "N", CLI_UINT, 0, 3600000, &idle_timeout_ms, 0,
+         "close a connection idle N ms between requests (60000, 0: off)"},
         {"quiet", NULL, CLI_FLAG, 0, 0, &quiet, 0, "no last line, no shutdown report"},
     };
     const struct cli_prog prog = {
         "taskring-http", "A minimal HTTP/1.1 keep-alive server on taskring (\"Hello, world!\").",
         opts, sizeof(opts) / sizeof(opts[0]),
+        "A head not complete in time is answered 408 and closed; a keep-alive connection\n"
+        "idle for the idle time is closed quietly, one that stops reading our answers\n"
+        "is reset, a stalled body gets 408. Both: one moving deadline, no syscall.\n"
         "SIGINT/SIGTERM: graceful shutdown, exit status 0. Exit status 1: cannot listen\n"
         "or run; 2: bad usage.\n"};
     int ex = cli_parse(&prog, argc, argv, stdout, stderr);
@@ -404,10 +534,11 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "taskring-http: %" PRIu64 " connections, %" PRIu64 " requests; ended: %" PRIu64
                 " closed by peer, %" PRIu64 " closed by us, %" PRIu64 " reset by peer, %" PRIu64
-                " cancelled, %" PRIu64 " failed; %" PRIu64 " ring ops in %" PRIu64
-                " io_uring_enter calls\n",
+                " cancelled, %" PRIu64 " failed, %" PRIu64 " request timeouts (408), %" PRIu64
+                " idle timeouts; %" PRIu64 " ring ops in %" PRIu64 " io_uring_enter calls\n",
                 ctr.accepted, ctr.requests, ctr.ended_eof, ctr.ended_close, ctr.ended_reset,
-                ctr.ended_cancelled, ctr.ended_failed, stats.ops_submitted, stats.submit_calls);
+                ctr.ended_cancelled, ctr.ended_failed, ctr.ended_408, ctr.ended_idle,
+                stats.ops_submitted, stats.submit_calls);
     if (rc != 0 && rc != -ECANCELED) {
         fprintf(stderr, "taskring-http: %s\n", strerror(-rc));
         return 1;

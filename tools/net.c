@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 int net_listen(const char *addr, unsigned port, struct sockaddr_storage *bound,
@@ -107,57 +106,63 @@ int net_accept(int lfd, int flags, struct net_backoff *b)
     }
 }
 
+/* ---- deadlines -------------------------------------------------------------------- */
+
+int net_deadline_enter(struct net_deadline *d, uint64_t at_ns)
+{
+    d->at_ns = at_ns;
+    return tr_scope_enter(&d->scope, at_ns, 0);
+}
+
+void net_deadline_move(struct net_deadline *d, uint64_t now_ns, uint64_t at_ns)
+{
+    if (at_ns == d->at_ns)
+        return;
+    if (d->at_ns && now_ns >= d->at_ns) {
+        /* It may have fired while the last call's real result came (G5):
+         * a fresh scope, since moving a triggered one changes nothing. */
+        tr_scope_exit(&d->scope);
+        tr_scope_enter(&d->scope, at_ns, 0);
+    } else {
+        tr_scope_set_deadline(&d->scope, at_ns);
+    }
+    d->at_ns = at_ns;
+}
+
+int net_deadline_exit(struct net_deadline *d)
+{
+    return tr_scope_exit(&d->scope);
+}
+
 /* ---- lingering close -------------------------------------------------------------- */
 
-/* The naps between looks at a quiet peer: short at first (most peers close
- * within a millisecond of reading our EOF), at most 32 ms (about 35 looks
- * in a second of silence). There is no blocking read with a time bound to
- * use instead: the ring ops have no deadline yet (cancel scopes will). */
-#define LINGER_NAP_MIN_NS (1000ull * 1000ull)
-#define LINGER_NAP_MAX_NS (32ull * 1000ull * 1000ull)
-
-static uint64_t mono_ns(void)
+int net_close_reset(int fd)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)); /* not a socket: a plain close */
+    return tr_close(fd);
 }
 
 int net_close_lingering(int fd, unsigned linger_ms)
 {
     char sink[4096];
-    uint64_t deadline = mono_ns() + (uint64_t)linger_ms * 1000000ull;
-    uint64_t nap_ns = LINGER_NAP_MIN_NS;
-    tr_shield_begin();
+    /* A shield with its own deadline: a shutdown's cancel does not cut the
+     * linger short (until the shields break), the deadline does. Blocking
+     * reads, no polling: a quiet peer costs one recv until its EOF or the
+     * deadline, whichever comes first (the deadline is no ring op). */
+    struct tr_scope s;
+    tr_scope_enter(&s, net_after_ms(tr_now_ns(), linger_ms ? linger_ms : 1), TR_SCOPE_SHIELD);
     int rc = tr_shutdown(fd, SHUT_WR);
-    /* Bounded by the deadline: every pass discards bytes, naps or ends, and
-     * every pass that does not end looks at the clock first. */
+    /* Bounded by the deadline: every pass discards bytes or ends, and once
+     * the deadline has passed every recv returns -ETIMEDOUT at once. */
     while (rc == 0) {
-        ssize_t n = tr_recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        ssize_t n = tr_recv(fd, sink, sizeof(sink), 0);
         if (n == 0)
             break; /* the peer's orderly EOF: nothing unread, no reset */
-        if (n < 0 && n != -EAGAIN) {
-            rc = (int)n;
-            break;
-        }
-        uint64_t now = mono_ns();
-        if (now >= deadline) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        if (n > 0) {
-            nap_ns = LINGER_NAP_MIN_NS; /* a talking peer may close any moment */
-            continue;
-        }
-        uint64_t left = deadline - now;
-        int s = tr_sleep_ns(nap_ns < left ? nap_ns : left);
-        if (s < 0) {
-            rc = s; /* the shield broke: grace over or a second signal */
-            break;
-        }
-        nap_ns = nap_ns * 2 > LINGER_NAP_MAX_NS ? LINGER_NAP_MAX_NS : nap_ns * 2;
+        if (n < 0)
+            rc = (int)n; /* -ETIMEDOUT, -ECANCELED (the shield broke), the socket's */
     }
-    tr_shield_end();
+    tr_scope_exit(&s);
     tr_close(fd); /* never cancelled */
     return rc;
 }

@@ -2,7 +2,8 @@
 /*
  * net.h — what both servers (taskring-echo, taskring-http) do the same way
  * with their sockets: listen on an IPv4 or IPv6 literal, accept with a
- * back-off at the fd limit, and close a connection without a reset.
+ * back-off at the fd limit, bound a connection's waits with one moving
+ * deadline, and close a connection without a reset.
  */
 #ifndef TR_TOOLS_NET_H
 #define TR_TOOLS_NET_H
@@ -58,6 +59,47 @@ int net_accept(int lfd, int flags, struct net_backoff *b);
  * acceptor retries now. Call it after closing a connection's fd. */
 void net_backoff_wake(struct net_backoff *b);
 
+/* A connection's time limits: one cancel scope for the connection's life
+ * whose deadline moves as the connection goes (a header deadline, an idle
+ * one). A move is a timer move in the engine's wheel: no SQE and no system
+ * call, so the limits cost a request a clock read (tr_now_ns, vDSO) and a
+ * move. Inside the scope every blocking call returns -ETIMEDOUT once the
+ * deadline has passed (cancel scopes, taskring.h).
+ *
+ * The one subtlety is the race of a real result with the deadline (G5): a
+ * deadline that fires as a recv's bytes arrive leaves the recv its bytes
+ * but the scope triggered, and a triggered scope stays so until its exit,
+ * wherever its deadline moves: every later call in it would fail. So a move
+ * made once the old deadline has passed leaves the scope and enters a fresh
+ * one (a deadline never fires early, so before it nothing can have
+ * triggered). The servers always move after such a result: the request it
+ * completed is served. net_deadline_enter initialises the record. */
+struct net_deadline {
+    struct tr_scope scope;
+    uint64_t at_ns; /* the scope's deadline as last set (tr_now_ns clock); 0: none */
+};
+
+/* Only inside a task: enters d's scope with the deadline at_ns (absolute,
+ * 0: none). Returns tr_scope_enter's result. */
+int net_deadline_enter(struct net_deadline *d, uint64_t at_ns);
+
+/* Only inside the task that entered d: moves its deadline to at_ns (0:
+ * none). now_ns is tr_now_ns() read after the last blocking call returned;
+ * when d's deadline is not after it, the scope is left and a fresh one
+ * entered (see above). Changes nothing when at_ns is the deadline already. */
+void net_deadline_move(struct net_deadline *d, uint64_t now_ns, uint64_t at_ns);
+
+/* Leaves d's scope. Returns tr_scope_exit's result: -ETIMEDOUT when the
+ * deadline cut a call short since the last fresh scope (a cut always ends
+ * the servers' connections before any move), else 0. */
+int net_deadline_exit(struct net_deadline *d);
+
+/* t + ms milliseconds in ns, or 0 (no deadline) when ms is 0. */
+static inline uint64_t net_after_ms(uint64_t t_ns, unsigned ms)
+{
+    return ms ? t_ns + (uint64_t)ms * 1000000ull : 0;
+}
+
 /* How long a lingering close waits for the peer's EOF at most. */
 #define NET_LINGER_MS 1000
 
@@ -76,5 +118,12 @@ void net_backoff_wake(struct net_backoff *b);
  * over, or a second signal), or the socket's -errno (-ECONNRESET,
  * -ENOTCONN...). fd is closed in every case. */
 int net_close_lingering(int fd, unsigned linger_ms);
+
+/* Only inside a task: closes fd with a reset (SO_LINGER 0, then tr_close),
+ * as nginx's reset_timedout_connection does: for a peer that has stopped
+ * reading, whose unread bytes a lingering (or plain) close would leave the
+ * kernel holding and retrying, in an orphan socket, for minutes. The reset
+ * frees them at once; the peer sees ECONNRESET. Returns tr_close's result. */
+int net_close_reset(int fd);
 
 #endif
