@@ -16,6 +16,7 @@ OPS = [
     "spawn", "cancel", "cancel_all", "shield_begin", "shield_end", "yield",
     "join", "detach", "at_shutdown", "shutdown", "wait_shutdown", "misc",
     "return", "cancel_self", "fsync", "task_result",
+    "scope_enter", "scope_exit", "scope_cancel", "scope_move", "scope_leave",
 ]
 OP = {name: i for i, name in enumerate(OPS)}
 
@@ -26,6 +27,27 @@ LATE, SELF_ENGINE_NULL, DETACHED = 0x01, 0x02, 0x80
 STACK_16K, STACK_8K, STACK_ODD, BAD_FLAG = 0x04, 0x08, 0x0C, 0x10
 # Cancel-all flag bits.
 CA_WAIT, CA_EXCEPT, CA_BADFLAG, CA_NULLEXCEPT = 0x01, 0x02, 0x04, 0x08
+# Scope-enter flag bits, scope-exit flag bits.
+SC_SHIELD, SC_BADFLAG, SC_REENTER = 0x01, 0x02, 0x04
+SX_OUT_OF_ORDER = 0x01
+RAW_LEVEL = 0x80  # scope_cancel/scope_move: l & 0x7f, not mod the depth
+
+
+def dl_none():
+    return 0
+
+
+def dl_passed(us=1):
+    return 1 | ((us & 63) << 2)
+
+
+def dl_near(units32us):
+    """(units32us * 32) us ahead, 0..63 units (0-2 ms)."""
+    return 2 | ((units32us & 63) << 2)
+
+
+def dl_far():
+    return 3
 
 
 def cfg(sq=3, grace=1, kill=1, again=False, drain=0, tiny_cq=False):
@@ -133,6 +155,47 @@ SEEDS = {
     "backstop": cfg() + prog(
         spawn(0, op("join", 1, 0)), spawn(0, op("join", 0, 0)),
         op("poll", P1R, 0)),
+    # Scopes: a passed deadline (level-triggered, nothing submitted), a
+    # near one ending a parked read, a far one cutting nothing.
+    "scope_basic": cfg() + prog(
+        op("scope_enter", 0, dl_passed(5)), op("nop"), op("sleep", 10), op("scope_exit", 0),
+        op("scope_enter", 0, dl_near(20)), op("read", P0R, 8, 0), op("yield"), op("scope_exit", 0),
+        op("scope_enter", 0, dl_far()), op("write", P0W, 4, 0), op("read", P0R, 4, 0),
+        op("scope_exit", 0), op("nop")),
+    # Nesting and shields: a shield scope's own deadline under the task's
+    # cancellation; a tr_shield_begin inside a scope; exits report their own.
+    "scope_nesting": cfg(grace=2) + prog(
+        op("scope_enter", 0, dl_far()), op("scope_enter", SC_SHIELD, dl_near(10)),
+        op("cancel_self"), op("nop"), op("sleep", 200), op("scope_exit", 0),
+        op("nop"), op("scope_enter", 0, dl_passed(1)), op("shield_begin"), op("nop"),
+        op("scope_exit", 0), op("shield_end"), op("scope_exit", SX_OUT_OF_ORDER),
+        op("scope_exit", 0), op("nop")),
+    # Another task cancels the driver's scope while it waits in a read, and
+    # moves a worker's deadline into the past while it sleeps.
+    "scope_cross": cfg() + prog(
+        spawn(0, op("scope_enter", 0, dl_far()) + op("sleep", 250) + op("nop") +
+              op("scope_exit", 0)),
+        spawn(0, op("yield") + op("scope_cancel", 0, 1) + op("scope_move", 1, 0, dl_passed(3)) +
+              op("scope_move", 1, 0, dl_none())),
+        op("scope_enter", 0, dl_far()), op("scope_enter", 0, dl_none()),
+        op("read", P1R, 8, 0), op("nop"), op("scope_exit", 0), op("scope_exit", 0),
+        op("join", 0, 0), op("join", 1, 0)),
+    # Deadlines moved earlier, later and away; a join racing a deadline.
+    "scope_move": cfg() + prog(
+        spawn(0, op("sleep", 240)),
+        op("scope_enter", 0, dl_far()), op("scope_move", 0, 0, dl_near(30)),
+        op("scope_move", 0, 0, dl_far()), op("scope_move", 0, 0, dl_near(31)),
+        op("join", 0, 0), op("scope_move", 0, 0, dl_none()), op("nop"), op("scope_exit", 0),
+        op("join", 0, 0)),
+    # G10: tasks (and a hook) that end inside scopes; misuse gets -EINVAL.
+    "scope_leave": cfg() + prog(
+        spawn(0, op("scope_enter", SC_BADFLAG, dl_near(40)) + op("scope_enter", SC_REENTER, dl_far()) +
+              op("scope_leave") + op("return", 0)),
+        hook(op("scope_enter", 0, dl_near(1)) + op("scope_leave") + op("nop")),
+        op("scope_exit", 0), op("scope_cancel", 9, RAW_LEVEL | 3), op("scope_move", 9, RAW_LEVEL | 3, 1),
+        op("scope_enter", 0, dl_far()), op("shield_begin"), op("scope_exit", 0), op("shield_end"),
+        op("scope_enter", 0, dl_none()), op("shield_end"), op("scope_exit", 0), op("scope_exit", 0),
+        op("join", 0, 0)),
     # MSG_WAITALL and MSG_DONTWAIT on the socket pair.
     "sock_flags": cfg(sq=2) + prog(
         spawn(0, op("recv", S1, 10, 2)), op("recv", S0, 4, 1), op("send", S0, 4, 1),

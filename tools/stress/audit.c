@@ -7,7 +7,8 @@
  * leak (/proc/self/fd as before the round; an fd that a KILLED task was
  * accepting or opening when its op won the race is the documented leak
  * and is identified and closed); the signal mask as before; and byte
- * conservation on every stream.
+ * conservation on every stream; the scopes' books (no timer left armed,
+ * scopes_left and deadline_cuts as the tool counted them).
  *
  * Streams: after the round every writer end is closed and every reader
  * end still open is drained to EOF with nonblocking read(2). Then:
@@ -202,6 +203,29 @@ static void check_books(struct round *r, const struct tr_stats *st, const char *
              r->hooks_done, r->hooks_reg);
 }
 
+/* The scopes' books (work_scope.c): no timer armed once every task has
+ * ended (none outlives its scope, G10), the scopes left entered are those
+ * left on purpose and those of killed tasks, and deadline_cuts counts the
+ * -ETIMEDOUT results our tasks saw. */
+static void check_scopes(struct round *r, const struct tr_stats *st, const char *when,
+                         uint64_t etimedout, uint64_t left_planned)
+{
+    uint64_t killed = scopes_killed(r);
+    if (st->timers_pending != 0)
+        viol(r, "%s: timers_pending %" PRIu64 " with every task ended: a timer outlived its scope",
+             when, st->timers_pending);
+    if (st->scopes_left != left_planned + killed)
+        viol(r,
+             "%s: scopes_left %" PRIu64 ", the tool left %" PRIu64 " on purpose and killed tasks "
+             "were inside %" PRIu64,
+             when, st->scopes_left, left_planned, killed);
+    if (st->deadline_cuts != etimedout)
+        viol(r,
+             "%s: deadline_cuts %" PRIu64 ", the tool's calls returned -ETIMEDOUT %" PRIu64
+             " times",
+             when, st->deadline_cuts, etimedout);
+}
+
 void audit_engine(struct round *r, tr_engine *e)
 {
     struct tr_stats st;
@@ -240,6 +264,7 @@ void audit_engine(struct round *r, tr_engine *e)
              st.tasks_spawned, st.tasks_ok, st.tasks_cancelled, st.tasks_failed, st.tasks_killed);
     check_books(r, &st, "after the run", r->spawned, r->returned, r->ok, r->cancelled, r->failed,
                 r->hooks_reg, 0, 0);
+    check_scopes(r, &st, "after the run", r->etimedout, r->left_planned);
     if (st.signals_received < 1 || st.signals_received > r->nsig)
         viol(r, "signals_received %" PRIu64 ", %u sent", st.signals_received, r->nsig);
     if (st.cq_overflows)
@@ -309,6 +334,7 @@ void audit_last_hook(struct round *r)
                 r->audit_cancelled, r->audit_failed, r->audit_hooks_reg, 1, ours_live);
     if (r->audit.signals_received < 1)
         viol(r, "at the last hook: no signal received");
+    check_scopes(r, &r->audit, "at the last hook", r->audit_etimedout, r->audit_left_planned);
 }
 
 /* The signal mask, as before the round (m0); then, if the round blocked

@@ -28,6 +28,8 @@ static int hook_audit(struct hctx *h)
     r->audit_cancelled = r->cancelled;
     r->audit_failed = r->failed;
     r->audit_hooks_reg = r->hooks_reg;
+    r->audit_etimedout = r->etimedout;
+    r->audit_left_planned = r->left_planned;
     r->audit_done = true;
     return 0;
 }

@@ -30,6 +30,10 @@
  * (bad input gets -errno), sleeps and timeout ops never end early, tasks
  * spawned during a shutdown (or cancelled before the run) start cancelled,
  * TR_SPAWN_LATE tasks are cancelled only after every other task ended,
+ * cancel scopes and deadlines against the contract's model (work_scope.c:
+ * nesting, shields, moves, tr_scope_cancel from other tasks, expiries of
+ * calls in flight, tr_scope_exit's results, no timer outliving its scope,
+ * scopes left entered counted by the engine),
  * at_shutdown hooks all run unless the hook task was killed, and
  * tr_engine_destroy refuses with -EBUSY while tasks are alive. Some
  * create/run/destroy rounds run the engine a second time after its
@@ -38,7 +42,8 @@
  *
  * Output: the seed first, a progress line each second, with --verbose a
  * line per round, "VIOLATION: <what> (round R, seed S)" and exit 1 on the
- * first round that fails, else the summary line and exit 0. --help prints
+ * first round that fails, else the scopes' figures and the summary line
+ * and exit 0. --help prints
  * the usage and --version the version (both exit 0); a bad command line
  * exits 2 with a message on stderr.
  *
@@ -65,6 +70,7 @@ bool g_tmpfile_ok;
 uint64_t g_t_start;
 int g_devnull = -1;
 _Atomic uint64_t g_round, g_tasks, g_ops, g_cancels, g_shutdowns, g_signals;
+_Atomic uint64_t g_scopes, g_expiries, g_moves, g_scancels;
 _Atomic uint64_t g_round_start;
 _Atomic int g_stop;
 _Atomic(tr_engine *) g_engine;
@@ -244,6 +250,10 @@ int main(int argc, char **argv)
     atomic_store(&g_stop, 1);
     pthread_join(prog, NULL);
     rmdir(g_dir);
+    printf("stress: seed %" PRIu64 " scopes %" PRIu64 " expiries %" PRIu64 " moves %" PRIu64
+           " scope-cancels %" PRIu64 "\n",
+           g_seed, atomic_load(&g_scopes), atomic_load(&g_expiries), atomic_load(&g_moves),
+           atomic_load(&g_scancels));
     printf("stress: seed %" PRIu64 " rounds %u ops %" PRIu64 " cancels %" PRIu64
            " shutdowns %" PRIu64 " signals %" PRIu64 " violations 0 in %.1fs\n",
            g_seed, rounds, atomic_load(&g_ops), atomic_load(&g_cancels), atomic_load(&g_shutdowns),

@@ -107,6 +107,7 @@ static void round_free(struct round *r)
         r->hooks = h->next;
         free(h);
     }
+    scopes_round_free(r);
     free(r->st);
     free(r);
 }
@@ -265,6 +266,11 @@ static void round_summary(const struct round *r, const struct round_result *x)
            r->failed, r->spawned - r->returned, r->nst, x->nclean, x->neof, x->nexact,
            r->hooks_done, r->hooks_reg, r->cancel_alls, r->late_checks, r->reruns, x->acc, x->opn,
            (double)(now_ns() - x->t0) / 1e9);
+    printf("stress: round %u: scopes %" PRIu64 " (exits -ETIMEDOUT %" PRIu64 ", -ECANCELED %" PRIu64
+           "), -ETIMEDOUT results %" PRIu64 ", moves %" PRIu64 ", tr_scope_cancel %" PRIu64
+           ", left entered %" PRIu64 " on purpose + %" PRIu64 " by killed tasks\n",
+           no, r->scopes, r->exits_t, r->exits_c, r->etimedout, r->scope_moves, r->scope_cancels,
+           r->left_planned, scopes_killed(r));
     const struct tr_stats *st = r->have_est ? &r->est : r->audit_done ? &r->audit : NULL;
     if (st)
         printf("stress: round %u: engine (%s): ops %" PRIu64 ", cancels %" PRIu64

@@ -16,8 +16,9 @@
  *   fdtable.c    the round's fd table and buffer pool
  *   hooks.c      tr_at_shutdown hooks
  *   util.c       the streams' byte pattern, names, the violation record
- *   work_*.c     the workload kinds: timers, files, streams, sockets and
- *                the cancellation kinds (control)
+ *   work_*.c     the workload kinds: timers, files, streams, sockets,
+ *                the cancellation kinds (control) and cancel scopes
+ *                (work_scope.c, checked against scope_oracle.h)
  *
  * Only the engine's thread touches a round and the PRNG; the progress
  * thread reads the atomic counters and nothing else (but the stuck
@@ -26,6 +27,7 @@
 #ifndef TR_STRESS_H
 #define TR_STRESS_H
 
+#include "scope_oracle.h"
 #include "taskring.h"
 #include "tr_internal.h"
 
@@ -50,6 +52,7 @@
 #define WATCHDOG_S 60     /* a round longer than this is a hang */
 #define MS (1000000ull)
 #define MAX_TASK_HOOKS 16 /* registered by tasks; hooks register up to MAX_HOOKS */
+#define SC_SLOTS 64       /* scopes published for other tasks to cancel or move */
 
 /* ------------------------------------------------------------- globals */
 
@@ -63,7 +66,8 @@ extern int g_devnull;      /* for tr_engine_dump */
 
 /* Read by the progress thread. */
 extern _Atomic uint64_t g_round, g_tasks, g_ops, g_cancels, g_shutdowns, g_signals;
-extern _Atomic uint64_t g_round_start; /* ns; 0 between rounds */
+extern _Atomic uint64_t g_scopes, g_expiries, g_moves, g_scancels; /* work_scope.c */
+extern _Atomic uint64_t g_round_start;                             /* ns; 0 between rounds */
 extern _Atomic int g_stop;
 extern _Atomic(tr_engine *) g_engine; /* the current round's engine (for the watchdog) */
 
@@ -138,6 +142,7 @@ enum kind {
     K_STUB,     /* ignores cancellation inside shields: only Kill ends it */
     K_LATE,     /* TR_SPAWN_LATE: I/O after the stop, checks the LATE order */
     K_SPAWNCHK, /* spawned during the shutdown: must start cancelled */
+    K_SCOPE,    /* nested cancel scopes with deadlines, moved and cancelled */
     K__COUNT
 };
 
@@ -183,6 +188,8 @@ struct fdent {
 enum hook_kind { HK_AUDIT = 0, HK_PIPE, HK_FILE, HK_SLEEP, HK_SLOW, HK_SPAWN, HK__COUNT };
 
 struct round;
+struct sframe;     /* work_scope.c: one entered scope of a scope task */
+struct scope_left; /* work_scope.c: scopes left entered on purpose */
 
 struct hctx {
     struct round *r;
@@ -199,7 +206,8 @@ struct tctx {
     uint8_t state; /* enum task_state */
     uint8_t depth;
     bool late, in_accept, in_open;
-    int resv; /* fd table slots reserved by this task */
+    uint8_t nscope; /* scopes it is inside (a killed task's are left: G10) */
+    int resv;       /* fd table slots reserved by this task */
     int stream;
     uint8_t *buf; /* BUF_SZ, from the round's pool */
     struct __kernel_timespec ts;
@@ -262,6 +270,15 @@ struct round {
     pthread_t thr;
     bool thr_started;
 
+    /* scopes (work_scope.c): the published ones, those left entered on
+     * purpose, and the figures the audit holds the engine's stats to */
+    struct sframe *sslot[SC_SLOTS];
+    struct scope_left *left;
+    uint64_t scopes, scope_moves, scope_cancels, exits_t, exits_c;
+    uint64_t etimedout;    /* calls of ours that returned -ETIMEDOUT */
+    uint64_t left_planned; /* scopes left entered on purpose */
+    uint64_t audit_etimedout, audit_left_planned;
+
     unsigned files;
     unsigned nviol;
     char viol[4][320];
@@ -311,9 +328,25 @@ int w_self(struct tctx *c);
 int w_stub(struct tctx *c);
 int w_late(struct tctx *c);
 int w_spawnchk(struct tctx *c);
+int w_scope(struct tctx *c);
 int w_orch(struct tctx *c);
 int w_sig(struct tctx *c);
 void *helper_main(void *arg);
+
+/* One call of another kind inside a scope of its own with a deadline 0-2
+ * ms ahead (work_scope.c): scope1_enter, the call, then scope1_leave
+ * checks its result and the exit against the oracle and returns it. */
+struct scope1 {
+    struct tr_scope s;
+    struct so_task mt;
+    struct so_scope m;
+    struct so_pre pre;
+};
+void scope1_enter(struct tctx *c, struct scope1 *q);
+long scope1_leave(struct tctx *c, struct scope1 *q, long res, const char *what);
+
+uint64_t scopes_killed(const struct round *r);
+void scopes_round_free(struct round *r);
 
 /* ------------------------------------------------------- audit.c */
 

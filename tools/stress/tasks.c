@@ -121,8 +121,10 @@ int join_child(struct round *r, tr_task *t)
 int pick_kind(struct round *r, unsigned depth)
 {
     unsigned x = (unsigned)rbelow(100);
-    if (x < 48)
+    if (x < 40)
         return K_TIMER;
+    if (x < 48)
+        return K_SCOPE;
     if (x < 62)
         return K_STREAM;
     if (x < 70)
@@ -144,6 +146,7 @@ static int (*const workers[K__COUNT])(struct tctx *) = {
     [K_READER] = w_reader, [K_ACCEPTOR] = w_acceptor, [K_CLIENT] = w_client,
     [K_SUPER] = w_super,   [K_CALL] = w_call,         [K_SELF] = w_self,
     [K_STUB] = w_stub,     [K_LATE] = w_late,         [K_SPAWNCHK] = w_spawnchk,
+    [K_SCOPE] = w_scope,
 };
 
 /* Every task of the tool: the kind's function, then the books (the

@@ -11,9 +11,9 @@
 #include <stdio.h>
 
 const char *const kind_names[K__COUNT] = {
-    "orchestrator", "signaller",   "timer",    "file",   "stream",
-    "writer",       "reader",      "acceptor", "client", "supervisor",
-    "cancel-all",   "self-cancel", "stubborn", "late",   "spawn-check",
+    "orchestrator", "signaller", "timer",       "file",       "stream",     "writer",
+    "reader",       "acceptor",  "client",      "supervisor", "cancel-all", "self-cancel",
+    "stubborn",     "late",      "spawn-check", "scope",
 };
 
 const char *const sk_names[3] = {"pipe", "socketpair", "tcp"};

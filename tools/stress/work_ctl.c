@@ -6,9 +6,10 @@
  * sometimes shielded), self-cancellers (G4: every later blocking call
  * fails with -ECANCELED, but inside a shield until the shutdown breaks
  * it; tr_close still closes), stubborn tasks (ignore cancellation inside
- * shields: only the Kill ends them), TR_SPAWN_LATE tasks (I/O after the
- * stop; cancelled only after every other task ended), and tasks spawned
- * during the shutdown (must start cancelled).
+ * shields, sometimes inside scopes: only the Kill ends them),
+ * TR_SPAWN_LATE tasks (I/O after the stop; cancelled only after every
+ * other task ended), and tasks spawned during the shutdown (must start
+ * cancelled).
  */
 #include "stress.h"
 
@@ -140,6 +141,21 @@ int w_stub(struct tctx *c)
     struct round *r = c->r;
     int s0 = -1, s1 = -1;
     own_pipe(c, &s0, &s1);
+    /* Sometimes inside 1-2 scopes with far deadlines (or none), which it
+     * is still inside when the Kill ends it: the engine must unlink them
+     * and disarm their timers (G10; audit.c counts them). */
+    struct tr_scope sc[2];
+    unsigned nsc = pct(50) ? 1 + (unsigned)rbelow(2) : 0;
+    for (unsigned k = 0; k < nsc; k++) {
+        memset(&sc[k], 0, sizeof(sc[k]));
+        int rc = tr_scope_enter(&sc[k], pct(70) ? now_ns() + 3600000 * MS : 0, 0);
+        if (rc != 0) {
+            viol(r, "stubborn: tr_scope_enter = %d", rc);
+            nsc = k;
+            break;
+        }
+        c->nscope++;
+    }
     uint64_t end = now_ns() + 30000 * MS;
     for (unsigned i = 0; i < 10000000 && now_ns() < end; i++) {
         tr_shield_begin();
@@ -165,6 +181,13 @@ int w_stub(struct tctx *c)
             }
             opc();
         }
+    }
+    /* Nothing cut its calls short: a cut shows as 0 at the exit. */
+    for (unsigned k = nsc; k > 0; k--) {
+        int rc = tr_scope_exit(&sc[k - 1]);
+        if (rc != 0)
+            viol(r, "stubborn: tr_scope_exit = %d, want 0", rc);
+        c->nscope--;
     }
     tclose(r, s0);
     tclose(r, s1);

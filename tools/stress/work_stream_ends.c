@@ -7,7 +7,10 @@
  * against the pattern and adds what it got. The length of an op in flight
  * is kept while it is in flight, so a task killed there widens the bounds
  * of the audit by exactly that op. After a cancel either end may do one
- * more op inside a shield (cleanup I/O). The writer closes its end after
+ * more op inside a shield (cleanup I/O). Some ops run in a scope of their
+ * own whose deadline (0-2 ms) races them (work_scope.c checks the result
+ * and the exit; a cut op moved no byte and is tried again), so expiries
+ * in flight are held to the same accounting. The writer closes its end after
  * its last op; the reader closes its end, or keeps it open for the round
  * to drain exactly (audit.c).
  */
@@ -19,14 +22,21 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* One write or send of n bytes of the pattern from s->sent. */
-static ssize_t writer_op(struct tctx *c, struct stream *s, int fd, size_t n, int flags)
+/* One write or send of n bytes of the pattern from s->sent; scoped: in a
+ * scope of its own whose deadline (0-2 ms ahead) may cut it short while
+ * in flight (-ETIMEDOUT: nothing was written, the caller tries again). */
+static ssize_t writer_op(struct tctx *c, struct stream *s, int fd, size_t n, int flags, bool scoped)
 {
+    struct scope1 q;
     pat_fill(s->seed, s->sent, c->buf, n);
+    if (scoped)
+        scope1_enter(c, &q);
     s->w_pending = (uint32_t)n;
     ssize_t w = s->kind == SK_PIPE ? tr_write(fd, c->buf, n, -1) : tr_send(fd, c->buf, n, flags);
     opc();
     s->w_pending = 0;
+    if (scoped)
+        w = scope1_leave(c, &q, w, "stream write");
     return w;
 }
 
@@ -51,13 +61,15 @@ static bool writer_loop(struct tctx *c, struct stream *s, int fd)
             if (z == -ECANCELED)
                 return true;
         }
-        ssize_t w = writer_op(c, s, fd, n, MSG_NOSIGNAL | (s->waitall ? MSG_WAITALL : 0));
+        ssize_t w = writer_op(c, s, fd, n, MSG_NOSIGNAL | (s->waitall ? MSG_WAITALL : 0), pct(12));
         if (w > 0) {
             if ((size_t)w > n)
                 viol(r, "stream writer: %zd bytes accepted of %zu", w, n);
             s->sent += (uint64_t)w;
             continue;
         }
+        if (w == -ETIMEDOUT)
+            continue; /* its scope's deadline: again */
         if (w == -ECANCELED)
             return true;
         if (w == -EPIPE || w == -ECONNRESET)
@@ -76,7 +88,7 @@ static void writer_shielded(struct tctx *c, struct stream *s, int fd)
     size_t n = 1 + rbelow(1024);
     if (n > s->planned - s->sent)
         n = (size_t)(s->planned - s->sent);
-    ssize_t w = writer_op(c, s, fd, n, MSG_NOSIGNAL);
+    ssize_t w = writer_op(c, s, fd, n, MSG_NOSIGNAL, false);
     if (w > 0)
         s->sent += (uint64_t)w;
     else if (w != -ECANCELED && w != -EPIPE && w != -ECONNRESET)
@@ -101,13 +113,19 @@ int w_writer(struct tctx *c)
     return cancelled ? -ECANCELED : 0;
 }
 
-/* One read or recv of at most n bytes into the task's buffer. */
-static ssize_t reader_op(struct tctx *c, struct stream *s, int fd, size_t n, int flags)
+/* One read or recv of at most n bytes into the task's buffer; scoped: as
+ * writer_op's (-ETIMEDOUT: nothing was read). */
+static ssize_t reader_op(struct tctx *c, struct stream *s, int fd, size_t n, int flags, bool scoped)
 {
+    struct scope1 q;
+    if (scoped)
+        scope1_enter(c, &q);
     s->r_pending = (uint32_t)n;
     ssize_t g = s->kind == SK_PIPE ? tr_read(fd, c->buf, n, -1) : tr_recv(fd, c->buf, n, flags);
     opc();
     s->r_pending = 0;
+    if (scoped)
+        g = scope1_leave(c, &q, g, "stream read");
     return g;
 }
 
@@ -138,7 +156,7 @@ static bool reader_loop(struct tctx *c, struct stream *s, int fd)
                 viol(r, "stream reader: tr_poll = %d", p);
         }
         size_t n = 1 + rbelow(pct(50) ? 512 : BUF_SZ);
-        ssize_t g = reader_op(c, s, fd, n, s->waitall ? MSG_WAITALL : 0);
+        ssize_t g = reader_op(c, s, fd, n, s->waitall ? MSG_WAITALL : 0, pct(12));
         if (g > 0) {
             reader_got(r, s, c->buf, g, "");
             if (s->recvd > s->sent + s->w_pending)
@@ -150,6 +168,8 @@ static bool reader_loop(struct tctx *c, struct stream *s, int fd)
             s->eof = true;
             break;
         }
+        if (g == -ETIMEDOUT)
+            continue; /* its scope's deadline: again */
         if (g == -ECANCELED)
             return true;
         if (g == -ECONNRESET)
@@ -167,7 +187,7 @@ static void reader_shielded(struct tctx *c, struct stream *s, int fd)
     struct round *r = c->r;
     tr_shield_begin();
     size_t n = 1 + rbelow(1024);
-    ssize_t g = reader_op(c, s, fd, n, 0);
+    ssize_t g = reader_op(c, s, fd, n, 0, false); /* a scope would be inside the shield */
     if (g > 0)
         reader_got(r, s, c->buf, g, " (shielded read)");
     else if (g == 0)
