@@ -481,8 +481,16 @@ int tr_wait_shutdown(void)
      * not), but through the scheduler, as every blocking call, so that a
      * task that loops on it can neither keep the engine from its deadlines
      * nor escape the kill rung. */
+    if (tr__task_in_prep(t))
+        return -EPERM; /* inside a tr_op prep callback */
     if (tr__shutdown_begun(t->e)) {
-        (void)tr_yield();
+        /* The result is real (G5): no scope of the caller caught anything,
+         * no deadline cut counted, but a cancellation that reaches the
+         * task counts as delivered (the kill rung's rule). */
+        tr__task_enqueue(t);
+        tr__task_switch_away(t);
+        if (t->attn)
+            tr__cut_note(t);
         return 0;
     }
     int why = tr__cancel_point(t);
