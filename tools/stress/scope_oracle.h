@@ -16,9 +16,10 @@
  *
  *   before a call: a cancellation that applies (a cancelled scope the walk
  *   reaches, or the task's own cancellation past every scope and shield)
- *   means -ECANCELED; a scope known to be triggered (cancelled, entered or
- *   moved to a deadline that had passed, or the only possible cause of an
- *   earlier -ETIMEDOUT) means the call is cut short: no real result.
+ *   means -ECANCELED; a scope known to be triggered (cancelled, or the only
+ *   possible cause of an earlier -ETIMEDOUT) means the call is cut short:
+ *   no real result. (A deadline set in the past need not have triggered it
+ *   yet: the engine notices at its next timer pass.)
  *
  *   after a call: -ECANCELED needs a cancellation that applies now;
  *   -ETIMEDOUT needs none to apply and a scope the walk reaches that held
@@ -84,10 +85,12 @@ static inline void so_note_deadline(struct so_scope *s, uint64_t deadline_ns, ui
         return;
     if (s->earliest == 0 || deadline_ns < s->earliest)
         s->earliest = deadline_ns;
-    /* "One that has passed triggers s at once" (a passed deadline set on a
-     * scope triggered already changes nothing: triggered either way). */
-    if (deadline_ns <= now_before)
-        s->triggered = true;
+    /* A deadline that has passed triggers s at once only when the engine's
+     * clock already shows it (the pass's, or the precise one within 20 ms
+     * of it); otherwise at the next timer pass, and a call made meanwhile
+     * may complete for real (the deadline lost that race: G5). So a passed
+     * deadline allows a cut but requires none. */
+    (void)now_before;
 }
 
 /* After tr_scope_enter(rec, deadline_ns, flags) returned 0; now_before
