@@ -306,15 +306,13 @@ struct tr_scope {
  * passed triggers s at once when the engine's clock shows it (read at the
  * start of each pass; the precise clock is read when the deadline is
  * within 20 ms of it), else at the engine's next timer pass: a call made
- * meanwhile may complete for real, as when a deadline races a result. Inside a triggered scope every blocking call
- * (ops, sleeps, joins, waits) returns at once, level-triggered until the
- * exit: -ECANCELED when a cancellation applies (the task's, a
- * tr_scope_cancel), otherwise -ETIMEDOUT for an expired deadline. tr_close
- * is never cut short. A deadline costs no ring operation; when it fires
- * while an op is in flight, that op gets its own ASYNC_CANCEL and the call
- * waits for the op's completion: if the op finished first, its real result
- * is returned and the expiry shows at the next blocking call.
- * Returns 0; -EPERM outside a task; -EINVAL for NULL, an entered scope or
+ * meanwhile may complete for real, as when a deadline races a result. Inside a triggered scope
+ * every blocking call (ops, sleeps, joins, waits) returns at once, level-triggered until the exit:
+ * -ECANCELED when a cancellation applies (the task's, a tr_scope_cancel), otherwise -ETIMEDOUT for
+ * an expired deadline. tr_close is never cut short. A deadline costs no ring operation; when it
+ * fires while an op is in flight, that op gets its own ASYNC_CANCEL and the call waits for the op's
+ * completion: if the op finished first, its real result is returned and the expiry shows at the
+ * next blocking call. Returns 0; -EPERM outside a task; -EINVAL for NULL, an entered scope or
  * unknown flags.
  */
 TR_API int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags);
