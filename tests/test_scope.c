@@ -733,9 +733,16 @@ static void test_scope_left_in_returned_frame_is_loud(void **state)
         .capture_stderr = true, .clean_slate = true, .alarm_s = 60};
     struct tr_child_out out;
     tr_child_run(dead_frame_child, NULL, &o, &out);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan sees the read of the dead record first and ends the child with
+     * its own report: as loud. */
+    assert_false(WIFEXITED(out.status) && WEXITSTATUS(out.status) == 92);
+    assert_contains(out.err, "AddressSanitizer");
+#else
     tr_child_assert_signal(&out, SIGABRT);
     assert_contains(out.err, "'returner'");
     assert_contains(out.err, "left entered by a function that returned");
+#endif
 }
 
 /* --------------------------------------------------------------- the dump */
