@@ -290,8 +290,10 @@ struct tr_scope {
     unsigned _flags;          /* TR_SCOPE_* */
     unsigned _shields;        /* tr_shield_begin depth opened inside it */
     unsigned char _expired, _cancelled;
-    int _caught;     /* what tr_scope_exit returns */
-    unsigned _magic; /* entered */
+    int _caught;       /* what tr_scope_exit returns */
+    unsigned _magic;   /* entered */
+    unsigned _epoch;   /* its owner's scope epoch at the enter */
+    uint64_t _task_id; /* its owner's id: records are recycled */
 };
 
 /* Cancellations from outside (the task's own, enclosing scopes') do not

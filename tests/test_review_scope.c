@@ -2,10 +2,9 @@
 /*
  * Description: an independent review of cancel scopes and deadlines
  * (DESIGN section 7) against the shutdown ladder (section 4), shields
- * (section 3) and the timer wheel. The tests named test_rscope_bug_* are
- * findings: each FAILS on the engine as reviewed (8 of them, committed so
- * that the engine can be fixed) and says in its comment what the contract
- * asks and where the code differs:
+ * (section 3) and the timer wheel. The tests named test_rscope_regress_* are
+ * its findings, each failing on the engine as reviewed and fixed since
+ * (the comments say what the contract asks and what the code did):
  *   1. a deadline's op cancel counts as the shutdown's delivery (kill rung);
  *   2. a task looping inside a cancelled scope is never killed (G6);
  *   3. an exited scope's lazy timer hides a join-cycle deadlock (-EDEADLK);
@@ -106,7 +105,7 @@ static struct tr_stats run_dk(struct dk_ctx *c)
     return st;
 }
 
-static void test_rscope_bug_deadline_op_cancel_counts_as_delivery(void **state)
+static void test_rscope_regress_deadline_op_cancel_counts_as_delivery(void **state)
 {
     (void)state;
     struct dk_ctx c = {.cut_first = true, .r_read = 1, .x = 1, .r_sleep = 1};
@@ -176,7 +175,7 @@ static struct tr_stats run_loop(struct loop_ctx *c)
     return st;
 }
 
-static void test_rscope_bug_loop_in_cancelled_scope_never_killed(void **state)
+static void test_rscope_regress_loop_in_cancelled_scope_never_killed(void **state)
 {
     (void)state;
     struct loop_ctx c = {.cancel_scope = true};
@@ -235,7 +234,7 @@ static int cycle_child(void *p)
     return rc == -EDEADLK ? 0 : 92;
 }
 
-static void test_rscope_bug_exited_scope_timer_hides_deadlock(void **state)
+static void test_rscope_regress_exited_scope_timer_hides_deadlock(void **state)
 {
     (void)state;
     static const struct tr_child_opts o = {.capture_stderr = true, .timeout_s = 10};
@@ -293,7 +292,7 @@ static int fn_conn_killed(void *p)
     return 0;
 }
 
-static void test_rscope_bug_killed_tasks_heap_scope_stays_entered(void **state)
+static void test_rscope_regress_killed_tasks_heap_scope_stays_entered(void **state)
 {
     (void)state;
     struct heap_ctx *c = calloc(1, sizeof(*c));
@@ -367,7 +366,7 @@ static int later_run_shield(unsigned grace_ms)
     return r;
 }
 
-static void test_rscope_bug_shields_stay_broken_in_later_run(void **state)
+static void test_rscope_regress_shields_stay_broken_in_later_run(void **state)
 {
     (void)state;
     int held = later_run_shield(5000); /* the control: its grace never ended */
@@ -416,7 +415,7 @@ static int fn_shield_dumper(void *p)
     return 0;
 }
 
-static void test_rscope_bug_dump_shield_scope_not_shielded(void **state)
+static void test_rscope_regress_dump_shield_scope_not_shielded(void **state)
 {
     (void)state;
     struct dump_ctx c;
@@ -947,7 +946,7 @@ static int fn_reuse_main(void *p)
     return 0;
 }
 
-static void test_rscope_bug_recycled_stack_refuses_scope_enter(void **state)
+static void test_rscope_regress_recycled_stack_refuses_scope_enter(void **state)
 {
     (void)state;
     struct reuse_ctx c;
@@ -1008,7 +1007,7 @@ static int fn_hooks_main(void *p)
     return 0;
 }
 
-static void test_rscope_bug_next_hook_cannot_enter_scope(void **state)
+static void test_rscope_regress_next_hook_cannot_enter_scope(void **state)
 {
     (void)state;
     struct hk_ctx c;
@@ -1099,14 +1098,14 @@ static void test_rscope_misuse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_rscope_bug_deadline_op_cancel_counts_as_delivery),
-        T(test_rscope_bug_loop_in_cancelled_scope_never_killed),
-        T(test_rscope_bug_exited_scope_timer_hides_deadlock),
-        T(test_rscope_bug_killed_tasks_heap_scope_stays_entered),
-        T(test_rscope_bug_recycled_stack_refuses_scope_enter),
-        T(test_rscope_bug_next_hook_cannot_enter_scope),
-        T(test_rscope_bug_shields_stay_broken_in_later_run),
-        T(test_rscope_bug_dump_shield_scope_not_shielded),
+        T(test_rscope_regress_deadline_op_cancel_counts_as_delivery),
+        T(test_rscope_regress_loop_in_cancelled_scope_never_killed),
+        T(test_rscope_regress_exited_scope_timer_hides_deadlock),
+        T(test_rscope_regress_killed_tasks_heap_scope_stays_entered),
+        T(test_rscope_regress_recycled_stack_refuses_scope_enter),
+        T(test_rscope_regress_next_hook_cannot_enter_scope),
+        T(test_rscope_regress_shields_stay_broken_in_later_run),
+        T(test_rscope_regress_dump_shield_scope_not_shielded),
         T(test_rscope_kill_rung_spares_undelivered),
         T(test_rscope_kill_rung_reaches_loop_in_expired_scope),
         T(test_rscope_wheel_overflow_max_and_one),

@@ -181,10 +181,12 @@ struct tr__ops {
 
 /* timer.c: the hierarchical timing wheel. */
 struct tr__timers {
-    uint32_t len;                       /* armed timers */
-    uint64_t elapsed;                   /* the wheel's time, in ticks: never ahead of now */
-    uint64_t now_ns;                    /* the clock of the expiry running (for fire functions) */
-    uint64_t occupied[TR_WHEEL_LEVELS]; /* bit s of level l: slot l*64+s not empty */
+    uint32_t len;     /* armed timers */
+    uint64_t elapsed; /* the wheel's time, in ticks: never ahead of now */
+    uint64_t now_ns;  /* the clock of the expiry running (for fire functions) */
+    uint32_t idle;    /* armed timers that will wake nobody: deadline timers of tasks with no
+                         scope left (scope.c; the deadlock check ignores them) */
+    uint64_t occupied[TR_WHEEL_LEVELS];          /* bit s of level l: slot l*64+s not empty */
     struct tr__link slot[TR_WHEEL_OVERFLOW + 1]; /* level l, slot s at l*64+s; then overflow */
 };
 

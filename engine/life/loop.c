@@ -130,7 +130,7 @@ static bool user_idle(tr_engine *e)
  * cancels everyone: neither is a deadlock. */
 static bool deadlocked(tr_engine *e)
 {
-    return e->sch.live > 0 && e->ops.inflight == 0 && e->tm.len == 0 &&
+    return e->sch.live > 0 && e->ops.inflight == 0 && e->tm.len == e->tm.idle &&
            tr__waitq_empty(&e->sd_stop) && !tr__sq_waiters(e) && !tr__shutdown_active(e) &&
            e->sch.run_head == NULL;
 }

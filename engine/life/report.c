@@ -153,8 +153,9 @@ int tr_engine_dump(const tr_engine *e, int fd)
         double parked_ms = (parked && now > t->parked_ns) ? (double)(now - t->parked_ns) / 1e6 : 0;
         outf(&o, "taskring: task %" PRIu64 " '%s' %s%s parked=%.1fms%s%s%s%s%s\n", t->id,
              tr_task_name(t), tr__task_state_name(t), what, parked_ms, scope,
-             tr__task_cancelled(t) ? " cancelled" : "", t->shield > 0 ? " shielded" : "",
-             t->late ? " late" : "", t->killed ? " killed" : "");
+             tr__task_cancelled(t) ? " cancelled" : "",
+             (t->shield > 0 || tr__scope_shielded(t)) ? " shielded" : "", t->late ? " late" : "",
+             t->killed ? " killed" : "");
         n++;
     }
     return o.err ? o.err : n;

@@ -421,6 +421,10 @@ static void step(tr_engine *e, uint64_t now)
             atomic_store_explicit(&e->shutdown_req, 0, memory_order_relaxed);
             sd->t_done = now;
             tr__shutdown_report(e);
+            /* Over: shields hold again in a later run (its tasks start
+             * cancelled, and shields are how they clean up) until the next
+             * shutdown's grace. */
+            sd->shields_broken = false;
         }
         break;
     default:

@@ -63,9 +63,12 @@ int tr__cancel_submit(tr_engine *e, uint32_t idx)
 void tr__cancel_reaped(tr_engine *e, uint64_t ud)
 {
     struct tr_op *op = tr__op_get(e, (uint32_t)ud);
+    /* Only when the task's own cancellation reaches its call (a cancel sent
+     * for a scope's deadline or tr_scope_cancel delivers nothing of the
+     * shutdown's). */
     if (op && op->state != TR_OP_FREE && op->cancel_sent && op->task &&
-        tr__ud_cancel_gen(op->gen) == (ud & TR_UD_CANCEL_GEN_MASK))
-        op->task->cancel_delivered = true;
+        tr__ud_cancel_gen(op->gen) == (ud & TR_UD_CANCEL_GEN_MASK) && op->task->attn)
+        tr__cut_note(op->task);
 }
 
 /* Called by the scheduler at each pass while some cancel could not be

@@ -41,6 +41,20 @@
 
 #define TR_SCOPE_MAGIC 0x5c09e5a1u
 
+/* Is s entered, by a task that is alive and has not had its scopes
+ * unlinked since (G10: a killed task's scope in a connection's heap record,
+ * a hook's scope after the hook returned, a fresh struct where an old one
+ * lay)? Task records are recycled, never freed while the engine lives:
+ * reading one is safe, and its id tells a new owner apart. */
+static bool scope_entered(const struct tr_scope *s)
+{
+    if (s->_magic != TR_SCOPE_MAGIC || !s->_task)
+        return false;
+    const tr_task *t = s->_task;
+    return t->id == s->_task_id && t->scope_epoch == s->_epoch &&
+           (t->state == TR_TASK_READY || t->state == TR_TASK_RUNNING || t->state == TR_TASK_PARKED);
+}
+
 uint64_t tr_now_ns(void)
 {
     return tr__now_ns();
@@ -79,29 +93,31 @@ static bool shields_hold(const tr_task *t)
 
 int tr__cut_short_slow(const tr_task *t, bool *task_level)
 {
-    bool hold = shields_hold(t);
+    bool hold = shields_hold(t), cancelled = false, reached = true;
     int why = 0;
-    if (task_level)
-        *task_level = false;
-    for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
+    /* The walk goes on past a cancelled scope: whether the task's own
+     * cancellation reaches the call too decides the kill rung's delivery
+     * (a task looping on -ECANCELED inside a cancelled scope must still be
+     * killable at shutdown). */
+    for (const struct tr_scope *s = t->scope; s && reached; s = s->_parent) {
         scope_live_check(t, s);
-        if (s->_shields > 0 && hold)
-            return why; /* a tr_shield_begin inside s keeps s and beyond out */
+        if (s->_shields > 0 && hold) {
+            reached = false; /* a tr_shield_begin inside s keeps s and beyond out */
+            break;
+        }
         if (s->_cancelled)
-            return -ECANCELED;
-        if (s->_expired)
+            cancelled = true;
+        else if (s->_expired)
             why = -ETIMEDOUT;
         if ((s->_flags & TR_SCOPE_SHIELD) && hold)
-            return why;
+            reached = false;
     }
-    if (t->shield_base > 0 && hold)
-        return why;
-    if (tr__task_cancelled(t)) {
-        if (task_level)
-            *task_level = true;
-        return -ECANCELED;
-    }
-    return why;
+    if (reached && t->shield_base > 0 && hold)
+        reached = false;
+    bool tl = reached && tr__task_cancelled(t);
+    if (task_level)
+        *task_level = tl;
+    return (cancelled || tl) ? -ECANCELED : why;
 }
 
 /* The scopes that cut a call short with why: each applicable triggered
@@ -164,11 +180,25 @@ static void trigger(tr_engine *e, struct tr_scope *s, bool cancel)
         tr__wait_recheck(e, s->_task);
 }
 
+/* t's deadline timer stays armed with no scope left (it fires once for
+ * nothing, lazily): it wakes nobody, so the deadlock check ignores it. */
+static void dl_idle_set(tr_engine *e, tr_task *t, bool idle)
+{
+    if (t->dl_idle == idle)
+        return;
+    t->dl_idle = idle;
+    if (idle)
+        e->tm.idle++;
+    else
+        e->tm.idle--;
+}
+
 /* The owner's deadline timer fired: every scope whose deadline has passed
  * triggers; the timer is re-armed for the earliest deadline left. */
 static void deadline_fire(tr_engine *e, struct tr__timer *tm)
 {
     tr_task *t = tr__container_of(tm, tr_task, dl_tm);
+    dl_idle_set(e, t, false); /* no longer armed */
     uint64_t now = e->tm.now_ns, next = 0;
     bool any = false;
     /* Bounded by the task's scopes. */
@@ -223,7 +253,7 @@ int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
     tr_task *t = tr__current;
     if (!t)
         return -EPERM;
-    if (!s || (flags & ~TR_SCOPE_SHIELD) || (s->_magic == TR_SCOPE_MAGIC && s->_task))
+    if (!s || (flags & ~TR_SCOPE_SHIELD) || scope_entered(s))
         return -EINVAL;
     s->_parent = t->scope;
     s->_task = t;
@@ -233,8 +263,11 @@ int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
     s->_expired = s->_cancelled = 0;
     s->_caught = 0;
     s->_magic = TR_SCOPE_MAGIC;
+    s->_epoch = t->scope_epoch;
+    s->_task_id = t->id;
     t->scope = s;
-    t->nscopes++;
+    if (t->nscopes++ == 0 && TR_UNLIKELY(t->dl_idle))
+        dl_idle_set(t->e, t, false);
     if (deadline_ns)
         set_deadline(t->e, s, deadline_ns);
     return 0;
@@ -249,7 +282,7 @@ static int scope_check(const struct tr_scope *s)
         return -EPERM;
     if (tr__current->e != s->_task->e)
         return -EXDEV; /* another engine's task: its thread owns it */
-    return 0;
+    return scope_entered(s) ? 0 : -EINVAL;
 }
 
 int tr_scope_exit(struct tr_scope *s)
@@ -270,7 +303,8 @@ int tr_scope_exit(struct tr_scope *s)
             t->attn &= (uint8_t)~TR_ATTN_SCOPE;
     }
     t->scope = s->_parent;
-    t->nscopes--;
+    if (--t->nscopes == 0 && tr__timer_armed(&t->dl_tm))
+        dl_idle_set(t->e, t, true);
     s->_magic = 0;
     return s->_caught;
 }
@@ -305,10 +339,21 @@ void tr__scopes_release(tr_engine *e, tr_task *t)
     unsigned n = t->nscopes;
     t->scope = NULL;
     t->nscopes = 0;
+    t->scope_epoch++; /* their records, wherever they are, are no longer entered */
+    if (tr__timer_armed(&t->dl_tm))
+        dl_idle_set(e, t, true);
     t->scopes_triggered = 0;
     t->attn &= (uint8_t)~TR_ATTN_SCOPE;
     e->st.scopes_left += n;
     tr__scopes_left_record(e, t, n);
+}
+
+bool tr__scope_shielded(const tr_task *t)
+{
+    for (const struct tr_scope *s = t->scope; s; s = s->_parent)
+        if (s->_flags & TR_SCOPE_SHIELD)
+            return true;
+    return false;
 }
 
 void tr__scope_describe(const tr_task *t, uint64_t now, char *buf, size_t len)

@@ -115,6 +115,8 @@ struct tr_task {
     struct tr_scope *scope;    /* the innermost entered scope (structure/scope.c) */
     unsigned scopes_triggered; /* entered scopes that have triggered (TR_ATTN_SCOPE) */
     unsigned nscopes;          /* entered scopes: t->scope's chain length */
+    bool dl_idle;              /* dl_tm armed with no scope left (counted in e->tm.idle) */
+    unsigned scope_epoch;      /* + 1 when the engine unlinks its scopes (scope.c) */
     unsigned shield_base;      /* tr_shield_begin depth opened outside every scope */
     uint64_t id;
     tr_fn fn;
@@ -213,6 +215,8 @@ int tr__cut_return(tr_task *t);
 void tr__cut_note(tr_task *t);
 /* G10: unlinks the scopes still entered when t ends (scope.c). */
 void tr__scopes_release(tr_engine *e, tr_task *t);
+/* Is a TR_SCOPE_SHIELD scope of t entered (the dump's "shielded")? */
+bool tr__scope_shielded(const tr_task *t);
 /* The dump's " deadline=...ms scope=..." for t (scope.c). */
 void tr__scope_describe(const tr_task *t, uint64_t now, char *buf, size_t len);
 /* Level-triggered cancel check at the top of every blocking call: when the
