@@ -167,9 +167,15 @@ static int decide(tr_engine *e, int *ret)
 /* Enter, when nothing is runnable: sleep until a completion or the nearest
  * deadline. Returns 0 or a fatal -errno; -EDEADLK when nothing can ever
  * wake anyone. */
-static int enter_and_wait(tr_engine *e, uint64_t now)
+static int enter_and_wait(tr_engine *e)
 {
-    uint64_t wait = min_u64(tr__timer_next_ns(e, now), tr__shutdown_next_ns(e, now));
+    /* The precise clock only when a deadline bounds the wait (34 ns a read
+     * here: a tenth of a lone task's NOP round trip). */
+    uint64_t wait = UINT64_MAX;
+    if (e->tm.len > 0 || e->sd.phase != TR_PH_NONE) {
+        uint64_t now = tr__now_ns();
+        wait = min_u64(tr__timer_next_ns(e, now), tr__shutdown_next_ns(e, now));
+    }
     /* A cancel the ring refused, or an op waiting for SQ room, is retried
      * at the next pass: never wait for ever while one is owed. */
     if (TR_UNLIKELY(e->ops.cancels_deferred || tr__internal_stop_owed(e) || tr__sq_waiters(e) ||
@@ -227,7 +233,7 @@ int tr__engine_loop(tr_engine *e)
             if (tr__ring_enter_needed(e, ring_busy(e)))
                 err = tr__ring_enter(e, false, 0);
         } else {
-            err = enter_and_wait(e, tr__now_ns());
+            err = enter_and_wait(e);
         }
         if (err)
             return err;

@@ -88,12 +88,15 @@ enum tr__task_state {
 };
 
 struct tr_task {
-    /* Hot: what a switch, a wake-up and a cancel touch, in the first two
-     * cache lines (records are cache-line aligned, task.c). */
+    /* Hot: what a switch, a wake-up, a cancel and a walk of the live tasks
+     * touch, in the first two cache lines (records are cache-line aligned,
+     * task.c); the sleep timer's link ends in them. */
     void *sp; /* saved stack pointer while not running */
     tr_engine *e;
-    struct tr_task *run_next; /* run queue link */
-    struct tr__wait *wait;    /* the record of the call it is parked in (see above) */
+    struct tr_task *run_next;            /* run queue link */
+    struct tr_task *all_prev, *all_next; /* live tasks list */
+    uint64_t id;
+    struct tr__wait *wait; /* the record of the call it is parked in (see above) */
     /* Its wait's hot half (wait.h): read by wakers and cancellers without
      * touching the stack. */
     const struct tr__wait_kind *wait_kind; /* valid while wait != NULL */
@@ -107,18 +110,16 @@ struct tr_task {
     bool late;             /* TR_SPAWN_LATE */
     bool internal;         /* the engine's own task (at-shutdown hooks) */
     bool detached;
-    int shield;                          /* shield depth */
-    struct tr__timer sleep_tm;           /* tr_sleep_ns's timer */
-    struct tr__timer dl_tm;              /* its scopes' deadlines' timer (scope.c) */
-    struct tr_task *all_prev, *all_next; /* live tasks list */
+    int shield;                /* shield depth */
+    struct tr__timer sleep_tm; /* tr_sleep_ns's timer */
     /* Cold. */
+    struct tr__timer dl_tm;    /* its scopes' deadlines' timer (scope.c) */
     struct tr_scope *scope;    /* the innermost entered scope (structure/scope.c) */
     unsigned scopes_triggered; /* entered scopes that have triggered (TR_ATTN_SCOPE) */
     unsigned nscopes;          /* entered scopes: t->scope's chain length */
     bool dl_idle;              /* dl_tm armed with no scope left (counted in e->tm.idle) */
     unsigned scope_epoch;      /* + 1 when the engine unlinks its scopes (scope.c) */
     unsigned shield_base;      /* tr_shield_begin depth opened outside every scope */
-    uint64_t id;
     tr_fn fn;
     void *arg;
     int result;

@@ -227,6 +227,8 @@ uint64_t tr__timer_next_ns(const tr_engine *e, uint64_t now_ns)
 {
     unsigned where;
     uint64_t due;
+    if (e->tm.len == 0)
+        return UINT64_MAX;
     if (!earliest(&e->tm, &where, &due))
         return UINT64_MAX;
     if (due >= (UINT64_MAX >> TR_TICK_SHIFT))
