@@ -52,6 +52,23 @@ static tr_engine *ladder_engine(unsigned grace_ms, unsigned kill_ms)
     return eng_new(&cfg);
 }
 
+/* Runs fn(arg) as the only task of a fresh ladder_engine(grace_ms,
+ * kill_ms) to the end, asserts no check inside failed and the engine is
+ * quiescent, destroys it; returns its counters. */
+static struct tr_stats ladder_run(unsigned grace_ms, unsigned kill_ms, tr_fn fn, void *arg)
+{
+    tr_engine *e = ladder_engine(grace_ms, kill_ms);
+    g_e = e;
+    assert_int_equal(tr_spawn(e, NULL, fn, arg, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    struct tr_stats st = stats_of(e);
+    tr_test_assert_quiescent(e);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    g_e = NULL;
+    return st;
+}
+
 /* ======================================================================
  * FINDINGS (fail on the reviewed engine)
  * ==================================================================== */
@@ -93,16 +110,7 @@ static int fn_dk_task(void *p)
 
 static struct tr_stats run_dk(struct dk_ctx *c)
 {
-    tr_engine *e = ladder_engine(0, 0);
-    g_e = e;
-    assert_int_equal(tr_spawn(e, NULL, fn_dk_task, c, NULL), 0);
-    assert_int_equal(tr_engine_run(e), 0);
-    tr_test_assert_clean();
-    struct tr_stats st = stats_of(e);
-    tr_test_assert_quiescent(e);
-    assert_int_equal(tr_engine_destroy(e), 0);
-    g_e = NULL;
-    return st;
+    return ladder_run(0, 0, fn_dk_task, c);
 }
 
 static void test_rscope_regress_deadline_op_cancel_counts_as_delivery(void **state)
@@ -163,16 +171,7 @@ static int fn_loop_in_scope(void *p)
 
 static struct tr_stats run_loop(struct loop_ctx *c)
 {
-    tr_engine *e = ladder_engine(0, 0);
-    g_e = e;
-    assert_int_equal(tr_spawn(e, NULL, fn_loop_in_scope, c, NULL), 0);
-    assert_int_equal(tr_engine_run(e), 0);
-    tr_test_assert_clean();
-    struct tr_stats st = stats_of(e);
-    tr_test_assert_quiescent(e);
-    assert_int_equal(tr_engine_destroy(e), 0);
-    g_e = NULL;
-    return st;
+    return ladder_run(0, 0, fn_loop_in_scope, c);
 }
 
 static void test_rscope_regress_loop_in_cancelled_scope_never_killed(void **state)
@@ -298,15 +297,7 @@ static void test_rscope_regress_killed_tasks_heap_scope_stays_entered(void **sta
     struct heap_ctx *c = calloc(1, sizeof(*c));
     assert_non_null(c);
     c->rc_cancel = c->rc_enter = c->rc_exit = 1;
-    tr_engine *e = ladder_engine(0, 0);
-    g_e = e;
-    assert_int_equal(tr_spawn(e, NULL, fn_conn_killed, c, NULL), 0);
-    assert_int_equal(tr_engine_run(e), 0);
-    tr_test_assert_clean();
-    struct tr_stats st = stats_of(e);
-    tr_test_assert_quiescent(e);
-    assert_int_equal(tr_engine_destroy(e), 0);
-    g_e = NULL;
+    struct tr_stats st = ladder_run(0, 0, fn_conn_killed, c);
     assert_int_equal(c->finished, 0);
     assert_int_equal(st.tasks_killed, 1);
     assert_int_equal(st.scopes_left, 1);
@@ -878,22 +869,8 @@ static void test_rscope_shield_scope_deadline_and_grace(void **state)
     (void)state;
     struct sds_ctx c;
     memset(&c, 0x55, sizeof(c));
-    tr_engine *e = ladder_engine(3600000, 3600000);
-    g_e = e;
-    assert_int_equal(tr_spawn(e, NULL, fn_sd_shield_deadline, &c, NULL), 0);
-    assert_int_equal(tr_engine_run(e), 0);
-    tr_test_assert_clean();
-    tr_test_assert_quiescent(e);
-    assert_int_equal(tr_engine_destroy(e), 0);
-    e = ladder_engine(5, 3600000);
-    g_e = e;
-    assert_int_equal(tr_spawn(e, NULL, fn_sd_shield_break, &c, NULL), 0);
-    assert_int_equal(tr_engine_run(e), 0);
-    tr_test_assert_clean();
-    struct tr_stats st = stats_of(e);
-    tr_test_assert_quiescent(e);
-    assert_int_equal(tr_engine_destroy(e), 0);
-    g_e = NULL;
+    (void)ladder_run(3600000, 3600000, fn_sd_shield_deadline, &c);
+    struct tr_stats st = ladder_run(5, 3600000, fn_sd_shield_break, &c);
     assert_int_equal(c.r1, -ETIMEDOUT);
     assert_int_equal(c.x1, -ETIMEDOUT);
     assert_int_equal(c.r2, -ECANCELED);
@@ -1013,15 +990,7 @@ static void test_rscope_regress_next_hook_cannot_enter_scope(void **state)
     struct hk_ctx c;
     memset(&c, 0x55, sizeof(c));
     c.a_ran = 0;
-    tr_engine *e = ladder_engine(3600000, 3600000);
-    g_e = e;
-    assert_int_equal(tr_spawn(e, NULL, fn_hooks_main, &c, NULL), 0);
-    assert_int_equal(tr_engine_run(e), 0);
-    tr_test_assert_clean();
-    struct tr_stats st = stats_of(e);
-    tr_test_assert_quiescent(e);
-    assert_int_equal(tr_engine_destroy(e), 0);
-    g_e = NULL;
+    struct tr_stats st = ladder_run(3600000, 3600000, fn_hooks_main, &c);
     assert_int_equal(c.a_ran, 1);
     assert_int_equal(c.b_nop, 0);
     assert_int_equal(c.b_sleep, 0);
