@@ -155,6 +155,7 @@ struct tr__sched {
     tr_task *all_head;    /* live tasks (not yet DONE) */
     tr_task *done_head;   /* ended tasks whose handle is still owned */
     tr_task *free_tasks;  /* recycled task records */
+    void *task_blocks;    /* the blocks records are cut from (task.c), freed with the engine */
     tr_task *dying;       /* the task that just ended: whoever runs next frees its stack */
     tr_task *batch;       /* the rest of this pass's runnable tasks */
     tr_task *back;        /* the task that switched back to the scheduler */
@@ -327,6 +328,10 @@ static inline int tr__cut_short(const tr_task *t)
 {
     if (TR_LIKELY(!(t->attn & (TR_ATTN_CANCELLED | TR_ATTN_SCOPE))))
         return 0;
+    if (!t->scope) /* no scope: the task's own cancellation, unless shielded */
+        return tr__task_cancelled(t) && (t->shield_base == 0 || t->e->sd.shields_broken)
+                   ? -ECANCELED
+                   : 0;
     return tr__cut_short_slow(t, NULL);
 }
 

@@ -137,6 +137,11 @@ static void mark_caught(tr_task *t, int why)
 
 int tr__cut_return(tr_task *t)
 {
+    if (!t->scope) { /* the common case: the task's own cancellation, no scope */
+        TR_ASSERT(tr__cut_short(t) == -ECANCELED);
+        t->cancel_delivered = true;
+        return -ECANCELED;
+    }
     bool task_level;
     int why = tr__cut_short_slow(t, &task_level);
     TR_ASSERT(why != 0); /* nothing un-triggers while the call waits */
@@ -150,6 +155,11 @@ int tr__cut_return(tr_task *t)
 
 void tr__cut_note(tr_task *t)
 {
+    if (!t->scope) {
+        if (tr__cut_short(t) != 0)
+            t->cancel_delivered = true;
+        return;
+    }
     bool task_level;
     (void)tr__cut_short_slow(t, &task_level);
     if (task_level)
