@@ -30,6 +30,8 @@
  *      (test_guard_canary_checked_after_direct_switch);
  *  11. the stack trim gave back every wholly free slab, not only those
  *      beyond the pool's cap of warm stacks (TR_STACK_POOL_MAX).
+ *  12. a spike below that cap kept its stacks' pages for ever: beyond the
+ *      hot set (TR_STACK_POOL_HOT), slabs idle for a while go back.
  */
 #define _GNU_SOURCE
 #include "tr_test.h"
@@ -462,6 +464,9 @@ static void test_regress_trim_keeps_warm_pool(void **state)
     cfg.flags = TR_CFG_NO_SIGNALS;
     /* Canary-only slabs: one mapping each, which valgrind can track. */
     tr__stack_set_guard_budget(0);
+    /* The idle trim (the hot set's) never comes of age here, however
+     * long the run takes on a loaded machine. */
+    tr__stack_idle_trim_ns = UINT64_MAX;
     tr_engine *e = eng_new(&cfg);
     assert_int_equal(tr_spawn(e, NULL, tk_spawner, NULL, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0); /* returning trims what is owed */
@@ -476,9 +481,64 @@ static void test_regress_trim_keeps_warm_pool(void **state)
     assert_true(advised > 0);                   /* the spike went back to the kernel */
     assert_true(resident >= TR_STACK_POOL_MAX); /* but the pool's cap stays warm */
     assert_true(resident <= TR_STACK_POOL_MAX + 2 * TR_SLAB_STACKS);
-    assert_int_equal(e->stk.advised, (size_t)advised * TR_SLAB_STACKS);
+    assert_int_equal(e->stk.advised, (size_t)advised * TR_SLAB_STACKS); /* whole slabs only */
     assert_int_equal(tr_engine_destroy(e), 0);
     tr__stack_set_guard_budget(-1); /* back to vm.max_map_count's */
+    tr__stack_idle_trim_ns = TR_STACK_IDLE_TRIM_NS;
+}
+
+/* ---- 12 --------------------------------------------------------------------- */
+
+/* A spike below the pool's cap (2,000 slowloris connections) kept every
+ * stack's pages for ever: the RSS never came back. Beyond the hot set, the
+ * stacks that stay in the pool for the idle delay go back too, slab or no
+ * slab (here the delay is 0: the waits after the spike trim, a bounded
+ * number of stacks a wait, until only the hot set keeps its pages). */
+#define TH_TASKS (TR_STACK_POOL_HOT + 20 * TR_SLAB_STACKS)
+
+static int th_spawner(void *p)
+{
+    tr_engine *e = p;
+    static tr_task *kids[TH_TASKS];
+    for (int i = 0; i < TH_TASKS; i++)
+        TCHECK_EQ(tr_spawn(NULL, &kids[i], tk_quick, NULL, NULL), 0);
+    for (int i = 0; i < TH_TASKS; i++)
+        TCHECK_EQ(tr_join(kids[i], NULL), 0);
+    TCHECK(e->stk.pool_len >= TH_TASKS);
+    /* Each sleep is a wait of the loop: the trim's time. Bounded: the
+     * trim takes at least one stack a wait. */
+    for (int i = 0; i < TH_TASKS && e->stk.trim_owed; i++)
+        TCHECK_EQ(tr_sleep_ns(1000), 0);
+    TCHECK(!e->stk.trim_owed);
+    size_t resident = e->stk.pool_len - e->stk.advised;
+    TCHECK_EQ(resident, TR_STACK_POOL_HOT); /* the hot set stays warm, the rest went back */
+    size_t flagged = 0;
+    for (struct tr_slab *sl = e->stk.slabs; sl; sl = sl->next)
+        for (unsigned i = 0; i < TR_SLAB_STACKS; i++)
+            flagged += sl->stacks[i].advised;
+    TCHECK_EQ(flagged, e->stk.advised);
+    /* The coldest went, not the most recently freed. */
+    struct tr_stack *s = e->stk.pool;
+    for (unsigned i = 0; i < TR_STACK_POOL_HOT; i++, s = s->next_free)
+        TCHECK(s && !s->advised);
+    return 0;
+}
+
+static void test_regress_idle_pool_trimmed_to_hot_set(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr__stack_set_guard_budget(0);
+    tr__stack_idle_trim_ns = 0;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, th_spawner, e, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    assert_int_equal(tr_engine_destroy(e), 0);
+    tr__stack_set_guard_budget(-1);
+    tr__stack_idle_trim_ns = TR_STACK_IDLE_TRIM_NS;
 }
 
 int main(void)
@@ -495,6 +555,7 @@ int main(void)
         T(test_regress_final_shielded_task_bounded),
         T(test_regress_hooks_killed_rest_abandoned),
         T(test_regress_trim_keeps_warm_pool),
+        T(test_regress_idle_pool_trimmed_to_hot_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -246,13 +246,14 @@ def slow_wave(a, port, pid):
 
 
 def settled_rss(pid, target, margin):
-    """RSS once it is within margin of target, or has not dropped for 0.5 s,
+    """RSS once it is within margin of target, or has not dropped for 1.5 s
+    (the engine gives idle stacks back after they have stayed free for 1 s),
     or after 5 s; returns (KiB, seconds waited)."""
     t0 = time.monotonic()
     rss = low = rss_kib(pid)
     low_at = t0
     # Bounded: 5 s at most, a sample every 0.1 s.
-    while rss - target > margin and time.monotonic() < min(t0 + 5, low_at + 0.5):
+    while rss - target > margin and time.monotonic() < min(t0 + 5, low_at + 1.5):
         time.sleep(0.1)
         rss = rss_kib(pid)
         if rss < low:

@@ -186,8 +186,11 @@ static int enter_and_wait(tr_engine *e)
     if (TR_UNLIKELY(e->stk.trim_owed)) {
         if (e->sch.pass_ns >= e->stk.trim_at)
             tr__stack_trim(e, TR_TRIM_PER_WAIT);
-        else
-            wait = min_u64(wait, e->stk.trim_at - e->sch.pass_ns);
+        /* More owed now (the call's bound) does not wait: the next pass
+         * trims on, between whatever comes in. */
+        if (e->stk.trim_owed)
+            wait = min_u64(wait,
+                           e->stk.trim_at > e->sch.pass_ns ? e->stk.trim_at - e->sch.pass_ns : 0);
     }
     /* Before sleeping, hand over the SQEs and run the kernel's finished
      * work once: completions from io-wq workers often land meanwhile, and a

@@ -351,12 +351,13 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
         e->stk.pool_len--;
         s->next_free = NULL;
         TR_ASSERT(s->slab->nfree > 0);
-        if (s->slab->advised) {
-            /* Its pages come back as they are touched: no longer spare. */
-            TR_ASSERT(e->stk.advised >= s->slab->nfree);
-            e->stk.advised -= s->slab->nfree;
-            s->slab->advised = false;
+        if (s->advised) {
+            /* Its pages come back as they are touched. */
+            TR_ASSERT(e->stk.advised > 0);
+            e->stk.advised--;
+            s->advised = false;
         }
+        s->slab->advised = false; /* no longer wholly given back */
         s->slab->nfree--;
         canary_arm(s);
         *out = s;
@@ -381,11 +382,35 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
     return 0;
 }
 
-/* More pool stacks keep their pages than the pool's cap, by at least a
- * slab: one wholly free slab can go back to the kernel. */
+uint64_t tr__stack_idle_trim_ns = TR_STACK_IDLE_TRIM_NS;
+
+/* When the pool stack s will have stayed there for the idle trim's delay. */
+static uint64_t stack_ripe(const struct tr_stack *s)
+{
+    uint64_t d = tr__stack_idle_trim_ns;
+    return s->free_since > UINT64_MAX - d ? UINT64_MAX : s->free_since + d;
+}
+
+/* Pool stacks that keep their pages. */
+static size_t resident(const tr_engine *e)
+{
+    TR_ASSERT(e->stk.advised <= e->stk.pool_len);
+    return e->stk.pool_len - e->stk.advised;
+}
+
+/* More pool stacks keep their pages than the cap, by at least a slab: one
+ * wholly free slab can go back to the kernel. */
 static bool surplus(const tr_engine *e)
 {
-    return e->stk.pool_len - e->stk.advised > TR_STACK_POOL_MAX + TR_SLAB_STACKS;
+    return resident(e) > TR_STACK_POOL_MAX + TR_SLAB_STACKS;
+}
+
+static void trim_owe(tr_engine *e, uint64_t at)
+{
+    if (!e->stk.trim_owed || at < e->stk.trim_at) {
+        e->stk.trim_owed = true;
+        e->stk.trim_at = at;
+    }
 }
 
 void tr__stack_free(tr_engine *e, struct tr_stack *s)
@@ -399,42 +424,85 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
         return;
     }
     struct tr_slab *sl = s->slab;
+    TR_ASSERT(!s->advised);
     s->next_free = e->stk.pool;
+    s->free_since = e->sch.pass_ns;
     e->stk.pool = s;
     e->stk.pool_len++;
     sl->nfree++;
     TR_ASSERT(sl->nfree <= TR_SLAB_STACKS);
     /* Not here: a 100k-task drain would pay a madvise per 64 ends (a third
      * of its time). The engine trims when it is about to wait, once the
-     * surplus has lasted TR_STACK_TRIM_DELAY_NS (a burst of ends, such as
-     * a cancel, must not pay for it either). */
-    if (sl->nfree == TR_SLAB_STACKS && !sl->advised && surplus(e) && !e->stk.trim_owed) {
-        e->stk.trim_owed = true;
-        e->stk.trim_at = e->sch.pass_ns + TR_STACK_TRIM_DELAY_NS;
-    }
+     * surplus has lasted (a burst of ends, such as a cancel, must not pay
+     * for it either). */
+    if (sl->nfree == TR_SLAB_STACKS && surplus(e))
+        trim_owe(e, e->sch.pass_ns + TR_STACK_TRIM_DELAY_NS);
+    else if (resident(e) > TR_STACK_POOL_HOT)
+        trim_owe(e, stack_ripe(s));
+}
+
+/* Gives the pages of the usable part of s back (whole pages: a canary
+ * stack's ends share pages with its neighbours). */
+static void stack_advise(tr_engine *e, struct tr_stack *s)
+{
+    uintptr_t ps = page_size();
+    uintptr_t lo = ((uintptr_t)s->lo + ps - 1) & ~(ps - 1), hi = (uintptr_t)s->hi & ~(ps - 1);
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    s->advised = true;
+    e->stk.advised++;
 }
 
 void tr__stack_trim(tr_engine *e, unsigned max)
 {
     if (!e->stk.trim_owed)
         return;
-    /* Bounded by the slabs and by max madvise calls per call. */
-    unsigned n = 0;
-    for (struct tr_slab *sl = e->stk.slabs; sl; sl = sl->next) {
-        if (!surplus(e))
-            break; /* advising one more would leave fewer than the cap */
+    unsigned n = 0, slab_max = max / TR_SLAB_COST + (max % TR_SLAB_COST != 0);
+    /* Beyond the pool's cap: wholly free slabs, one madvise each. Bounded
+     * by the slabs and by max calls, a slab's counting for TR_SLAB_COST. */
+    for (struct tr_slab *sl = e->stk.slabs; sl && surplus(e); sl = sl->next) {
         if (sl->nfree != TR_SLAB_STACKS || sl->advised)
             continue;
-        if (n == max)
+        if (n == slab_max)
             return; /* more owed: the next wait trims on */
-        /* Give the pages back; the mapping and its guard regions stay
-         * (MADV_DONTNEED keeps guard markers), as do guard pages. */
+        /* The mapping and its guard regions stay (MADV_DONTNEED keeps
+         * guard markers), as do guard pages. */
         madvise(sl->map, sl->map_len, MADV_DONTNEED);
         sl->advised = true;
-        e->stk.advised += TR_SLAB_STACKS;
+        for (unsigned i = 0; i < TR_SLAB_STACKS; i++)
+            if (!sl->stacks[i].advised) {
+                sl->stacks[i].advised = true;
+                e->stk.advised++;
+            }
         n++;
     }
-    e->stk.trim_owed = false;
+    /* Beyond the hot set: each stack that has stayed in the pool for the
+     * idle delay, one madvise each. The pool is a stack (LIFO), so those
+     * past the hot set are the coldest, the oldest deepest. Bounded by the
+     * pool and by max calls; the next trim is owed when the youngest left
+     * comes of age. */
+    uint64_t now = e->sch.pass_ns, next = 0;
+    size_t warm = 0;
+    n = 0;
+    for (struct tr_stack *s = e->stk.pool; s && resident(e) > TR_STACK_POOL_HOT; s = s->next_free) {
+        if (s->advised)
+            continue;
+        if (warm < TR_STACK_POOL_HOT) {
+            warm++;
+            continue;
+        }
+        uint64_t ripe = stack_ripe(s);
+        if (now < ripe) {
+            next = next && next < ripe ? next : ripe;
+            continue;
+        }
+        if (n == max)
+            return; /* more owed (see above) */
+        stack_advise(e, s);
+        n++;
+    }
+    e->stk.trim_owed = next != 0;
+    e->stk.trim_at = next;
 }
 
 void tr__stack_pool_drain(tr_engine *e)

@@ -25,29 +25,44 @@ struct tr_stack {
     size_t map_len;       /* its length */
     void *lo, *hi;        /* the usable stack */
     uint8_t guard;        /* enum tr__guard: the page below lo */
+    bool advised;         /* in the pool with its pages given back (tr__stack_trim) */
     unsigned vg_id;       /* valgrind stack id */
+    uint64_t free_since;  /* in the pool since then (pass_ns clock) */
     struct tr_stack *next_free;
 };
 
 #define TR_SLAB_STACKS 64
-/* Free default-size stacks an engine keeps with their pages; beyond it,
- * wholly free slabs give their pages back (MADV_DONTNEED, tr__stack_trim). */
+/* Free default-size stacks an engine keeps with their pages: beyond
+ * TR_STACK_POOL_MAX, wholly free slabs give their pages back
+ * (MADV_DONTNEED, tr__stack_trim) once the surplus has lasted
+ * TR_STACK_TRIM_DELAY_NS; beyond the TR_STACK_POOL_HOT most recently freed,
+ * each stack that has stayed in the pool for TR_STACK_IDLE_TRIM_NS (a spike
+ * of connections is over: its memory goes back; a steady churn keeps its
+ * stacks warm). */
 #define TR_STACK_POOL_MAX 4096
+#define TR_STACK_POOL_HOT 16
+#define TR_STACK_IDLE_TRIM_NS 1000000000ull /* 1 s */
+/* Tests: the idle trim's delay (TR_STACK_IDLE_TRIM_NS unless set). */
+extern uint64_t tr__stack_idle_trim_ns;
 struct tr_slab {
     struct tr_slab *next;
     void *map;
     size_t map_len;
     unsigned nfree; /* of its stacks, how many are in the pool */
     uint8_t guard;  /* enum tr__guard, the same for all its stacks */
-    bool advised;   /* pages given back while wholly free */
+    bool advised;   /* pages given back at once while wholly free (its stacks' advised too) */
     struct tr_stack stacks[TR_SLAB_STACKS];
 };
 
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out);
 void tr__stack_free(tr_engine *e, struct tr_stack *s);
 void tr__stack_pool_drain(tr_engine *e);
-/* Gives the pages of wholly free slabs beyond the pool's cap back to the
- * kernel, at most max slabs per call. */
+/* Gives the pages of spare pool stacks back to the kernel (see
+ * TR_STACK_POOL_MAX): per call, at most max single stacks and
+ * max / TR_SLAB_COST wholly free slabs, at least one (a stack's madvise
+ * takes 4 us here, a slab's 100 us: the loop bounds what one wait may
+ * spend on it). */
+#define TR_SLAB_COST 16
 void tr__stack_trim(tr_engine *e, unsigned max);
 #define TR_STACK_TRIM_DELAY_NS 10000000ull /* 10 ms */
 /* The canary: the lowest 256 bytes of an unguarded stack hold this word,
