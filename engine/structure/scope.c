@@ -75,11 +75,13 @@ static bool scope_triggered(const struct tr_scope *s)
 static void scope_live_check(const tr_task *t, const struct tr_scope *s)
 {
     const char *p = (const char *)s;
-    bool dead = s->_magic != TR_SCOPE_MAGIC || s->_task != t;
-    if (!dead && t->stack && p >= (const char *)t->stack->lo && p < (const char *)t->stack->hi) {
+    bool dead = false;
+    /* Where it lies first: a dead frame is not even read. */
+    if (t->stack && p >= (const char *)t->stack->lo && p < (const char *)t->stack->hi) {
         const char *sp = t == tr__current ? (const char *)__builtin_frame_address(0) : t->sp;
         dead = sp && p < sp;
     }
+    dead = dead || s->_magic != TR_SCOPE_MAGIC || s->_task != t;
     if (TR_UNLIKELY(dead))
         tr__task_misuse_fail(t, "a cancel scope was left entered by a function that returned "
                                 "(tr_scope_exit it before returning)");
@@ -263,7 +265,13 @@ int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
     tr_task *t = tr__current;
     if (!t)
         return -EPERM;
-    if (!s || (flags & ~TR_SCOPE_SHIELD) || scope_entered(s))
+    if (!s || (flags & ~TR_SCOPE_SHIELD))
+        return -EINVAL;
+    /* Caller storage, usually uninitialised: what its bytes say is only
+     * trusted when they name a live owner that entered it (scope_entered;
+     * records are never freed while the engine lives). */
+    TR_VG_DEFINED(s, sizeof(*s));
+    if (scope_entered(s))
         return -EINVAL;
     s->_parent = t->scope;
     s->_task = t;
