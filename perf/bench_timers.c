@@ -22,7 +22,9 @@
  *    "bytes_per_timer":..}
  * bytes_per_timer: the timer record plus, for the heap, its array's share
  * (capacity x entry size / N); the wheel's fixed slots are 6 KiB per
- * engine, not per timer.
+ * engine, not per timer. memory_floor_ns: the same moves' least work (read
+ * and write each cold record's deadline, in the same order, no timer
+ * structure): at 1M timers (40 MB of records) a move is a cache miss.
  */
 #include "taskring.h"
 #include "perf_common.h"
@@ -208,12 +210,15 @@ int main(int argc, char **argv)
     for (long long r = 1; r <= m; r++) {
         const uint64_t *d = dl + r * n;
         for (long long k = 0; k < n; k++) {
+            /* The k-th move's deadline (independent draws, read in order:
+             * what is timed is the timer's move, not the bench's own
+             * random read of its table). */
             uint32_t i = order[k];
             if (wheel) {
-                tr__timer_move(e, &wt[i], d[i]);
+                tr__timer_move(e, &wt[i], d[k]);
             } else {
                 heap_disarm(&q, &ht[i]);
-                heap_arm(&q, &ht[i], d[i]);
+                heap_arm(&q, &ht[i], d[k]);
             }
         }
     }
@@ -242,10 +247,35 @@ int main(int argc, char **argv)
         bytes = (double)sizeof(struct heap_timer) +
                 (double)q.cap * (double)sizeof(struct heap_ent) / (double)n;
     }
+    /* The memory's floor, in the same order: each move's least work (read
+     * a cold record's deadline, write a later one) on records of the same
+     * size, with no timer structure at all. */
+    struct floor_rec {
+        uint64_t deadline_ns;
+        char rest[sizeof(struct tr__timer) - sizeof(uint64_t)];
+    } *fr = calloc((size_t)n, sizeof(*fr));
+    if (!fr)
+        pc_die("out of memory");
+    uint64_t t4 = pc_now_ns();
+    for (long long r = 1; r <= m; r++) {
+        const uint64_t *d = dl + r * n;
+        for (long long k = 0; k < n; k++) {
+            struct floor_rec *f = &fr[order[k]];
+            if (d[k] > f->deadline_ns)
+                f->deadline_ns = d[k];
+        }
+    }
+    uint64_t t5 = pc_now_ns();
+    uint64_t sum = 0;
+    for (long long i = 0; i < n; i++)
+        sum += fr[i].deadline_ns;
+    if (sum == 0)
+        pc_die("the floor loop wrote nothing");
+    free(fr);
     printf("{\"bench\":\"timers\",\"impl\":\"%s\",\"params\":{\"N\":%lld,\"M\":%lld},"
            "\"value\":%.1f,\"unit\":\"ns/move\",\"arm_ns\":%.1f,\"disarm_ns\":%.1f,"
-           "\"bytes_per_timer\":%.1f}\n",
+           "\"bytes_per_timer\":%.1f,\"memory_floor_ns\":%.1f}\n",
            impl, n, m, (double)(t2 - t1) / (double)(n * m), (double)(t1 - t0) / (double)n,
-           (double)(t3 - t2) / (double)n, bytes);
+           (double)(t3 - t2) / (double)n, bytes, (double)(t5 - t4) / (double)(n * m));
     return 0;
 }
