@@ -335,6 +335,13 @@ static inline int tr__cut_short(const tr_task *t)
     return tr__cut_short_slow(t, NULL);
 }
 
+static inline void tr__wait_recheck(tr_engine *e, tr_task *t)
+{
+    TR_ASSERT(t->state == TR_TASK_PARKED);
+    if (tr__cut_short(t))
+        t->wait_kind->cancel(e, t);
+}
+
 /* Fault-free helpers */
 static inline tr_engine *tr__engine_of_caller(void)
 {

@@ -84,13 +84,6 @@ void tr__cancel_retry_deferred(tr_engine *e)
     }
 }
 
-void tr__wait_recheck(tr_engine *e, tr_task *t)
-{
-    TR_ASSERT(t->state == TR_TASK_PARKED);
-    if (tr__cut_short(t))
-        t->wait_kind->cancel(e, t);
-}
-
 int tr_cancel(tr_task *t)
 {
     if (!t)

@@ -437,8 +437,8 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
      * for it either). */
     if (sl->nfree == TR_SLAB_STACKS && surplus(e))
         trim_owe(e, e->sch.pass_ns + TR_STACK_TRIM_DELAY_NS);
-    else if (resident(e) > TR_STACK_POOL_HOT)
-        trim_owe(e, stack_ripe(s));
+    else if (!e->stk.trim_owed && resident(e) > TR_STACK_POOL_HOT)
+        trim_owe(e, stack_ripe(s)); /* (an owed trim re-owes for the youngest it leaves) */
 }
 
 /* Gives the pages of the usable part of s back (whole pages: a canary

@@ -242,7 +242,7 @@ void tr__scope_describe(const tr_task *t, uint64_t now, char *buf, size_t len);
 int tr__cancel_point(tr_task *t);
 /* t is parked: end its wait if its call is now cut short (after a cancel,
  * or when shields break). */
-void tr__wait_recheck(tr_engine *e, tr_task *t);
+static inline void tr__wait_recheck(tr_engine *e, tr_task *t);
 extern __thread tr_task *tr__current;
 
 #endif /* TR_TASK_H */
