@@ -165,7 +165,14 @@ static void test_timer_equal_deadlines_in_order(void **state)
     tr_engine *e = wheel_engine();
     struct ttimer ts[3];
     memset(ts, 0, sizeof(ts));
-    uint64_t d = g_now + 300000000ull; /* 300 ms: level 2 from here */
+    /* 300 ms or more from here (level 2 or above), in the middle of a
+     * level-2 slot (4096 ticks, 67 ms): 2 ms before it, the wheel's time is
+     * inside that slot, so A has been cascaded down whatever the clock's
+     * start (a deadline in a slot's first 2 ms was not yet, 3% of runs). */
+    uint64_t tick = (g_now + 300000000ull) >> TR_TICK_SHIFT, mid = (tick & ~4095ull) + 2048;
+    if (mid < tick)
+        mid += 4096;
+    uint64_t d = mid << TR_TICK_SHIFT;
     arm(e, &ts[0], d);
     unsigned where0 = ts[0].tm.where;
     advance(e, d - 2000000ull); /* 2 ms before: A cascaded down */
