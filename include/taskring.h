@@ -175,6 +175,8 @@ struct tr_stats {
                                     deadline cut them short */
     uint64_t scopes_left;        /* scopes still entered when their task ended (or was
                                     killed): unlinked by the engine, named in the report */
+    uint64_t prim_waits_cut;     /* waits on primitives (event, semaphore, mutex,
+                                    condition) cut short: they took nothing */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */
@@ -350,6 +352,72 @@ TR_API int tr_wait_shutdown(void);
  * fn, -ENOMEM; -ECANCELED once the kill rung of the hooks' own phase has
  * ended them (the hook could never run). */
 TR_API int tr_at_shutdown(tr_fn fn, void *arg);
+
+/* ------------------------------------------------ primitives (section 8) */
+
+/* Event, semaphore, mutex and condition of one engine's tasks, in caller
+ * storage (the fields are the engine's). Every wait is a cancellation
+ * point and honours scopes: -ECANCELED / -ETIMEDOUT when cut short, having
+ * taken nothing (G9: a grant that comes first wins, and a waiter cut short
+ * passes nothing by). Waiters are served first come, first served. A
+ * primitive belongs to the engine of the first task that uses it: from a
+ * task of another engine, -EXDEV. Blocking calls outside a task: -EPERM;
+ * a NULL or never initialised primitive: -EINVAL. */
+struct tr__prim {
+    void *_q[2];        /* its waiters, first come first served */
+    tr_engine *_engine; /* bound at first use */
+    unsigned _magic;    /* initialised, and which kind */
+};
+
+struct tr_event {
+    struct tr__prim _p;
+    bool _set;
+};
+TR_API int tr_event_init(struct tr_event *ev);
+/* Sets it (waking every waiter); stays set until tr_event_clear. */
+TR_API int tr_event_set(struct tr_event *ev);
+TR_API int tr_event_clear(struct tr_event *ev);
+TR_API bool tr_event_is_set(const struct tr_event *ev);
+/* Returns 0 at once when set (after the cancellation point), else parks
+ * until set. */
+TR_API int tr_event_wait(struct tr_event *ev);
+
+struct tr_sem {
+    struct tr__prim _p;
+    unsigned _count;
+};
+TR_API int tr_sem_init(struct tr_sem *s, unsigned count);
+/* Takes a unit, parking until one is released to it. */
+TR_API int tr_sem_acquire(struct tr_sem *s);
+/* Takes a unit if one is free and nobody waits: 0, else -EAGAIN. */
+TR_API int tr_sem_try_acquire(struct tr_sem *s);
+/* Hands a unit to the first waiter, or adds it to the count (-EOVERFLOW at
+ * UINT_MAX). Never blocks. */
+TR_API int tr_sem_release(struct tr_sem *s);
+
+struct tr_mutex {
+    struct tr__prim _p;
+    tr_task *_owner;
+};
+TR_API int tr_mutex_init(struct tr_mutex *m);
+/* -EDEADLK if the caller holds it. */
+TR_API int tr_mutex_lock(struct tr_mutex *m);
+/* -EBUSY when held (or when others wait for it), -EDEADLK by its owner. */
+TR_API int tr_mutex_trylock(struct tr_mutex *m);
+/* -EPERM if the caller is not the owner; hands the mutex to the first
+ * waiter. Never cut short. */
+TR_API int tr_mutex_unlock(struct tr_mutex *m);
+
+struct tr_cond {
+    struct tr__prim _p;
+};
+TR_API int tr_cond_init(struct tr_cond *c);
+/* The caller must hold m (-EPERM). Releases m, parks until signalled, and
+ * returns with m held again, also when cut short (-ECANCELED/-ETIMEDOUT):
+ * taking m back is never cut short. */
+TR_API int tr_cond_wait(struct tr_cond *c, struct tr_mutex *m);
+TR_API int tr_cond_signal(struct tr_cond *c);
+TR_API int tr_cond_broadcast(struct tr_cond *c);
 
 /* ------------------------------------------------------------ operations */
 /* Only inside a task. Each returns the completion's result (>= 0 or the

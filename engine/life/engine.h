@@ -51,7 +51,7 @@ struct tr__shutdown {
     uint64_t signals;         /* shutdown signals of this shutdown: the ladder's rungs */
     uint64_t signals_at_final;
     /* Counters at the trigger, for the report's differences. */
-    uint64_t ok0, cancelled0, failed0, killed0, cancels0, completed0, stale0, cuts0;
+    uint64_t ok0, cancelled0, failed0, killed0, cancels0, completed0, stale0, cuts0, prim0;
     uint64_t tasks_cancelled_by_sd;
     unsigned nfailed, nkilled;
     struct tr__sd_name failed[TR_SD_NAMES], killed[TR_SD_NAMES];

@@ -213,6 +213,11 @@ void tr__shutdown_report(tr_engine *e)
          "taskring:   calls cut short by deadlines: %" PRIu64 " (since the trigger), %" PRIu64
          " in all\n",
          e->st.deadline_cuts - sd->cuts0, e->st.deadline_cuts);
+    if (e->st.prim_waits_cut > 0)
+        outf(&o,
+             "taskring:   waits on primitives cut short: %" PRIu64 " (since the trigger), %" PRIu64
+             " in all: they took nothing\n",
+             e->st.prim_waits_cut - sd->prim0, e->st.prim_waits_cut);
     for (unsigned i = 0; i < e->nscopes_left && i < TR_SD_NAMES; i++)
         outf(&o,
              "taskring:   scopes: task '%s' (id %" PRIu64 ") ended with %d scope(s) entered: "

@@ -118,6 +118,7 @@ static void sd_begin(tr_engine *e, uint64_t now)
     sd->completed0 = e->st.ops_completed;
     sd->stale0 = e->st.cqe_stale;
     sd->cuts0 = e->st.deadline_cuts;
+    sd->prim0 = e->st.prim_waits_cut;
     (void)tr__waitq_wake_all(&e->sd_stop, 0); /* once, at the trigger */
 }
 

@@ -67,6 +67,12 @@ extern const struct tr__wait_kind tr__wk_op, tr__wk_sleep, tr__wk_join, tr__wk_c
 #define TR_WAIT_JOIN (&tr__wk_join)
 #define TR_WAIT_CANCEL_ALL (&tr__wk_cancel_all)
 #define TR_WAIT_SHUTDOWN (&tr__wk_shutdown)
+/* The primitives' (structure/sync.c). */
+extern const struct tr__wait_kind tr__wk_event, tr__wk_sem, tr__wk_mutex, tr__wk_cond;
+#define TR_WAIT_EVENT (&tr__wk_event)
+#define TR_WAIT_SEM (&tr__wk_sem)
+#define TR_WAIT_MUTEX (&tr__wk_mutex)
+#define TR_WAIT_COND (&tr__wk_cond)
 
 /* ----------------------------------------------------------- wait queues */
 

@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: the primitives of DESIGN section 8 (event, semaphore,
+ * mutex, condition): first come first served; G9 — a waiter cut short
+ * (cancelled, or its scope's deadline) takes nothing and the grant goes
+ * to the next waiter, while a grant that came first wins over a later
+ * cancel; -EDEADLK, -EPERM, -EBUSY, -EAGAIN, -EXDEV, -EINVAL; a condition
+ * returns with its mutex held also when cut short; the dump names what a
+ * task waits on; the stats count waits cut short. No timing assertions:
+ * the order of events comes from the scheduler's FIFO passes (tr_yield),
+ * and deadlines are only "passed" or "an hour away".
+ */
+#define _GNU_SOURCE
+#include "tr_harness.h"
+#include "tr_test_task.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOUR (3600ull * 1000000000ull)
+
+/* Lets every other runnable task run until it parks or ends. */
+static void settle(void)
+{
+    for (int i = 0; i < 8; i++)
+        TCHECK_EQ(tr_yield(), 0);
+}
+
+/* ------------------------------------------------------------- semaphore */
+
+struct semc {
+    struct tr_sem s;
+    int order[8], n;
+    int res[8];
+};
+
+struct semw {
+    struct semc *c;
+    int id;
+};
+
+static int fn_sem_waiter(void *p)
+{
+    struct semw *w = p;
+    int r = tr_sem_acquire(&w->c->s);
+    w->c->res[w->id] = r;
+    if (r == 0)
+        w->c->order[w->c->n++] = w->id;
+    return 0;
+}
+
+/* Three waiters queue; the second is cancelled while queued (it takes
+ * nothing); two releases go to the first and the third, in that order. */
+static int fn_sem_fifo_g9(void *p)
+{
+    struct semc *c = p;
+    TCHECK_EQ(tr_sem_init(&c->s, 0), 0);
+    struct semw w[3];
+    tr_task *t[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = (struct semw){c, i};
+        TCHECK_EQ(tr_spawn(NULL, &t[i], fn_sem_waiter, &w[i], NULL), 0);
+    }
+    settle();
+    TCHECK(tr__task_parked_on(t[1], TR_WAIT_SEM));
+    TCHECK_EQ(tr_cancel(t[1]), 0);
+    settle();
+    TCHECK_EQ(c->res[1], -ECANCELED);
+    TCHECK_EQ(tr_sem_release(&c->s), 0);
+    TCHECK_EQ(tr_sem_release(&c->s), 0);
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_join(t[i], NULL), 0);
+    TCHECK_EQ(c->n, 2);
+    TCHECK_EQ(c->order[0], 0);
+    TCHECK_EQ(c->order[1], 2);
+    TCHECK_EQ(c->s._count, 0); /* both units consumed, none lost */
+    TCHECK_EQ(tr_sem_try_acquire(&c->s), -EAGAIN);
+    TCHECK_EQ(tr_sem_release(&c->s), 0);
+    TCHECK_EQ(tr_sem_try_acquire(&c->s), 0);
+    TCHECK(tstats().prim_waits_cut >= 1);
+    return 0;
+}
+
+static void test_sync_sem_fifo_and_g9(void **state)
+{
+    (void)state;
+    struct semc c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_sem_fifo_g9, &c), 0);
+}
+
+/* The grant comes first: the waiter is handed the unit, then cancelled
+ * before it runs; the real result wins (it returns 0 holding the unit),
+ * and the cancel shows at its next blocking call. */
+static int fn_sem_granted_then_cancelled(void *p)
+{
+    struct semc *c = p;
+    TCHECK_EQ(tr_sem_init(&c->s, 0), 0);
+    struct semw w = {c, 0};
+    tr_task *t;
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_sem_waiter, &w, NULL), 0);
+    settle();
+    TCHECK_EQ(tr_sem_release(&c->s), 0); /* handed over: t is READY */
+    TCHECK_EQ(tr_cancel(t), 0);
+    TCHECK_EQ(tr_join(t, NULL), 0);
+    TCHECK_EQ(c->res[0], 0);
+    TCHECK_EQ(c->n, 1);
+    TCHECK_EQ(c->s._count, 0);
+    return 0;
+}
+
+static void test_sync_sem_grant_beats_cancel(void **state)
+{
+    (void)state;
+    struct semc c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_sem_granted_then_cancelled, &c), 0);
+}
+
+/* A deadline cuts a semaphore wait short with -ETIMEDOUT; a unit released
+ * later is still there for the next acquire. */
+static int fn_sem_deadline(void *p)
+{
+    (void)p;
+    struct tr_sem s;
+    TCHECK_EQ(tr_sem_init(&s, 0), 0);
+    struct tr_scope sc;
+    TCHECK_EQ(tr_scope_enter(&sc, tr_now_ns() + 1000000ull, 0), 0);
+    TCHECK_EQ(tr_sem_acquire(&s), -ETIMEDOUT);
+    TCHECK_EQ(tr_scope_exit(&sc), -ETIMEDOUT);
+    TCHECK_EQ(tr_sem_release(&s), 0);
+    TCHECK_EQ(tr_sem_acquire(&s), 0);
+    TCHECK_EQ(s._count, 0);
+    return 0;
+}
+
+static void test_sync_sem_deadline(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_sem_deadline, NULL), 0);
+}
+
+/* ----------------------------------------------------------------- mutex */
+
+struct mtxc {
+    struct tr_mutex m;
+    int order[8], n;
+    int res[8];
+    bool cancel_self; /* the waiter is cancelled while holding: unlock still works */
+};
+
+struct mtxw {
+    struct mtxc *c;
+    int id;
+};
+
+static int fn_mtx_waiter(void *p)
+{
+    struct mtxw *w = p;
+    int r = tr_mutex_lock(&w->c->m);
+    w->c->res[w->id] = r;
+    if (r != 0)
+        return 0;
+    w->c->order[w->c->n++] = w->id;
+    TCHECK(w->c->m._owner == tr_self());
+    if (w->c->cancel_self)
+        TCHECK_EQ(tr_cancel(tr_self()), 0);
+    TCHECK_EQ(tr_yield(), w->c->cancel_self ? -ECANCELED : 0); /* held across a pass */
+    TCHECK_EQ(tr_mutex_unlock(&w->c->m), 0);                   /* never cut short */
+    return 0;
+}
+
+static int fn_mutex(void *p)
+{
+    struct mtxc *c = p;
+    TCHECK_EQ(tr_mutex_init(&c->m), 0);
+    TCHECK_EQ(tr_mutex_lock(&c->m), 0);
+    TCHECK_EQ(tr_mutex_lock(&c->m), -EDEADLK);
+    TCHECK_EQ(tr_mutex_trylock(&c->m), -EDEADLK);
+    struct mtxw w[3];
+    tr_task *t[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = (struct mtxw){c, i};
+        TCHECK_EQ(tr_spawn(NULL, &t[i], fn_mtx_waiter, &w[i], NULL), 0);
+    }
+    settle();
+    TCHECK(tr__task_parked_on(t[0], TR_WAIT_MUTEX));
+    TCHECK_EQ(tr_cancel(t[1]), 0); /* queued: takes nothing */
+    settle();
+    TCHECK_EQ(c->res[1], -ECANCELED);
+    TCHECK_EQ(tr_mutex_unlock(&c->m), 0);
+    TCHECK_EQ(tr_mutex_unlock(&c->m), -EPERM); /* no longer ours */
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_join(t[i], NULL), 0);
+    TCHECK_EQ(c->n, 2);
+    TCHECK_EQ(c->order[0], 0);
+    TCHECK_EQ(c->order[1], 2);
+    TCHECK(c->m._owner == NULL);
+    TCHECK_EQ(tr_mutex_trylock(&c->m), 0);
+    TCHECK_EQ(tr_mutex_unlock(&c->m), 0);
+    return 0;
+}
+
+static void test_sync_mutex(void **state)
+{
+    (void)state;
+    struct mtxc c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_mutex, &c), 0);
+}
+
+/* An owner cancelled while it holds the mutex still unlocks it, and the
+ * next waiter gets it. Another task's unlock is -EPERM; trylock of a held
+ * mutex is -EBUSY. */
+static int fn_mutex_owner_cancelled(void *p)
+{
+    struct mtxc *c = p;
+    TCHECK_EQ(tr_mutex_init(&c->m), 0);
+    c->cancel_self = true;
+    struct mtxw w[2] = {{c, 0}, {c, 1}};
+    tr_task *t[2];
+    for (int i = 0; i < 2; i++)
+        TCHECK_EQ(tr_spawn(NULL, &t[i], fn_mtx_waiter, &w[i], NULL), 0);
+    TCHECK_EQ(tr_yield(), 0); /* t0 holds it, t1 waits */
+    TCHECK_EQ(tr_mutex_trylock(&c->m), -EBUSY);
+    TCHECK_EQ(tr_mutex_unlock(&c->m), -EPERM);
+    for (int i = 0; i < 2; i++)
+        TCHECK_EQ(tr_join(t[i], NULL), 0);
+    TCHECK_EQ(c->n, 2);
+    TCHECK(c->m._owner == NULL);
+    return 0;
+}
+
+static void test_sync_mutex_owner_cancelled(void **state)
+{
+    (void)state;
+    struct mtxc c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_mutex_owner_cancelled, &c), 0);
+}
+
+/* ------------------------------------------------------------- condition */
+
+struct condc {
+    struct tr_mutex m;
+    struct tr_cond cv;
+    int ready;
+    int res[4];
+    bool held[4];
+    uint64_t deadline;
+};
+
+struct condw {
+    struct condc *c;
+    int id;
+};
+
+static int fn_cond_waiter(void *p)
+{
+    struct condw *w = p;
+    struct condc *c = w->c;
+    TCHECK_EQ(tr_mutex_lock(&c->m), 0);
+    struct tr_scope sc;
+    TCHECK_EQ(tr_scope_enter(&sc, w->id == 3 ? c->deadline : 0, 0), 0);
+    int r = 0;
+    while (!c->ready && r == 0)
+        r = tr_cond_wait(&c->cv, &c->m);
+    c->res[w->id] = r;
+    c->held[w->id] = c->m._owner == tr_self(); /* held also when cut short */
+    (void)tr_scope_exit(&sc);
+    TCHECK_EQ(tr_mutex_unlock(&c->m), 0);
+    return 0;
+}
+
+/* Four waiters: one cancelled, one whose deadline passes, then a signal
+ * (one wakes, sees nothing ready, waits again) and a broadcast after
+ * ready is set. Each returns with the mutex held. */
+static int fn_cond(void *p)
+{
+    struct condc *c = p;
+    TCHECK_EQ(tr_mutex_init(&c->m), 0);
+    TCHECK_EQ(tr_cond_init(&c->cv), 0);
+    c->deadline = tr_now_ns() + 2000000ull; /* 2 ms: passes while it waits */
+    struct condw w[4];
+    tr_task *t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct condw){c, i};
+        TCHECK_EQ(tr_spawn(NULL, &t[i], fn_cond_waiter, &w[i], NULL), 0);
+    }
+    settle();
+    for (int i = 0; i < 4; i++)
+        TCHECK(tr__task_parked_on(t[i], TR_WAIT_COND) || i == 3);
+    /* Hold the mutex while cancelling: the cancelled waiter must wait for
+     * it before it returns. */
+    TCHECK_EQ(tr_mutex_lock(&c->m), 0);
+    TCHECK_EQ(tr_cancel(t[1]), 0);
+    settle();
+    TCHECK(tr__task_parked_on(t[1], TR_WAIT_MUTEX)); /* taking it back, not cut short */
+    TCHECK_EQ(tr_mutex_unlock(&c->m), 0);
+    TCHECK_EQ(tr_join(t[1], NULL), 0);
+    TCHECK_EQ(c->res[1], -ECANCELED);
+    TCHECK(c->held[1]);
+    TCHECK_EQ(tr_join(t[3], NULL), 0); /* its deadline */
+    TCHECK_EQ(c->res[3], -ETIMEDOUT);
+    TCHECK(c->held[3]);
+    TCHECK_EQ(tr_cond_signal(&c->cv), 0); /* t0: nothing ready, waits again */
+    settle();
+    TCHECK(tr__task_parked_on(t[0], TR_WAIT_COND));
+    TCHECK(tr__task_parked_on(t[2], TR_WAIT_COND));
+    TCHECK_EQ(tr_mutex_lock(&c->m), 0);
+    c->ready = 1;
+    TCHECK_EQ(tr_cond_broadcast(&c->cv), 0);
+    TCHECK_EQ(tr_mutex_unlock(&c->m), 0);
+    TCHECK_EQ(tr_join(t[0], NULL), 0);
+    TCHECK_EQ(tr_join(t[2], NULL), 0);
+    TCHECK_EQ(c->res[0], 0);
+    TCHECK_EQ(c->res[2], 0);
+    TCHECK(c->held[0] && c->held[2]);
+    TCHECK(c->m._owner == NULL);
+    /* Without the mutex: -EPERM, nothing waited. */
+    TCHECK_EQ(tr_cond_wait(&c->cv, &c->m), -EPERM);
+    return 0;
+}
+
+static void test_sync_cond(void **state)
+{
+    (void)state;
+    struct condc c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_cond, &c), 0);
+}
+
+/* ----------------------------------------------------------------- event */
+
+struct evc {
+    struct tr_event ev;
+    int woke;
+};
+
+static int fn_ev_waiter(void *p)
+{
+    struct evc *c = p;
+    TCHECK_EQ(tr_event_wait(&c->ev), 0);
+    c->woke++;
+    return 0;
+}
+
+static int fn_event(void *p)
+{
+    struct evc *c = p;
+    TCHECK_EQ(tr_event_init(&c->ev), 0);
+    TCHECK(!tr_event_is_set(&c->ev));
+    tr_task *t[3];
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_spawn(NULL, &t[i], fn_ev_waiter, c, NULL), 0);
+    settle();
+    TCHECK_EQ(c->woke, 0);
+    TCHECK(tr__task_parked_on(t[2], TR_WAIT_EVENT));
+    TCHECK_EQ(tr_event_set(&c->ev), 0);
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_join(t[i], NULL), 0);
+    TCHECK_EQ(c->woke, 3);
+    TCHECK(tr_event_is_set(&c->ev));
+    TCHECK_EQ(tr_event_wait(&c->ev), 0); /* set: at once */
+    TCHECK_EQ(tr_event_clear(&c->ev), 0);
+    TCHECK(!tr_event_is_set(&c->ev));
+    /* A cancellation point even when set. */
+    TCHECK_EQ(tr_event_set(&c->ev), 0);
+    TCHECK_EQ(tr_cancel(tr_self()), 0);
+    TCHECK_EQ(tr_event_wait(&c->ev), -ECANCELED);
+    return 0;
+}
+
+static void test_sync_event(void **state)
+{
+    (void)state;
+    struct evc c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_event, &c), 0);
+}
+
+/* --------------------------------------------------------------- misuse */
+
+static struct tr_sem g_sem;
+
+static int fn_bind(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_sem_release(&g_sem), 0); /* binds it to this engine */
+    return 0;
+}
+
+static int fn_other_engine(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_sem_release(&g_sem), -EXDEV);
+    TCHECK_EQ(tr_sem_acquire(&g_sem), -EXDEV);
+    TCHECK_EQ(tr_sem_try_acquire(&g_sem), -EXDEV);
+    struct tr_mutex never;
+    memset(&never, 0xa5, sizeof(never)); /* never initialised */
+    TCHECK_EQ(tr_mutex_lock(&never), -EINVAL);
+    TCHECK_EQ(tr_mutex_lock(NULL), -EINVAL);
+    TCHECK_EQ(tr_sem_release((struct tr_sem *)(void *)&never), -EINVAL);
+    return 0;
+}
+
+static void test_sync_misuse(void **state)
+{
+    (void)state;
+    assert_int_equal(tr_sem_init(&g_sem, 0), 0);
+    assert_int_equal(tr_sem_acquire(&g_sem), -EPERM); /* outside a task */
+    assert_int_equal(tr_sem_init(NULL, 0), -EINVAL);
+    assert_int_equal(tt_run(fn_bind, NULL), 0);
+    assert_int_equal(tt_run(fn_other_engine, NULL), 0);
+    assert_int_equal(g_sem._count, 1);
+}
+
+/* ------------------------------------------------------------ the dump */
+
+static int fn_dump(void *p)
+{
+    struct semc *c = p;
+    TCHECK_EQ(tr_sem_init(&c->s, 0), 0);
+    struct semw w = {c, 0};
+    tr_task *t;
+    struct tr_spawn_opts o = {.name = "sem-waiter"};
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_sem_waiter, &w, &o), 0);
+    settle();
+    FILE *f = tmpfile();
+    TCHECK(f != NULL);
+    TCHECK_EQ(tr_engine_dump(tr_self_engine(), fileno(f)), 2); /* the two tasks */
+    char buf[8192];
+    size_t n = (size_t)pread(fileno(f), buf, sizeof(buf) - 1, 0);
+    buf[n] = 0;
+    fclose(f);
+    char want[64];
+    snprintf(want, sizeof(want), "sem=%p", (void *)&c->s);
+    TCHECK(strstr(buf, "sem-waiter") != NULL);
+    TCHECK(strstr(buf, "sem-wait") != NULL);
+    TCHECK(strstr(buf, want) != NULL);
+    TCHECK_EQ(tr_sem_release(&c->s), 0);
+    TCHECK_EQ(tr_join(t, NULL), 0);
+    return 0;
+}
+
+static void test_sync_dump_names_the_primitive(void **state)
+{
+    (void)state;
+    struct semc c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_dump, &c), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sync_sem_fifo_and_g9),
+        cmocka_unit_test(test_sync_sem_grant_beats_cancel),
+        cmocka_unit_test(test_sync_sem_deadline),
+        cmocka_unit_test(test_sync_mutex),
+        cmocka_unit_test(test_sync_mutex_owner_cancelled),
+        cmocka_unit_test(test_sync_cond),
+        cmocka_unit_test(test_sync_event),
+        cmocka_unit_test(test_sync_misuse),
+        cmocka_unit_test(test_sync_dump_names_the_primitive),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
