@@ -176,7 +176,7 @@ struct tr_stats {
     uint64_t scopes_left;        /* scopes still entered when their task ended (or was
                                     killed): unlinked by the engine, named in the report */
     uint64_t prim_waits_cut;     /* waits on primitives (event, semaphore, mutex,
-                                    condition) cut short: they took nothing */
+                                    condition, channel) cut short: they took nothing */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */
@@ -418,6 +418,32 @@ TR_API int tr_cond_init(struct tr_cond *c);
 TR_API int tr_cond_wait(struct tr_cond *c, struct tr_mutex *m);
 TR_API int tr_cond_signal(struct tr_cond *c);
 TR_API int tr_cond_broadcast(struct tr_cond *c);
+
+/* A bounded channel of fixed-size elements (heap storage, the engine's):
+ * capacity 0 is a rendezvous (a send waits for its receiver). Sends and
+ * receives are cancellation points, served first come, first served; a
+ * send cut short has sent nothing, a receive cut short has taken nothing
+ * (G9). After tr_chan_close, sends return -EPIPE, and receives drain what
+ * is queued, then return -EPIPE; tasks waiting at the close get -EPIPE.
+ * A channel belongs to the engine of the first task that uses it (-EXDEV
+ * from another). A receiver killed by the shutdown's kill rung after its
+ * message was handed to it loses that message (nothing else can). */
+struct tr_chan;
+/* Shared between the engines of a cluster: arrives with the cluster
+ * issue; until then tr_chan_create refuses it with -EINVAL. */
+#define TR_CHAN_SHARED 0x1u
+/* elem_size > 0; -EINVAL for bad arguments or flags, -ENOMEM. */
+TR_API int tr_chan_create(struct tr_chan **out, size_t elem_size, size_t capacity, unsigned flags);
+TR_API int tr_chan_send(struct tr_chan *ch, const void *elem);
+TR_API int tr_chan_recv(struct tr_chan *ch, void *elem);
+/* Without waiting: -EAGAIN when it would wait (full; empty), -EPIPE when
+ * closed (a receive: closed and drained). */
+TR_API int tr_chan_try_send(struct tr_chan *ch, const void *elem);
+TR_API int tr_chan_try_recv(struct tr_chan *ch, void *elem);
+/* 0; -EPIPE if it was closed already. */
+TR_API int tr_chan_close(struct tr_chan *ch);
+/* Frees it: -EBUSY while a task waits on it (nothing freed). */
+TR_API int tr_chan_destroy(struct tr_chan *ch);
 
 /* ------------------------------------------------------------ operations */
 /* Only inside a task. Each returns the completion's result (>= 0 or the

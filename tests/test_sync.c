@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Description: the primitives of DESIGN section 8 (event, semaphore,
- * mutex, condition): first come first served; G9 — a waiter cut short
+ * mutex, condition, channel): first come first served; G9 — a waiter cut short
  * (cancelled, or its scope's deadline) takes nothing and the grant goes
  * to the next waiter, while a grant that came first wins over a later
  * cancel; -EDEADLK, -EPERM, -EBUSY, -EAGAIN, -EXDEV, -EINVAL; a condition
- * returns with its mutex held also when cut short; the dump names what a
+ * returns with its mutex held also when cut short; a channel's capacity,
+ * rendezvous, close and conservation of numbered messages through cancels;
+ * the dump names what a
  * task waits on; the stats count waits cut short. No timing assertions:
  * the order of events comes from the scheduler's FIFO passes (tr_yield),
  * and deadlines are only "passed" or "an hour away".
@@ -452,6 +454,255 @@ static void test_sync_dump_names_the_primitive(void **state)
     assert_int_equal(tt_run(fn_dump, &c), 0);
 }
 
+/* --------------------------------------------------------------- channel */
+
+struct chc {
+    struct tr_chan *ch;
+    int got[16], ngot;
+    int res;
+};
+
+static int fn_ch_sender(void *p)
+{
+    struct chc *c = p;
+    int v = 3;
+    c->res = tr_chan_send(c->ch, &v);
+    return 0;
+}
+
+static int fn_ch_receiver(void *p)
+{
+    struct chc *c = p;
+    int v = -1;
+    int r = tr_chan_recv(c->ch, &v);
+    c->res = r;
+    if (r == 0)
+        c->got[c->ngot++] = v;
+    return 0;
+}
+
+/* Capacity 2: two sends go in, the third waits; a receive takes the first
+ * and the waiting sender's moves in; then 2 and 3, in order. */
+static int fn_chan_buffered(void *p)
+{
+    struct chc *c = p;
+    TCHECK_EQ(tr_chan_create(&c->ch, sizeof(int), 2, 0), 0);
+    int v = 1, out = 0;
+    TCHECK_EQ(tr_chan_send(c->ch, &v), 0);
+    v = 2;
+    TCHECK_EQ(tr_chan_try_send(c->ch, &v), 0);
+    TCHECK_EQ(tr_chan_try_send(c->ch, &v), -EAGAIN);
+    tr_task *t;
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_ch_sender, c, NULL), 0);
+    settle();
+    TCHECK(tr__task_parked_on(t, TR_WAIT_CHAN_SEND));
+    TCHECK_EQ(tr_chan_destroy(c->ch), -EBUSY);
+    for (int want = 1; want <= 3; want++) {
+        TCHECK_EQ(tr_chan_recv(c->ch, &out), 0);
+        TCHECK_EQ(out, want);
+    }
+    TCHECK_EQ(tr_join(t, NULL), 0);
+    TCHECK_EQ(c->res, 0);
+    TCHECK_EQ(tr_chan_try_recv(c->ch, &out), -EAGAIN);
+    TCHECK_EQ(tr_chan_destroy(c->ch), 0);
+    return 0;
+}
+
+static void test_sync_chan_buffered(void **state)
+{
+    (void)state;
+    struct chc c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_chan_buffered, &c), 0);
+}
+
+/* Capacity 0: a send waits for its receiver and a receive for its sender;
+ * a receiver cut short takes nothing; a sender cut short sent nothing. */
+static int fn_chan_rendezvous(void *p)
+{
+    struct chc *c = p;
+    TCHECK_EQ(tr_chan_create(&c->ch, sizeof(int), 0, 0), 0);
+    int v = 7, out = 0;
+    TCHECK_EQ(tr_chan_try_send(c->ch, &v), -EAGAIN);
+    TCHECK_EQ(tr_chan_try_recv(c->ch, &out), -EAGAIN);
+    tr_task *r;
+    TCHECK_EQ(tr_spawn(NULL, &r, fn_ch_receiver, c, NULL), 0);
+    settle();
+    TCHECK(tr__task_parked_on(r, TR_WAIT_CHAN_RECV));
+    TCHECK_EQ(tr_cancel(r), 0); /* cut short while waiting: takes nothing */
+    TCHECK_EQ(tr_join(r, NULL), 0);
+    TCHECK_EQ(c->res, -ECANCELED);
+    TCHECK_EQ(c->ngot, 0);
+    /* A sender whose deadline passes sent nothing. */
+    struct tr_scope sc;
+    TCHECK_EQ(tr_scope_enter(&sc, tr_now_ns() + 1000000ull, 0), 0);
+    TCHECK_EQ(tr_chan_send(c->ch, &v), -ETIMEDOUT);
+    TCHECK_EQ(tr_scope_exit(&sc), -ETIMEDOUT);
+    TCHECK_EQ(tr_chan_try_recv(c->ch, &out), -EAGAIN);
+    /* A receiver waits, the send hands over. */
+    TCHECK_EQ(tr_spawn(NULL, &r, fn_ch_receiver, c, NULL), 0);
+    settle();
+    v = 8;
+    TCHECK_EQ(tr_chan_send(c->ch, &v), 0);
+    TCHECK_EQ(tr_join(r, NULL), 0);
+    TCHECK_EQ(c->ngot, 1);
+    TCHECK_EQ(c->got[0], 8);
+    /* A sender waits, the receive takes. */
+    TCHECK_EQ(tr_spawn(NULL, &r, fn_ch_sender, c, NULL), 0);
+    settle();
+    TCHECK_EQ(tr_chan_recv(c->ch, &out), 0);
+    TCHECK_EQ(out, 3);
+    TCHECK_EQ(tr_join(r, NULL), 0);
+    TCHECK_EQ(c->res, 0);
+    TCHECK_EQ(tr_chan_destroy(c->ch), 0);
+    return 0;
+}
+
+static void test_sync_chan_rendezvous(void **state)
+{
+    (void)state;
+    struct chc c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_chan_rendezvous, &c), 0);
+}
+
+/* Close: a waiting sender gets -EPIPE; receivers drain what is queued,
+ * then -EPIPE (a waiting one too); sends after it -EPIPE. */
+static int fn_chan_close(void *p)
+{
+    struct chc *c = p;
+    TCHECK_EQ(tr_chan_create(&c->ch, sizeof(int), 1, 0), 0);
+    int v = 1, out = 0;
+    TCHECK_EQ(tr_chan_send(c->ch, &v), 0);
+    tr_task *t;
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_ch_sender, c, NULL), 0);
+    settle();
+    TCHECK_EQ(tr_chan_close(c->ch), 0);
+    TCHECK_EQ(tr_chan_close(c->ch), -EPIPE);
+    TCHECK_EQ(tr_join(t, NULL), 0);
+    TCHECK_EQ(c->res, -EPIPE);
+    TCHECK_EQ(tr_chan_send(c->ch, &v), -EPIPE);
+    TCHECK_EQ(tr_chan_recv(c->ch, &out), 0); /* drains */
+    TCHECK_EQ(out, 1);
+    TCHECK_EQ(tr_chan_recv(c->ch, &out), -EPIPE);
+    TCHECK_EQ(tr_chan_try_recv(c->ch, &out), -EPIPE);
+    TCHECK_EQ(tr_chan_destroy(c->ch), 0);
+    /* A receiver waiting at the close. */
+    TCHECK_EQ(tr_chan_create(&c->ch, sizeof(int), 4, 0), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_ch_receiver, c, NULL), 0);
+    settle();
+    TCHECK_EQ(tr_chan_close(c->ch), 0);
+    TCHECK_EQ(tr_join(t, NULL), 0);
+    TCHECK_EQ(c->res, -EPIPE);
+    TCHECK_EQ(tr_chan_destroy(c->ch), 0);
+    return 0;
+}
+
+static void test_sync_chan_close(void **state)
+{
+    (void)state;
+    struct chc c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_chan_close, &c), 0);
+}
+
+/* Conservation with cancels: 4 producers send 500 numbered messages each
+ * through a channel of 3; 3 consumers receive, one of them is cancelled
+ * midway (each cancel or cut takes nothing); after the producers, the
+ * channel is closed and the others drain it. Every message arrives exactly
+ * once. */
+#define CP_PRODUCERS 4
+#define CP_EACH 500
+struct cons {
+    struct tr_chan *ch;
+    unsigned char seen[CP_PRODUCERS * CP_EACH];
+    int received, dup, cut;
+};
+
+static int fn_producer(void *p)
+{
+    struct cons *c = (struct cons *)((void **)p)[0];
+    int id = (int)(intptr_t)((void **)p)[1];
+    for (int i = 0; i < CP_EACH; i++) {
+        int v = id * CP_EACH + i;
+        TCHECK_EQ(tr_chan_send(c->ch, &v), 0);
+    }
+    return 0;
+}
+
+static int fn_consumer(void *p)
+{
+    struct cons *c = p;
+    for (;;) {
+        int v = -1;
+        int r = tr_chan_recv(c->ch, &v);
+        if (r == -EPIPE)
+            return 0;
+        if (r < 0) {
+            c->cut++;
+            return r;
+        }
+        if (c->seen[v]++)
+            c->dup++;
+        c->received++;
+    }
+}
+
+static int fn_chan_conservation(void *p)
+{
+    struct cons *c = p;
+    TCHECK_EQ(tr_chan_create(&c->ch, sizeof(int), 3, 0), 0);
+    tr_task *prod[CP_PRODUCERS], *cons[3];
+    void *args[CP_PRODUCERS][2];
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_spawn(NULL, &cons[i], fn_consumer, c, NULL), 0);
+    for (int i = 0; i < CP_PRODUCERS; i++) {
+        args[i][0] = c;
+        args[i][1] = (void *)(intptr_t)i;
+        TCHECK_EQ(tr_spawn(NULL, &prod[i], fn_producer, args[i], NULL), 0);
+    }
+    for (int i = 0; i < 50; i++)
+        TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(tr_cancel(cons[0]), 0);
+    for (int i = 0; i < CP_PRODUCERS; i++)
+        TCHECK_EQ(tr_join(prod[i], NULL), 0);
+    TCHECK_EQ(tr_chan_close(c->ch), 0);
+    int res[3];
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_join(cons[i], &res[i]), 0);
+    TCHECK_EQ(res[0], -ECANCELED);
+    TCHECK_EQ(c->cut, 1);
+    TCHECK_EQ(c->dup, 0);
+    TCHECK_EQ(c->received, CP_PRODUCERS * CP_EACH);
+    for (int i = 0; i < CP_PRODUCERS * CP_EACH; i++)
+        TCHECK_EQ(c->seen[i], 1);
+    TCHECK_EQ(tr_chan_destroy(c->ch), 0);
+    return 0;
+}
+
+static void test_sync_chan_conservation(void **state)
+{
+    (void)state;
+    static struct cons c;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(tt_run(fn_chan_conservation, &c), 0);
+}
+
+static void test_sync_chan_args(void **state)
+{
+    (void)state;
+    struct tr_chan *ch = NULL;
+    assert_int_equal(tr_chan_create(&ch, sizeof(int), 4, TR_CHAN_SHARED), -EINVAL);
+    assert_int_equal(tr_chan_create(&ch, 0, 4, 0), -EINVAL);
+    assert_int_equal(tr_chan_create(NULL, 4, 4, 0), -EINVAL);
+    assert_int_equal(tr_chan_create(&ch, 1 << 20, SIZE_MAX / 2, 0), -ENOMEM);
+    assert_int_equal(tr_chan_create(&ch, sizeof(int), 4, 0), 0);
+    int v = 0;
+    assert_int_equal(tr_chan_send(ch, &v), -EPERM); /* outside a task */
+    assert_int_equal(tr_chan_destroy(NULL), -EINVAL);
+    assert_int_equal(tr_chan_destroy(ch), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +715,11 @@ int main(void)
         cmocka_unit_test(test_sync_event),
         cmocka_unit_test(test_sync_misuse),
         cmocka_unit_test(test_sync_dump_names_the_primitive),
+        cmocka_unit_test(test_sync_chan_buffered),
+        cmocka_unit_test(test_sync_chan_rendezvous),
+        cmocka_unit_test(test_sync_chan_close),
+        cmocka_unit_test(test_sync_chan_conservation),
+        cmocka_unit_test(test_sync_chan_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,6 +73,9 @@ extern const struct tr__wait_kind tr__wk_event, tr__wk_sem, tr__wk_mutex, tr__wk
 #define TR_WAIT_SEM (&tr__wk_sem)
 #define TR_WAIT_MUTEX (&tr__wk_mutex)
 #define TR_WAIT_COND (&tr__wk_cond)
+extern const struct tr__wait_kind tr__wk_chan_send, tr__wk_chan_recv; /* structure/chan.c */
+#define TR_WAIT_CHAN_SEND (&tr__wk_chan_send)
+#define TR_WAIT_CHAN_RECV (&tr__wk_chan_recv)
 
 /* ----------------------------------------------------------- wait queues */
 

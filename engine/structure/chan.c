@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * chan.c — the bounded channel of DESIGN section 8: a ring of capacity
+ * elements, a FIFO of waiting senders and one of waiting receivers (wait
+ * records in their frames). Never both: senders wait only while the ring
+ * is full (or, at capacity 0, while no receiver waits), receivers only
+ * while it is empty and no sender waits.
+ *
+ * G9, by hand-off: a send that finds a receiver waiting copies into the
+ * receiver's buffer and wakes it with 0; a receive that finds a sender
+ * waiting copies the sender's element (into the ring's tail, or straight
+ * into its own buffer at capacity 0) and wakes it with 0. Whoever is woken
+ * with 0 has had its transfer done, and returns 0 whatever comes after. A
+ * waiter cut short while queued unlinks itself: nothing was copied.
+ */
+#include "tr_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TR_CHAN_MAGIC 0x5e7e0005u
+
+struct tr_chan {
+    unsigned magic;
+    bool closed;
+    tr_engine *engine; /* bound at first use */
+    struct tr__link senders, receivers;
+    size_t elem, cap, head, len;
+    unsigned char buf[]; /* cap * elem */
+};
+
+struct chan_wait {
+    struct tr__wait w;
+    struct tr__link link; /* in senders or receivers */
+    struct tr_chan *ch;
+    void *elem; /* a sender's element (read only), a receiver's buffer */
+};
+
+static struct chan_wait *chan_wait_of(tr_task *t)
+{
+    return (struct chan_wait *)(void *)t->wait;
+}
+
+static void chan_kill(tr_engine *e, tr_task *t)
+{
+    tr__list_del(&chan_wait_of(t)->link);
+    e->st.prim_waits_cut++;
+    tr__task_wake(t, TR__WAKE_CUT);
+}
+
+static void chan_describe(const tr_engine *e, const tr_task *t, char *buf, size_t len)
+{
+    (void)e;
+    const struct tr_chan *ch = ((const struct chan_wait *)(const void *)t->wait)->ch;
+    snprintf(buf, len, "chan=%p len=%zu cap=%zu%s", (const void *)ch, ch->len, ch->cap,
+             ch->closed ? " closed" : "");
+}
+
+const struct tr__wait_kind tr__wk_chan_send = {
+    .name = "chan-send", .cancel = chan_kill, .kill = chan_kill, .describe = chan_describe};
+const struct tr__wait_kind tr__wk_chan_recv = {
+    .name = "chan-recv", .cancel = chan_kill, .kill = chan_kill, .describe = chan_describe};
+
+int tr_chan_create(struct tr_chan **out, size_t elem_size, size_t capacity, unsigned flags)
+{
+    if (!out || elem_size == 0 || flags != 0)
+        return -EINVAL; /* TR_CHAN_SHARED: not before the cluster issue */
+    if (capacity > (SIZE_MAX - sizeof(struct tr_chan)) / elem_size)
+        return -ENOMEM;
+    struct tr_chan *ch = TR_FAULT(TR_FS_ALLOC) ? NULL : malloc(sizeof(*ch) + capacity * elem_size);
+    if (!ch)
+        return -ENOMEM;
+    ch->magic = TR_CHAN_MAGIC;
+    ch->closed = false;
+    ch->engine = NULL;
+    tr__list_init(&ch->senders);
+    tr__list_init(&ch->receivers);
+    ch->elem = elem_size;
+    ch->cap = capacity;
+    ch->head = ch->len = 0;
+    *out = ch;
+    return 0;
+}
+
+/* The calling task, with ch bound to its engine: 0 or the -errno. */
+static int chan_use(struct tr_chan *ch, tr_task **self)
+{
+    if (!ch || ch->magic != TR_CHAN_MAGIC)
+        return -EINVAL;
+    tr_task *t = tr__current;
+    if (!t)
+        return -EPERM;
+    if (!ch->engine)
+        ch->engine = t->e;
+    else if (ch->engine != t->e)
+        return -EXDEV;
+    *self = t;
+    return 0;
+}
+
+static unsigned char *chan_slot(struct tr_chan *ch, size_t i)
+{
+    return ch->buf + ((ch->head + i) % ch->cap) * ch->elem;
+}
+
+/* The first waiter of q, unlinked and woken with res. */
+static struct chan_wait *chan_wake_first(struct tr__link *q, int res)
+{
+    TR_ASSERT(!tr__list_empty(q));
+    struct chan_wait *cw = tr__container_of(q->next, struct chan_wait, link);
+    tr__list_del(&cw->link);
+    tr__task_wake(cw->w.owner, res);
+    return cw;
+}
+
+static void chan_wake_all(struct tr__link *q, int res)
+{
+    /* Bounded by the waiters, each unlinked; in arrival order. */
+    while (!tr__list_empty(q))
+        (void)chan_wake_first(q, res);
+}
+
+static int chan_park(tr_task *t, struct tr_chan *ch, struct tr__link *q, void *elem,
+                     const struct tr__wait_kind *kind)
+{
+    struct chan_wait cw = {.ch = ch, .elem = elem};
+    tr__list_add_tail(q, &cw.link);
+    int r = tr__task_park(t, &cw.w, kind);
+    TR_ASSERT(tr__list_empty(&cw.link));
+    return r;
+}
+
+/* A send without waiting: 0, or -EAGAIN / -EPIPE. */
+static int send_now(struct tr_chan *ch, const void *elem)
+{
+    if (ch->closed)
+        return -EPIPE;
+    if (!tr__list_empty(&ch->receivers)) {
+        TR_ASSERT(ch->len == 0);
+        struct tr__link *first = ch->receivers.next;
+        memcpy(tr__container_of(first, struct chan_wait, link)->elem, elem, ch->elem);
+        (void)chan_wake_first(&ch->receivers, 0);
+        return 0;
+    }
+    if (ch->len < ch->cap) {
+        memcpy(chan_slot(ch, ch->len), elem, ch->elem);
+        ch->len++;
+        return 0;
+    }
+    return -EAGAIN;
+}
+
+/* A receive without waiting: 0, or -EAGAIN / -EPIPE. */
+static int recv_now(struct tr_chan *ch, void *elem)
+{
+    if (ch->len > 0) {
+        memcpy(elem, chan_slot(ch, 0), ch->elem);
+        ch->head = (ch->head + 1) % ch->cap;
+        ch->len--;
+        if (!tr__list_empty(&ch->senders)) {
+            /* Room now: the first waiting sender's element moves in. */
+            struct tr__link *first = ch->senders.next;
+            memcpy(chan_slot(ch, ch->len), tr__container_of(first, struct chan_wait, link)->elem,
+                   ch->elem);
+            ch->len++;
+            (void)chan_wake_first(&ch->senders, 0);
+        }
+        return 0;
+    }
+    if (!tr__list_empty(&ch->senders)) {
+        TR_ASSERT(ch->cap == 0); /* a ring with room has no waiting sender */
+        struct tr__link *first = ch->senders.next;
+        memcpy(elem, tr__container_of(first, struct chan_wait, link)->elem, ch->elem);
+        (void)chan_wake_first(&ch->senders, 0);
+        return 0;
+    }
+    return ch->closed ? -EPIPE : -EAGAIN;
+}
+
+int tr_chan_send(struct tr_chan *ch, const void *elem)
+{
+    tr_task *self;
+    int err = chan_use(ch, &self);
+    if (err)
+        return err;
+    if (!elem)
+        return -EINVAL;
+    err = tr__cancel_point(self);
+    if (err)
+        return err;
+    err = send_now(ch, elem);
+    if (err != -EAGAIN)
+        return err;
+    return chan_park(self, ch, &ch->senders, (void *)(uintptr_t)elem, &tr__wk_chan_send);
+}
+
+int tr_chan_recv(struct tr_chan *ch, void *elem)
+{
+    tr_task *self;
+    int err = chan_use(ch, &self);
+    if (err)
+        return err;
+    if (!elem)
+        return -EINVAL;
+    err = tr__cancel_point(self);
+    if (err)
+        return err;
+    err = recv_now(ch, elem);
+    if (err != -EAGAIN)
+        return err;
+    return chan_park(self, ch, &ch->receivers, elem, &tr__wk_chan_recv);
+}
+
+int tr_chan_try_send(struct tr_chan *ch, const void *elem)
+{
+    tr_task *self;
+    int err = chan_use(ch, &self);
+    if (err)
+        return err;
+    return elem ? send_now(ch, elem) : -EINVAL;
+}
+
+int tr_chan_try_recv(struct tr_chan *ch, void *elem)
+{
+    tr_task *self;
+    int err = chan_use(ch, &self);
+    if (err)
+        return err;
+    return elem ? recv_now(ch, elem) : -EINVAL;
+}
+
+int tr_chan_close(struct tr_chan *ch)
+{
+    tr_task *self;
+    int err = chan_use(ch, &self);
+    if (err)
+        return err;
+    if (ch->closed)
+        return -EPIPE;
+    ch->closed = true;
+    /* Waiting senders sent nothing; waiting receivers found it empty (and
+     * stay so: nothing more comes). */
+    chan_wake_all(&ch->senders, -EPIPE);
+    TR_ASSERT(tr__list_empty(&ch->receivers) || ch->len == 0);
+    chan_wake_all(&ch->receivers, -EPIPE);
+    return 0;
+}
+
+int tr_chan_destroy(struct tr_chan *ch)
+{
+    if (!ch || ch->magic != TR_CHAN_MAGIC)
+        return -EINVAL;
+    if (ch->engine && tr__current && tr__current->e != ch->engine)
+        return -EXDEV;
+    if (!tr__list_empty(&ch->senders) || !tr__list_empty(&ch->receivers))
+        return -EBUSY;
+    ch->magic = 0;
+    free(ch);
+    return 0;
+}
