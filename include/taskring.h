@@ -177,6 +177,9 @@ struct tr_stats {
                                     killed): unlinked by the engine, named in the report */
     uint64_t prim_waits_cut;     /* waits on primitives (event, semaphore, mutex,
                                     condition, channel) cut short: they took nothing */
+    uint64_t groups_abandoned;   /* groups whose owner ended without waiting: the
+                                    engine cancelled and waited for their children */
+    uint64_t group_failures;     /* children's real failures, in all groups */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */
@@ -352,6 +355,54 @@ TR_API int tr_wait_shutdown(void);
  * fn, -ENOMEM; -ECANCELED once the kill rung of the hooks' own phase has
  * ended them (the hook could never run). */
 TR_API int tr_at_shutdown(tr_fn fn, void *arg);
+
+/* ------------------------------------------------ task groups (section 8) */
+
+/* A child's real failure: a result < 0 other than a -ECANCELED/-ETIMEDOUT
+ * that the group's own cancellation (or its enclosing scopes') caused. */
+struct tr_failure {
+    uint64_t task_id;
+    char name[32];
+    int result;
+};
+/* Failures a group lists (tr_group_failures counts all of them). */
+#define TR_GROUP_FAILURES 8
+
+/* A task group (structured concurrency): its owner spawns children into
+ * it and waits for all of them. The first real failure cancels every
+ * other child; a cancellation never masks a real error. Children run
+ * inside the scopes that enclosed tr_group_init: when those (or the
+ * owner's own cancellation) cut the owner's calls short, the children are
+ * cancelled. Caller storage, usually the owner's stack; the fields are the
+ * engine's. An owner that ends without waiting has its children cancelled
+ * and waited for before its stack goes (G10), and the misuse is reported. */
+struct tr_group {
+    void *_core; /* the engine's record of it while it is live */
+    unsigned _magic;
+    int _first;    /* after the wait: the first real failure's result, or 0 */
+    size_t _nfail; /* after the wait: real failures, all of them */
+    struct tr_failure _fail[TR_GROUP_FAILURES];
+};
+
+/* Only inside a task, which owns the group. 0, -EPERM, -EINVAL (NULL, or
+ * a group of the caller's not yet waited for), -ENOMEM. */
+TR_API int tr_group_init(struct tr_group *g);
+/* Spawns fn(arg) as a child (o as tr_spawn's; the child is detached: the
+ * group waits for it). Only by the owner: -EPERM. 0; -ECANCELED once the
+ * group is cancelling (the child never runs); -ENOMEM; -EINVAL. */
+TR_API int tr_group_spawn(struct tr_group *g, tr_fn fn, void *arg, const struct tr_spawn_opts *o);
+/* Cancels every child (the group is then cancelling). By any task of the
+ * engine. */
+TR_API int tr_group_cancel(struct tr_group *g);
+/* Only the owner. Waits until every child ended; cannot be left early:
+ * when the owner is cut short meanwhile, the children are cancelled and
+ * still waited for. Returns 0, the first real failure's result, or (with
+ * no real failure) -ECANCELED/-ETIMEDOUT when the owner was cut short. The
+ * group is then done: it may be initialised again. */
+TR_API int tr_group_wait(struct tr_group *g);
+/* Copies up to max of the first TR_GROUP_FAILURES real failures, in
+ * completion order; returns how many there were in all. */
+TR_API size_t tr_group_failures(const struct tr_group *g, struct tr_failure *out, size_t max);
 
 /* ------------------------------------------------ primitives (section 8) */
 

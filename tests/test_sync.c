@@ -413,8 +413,18 @@ static void test_sync_misuse(void **state)
     assert_int_equal(tr_sem_init(&g_sem, 0), 0);
     assert_int_equal(tr_sem_acquire(&g_sem), -EPERM); /* outside a task */
     assert_int_equal(tr_sem_init(NULL, 0), -EINVAL);
-    assert_int_equal(tt_run(fn_bind, NULL), 0);
-    assert_int_equal(tt_run(fn_other_engine, NULL), 0);
+    /* Two engines alive at once (a destroyed one's memory may be reused). */
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr_engine *e1 = eng_new(&cfg), *e2 = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e1, NULL, fn_bind, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e1), 0);
+    assert_int_equal(tr_spawn(e2, NULL, fn_other_engine, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e2), 0);
+    tr_test_assert_clean();
+    assert_int_equal(tr_engine_destroy(e2), 0);
+    assert_int_equal(tr_engine_destroy(e1), 0);
     assert_int_equal(g_sem._count, 1);
 }
 

@@ -55,6 +55,9 @@ struct tr__shutdown {
     uint64_t tasks_cancelled_by_sd;
     unsigned nfailed, nkilled;
     struct tr__sd_name failed[TR_SD_NAMES], killed[TR_SD_NAMES];
+    unsigned ngfail;                       /* groups that ended with real failures during it */
+    struct tr__sd_name gfail[TR_SD_NAMES]; /* their owners, the first failure */
+    size_t gfail_n[TR_SD_NAMES];           /* and how many */
 };
 
 struct tr__hook {
@@ -76,6 +79,11 @@ void tr__peer_signals_take(tr_engine *e);
 void tr__shutdown_task_ended(tr_engine *e, tr_task *t);
 /* t ended with n scopes entered (scope.c): named in the report. */
 void tr__scopes_left_record(tr_engine *e, tr_task *t, unsigned n);
+/* Groups for the report: t's group ended during a shutdown with nfail
+ * real failures (the first, first); t returned with a group of live
+ * children not waited for. */
+void tr__group_failures_record(tr_engine *e, tr_task *t, size_t nfail, int first);
+void tr__groups_left_record(tr_engine *e, tr_task *t, unsigned live);
 void tr__shutdown_report(tr_engine *e);
 void tr__kill_teardown(tr_engine *e, tr_task *t);
 /* The signalfd and wakeup reads (sigwake.c). */
@@ -232,6 +240,8 @@ struct tr_engine {
     /* Tasks that ended with scopes entered (G10), named in the report. */
     unsigned nscopes_left;
     struct tr__sd_name scopes_left[TR_SD_NAMES];
+    unsigned ngroups_left; /* owners that returned with groups not waited for */
+    struct tr__sd_name groups_left[TR_SD_NAMES];
     /* After a finished shutdown (sd.phase DONE): a later run may start the
      * next one (sd_next_ok, set at that run's start), and a signal read in
      * it asks for it (sd_next_signal: its number). */

@@ -226,6 +226,22 @@ void tr__shutdown_report(tr_engine *e)
     if (e->nscopes_left > TR_SD_NAMES)
         outf(&o, "taskring:   scopes: %u more tasks ended with scopes entered\n",
              e->nscopes_left - TR_SD_NAMES);
+    for (unsigned i = 0; i < sd->ngfail && i < TR_SD_NAMES; i++)
+        outf(&o,
+             "taskring:   group of task '%s' (id %" PRIu64
+             "): %zu real failure(s), the first %d (%s)\n",
+             sd->gfail[i].name, sd->gfail[i].id, sd->gfail_n[i], sd->gfail[i].result,
+             strerror(-sd->gfail[i].result));
+    if (sd->ngfail > TR_SD_NAMES)
+        outf(&o, "taskring:   groups: %u more with failures\n", sd->ngfail - TR_SD_NAMES);
+    for (unsigned i = 0; i < e->ngroups_left && i < TR_SD_NAMES; i++)
+        outf(&o,
+             "taskring:   groups: task '%s' (id %" PRIu64 ") returned without waiting for its "
+             "group (%d children): the engine cancelled and waited for them\n",
+             e->groups_left[i].name, e->groups_left[i].id, e->groups_left[i].result);
+    if (e->ngroups_left > TR_SD_NAMES)
+        outf(&o, "taskring:   groups: %u more tasks returned without waiting for a group\n",
+             e->ngroups_left - TR_SD_NAMES);
     for (unsigned i = 0; i < sd->nfailed && i < TR_SD_NAMES; i++)
         outf(&o, "taskring:   failed: task '%s' (id %" PRIu64 "): %d (%s)\n", sd->failed[i].name,
              sd->failed[i].id, sd->failed[i].result, strerror(-sd->failed[i].result));

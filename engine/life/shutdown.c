@@ -43,6 +43,18 @@ void tr__scopes_left_record(tr_engine *e, tr_task *t, unsigned n)
     record_name(e->scopes_left, &e->nscopes_left, t, (int)n);
 }
 
+void tr__group_failures_record(tr_engine *e, tr_task *t, size_t nfail, int first)
+{
+    if (e->sd.ngfail < TR_SD_NAMES)
+        e->sd.gfail_n[e->sd.ngfail] = nfail;
+    record_name(e->sd.gfail, &e->sd.ngfail, t, first);
+}
+
+void tr__groups_left_record(tr_engine *e, tr_task *t, unsigned live)
+{
+    record_name(e->groups_left, &e->ngroups_left, t, (int)live);
+}
+
 /* ---- the trigger ---------------------------------------------------------- */
 
 /* A run after a finished shutdown honours the ladder again (DESIGN

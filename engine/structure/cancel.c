@@ -96,6 +96,8 @@ int tr_cancel(tr_task *t)
     t->attn |= TR_ATTN_CANCELLED;
     if (t->state == TR_TASK_PARKED)
         tr__wait_recheck(e, t);
+    if (TR_UNLIKELY(t->groups != NULL))
+        tr__groups_recheck(t); /* its groups' children run in its context */
     return 0;
 }
 

@@ -95,13 +95,18 @@ static bool shields_hold(const tr_task *t)
 
 int tr__cut_short_slow(const tr_task *t, bool *task_level)
 {
+    return tr__cut_short_from(t, t->scope, task_level);
+}
+
+int tr__cut_short_from(const tr_task *t, const struct tr_scope *from, bool *task_level)
+{
     bool hold = shields_hold(t), cancelled = false, reached = true;
     int why = 0;
     /* The walk goes on past a cancelled scope: whether the task's own
      * cancellation reaches the call too decides the kill rung's delivery
      * (a task looping on -ECANCELED inside a cancelled scope must still be
      * killable at shutdown). */
-    for (const struct tr_scope *s = t->scope; s && reached; s = s->_parent) {
+    for (const struct tr_scope *s = from; s && reached; s = s->_parent) {
         scope_live_check(t, s);
         if (s->_shields > 0 && hold) {
             reached = false; /* a tr_shield_begin inside s keeps s and beyond out */
@@ -190,6 +195,8 @@ static void trigger(tr_engine *e, struct tr_scope *s, bool cancel)
     mark(s, cancel);
     if (s->_task->state == TR_TASK_PARKED)
         tr__wait_recheck(e, s->_task);
+    if (TR_UNLIKELY(s->_task->groups != NULL))
+        tr__groups_recheck(s->_task);
 }
 
 /* t's deadline timer stays armed with no scope left (it fires once for
@@ -229,6 +236,8 @@ static void deadline_fire(tr_engine *e, struct tr__timer *tm)
         (void)tr__timer_arm(e, tm, next);
     if (any && t->state == TR_TASK_PARKED)
         tr__wait_recheck(e, t);
+    if (any && TR_UNLIKELY(t->groups != NULL))
+        tr__groups_recheck(t);
 }
 
 /* Sets s's deadline (s not triggered); 0 removes it (the owner's timer
@@ -311,6 +320,9 @@ int tr_scope_exit(struct tr_scope *s)
     /* Only the task's innermost scope (so one it entered), with no shield
      * open inside it. */
     if (!s || t->scope != s || s->_shields > 0)
+        return -EINVAL;
+    /* A group initialised inside it must be waited for first. */
+    if (TR_UNLIKELY(t->groups != NULL) && tr__groups_in_scope(t, s))
         return -EINVAL;
     TR_ASSERT(s->_magic == TR_SCOPE_MAGIC && s->_task == t);
     /* Its deadline may be the one the owner's timer is armed for: it then

@@ -500,6 +500,12 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
     if (t->join_target && t->join_target->joiner == t)
         t->join_target->joiner = NULL;
     t->join_target = NULL;
+    if (TR_UNLIKELY(t->group != NULL))
+        tr__group_child_ended(e, t, killed ? -ECANCELED : result);
+    if (TR_UNLIKELY(t->groups != NULL)) {
+        TR_ASSERT(killed); /* returning owners released theirs (task_finish) */
+        tr__groups_orphan(e, t);
+    }
     tr__cancel_notify_end(e, t);
     tr__shutdown_task_ended(e, t);
     if (killed) {
@@ -511,6 +517,13 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
 static void task_finish(tr_task *t, int result)
 {
     tr_engine *e = t->e;
+    if (TR_UNLIKELY(t->groups != NULL)) {
+        /* G10: their children end before it does; its scopes (in frames
+         * that are gone too) are unlinked first, as at its end. */
+        if (t->scope)
+            tr__scopes_release(e, t);
+        tr__groups_release(t);
+    }
     tr__task_end(e, t, result, false);
     TR_ASSERT(e->sch.dying == NULL);
     e->sch.dying = t;

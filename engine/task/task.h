@@ -6,6 +6,8 @@
 #ifndef TR_TASK_H
 #define TR_TASK_H
 
+struct tr__group;
+
 #include "wait/wait.h"
 
 /* --------------------------------------------------------------- stacks */
@@ -141,8 +143,15 @@ struct tr_task {
     uint64_t parked_ns;          /* when it last parked (the pass's clock) */
     struct tr_task *joiner;      /* the task parked in tr_join on us */
     struct tr_task *join_target; /* as a joiner: the task we wait for */
-    void *asan_fake;             /* ASan fake stack of this task, while switched out */
-    void *tsan_fiber;            /* its TSan fiber (TSan builds) */
+    struct tr__group *group;     /* the group it is a child of (structure/group.c) */
+    struct tr__link group_link;  /* in that group's children */
+    struct tr__group *groups;    /* the groups it owns, not yet waited for */
+#if defined(__SANITIZE_ADDRESS__)
+    void *asan_fake; /* ASan fake stack of this task, while switched out */
+#endif
+#if defined(__SANITIZE_THREAD__)
+    void *tsan_fiber; /* its TSan fiber */
+#endif
     char name[TR_NAME_MAX];
 };
 
@@ -229,6 +238,20 @@ int tr__cut_return(tr_task *t);
 /* t resumed in a blocking call with a real result while something may cut
  * its calls short: only the kill rung's delivery. */
 void tr__cut_note(tr_task *t);
+/* Groups (structure/group.c): t, a child, ends with result; t, an owner,
+ * ends with groups not waited for (on its stack: cancels their children
+ * and waits for them); t's calls may now be cut short (cancel its groups
+ * whose context is); t, an owner, is killed (its children forget it). */
+void tr__group_child_ended(tr_engine *e, tr_task *t, int result);
+void tr__groups_release(tr_task *t);
+void tr__groups_recheck(tr_task *t);
+void tr__groups_orphan(tr_engine *e, tr_task *t);
+/* Was a live group of t initialised inside its scope s? */
+bool tr__groups_in_scope(const tr_task *t, const struct tr_scope *s);
+/* The cancellation predicate for calls made in the context of scope s of
+ * t and its enclosing ones (a group's children: s is the scope t was in at
+ * tr_group_init). */
+int tr__cut_short_from(const tr_task *t, const struct tr_scope *s, bool *task_level);
 /* G10: unlinks the scopes still entered when t ends (scope.c). */
 void tr__scopes_release(tr_engine *e, tr_task *t);
 /* Is a TR_SCOPE_SHIELD scope of t entered (the dump's "shielded")? */

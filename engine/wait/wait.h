@@ -76,6 +76,8 @@ extern const struct tr__wait_kind tr__wk_event, tr__wk_sem, tr__wk_mutex, tr__wk
 extern const struct tr__wait_kind tr__wk_chan_send, tr__wk_chan_recv; /* structure/chan.c */
 #define TR_WAIT_CHAN_SEND (&tr__wk_chan_send)
 #define TR_WAIT_CHAN_RECV (&tr__wk_chan_recv)
+extern const struct tr__wait_kind tr__wk_group; /* structure/group.c */
+#define TR_WAIT_GROUP (&tr__wk_group)
 
 /* ----------------------------------------------------------- wait queues */
 

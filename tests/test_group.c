@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: task groups (DESIGN section 8, G10): the owner waits for
+ * every child; the first real failure cancels the others and is what the
+ * wait returns, a cancellation never masks it; an owner cut short while
+ * waiting (cancel, deadline) cancels the children and still waits for all;
+ * the scopes enclosing tr_group_init cancel the children when they
+ * trigger; spawning into a cancelling group is refused and the child never
+ * runs; failures are listed in completion order; an owner that returns
+ * without waiting has its children cancelled and ended first (counted);
+ * misuse is -EPERM/-EINVAL. No timing assertions: children wait for an
+ * hour or for an event, and deadlines are only "passed" or "an hour".
+ */
+#define _GNU_SOURCE
+#include "tr_harness.h"
+#include "tr_test_task.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define HOUR (3600ull * 1000000000ull)
+
+static int g_seq; /* order of ends */
+
+struct kid {
+    int mode; /* what the child does */
+    int result;
+    int ended_at;
+    bool ran;
+};
+
+enum { K_OK, K_FAIL_AFTER_YIELD, K_SLEEP, K_FAIL_ON_CANCEL, K_FAIL_NOW };
+
+static int fn_kid(void *p)
+{
+    struct kid *k = p;
+    k->ran = true;
+    int r = 0;
+    switch (k->mode) {
+    case K_OK:
+        r = tr_yield();
+        break;
+    case K_FAIL_AFTER_YIELD:
+        (void)tr_yield();
+        r = -EIO;
+        break;
+    case K_SLEEP:
+        r = tr_sleep_ns(HOUR);
+        break;
+    case K_FAIL_ON_CANCEL:
+        /* Cut short, it fails for real: that must not be masked. */
+        r = tr_sleep_ns(HOUR) == -ECANCELED ? -ENOSPC : 0;
+        break;
+    case K_FAIL_NOW:
+        r = -EPROTO;
+        break;
+    }
+    k->result = r;
+    k->ended_at = ++g_seq;
+    return r;
+}
+
+static int spawn_kids(struct tr_group *g, struct kid *k, int n)
+{
+    for (int i = 0; i < n; i++)
+        TCHECK_EQ(tr_group_spawn(g, fn_kid, &k[i], NULL), 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------- basics */
+
+static int fn_all_ok(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    struct kid k[5];
+    memset(k, 0, sizeof(k));
+    TCHECK_EQ(tr_group_init(&g), 0);
+    spawn_kids(&g, k, 5);
+    TCHECK_EQ(tr_group_wait(&g), 0);
+    for (int i = 0; i < 5; i++)
+        TCHECK(k[i].ran && k[i].result == 0);
+    TCHECK_EQ(tr_group_failures(&g, NULL, 0), 0);
+    TCHECK_EQ(tr_group_wait(&g), -EINVAL); /* done */
+    TCHECK_EQ(tr_group_init(&g), 0);       /* may be used again */
+    TCHECK_EQ(tr_group_wait(&g), 0);       /* no children: at once */
+    return 0;
+}
+
+static void test_group_all_ok(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_all_ok, NULL), 0);
+}
+
+/* The first real failure cancels the others; their -ECANCELED is no
+ * failure; the wait returns the failure. */
+static int fn_first_failure(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    struct kid k[3] = {{.mode = K_SLEEP}, {.mode = K_FAIL_AFTER_YIELD}, {.mode = K_SLEEP}};
+    TCHECK_EQ(tr_group_init(&g), 0);
+    spawn_kids(&g, k, 3);
+    TCHECK_EQ(tr_group_wait(&g), -EIO);
+    TCHECK_EQ(k[0].result, -ECANCELED);
+    TCHECK_EQ(k[2].result, -ECANCELED);
+    struct tr_failure f[4];
+    TCHECK_EQ(tr_group_failures(&g, f, 4), 1);
+    TCHECK_EQ(f[0].result, -EIO);
+    TCHECK(strncmp(f[0].name, "task-", 5) == 0);
+    struct kid late = {.mode = K_OK};
+    TCHECK_EQ(tr_group_spawn(&g, fn_kid, &late, NULL), -EINVAL); /* done */
+    TCHECK(tstats().group_failures >= 1);
+    return 0;
+}
+
+static void test_group_first_failure_cancels_the_rest(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_first_failure, NULL), 0);
+}
+
+/* A cancelling group refuses new children: they never run. Failures are
+ * listed in completion order, all of them counted. */
+static int fn_cancelling_refuses(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    struct kid k[2] = {{.mode = K_FAIL_NOW}, {.mode = K_SLEEP}};
+    TCHECK_EQ(tr_group_init(&g), 0);
+    spawn_kids(&g, k, 2);
+    TCHECK_EQ(tr_yield(), 0); /* k0 fails: the group is cancelling */
+    struct kid late = {.mode = K_OK};
+    TCHECK_EQ(tr_group_spawn(&g, fn_kid, &late, NULL), -ECANCELED);
+    TCHECK_EQ(tr_group_wait(&g), -EPROTO);
+    TCHECK(!late.ran);
+    /* Ten children failing at once: completion order, ten counted. */
+    struct kid many[10];
+    for (int i = 0; i < 10; i++)
+        many[i] = (struct kid){.mode = K_FAIL_NOW};
+    TCHECK_EQ(tr_group_init(&g), 0);
+    spawn_kids(&g, many, 10);
+    TCHECK_EQ(tr_group_wait(&g), -EPROTO);
+    struct tr_failure f[TR_GROUP_FAILURES];
+    /* each fails for real, cancelled or not: none of them masked */
+    TCHECK_EQ(tr_group_failures(&g, f, TR_GROUP_FAILURES), 10);
+    return 0;
+}
+
+static void test_group_cancelling_refuses_spawn(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_cancelling_refuses, NULL), 0);
+}
+
+/* ------------------------------------------------ the owner cut short */
+
+struct owner_ctx {
+    struct kid k[3];
+    int wait_res, exit_res;
+    tr_task *owner;
+};
+
+static int fn_owner_waits(void *p)
+{
+    struct owner_ctx *c = p;
+    struct tr_group g;
+    TCHECK_EQ(tr_group_init(&g), 0);
+    spawn_kids(&g, c->k, 3);
+    c->wait_res = tr_group_wait(&g);
+    return 0;
+}
+
+/* Cancelled while it waits: the children are cancelled, the wait goes on
+ * until all ended and returns -ECANCELED — or the real failure of a child
+ * that fails when cancelled (never masked). */
+static int fn_owner_cancelled(void *p)
+{
+    struct owner_ctx *c = p;
+    tr_task *o;
+    TCHECK_EQ(tr_spawn(NULL, &o, fn_owner_waits, c, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        TCHECK_EQ(tr_yield(), 0);
+    TCHECK(tr__task_parked_on(o, TR_WAIT_GROUP));
+    TCHECK_EQ(tr_cancel(o), 0);
+    TCHECK_EQ(tr_join(o, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        TCHECK(c->k[i].ended_at > 0); /* all ended before the owner returned */
+    return 0;
+}
+
+static void test_group_owner_cancelled_waits_for_all(void **state)
+{
+    (void)state;
+    struct owner_ctx c = {.k = {{.mode = K_SLEEP}, {.mode = K_SLEEP}, {.mode = K_SLEEP}}};
+    assert_int_equal(tt_run(fn_owner_cancelled, &c), 0);
+    assert_int_equal(c.wait_res, -ECANCELED);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(c.k[i].result, -ECANCELED);
+
+    struct owner_ctx d = {.k = {{.mode = K_SLEEP}, {.mode = K_FAIL_ON_CANCEL}, {.mode = K_SLEEP}}};
+    assert_int_equal(tt_run(fn_owner_cancelled, &d), 0);
+    assert_int_equal(d.wait_res, -ENOSPC); /* not masked by -ECANCELED */
+}
+
+/* A deadline of the scope around the group: it fires while the owner
+ * sleeps (not waiting on the group): the children are cancelled then;
+ * the owner's wait returns -ETIMEDOUT, its scope's exit too. */
+static int fn_scope_deadline(void *p)
+{
+    struct owner_ctx *c = p;
+    struct tr_scope s;
+    TCHECK_EQ(tr_scope_enter(&s, tr_now_ns() + 2000000ull, 0), 0);
+    struct tr_group g;
+    TCHECK_EQ(tr_group_init(&g), 0);
+    spawn_kids(&g, c->k, 3);
+    TCHECK_EQ(tr_scope_exit(&s), -EINVAL); /* the group inside must be waited for first */
+    TCHECK_EQ(tr_sleep_ns(HOUR), -ETIMEDOUT);
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_yield(), -ETIMEDOUT); /* level-triggered; the children end meanwhile */
+    c->wait_res = tr_group_wait(&g);
+    c->exit_res = tr_scope_exit(&s);
+    return 0;
+}
+
+static void test_group_enclosing_deadline_cancels_children(void **state)
+{
+    (void)state;
+    struct owner_ctx c = {.k = {{.mode = K_SLEEP}, {.mode = K_SLEEP}, {.mode = K_SLEEP}}};
+    assert_int_equal(tt_run(fn_scope_deadline, &c), 0);
+    assert_int_equal(c.wait_res, -ETIMEDOUT);
+    assert_int_equal(c.exit_res, -ETIMEDOUT);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(c.k[i].result, -ECANCELED);
+}
+
+/* ---------------------------------------------------- others, misuse */
+
+struct cancel_ctx {
+    struct tr_group *g;
+    int res_spawn, res_wait;
+};
+
+static int fn_other(void *p)
+{
+    struct cancel_ctx *c = p;
+    struct kid k = {.mode = K_OK};
+    c->res_spawn = tr_group_spawn(c->g, fn_kid, &k, NULL);
+    c->res_wait = tr_group_wait(c->g);
+    return tr_group_cancel(c->g);
+}
+
+static int fn_cancel_by_other(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    struct kid k[2] = {{.mode = K_SLEEP}, {.mode = K_SLEEP}};
+    TCHECK_EQ(tr_group_init(&g), 0);
+    spawn_kids(&g, k, 2);
+    struct cancel_ctx c = {.g = &g};
+    tr_task *t;
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_other, &c, NULL), 0);
+    int r = -1;
+    TCHECK_EQ(tr_join(t, &r), 0);
+    TCHECK_EQ(r, 0);
+    TCHECK_EQ(c.res_spawn, -EPERM); /* only the owner */
+    TCHECK_EQ(c.res_wait, -EPERM);
+    TCHECK_EQ(tr_group_wait(&g), 0); /* cancelled children are no failures */
+    TCHECK_EQ(k[0].result, -ECANCELED);
+    TCHECK_EQ(tr_group_spawn(NULL, fn_kid, NULL, NULL), -EINVAL);
+    TCHECK_EQ(tr_group_init(NULL), -EINVAL);
+    return 0;
+}
+
+static void test_group_cancel_by_another_task(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_cancel_by_other, NULL), 0);
+    struct tr_group g;
+    assert_int_equal(tr_group_init(&g), -EPERM); /* outside a task */
+}
+
+/* G10: an owner that returns without waiting has its children cancelled
+ * and ended before it ends; counted, and named in the report. */
+static struct kid g_left[3];
+static int g_owner_ended_at;
+
+static int fn_leaves(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    TCHECK_EQ(tr_group_init(&g), 0);
+    for (int i = 0; i < 3; i++)
+        g_left[i] = (struct kid){.mode = K_SLEEP};
+    spawn_kids(&g, g_left, 3);
+    return 0; /* without tr_group_wait */
+}
+
+static int fn_watch_leaver(void *p)
+{
+    (void)p;
+    tr_task *o;
+    TCHECK_EQ(tr_spawn(NULL, &o, fn_leaves, NULL, NULL), 0);
+    TCHECK_EQ(tr_join(o, NULL), 0);
+    g_owner_ended_at = ++g_seq;
+    TCHECK_EQ(tstats().groups_abandoned, 1);
+    return 0;
+}
+
+static void test_group_owner_returns_without_waiting(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_watch_leaver, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g_left[i].result, -ECANCELED);
+        assert_true(g_left[i].ended_at < g_owner_ended_at);
+    }
+}
+
+/* The dump names the owner's group wait. */
+static int fn_dump(void *p)
+{
+    (void)p;
+    struct owner_ctx c = {.k = {{.mode = K_SLEEP}, {.mode = K_SLEEP}, {.mode = K_SLEEP}}};
+    tr_task *o;
+    struct tr_spawn_opts so = {.name = "owner"};
+    TCHECK_EQ(tr_spawn(NULL, &o, fn_owner_waits, &c, &so), 0);
+    for (int i = 0; i < 4; i++)
+        TCHECK_EQ(tr_yield(), 0);
+    FILE *f = tmpfile();
+    TCHECK(f != NULL);
+    TCHECK(tr_engine_dump(tr_self_engine(), fileno(f)) == 5);
+    char buf[8192];
+    size_t n = (size_t)pread(fileno(f), buf, sizeof(buf) - 1, 0);
+    buf[n] = 0;
+    fclose(f);
+    TCHECK(strstr(buf, "group-wait") != NULL);
+    TCHECK(strstr(buf, "children=3") != NULL);
+    TCHECK_EQ(tr_cancel(o), 0);
+    TCHECK_EQ(tr_join(o, NULL), 0);
+    return 0;
+}
+
+static void test_group_dump(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_dump, NULL), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_group_all_ok),
+        cmocka_unit_test(test_group_first_failure_cancels_the_rest),
+        cmocka_unit_test(test_group_cancelling_refuses_spawn),
+        cmocka_unit_test(test_group_owner_cancelled_waits_for_all),
+        cmocka_unit_test(test_group_enclosing_deadline_cancels_children),
+        cmocka_unit_test(test_group_cancel_by_another_task),
+        cmocka_unit_test(test_group_owner_returns_without_waiting),
+        cmocka_unit_test(test_group_dump),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
