@@ -641,16 +641,15 @@ static void child_trim(void)
         say("no guard regions: the trim's slabs have guard pages or none\n");
         _exit(CHILD_SKIP);
     }
-    /* The trimmed stack goes to the head of the pool: the next spawn's. */
+    /* The trimmed stack is made the next spawn's: the only one pooled (the
+     * lists are cut down to it; the others are forgotten: the child
+     * exits). */
     tg_target = &sl->stacks[TR_SLAB_STACKS / 2];
-    struct tr_stack **pp = &e->stk.pool;
-    for (unsigned i = 0; *pp && *pp != tg_target && i < e->stk.pool_len; i++)
-        pp = &(*pp)->next_free;
-    if (*pp != tg_target)
+    if (!tg_target->pooled || !tg_target->advised)
         _exit(97);
-    *pp = tg_target->next_free;
-    tg_target->next_free = e->stk.pool;
-    e->stk.pool = tg_target;
+    e->stk.pool = e->stk.pool_tail = NULL;
+    e->stk.cold = tg_target;
+    tg_target->next_free = NULL;
     struct tr_spawn_opts o = {.name = "after-trim"};
     if (tr_spawn(e, NULL, tg_overflow, NULL, &o) != 0)
         _exit(98);

@@ -141,13 +141,16 @@ struct tr__ring_state {
 
 /* stack.c */
 struct tr__stacks {
-    size_t size;           /* the default stack size */
-    struct tr_stack *pool; /* free default-size stacks */
-    unsigned pool_len;
+    size_t size; /* the default stack size */
+    /* Free default-size stacks: those that keep their pages on the
+     * resident list (most recently freed first, so its tail is the
+     * oldest), those without on the cold one. */
+    struct tr_stack *pool, *pool_tail, *cold;
+    unsigned pool_len; /* on either list */
     struct tr_slab *slabs;
-    bool trim_owed;   /* tr__stack_trim has slabs to give back... */
+    bool trim_owed;   /* tr__stack_trim has stacks to give back... */
     uint64_t trim_at; /* ...from then on (pass_ns clock) */
-    size_t advised;   /* pool stacks in advised slabs (pages given back) */
+    size_t advised;   /* pooled stacks on the cold list */
 };
 
 /* task.c and loop.c: who runs, in which order. */

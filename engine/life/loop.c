@@ -151,7 +151,7 @@ static int decide(tr_engine *e, int *ret)
          * read that completes meanwhile starts a shutdown, which ends the
          * deadlock: then the loop goes on. */
         if (e->sw.inflight == 0 && tr__ring_cq_empty(e) && tr__ring_sq_pending(e) == 0) {
-            tr__stack_trim(e, UINT32_MAX);
+            tr__stack_trim(e, UINT32_MAX, true);
             *ret = idle ? 0 : -EDEADLK;
             return 1;
         }
@@ -185,7 +185,7 @@ static int enter_and_wait(tr_engine *e)
      * has lasted a while: wake up for it if need be. */
     if (TR_UNLIKELY(e->stk.trim_owed)) {
         if (e->sch.pass_ns >= e->stk.trim_at)
-            tr__stack_trim(e, TR_TRIM_PER_WAIT);
+            tr__stack_trim(e, TR_TRIM_PER_WAIT, false);
         /* More owed now (the call's bound) does not wait: the next pass
          * trims on, between whatever comes in. */
         if (e->stk.trim_owed)

@@ -310,13 +310,17 @@ static int slab_create(tr_engine *e)
     }
     sl->guard = (uint8_t)guard_install(sl->map, stride, TR_SLAB_STACKS);
     sl->nfree = TR_SLAB_STACKS;
-    for (unsigned i = 0; i < TR_SLAB_STACKS; i++) {
+    /* Never touched: no pages yet, so on the cold list (taken in address
+     * order), costing the trim nothing. */
+    for (unsigned i = TR_SLAB_STACKS; i-- > 0;) {
         struct tr_stack *s = &sl->stacks[i];
         s->slab = sl;
         stack_init(e, s, slab_stack_lo(sl, i, size), size, sl->guard);
-        s->next_free = e->stk.pool;
-        e->stk.pool = s;
+        s->pooled = s->advised = true;
+        s->next_free = e->stk.cold;
+        e->stk.cold = s;
         e->stk.pool_len++;
+        e->stk.advised++;
     }
     sl->next = e->stk.slabs;
     e->stk.slabs = sl;
@@ -336,27 +340,73 @@ static void canary_arm(struct tr_stack *s)
         w[i] = tr__stack_canary_word;
 }
 
+/* ---- the pool's two lists ------------------------------------------------------ */
+
+static void resident_unlink(tr_engine *e, struct tr_stack *s)
+{
+    if (s->prev_free)
+        s->prev_free->next_free = s->next_free;
+    else
+        e->stk.pool = s->next_free;
+    if (s->next_free)
+        s->next_free->prev_free = s->prev_free;
+    else
+        e->stk.pool_tail = s->prev_free;
+    s->next_free = s->prev_free = NULL;
+    TR_ASSERT(s->slab->nres > 0);
+    s->slab->nres--;
+}
+
+static void resident_push(tr_engine *e, struct tr_stack *s)
+{
+    s->prev_free = NULL;
+    s->next_free = e->stk.pool;
+    if (e->stk.pool)
+        e->stk.pool->prev_free = s;
+    else
+        e->stk.pool_tail = s;
+    e->stk.pool = s;
+    s->slab->nres++;
+}
+
+/* A resident pooled stack's pages are given back: to the cold list. */
+static void make_cold(tr_engine *e, struct tr_stack *s)
+{
+    TR_ASSERT(s->pooled && !s->advised);
+    resident_unlink(e, s);
+    s->advised = true;
+    s->next_free = e->stk.cold;
+    e->stk.cold = s;
+    e->stk.advised++;
+}
+
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
 {
     if (TR_FAULT(TR_FS_ALLOC))
         return -ENOMEM;
     if (size == e->stk.size) {
-        if (!e->stk.pool) {
+        /* Warm first (the most recently freed), then cold ones, then a
+         * new slab. */
+        if (!e->stk.pool && !e->stk.cold) {
             int err = slab_create(e);
             if (err)
                 return err;
         }
         struct tr_stack *s = e->stk.pool;
-        e->stk.pool = s->next_free;
-        e->stk.pool_len--;
-        s->next_free = NULL;
-        TR_ASSERT(s->slab->nfree > 0);
-        if (s->advised) {
-            /* Its pages come back as they are touched. */
-            TR_ASSERT(e->stk.advised > 0);
-            e->stk.advised--;
+        if (s) {
+            resident_unlink(e, s);
+        } else {
+            s = e->stk.cold;
+            e->stk.cold = s->next_free;
+            s->next_free = NULL;
+            TR_ASSERT(s->advised && e->stk.advised > 0);
+            e->stk.advised--; /* its pages come back as they are touched */
             s->advised = false;
         }
+        TR_ASSERT(s->pooled && !s->advised);
+        s->pooled = false;
+        e->stk.pool_len--;
+        TR_ASSERT(s->slab->nfree > 0);
         s->slab->advised = false; /* no longer wholly given back */
         s->slab->nfree--;
         canary_arm(s);
@@ -384,22 +434,20 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
 
 uint64_t tr__stack_idle_trim_ns = TR_STACK_IDLE_TRIM_NS;
 
-/* When the pool stack s will have stayed there for the idle trim's delay. */
-static uint64_t stack_ripe(const struct tr_stack *s)
+static uint64_t add_sat(uint64_t a, uint64_t b)
 {
-    uint64_t d = tr__stack_idle_trim_ns;
-    return s->free_since > UINT64_MAX - d ? UINT64_MAX : s->free_since + d;
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* Pool stacks that keep their pages. */
+/* Pooled stacks that keep their pages (the resident list). */
 static size_t resident(const tr_engine *e)
 {
     TR_ASSERT(e->stk.advised <= e->stk.pool_len);
     return e->stk.pool_len - e->stk.advised;
 }
 
-/* More pool stacks keep their pages than the cap, by at least a slab: one
- * wholly free slab can go back to the kernel. */
+/* More pooled stacks keep their pages than the cap, by at least a slab:
+ * one wholly free slab can go back to the kernel. */
 static bool surplus(const tr_engine *e)
 {
     return resident(e) > TR_STACK_POOL_MAX + TR_SLAB_STACKS;
@@ -424,10 +472,10 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
         return;
     }
     struct tr_slab *sl = s->slab;
-    TR_ASSERT(!s->advised);
-    s->next_free = e->stk.pool;
+    TR_ASSERT(!s->pooled && !s->advised);
+    s->pooled = true;
     s->free_since = e->sch.pass_ns;
-    e->stk.pool = s;
+    resident_push(e, s);
     e->stk.pool_len++;
     sl->nfree++;
     TR_ASSERT(sl->nfree <= TR_SLAB_STACKS);
@@ -435,69 +483,82 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
      * of its time). The engine trims when it is about to wait, once the
      * surplus has lasted (a burst of ends, such as a cancel, must not pay
      * for it either). */
-    if (sl->nfree == TR_SLAB_STACKS && surplus(e))
-        trim_owe(e, e->sch.pass_ns + TR_STACK_TRIM_DELAY_NS);
-    else if (!e->stk.trim_owed && resident(e) > TR_STACK_POOL_HOT)
-        trim_owe(e, stack_ripe(s)); /* (an owed trim re-owes for the youngest it leaves) */
+    if (sl->nfree == TR_SLAB_STACKS) {
+        sl->free_since = e->sch.pass_ns;
+        if (surplus(e))
+            trim_owe(e, add_sat(sl->free_since, TR_STACK_TRIM_DELAY_NS));
+    }
+    if (!e->stk.trim_owed && resident(e) > TR_STACK_POOL_HOT)
+        trim_owe(e, add_sat(e->stk.pool_tail->free_since, tr__stack_idle_trim_ns));
 }
 
-/* Gives the pages of the usable part of s back (whole pages: a canary
- * stack's ends share pages with its neighbours). */
+/* Gives the pages of s back. Whole pages: a canary stack's ends share a
+ * page with its neighbours' (slab_stack_lo), which goes too when that
+ * neighbour is pooled (its canary is written again when it is handed
+ * out) or is none. */
 static void stack_advise(tr_engine *e, struct tr_stack *s)
 {
-    uintptr_t ps = page_size();
-    uintptr_t lo = ((uintptr_t)s->lo + ps - 1) & ~(ps - 1), hi = (uintptr_t)s->hi & ~(ps - 1);
+    uintptr_t ps = page_size(), lo = (uintptr_t)s->lo, hi = (uintptr_t)s->hi;
+    const struct tr_slab *sl = s->slab;
+    unsigned i = (unsigned)(s - sl->stacks);
+    if (s->guard == TR_GUARD_NONE) {
+        bool below_free = i == 0 || sl->stacks[i - 1].pooled;
+        bool above_free = i + 1 == TR_SLAB_STACKS || sl->stacks[i + 1].pooled;
+        lo = below_free ? lo & ~(ps - 1) : (lo + ps - 1) & ~(ps - 1);
+        hi = above_free ? (hi + ps - 1) & ~(ps - 1) : hi & ~(ps - 1);
+    }
     if (hi > lo)
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
-    s->advised = true;
-    e->stk.advised++;
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    make_cold(e, s);
 }
 
-void tr__stack_trim(tr_engine *e, unsigned max)
+void tr__stack_trim(tr_engine *e, unsigned max, bool returning)
 {
     if (!e->stk.trim_owed)
         return;
+    uint64_t now = e->sch.pass_ns + TR_TRIM_SLACK_NS, next = 0;
     unsigned n = 0, slab_max = max / TR_SLAB_COST + (max % TR_SLAB_COST != 0);
-    /* Beyond the pool's cap: wholly free slabs, one madvise each. Bounded
-     * by the slabs and by max calls, a slab's counting for TR_SLAB_COST. */
+    /* Beyond the pool's cap: wholly free slabs that have been so for
+     * TR_STACK_TRIM_DELAY_NS (any, when the engine's run returns: no burst
+     * of ends is to come), one madvise each. Bounded by the slabs and
+     * by slab_max calls. */
     for (struct tr_slab *sl = e->stk.slabs; sl && surplus(e); sl = sl->next) {
-        if (sl->nfree != TR_SLAB_STACKS || sl->advised)
+        if (sl->nfree != TR_SLAB_STACKS || sl->nres == 0)
             continue;
-        if (n == slab_max)
-            return; /* more owed: the next wait trims on */
+        uint64_t due = returning ? 0 : add_sat(sl->free_since, TR_STACK_TRIM_DELAY_NS);
+        if (now < due) {
+            next = next && next < due ? next : due;
+            continue;
+        }
+        if (n == slab_max) {
+            e->stk.trim_at = e->sch.pass_ns; /* more owed: the next wait trims on */
+            return;
+        }
         /* The mapping and its guard regions stay (MADV_DONTNEED keeps
          * guard markers), as do guard pages. */
-        madvise(sl->map, sl->map_len, MADV_DONTNEED);
+        (void)madvise(sl->map, sl->map_len, MADV_DONTNEED);
         sl->advised = true;
         for (unsigned i = 0; i < TR_SLAB_STACKS; i++)
-            if (!sl->stacks[i].advised) {
-                sl->stacks[i].advised = true;
-                e->stk.advised++;
-            }
+            if (!sl->stacks[i].advised)
+                make_cold(e, &sl->stacks[i]);
         n++;
     }
-    /* Beyond the hot set: each stack that has stayed in the pool for the
-     * idle delay, one madvise each. The pool is a stack (LIFO), so those
-     * past the hot set are the coldest, the oldest deepest. Bounded by the
-     * pool and by max calls; the next trim is owed when the youngest left
-     * comes of age. */
-    uint64_t now = e->sch.pass_ns, next = 0;
-    size_t warm = 0;
+    /* Beyond the hot set: the oldest pooled stacks (the resident list's
+     * tail) that have stayed pooled for the idle delay, one madvise each.
+     * Bounded by max calls; stops at the first one not ripe (all after
+     * it are younger), whose time the next trim is owed at. */
     n = 0;
-    for (struct tr_stack *s = e->stk.pool; s && resident(e) > TR_STACK_POOL_HOT; s = s->next_free) {
-        if (s->advised)
-            continue;
-        if (warm < TR_STACK_POOL_HOT) {
-            warm++;
-            continue;
-        }
-        uint64_t ripe = stack_ripe(s);
+    while (resident(e) > TR_STACK_POOL_HOT) {
+        struct tr_stack *s = e->stk.pool_tail;
+        uint64_t ripe = add_sat(s->free_since, tr__stack_idle_trim_ns);
         if (now < ripe) {
             next = next && next < ripe ? next : ripe;
-            continue;
+            break;
         }
-        if (n == max)
-            return; /* more owed (see above) */
+        if (n == max) {
+            e->stk.trim_at = e->sch.pass_ns;
+            return;
+        }
         stack_advise(e, s);
         n++;
     }
@@ -518,7 +579,7 @@ void tr__stack_pool_drain(tr_engine *e)
         munmap(sl->map, sl->map_len);
         free(sl);
     }
-    e->stk.pool = NULL;
+    e->stk.pool = e->stk.pool_tail = e->stk.cold = NULL;
     e->stk.pool_len = 0;
     e->stk.advised = 0;
 }

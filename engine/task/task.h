@@ -27,10 +27,11 @@ struct tr_stack {
     size_t map_len;       /* its length */
     void *lo, *hi;        /* the usable stack */
     uint8_t guard;        /* enum tr__guard: the page below lo */
-    bool advised;         /* in the pool with its pages given back (tr__stack_trim) */
+    bool pooled;          /* in the pool: on the resident list, or the cold one if advised */
+    bool advised;         /* pooled with its pages given back (or never touched) */
     unsigned vg_id;       /* valgrind stack id */
-    uint64_t free_since;  /* in the pool since then (pass_ns clock) */
-    struct tr_stack *next_free;
+    uint64_t free_since;  /* pooled since then (pass_ns clock) */
+    struct tr_stack *next_free, *prev_free; /* its pool list (the cold one: next only) */
 };
 
 #define TR_SLAB_STACKS 64
@@ -50,9 +51,11 @@ struct tr_slab {
     struct tr_slab *next;
     void *map;
     size_t map_len;
-    unsigned nfree; /* of its stacks, how many are in the pool */
-    uint8_t guard;  /* enum tr__guard, the same for all its stacks */
-    bool advised;   /* pages given back at once while wholly free (its stacks' advised too) */
+    unsigned nfree;      /* of its stacks, how many are in the pool */
+    uint8_t guard;       /* enum tr__guard, the same for all its stacks */
+    bool advised;        /* pages given back at once while wholly free (its stacks' advised too) */
+    unsigned nres;       /* of its stacks, how many are pooled and resident */
+    uint64_t free_since; /* wholly free since then (pass_ns clock), while nfree is all */
     struct tr_stack stacks[TR_SLAB_STACKS];
 };
 
@@ -65,7 +68,11 @@ void tr__stack_pool_drain(tr_engine *e);
  * takes 4 us here, a slab's 100 us: the loop bounds what one wait may
  * spend on it). */
 #define TR_SLAB_COST 16
-void tr__stack_trim(tr_engine *e, unsigned max);
+/* A trim is due this much before its time: the loop's clock is the coarse
+ * one (a jiffy, at most 4 ms at HZ 250), and a wait shorter than its step
+ * would wake to the same reading, over and over. */
+#define TR_TRIM_SLACK_NS 4000000ull
+void tr__stack_trim(tr_engine *e, unsigned max, bool returning);
 #define TR_STACK_TRIM_DELAY_NS 10000000ull /* 10 ms */
 /* The canary: the lowest 256 bytes of an unguarded stack hold this word,
  * random with no zero byte, chosen once per process (stack.c). Checked at
