@@ -44,11 +44,16 @@ __attribute__((noreturn, cold)) void tr__assert_fail(const char *expr, const cha
 
 /* The kernel fills read buffers behind valgrind's back: tell it, so that
  * memcheck needs no suppressions for them. Free without valgrind.h. */
+/* TR_VG_INIT_CHECK: caller storage the engine reads before it trusts it
+ * (an uninitialised scope or primitive, whose bytes are only compared):
+ * defined if addressable — memory that is not stays an error. */
 #if defined(TR_HAVE_VALGRIND_H)
 #include <valgrind/memcheck.h>
 #define TR_VG_DEFINED(p, n) ((void)VALGRIND_MAKE_MEM_DEFINED((p), (n)))
+#define TR_VG_INIT_CHECK(p, n) ((void)VALGRIND_MAKE_MEM_DEFINED_IF_ADDRESSABLE((p), (n)))
 #else
 #define TR_VG_DEFINED(p, n) ((void)0)
+#define TR_VG_INIT_CHECK(p, n) ((void)0)
 #endif
 
 #define TR_UNLIKELY(x) __builtin_expect(!!(x), 0)

@@ -279,7 +279,7 @@ int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
     /* Caller storage, usually uninitialised: what its bytes say is only
      * trusted when they name a live owner that entered it (scope_entered;
      * records are never freed while the engine lives). */
-    TR_VG_DEFINED(s, sizeof(*s));
+    TR_VG_INIT_CHECK(s, sizeof(*s));
     if (scope_entered(s))
         return -EINVAL;
     s->_parent = t->scope;

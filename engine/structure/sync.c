@@ -143,7 +143,7 @@ static void prim_init(struct tr__prim *p, unsigned magic)
  * storage, usually uninitialised: only compared, never followed. */
 static bool prim_busy(const struct tr__prim *p, unsigned magic)
 {
-    TR_VG_DEFINED(p, sizeof(*p));
+    TR_VG_INIT_CHECK(p, sizeof(*p));
     return p->_magic == magic && p->_engine != NULL && p->_q[1] != (const void *)p->_q &&
            p->_q[0] != (const void *)p->_q;
 }

@@ -378,9 +378,9 @@ static inline void record_zero(tr_task *t)
 {
     typedef uint64_t v2 __attribute__((vector_size(16), may_alias));
     enum { N = offsetof(struct tr_task, name) / sizeof(v2) };
-    _Static_assert(sizeof(struct tr_task) - offsetof(struct tr_task, name) <
-                       TR_NAME_MAX + _Alignof(struct tr_task),
-                   "the name is the record's last field: record_zero zeroes all before it");
+    _Static_assert(offsetof(struct tr_task, name) + TR_NAME_MAX == sizeof(struct tr_task),
+                   "the name is the record's last field, with nothing after it: "
+                   "record_zero zeroes all before it");
     v2 *p = (v2 *)(void *)t, z = {0, 0};
     for (size_t i = 0; i < N; i++) {
 #if defined(__x86_64__)
