@@ -507,10 +507,12 @@ static int th_spawner(void *p)
     for (int i = 0; i < TH_TASKS; i++)
         TCHECK_EQ(tr_join(kids[i], NULL), 0);
     TCHECK(e->stk.pool_len >= TH_TASKS);
-    /* Each sleep is a wait of the loop: the trim's time. Bounded: the
-     * trim takes at least one stack a wait. */
-    for (int i = 0; i < TH_TASKS && e->stk.trim_owed; i++)
-        TCHECK_EQ(tr_sleep_ns(1000), 0);
+    /* Each sleep is a wait of the loop, the trim's time (2 ms: long
+     * enough that the loop gets to wait even under valgrind; a timer due
+     * before the loop waits wakes the sleeper without a wait). Bounded:
+     * the trim takes 16 stacks a wait, some 100 waits. */
+    for (int i = 0; i < 1000 && e->stk.trim_owed; i++)
+        TCHECK_EQ(tr_sleep_ns(2000000), 0);
     TCHECK(!e->stk.trim_owed);
     size_t resident = e->stk.pool_len - e->stk.advised;
     TCHECK_EQ(resident, TR_STACK_POOL_HOT); /* the hot set stays warm, the rest went back */
