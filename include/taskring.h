@@ -180,6 +180,7 @@ struct tr_stats {
     uint64_t groups_abandoned;   /* groups whose owner ended without waiting: the
                                     engine cancelled and waited for their children */
     uint64_t group_failures;     /* children's real failures, in all groups */
+    uint64_t mutexes_left;       /* mutexes held by a task when it ended: handed on */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */
@@ -449,6 +450,8 @@ TR_API int tr_sem_release(struct tr_sem *s);
 struct tr_mutex {
     struct tr__prim _p;
     tr_task *_owner;
+    uint64_t _owner_id;          /* its task id (records are recycled) */
+    struct tr_mutex *_next_held; /* the owner's other mutexes */
 };
 TR_API int tr_mutex_init(struct tr_mutex *m);
 /* -EDEADLK if the caller holds it. */
@@ -456,7 +459,8 @@ TR_API int tr_mutex_lock(struct tr_mutex *m);
 /* -EBUSY when held (or when others wait for it), -EDEADLK by its owner. */
 TR_API int tr_mutex_trylock(struct tr_mutex *m);
 /* -EPERM if the caller is not the owner; hands the mutex to the first
- * waiter. Never cut short. */
+ * waiter. Never cut short. A task that ends (or is killed) holding
+ * mutexes has them handed on by the engine (counted in stats). */
 TR_API int tr_mutex_unlock(struct tr_mutex *m);
 
 struct tr_cond {

@@ -348,6 +348,96 @@ static void test_group_dump(void **state)
     assert_int_equal(tt_run(fn_dump, NULL), 0);
 }
 
+/* The kill rung and a group: the owner waits, a child ignores its
+ * cancellation and uses what the owner's frame gave it; the owner is not
+ * killed before the child (its stack holds the child's context), and the
+ * shutdown ends. */
+struct stubborn {
+    int on_owner_stack;
+    int touched;
+};
+
+static int fn_stubborn_child(void *p)
+{
+    struct stubborn *c = p;
+    /* Until killed (bounded all the same). */
+    for (long i = 0; i < 100000000L; i++) {
+        (void)tr_yield();
+        c->on_owner_stack++; /* the owner's frame: must still be there */
+        c->touched++;
+    }
+    return 0;
+}
+
+static int fn_group_owner_at_shutdown(void *p)
+{
+    (void)p;
+    struct stubborn c = {0};
+    struct tr_group g;
+    TCHECK_EQ(tr_group_init(&g), 0);
+    TCHECK_EQ(tr_group_spawn(&g, fn_stubborn_child, &c, NULL), 0);
+    struct tr_spawn_opts late = {.flags = TR_SPAWN_LATE};
+    TCHECK_EQ(tr_group_spawn(&g, fn_stubborn_child, &c, &late), -EINVAL); /* a LATE child */
+    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    (void)tr_group_wait(&g);
+    return 0;
+}
+
+static void test_group_kill_rung_spares_owner_until_children_end(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.grace_ms = 10;
+    cfg.kill_ms = 10;
+    cfg.report_fd = -1;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, fn_group_owner_at_shutdown, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.tasks_live, 0);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
+/* A cancelled task looping on an empty group's wait passes through the
+ * scheduler each time: another task keeps running meanwhile. */
+static int g_ticks;
+
+static int fn_ticker(void *p)
+{
+    (void)p;
+    for (int i = 0; i < 100; i++) {
+        g_ticks++;
+        TCHECK_EQ(tr_yield(), 0);
+    }
+    return 0;
+}
+
+static int fn_spin_wait(void *p)
+{
+    (void)p;
+    tr_task *t;
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_ticker, NULL, NULL), 0);
+    TCHECK_EQ(tr_cancel(tr_self()), 0);
+    int before = g_ticks;
+    for (int i = 0; i < 50; i++) {
+        struct tr_group g;
+        TCHECK_EQ(tr_group_init(&g), 0);
+        TCHECK_EQ(tr_group_wait(&g), -ECANCELED);
+    }
+    TCHECK(g_ticks >= before + 49); /* it ran between our waits */
+    (void)tr_join(t, NULL);
+    return 0;
+}
+
+static void test_group_cut_wait_yields(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_spin_wait, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +449,8 @@ int main(void)
         cmocka_unit_test(test_group_cancel_by_another_task),
         cmocka_unit_test(test_group_owner_returns_without_waiting),
         cmocka_unit_test(test_group_dump),
+        cmocka_unit_test(test_group_kill_rung_spares_owner_until_children_end),
+        cmocka_unit_test(test_group_cut_wait_yields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -713,6 +713,114 @@ static void test_sync_chan_args(void **state)
     assert_int_equal(tr_chan_destroy(ch), 0);
 }
 
+/* ------------------------------------------------- ends and shutdowns */
+
+/* A task that returns holding a mutex has it handed on by the engine: the
+ * waiter gets it (nothing hangs), counted. A mutex just handed over cannot
+ * be initialised again (-EBUSY). */
+static struct tr_mutex g_m;
+
+static int fn_lock_and_return(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_mutex_lock(&g_m), 0);
+    TCHECK_EQ(tr_yield(), 0); /* the other one queues for it */
+    return 0;                 /* without unlocking */
+}
+
+static int fn_lock_wait(void *p)
+{
+    int *got = p;
+    TCHECK_EQ(tr_mutex_lock(&g_m), 0);
+    *got = 1;
+    TCHECK_EQ(tr_mutex_unlock(&g_m), 0);
+    return 0;
+}
+
+static int fn_mutex_left(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_mutex_init(&g_m), 0);
+    int got = 0;
+    tr_task *a, *b;
+    TCHECK_EQ(tr_spawn(NULL, &a, fn_lock_and_return, NULL, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &b, fn_lock_wait, &got, NULL), 0);
+    TCHECK_EQ(tr_join(a, NULL), 0);
+    TCHECK_EQ(tr_join(b, NULL), 0);
+    TCHECK_EQ(got, 1);
+    TCHECK_EQ(tstats().mutexes_left, 1);
+    TCHECK(g_m._owner == NULL);
+    TCHECK_EQ(tr_mutex_lock(&g_m), 0);
+    TCHECK_EQ(tr_mutex_init(&g_m), -EBUSY); /* held: not initialised again */
+    TCHECK_EQ(tr_mutex_unlock(&g_m), 0);
+    TCHECK_EQ(tr_mutex_init(&g_m), 0);
+    return 0;
+}
+
+static void test_sync_mutex_left_by_a_task_is_handed_on(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_mutex_left, NULL), 0);
+}
+
+/* A shutdown while a condition waiter takes its mutex back from a holder
+ * that ignores -ECANCELED: the kill rung ends both (the taking back is
+ * never cut short, and must not hang the shutdown). */
+static struct tr_cond g_cv;
+
+static int fn_stubborn_holder(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_mutex_lock(&g_m), 0);
+    TCHECK_EQ(tr_cond_signal(&g_cv), 0); /* the waiter now waits for g_m */
+    for (long i = 0; i < 100000000L; i++)
+        (void)tr_yield(); /* ignores its cancellation: only killed (bounded all the same) */
+    return 0;
+}
+
+static int fn_cond_waiter_simple(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_mutex_lock(&g_m), 0);
+    (void)tr_cond_wait(&g_cv, &g_m);
+    return 0;
+}
+
+static int fn_shutdown_main(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_mutex_init(&g_m), 0);
+    TCHECK_EQ(tr_cond_init(&g_cv), 0);
+    tr_task *w, *h;
+    TCHECK_EQ(tr_spawn(NULL, &w, fn_cond_waiter_simple, NULL, NULL), 0);
+    settle();
+    TCHECK(tr__task_parked_on(w, TR_WAIT_COND));
+    TCHECK_EQ(tr_spawn(NULL, &h, fn_stubborn_holder, NULL, NULL), 0);
+    settle();
+    TCHECK(tr__task_parked_on(w, TR_WAIT_MUTEX));
+    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    return 0;
+}
+
+static void test_sync_shutdown_kills_cond_retake(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.grace_ms = 10;
+    cfg.kill_ms = 10;
+    cfg.report_fd = -1;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, fn_shutdown_main, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0); /* returns: nothing hangs */
+    tr_test_assert_clean();
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.tasks_live, 0);
+    assert_true(st.tasks_killed >= 2);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,6 +838,8 @@ int main(void)
         cmocka_unit_test(test_sync_chan_close),
         cmocka_unit_test(test_sync_chan_conservation),
         cmocka_unit_test(test_sync_chan_args),
+        cmocka_unit_test(test_sync_mutex_left_by_a_task_is_handed_on),
+        cmocka_unit_test(test_sync_shutdown_kills_cond_retake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,6 +182,11 @@ static void kill_task(tr_engine *e, tr_task *t)
             tr__wait_recheck(e, t);
         return;
     }
+    /* G10: an owner goes after its groups' children (its stack holds what
+     * they were given); they are killed meanwhile, and the last one's end
+     * wakes it. */
+    if (TR_UNLIKELY(t->groups != NULL) && tr__groups_live(t))
+        return;
     t->killed = true;
     if (t->state != TR_TASK_PARKED)
         return; /* READY: tr__run_task tears it down instead of running it */

@@ -88,11 +88,13 @@ static void gw_cancel(tr_engine *e, tr_task *t)
         group_cancel(gr);
 }
 
+/* The kill rung reaches an owner only once its children have all ended
+ * (shutdown.c's kill_task): its wait has been woken by then. Should it
+ * come earlier, the wait goes on (the children are killed meanwhile):
+ * their context lives on the owner's stack. */
 static void gw_kill(tr_engine *e, tr_task *t)
 {
-    (void)e;
-    group_of_wait(t)->waiting = false;
-    tr__task_wake(t, TR__WAKE_CUT); /* never resumed: tr__groups_orphan follows */
+    gw_cancel(e, t);
 }
 
 static void gw_describe(const tr_engine *e, const tr_task *t, char *buf, size_t len)
@@ -192,6 +194,10 @@ int tr_group_spawn(struct tr_group *g, tr_fn fn, void *arg, const struct tr_spaw
         return err;
     if (!fn)
         return -EINVAL;
+    /* A LATE child of an owner that is not would outlive it at shutdown
+     * (LATE tasks are cancelled once all others have ended). */
+    if (o && (o->flags & TR_SPAWN_LATE) && !self->late)
+        return -EINVAL;
     /* Level-triggered: its context may have been cut short since. */
     if (!gr->cancelling && tr__cut_short_from(self, gr->scope, NULL))
         group_cancel(gr);
@@ -244,6 +250,7 @@ int tr_group_wait(struct tr_group *g)
         return err;
     if (tr__task_in_prep(self))
         return -EPERM;
+    bool parked = gr->live > 0;
     wait_children(self, gr);
     /* The results go to the caller's struct: the record goes. */
     g->_first = gr->first;
@@ -255,7 +262,12 @@ int tr_group_wait(struct tr_group *g)
     group_free(self, gr);
     if (g->_first)
         return g->_first; /* a cancellation never masks a real error */
-    return tr__cut_short(self) ? tr__cut_return(self) : 0;
+    if (!tr__cut_short(self))
+        return 0;
+    /* Cut short: after a wait, the cut's answer; without one, a pass
+     * through the scheduler first (a task looping on it cannot starve
+     * the engine or escape the kill rung). */
+    return parked ? tr__cut_return(self) : tr__cancel_point(self);
 }
 
 size_t tr_group_failures(const struct tr_group *g, struct tr_failure *out, size_t max)
@@ -362,6 +374,14 @@ bool tr__groups_in_scope(const tr_task *t, const struct tr_scope *s)
 {
     for (const struct tr__group *gr = t->groups; gr; gr = gr->next)
         if (gr->scope == s)
+            return true;
+    return false;
+}
+
+bool tr__groups_live(const tr_task *t)
+{
+    for (const struct tr__group *gr = t->groups; gr; gr = gr->next)
+        if (gr->live > 0)
             return true;
     return false;
 }

@@ -67,8 +67,16 @@ static void sync_kill(tr_engine *e, tr_task *t)
 
 static void sync_cancel(tr_engine *e, tr_task *t)
 {
-    if (wait_of(t)->cancellable)
+    if (wait_of(t)->cancellable) {
         sync_kill(e, t);
+        return;
+    }
+    /* A condition's taking back of its mutex: never cut short, so the
+     * task's cancellation counts as delivered here — the kill rung may
+     * then end the wait (a holder that never lets go cannot hang a
+     * shutdown). */
+    if (tr__task_cancelled(t))
+        t->cancel_delivered = true;
 }
 
 static void sync_describe(const tr_engine *e, const tr_task *t, char *buf, size_t len)
@@ -98,6 +106,7 @@ static void sync_describe(const tr_engine *e, const tr_task *t, char *buf, size_
 
 static void sem_grant(struct tr_sem *s);
 static void mutex_hand_on(struct tr_mutex *m);
+static bool owned_by(const struct tr_mutex *m, const tr_task *t);
 
 /* A killed waiter that had been granted gives the grant on. */
 static void sem_reap(tr_engine *e, tr_task *t)
@@ -111,7 +120,7 @@ static void mutex_reap(tr_engine *e, tr_task *t)
 {
     (void)e;
     struct tr_mutex *m = (struct tr_mutex *)(void *)wait_of(t)->p;
-    if (t->wait_res == 0 && m->_owner == t)
+    if (t->wait_res == 0 && owned_by(m, t))
         mutex_hand_on(m);
 }
 
@@ -311,30 +320,72 @@ int tr_mutex_init(struct tr_mutex *m)
 {
     if (!m)
         return -EINVAL;
-    if (prim_busy(&m->_p, TR_MUTEX_MAGIC))
-        return -EBUSY;
+    if (prim_busy(&m->_p, TR_MUTEX_MAGIC) ||
+        (m->_p._magic == TR_MUTEX_MAGIC && m->_p._engine && m->_owner))
+        return -EBUSY; /* waited on, or held (perhaps just handed over) */
     prim_init(&m->_p, TR_MUTEX_MAGIC);
     m->_owner = NULL;
+    m->_owner_id = 0;
+    m->_next_held = NULL;
     return 0;
+}
+
+static bool owned_by(const struct tr_mutex *m, const tr_task *t)
+{
+    return m->_owner == t && m->_owner_id == t->id;
+}
+
+static void set_owner(struct tr_mutex *m, tr_task *t)
+{
+    m->_owner = t;
+    m->_owner_id = t->id;
+    m->_next_held = t->mutexes;
+    t->mutexes = m;
+}
+
+/* Off its owner's list of held mutexes (bounded by what it holds). */
+static void clear_owner(struct tr_mutex *m)
+{
+    tr_task *o = m->_owner;
+    TR_ASSERT(o != NULL);
+    for (struct tr_mutex **p = &o->mutexes; *p; p = &(*p)->_next_held)
+        if (*p == m) {
+            *p = m->_next_held;
+            break;
+        }
+    m->_next_held = NULL;
+    m->_owner = NULL;
+    m->_owner_id = 0;
 }
 
 /* The owner lets go: to the first waiter, or free. */
 static void mutex_hand_on(struct tr_mutex *m)
 {
-    m->_owner = queue_empty(&m->_p) ? NULL : wake_first(&m->_p, 0);
+    clear_owner(m);
+    if (!queue_empty(&m->_p))
+        set_owner(m, wake_first(&m->_p, 0));
+}
+
+void tr__mutexes_release(tr_engine *e, tr_task *t)
+{
+    /* Bounded by what it holds, each handed on. */
+    while (t->mutexes) {
+        e->st.mutexes_left++;
+        mutex_hand_on(t->mutexes);
+    }
 }
 
 /* Takes m for self (not its owner), parking in its queue while held. */
 static int mutex_take(tr_task *self, struct tr_mutex *m, bool cancellable)
 {
-    TR_ASSERT(m->_owner != self);
+    TR_ASSERT(!owned_by(m, self));
     if (!m->_owner) {
         TR_ASSERT(queue_empty(&m->_p));
-        m->_owner = self;
+        set_owner(m, self);
         return 0;
     }
     int r = prim_park(self, &m->_p, &tr__wk_mutex, NULL, cancellable);
-    TR_ASSERT(r != 0 || m->_owner == self); /* handed over by the unlock */
+    TR_ASSERT(r != 0 || owned_by(m, self)); /* handed over by the unlock */
     return r;
 }
 
@@ -344,7 +395,7 @@ int tr_mutex_lock(struct tr_mutex *m)
     int err = prim_use(m ? &m->_p : NULL, TR_MUTEX_MAGIC, &self);
     if (err)
         return err;
-    if (m->_owner == self)
+    if (owned_by(m, self))
         return -EDEADLK;
     err = tr__cancel_point(self);
     if (err)
@@ -358,11 +409,11 @@ int tr_mutex_trylock(struct tr_mutex *m)
     int err = prim_use(m ? &m->_p : NULL, TR_MUTEX_MAGIC, &self);
     if (err)
         return err;
-    if (m->_owner == self)
+    if (owned_by(m, self))
         return -EDEADLK;
     if (m->_owner)
         return -EBUSY;
-    m->_owner = self;
+    set_owner(m, self);
     return 0;
 }
 
@@ -372,7 +423,7 @@ int tr_mutex_unlock(struct tr_mutex *m)
     int err = prim_use(m ? &m->_p : NULL, TR_MUTEX_MAGIC, &self);
     if (err)
         return err;
-    if (m->_owner != self)
+    if (!owned_by(m, self))
         return -EPERM;
     mutex_hand_on(m);
     return 0;
@@ -400,7 +451,7 @@ int tr_cond_wait(struct tr_cond *c, struct tr_mutex *m)
     err = prim_use(m ? &m->_p : NULL, TR_MUTEX_MAGIC, &mself);
     if (err)
         return err;
-    if (m->_owner != self)
+    if (!owned_by(m, self))
         return -EPERM;
     /* Cut short before it waits: m was never let go. */
     err = tr__cancel_point(self);

@@ -500,6 +500,8 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
     if (t->join_target && t->join_target->joiner == t)
         t->join_target->joiner = NULL;
     t->join_target = NULL;
+    if (TR_UNLIKELY(t->mutexes != NULL))
+        tr__mutexes_release(e, t); /* nobody else could ever unlock them */
     if (TR_UNLIKELY(t->group != NULL))
         tr__group_child_ended(e, t, killed ? -ECANCELED : result);
     if (TR_UNLIKELY(t->groups != NULL)) {

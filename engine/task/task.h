@@ -153,6 +153,7 @@ struct tr_task {
     struct tr__group *group;     /* the group it is a child of (structure/group.c) */
     struct tr__link group_link;  /* in that group's children */
     struct tr__group *groups;    /* the groups it owns, not yet waited for */
+    struct tr_mutex *mutexes;    /* the mutexes it holds (structure/sync.c) */
 #if defined(__SANITIZE_ADDRESS__)
     void *asan_fake; /* ASan fake stack of this task, while switched out */
 #endif
@@ -253,6 +254,10 @@ void tr__group_child_ended(tr_engine *e, tr_task *t, int result);
 void tr__groups_release(tr_task *t);
 void tr__groups_recheck(tr_task *t);
 void tr__groups_orphan(tr_engine *e, tr_task *t);
+/* t ends holding mutexes: each is handed on (sync.c). */
+void tr__mutexes_release(tr_engine *e, tr_task *t);
+/* Has a group of t children that have not ended? */
+bool tr__groups_live(const tr_task *t);
 /* Was a live group of t initialised inside its scope s? */
 bool tr__groups_in_scope(const tr_task *t, const struct tr_scope *s);
 /* The cancellation predicate for calls made in the context of scope s of
