@@ -145,6 +145,8 @@ static int fn_cancelling_refuses(void *p)
     struct tr_failure f[TR_GROUP_FAILURES];
     /* each fails for real, cancelled or not: none of them masked */
     TCHECK_EQ(tr_group_failures(&g, f, TR_GROUP_FAILURES), 10);
+    for (int i = 0; i + 1 < TR_GROUP_FAILURES; i++) /* completion order: they ran in spawn order */
+        TCHECK(f[i].task_id < f[i + 1].task_id && f[i].result == -EPROTO);
     return 0;
 }
 
