@@ -134,6 +134,7 @@ struct tr_task {
     bool late;             /* TR_SPAWN_LATE */
     bool internal;         /* the engine's own task (at-shutdown hooks) */
     bool detached;
+    bool dl_idle;              /* dl_tm armed with no scope left (counted in e->tm.idle) */
     int shield;                /* shield depth */
     struct tr__timer sleep_tm; /* tr_sleep_ns's timer */
     /* Cold. */
@@ -141,12 +142,11 @@ struct tr_task {
     struct tr_scope *scope;    /* the innermost entered scope (structure/scope.c) */
     unsigned scopes_triggered; /* entered scopes that have triggered (TR_ATTN_SCOPE) */
     unsigned nscopes;          /* entered scopes: t->scope's chain length */
-    bool dl_idle;              /* dl_tm armed with no scope left (counted in e->tm.idle) */
     unsigned scope_epoch;      /* + 1 when the engine unlinks its scopes (scope.c) */
     unsigned shield_base;      /* tr_shield_begin depth opened outside every scope */
+    int result;
     tr_fn fn;
     void *arg;
-    int result;
     uint64_t parked_ns;          /* when it last parked (the pass's clock) */
     struct tr_task *joiner;      /* the task parked in tr_join on us */
     struct tr_task *join_target; /* as a joiner: the task we wait for */
