@@ -243,7 +243,8 @@ struct tr_engine {
     /* Tasks that ended with scopes entered (G10), named in the report. */
     unsigned nscopes_left;
     struct tr__sd_name scopes_left[TR_SD_NAMES];
-    unsigned ngroups_left; /* owners that returned with groups not waited for */
+    struct tr__link groups; /* every live group's record (group.c) */
+    unsigned ngroups_left;  /* owners that returned with groups not waited for */
     struct tr__sd_name groups_left[TR_SD_NAMES];
     /* After a finished shutdown (sd.phase DONE): a later run may start the
      * next one (sd_next_ok, set at that run's start), and a signal read in

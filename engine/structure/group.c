@@ -44,12 +44,14 @@
 
 struct tr__group {
     tr_task *owner;
+    struct tr__link elink;    /* in its engine's list of live groups */
     struct tr__group *next;   /* the owner's other live groups */
     struct tr_group *g;       /* the caller's struct (its frame may be gone: see above) */
     struct tr_scope *scope;   /* the owner's innermost scope at init: the children's context */
     struct tr__link children; /* the live ones */
     unsigned live;
     bool cancelling, waiting;
+    bool context_cut; /* cancelled because its context cut the owner short */
     int first;
     size_t nfail;
     struct tr_failure fail[TR_GROUP_FAILURES];
@@ -59,11 +61,21 @@ _Static_assert(sizeof(((struct tr_failure *)0)->name) == TR_NAME_MAX, "task name
 
 static void group_cancel(struct tr__group *gr)
 {
+    TR_ASSERT(!gr->cancelling);
     gr->cancelling = true;
     /* Bounded by the live children; a cancel never unlinks one (it ends
      * later, in its own time). */
     for (struct tr__link *l = gr->children.next; l != &gr->children; l = l->next)
         (void)tr_cancel(tr__container_of(l, tr_task, group_link));
+}
+
+/* The owner's context cut it short while the group had children to
+ * cancel (or could have had): tr_group_wait then returns the cut. */
+static void context_cancel(struct tr__group *gr)
+{
+    gr->context_cut = true;
+    if (!gr->cancelling)
+        group_cancel(gr);
 }
 
 /* ---- the owner's wait ------------------------------------------------------------ */
@@ -83,9 +95,7 @@ static struct tr__group *group_of_wait(const tr_task *t)
 static void gw_cancel(tr_engine *e, tr_task *t)
 {
     (void)e;
-    struct tr__group *gr = group_of_wait(t);
-    if (!gr->cancelling)
-        group_cancel(gr);
+    context_cancel(group_of_wait(t));
 }
 
 /* The kill rung reaches an owner only once its children have all ended
@@ -113,8 +123,8 @@ static void wait_children(tr_task *self, struct tr__group *gr)
 {
     if (gr->live == 0)
         return;
-    if (!gr->cancelling && tr__cut_short(self))
-        group_cancel(gr); /* cut short already: it cannot leave early */
+    if (tr__cut_short(self))
+        context_cancel(gr); /* cut short already: it cannot leave early */
     gr->waiting = true;
     struct group_wait gw = {.gr = gr};
     int r = tr__task_park(self, &gw.w, &tr__wk_group);
@@ -129,6 +139,7 @@ static void group_free(tr_task *owner, struct tr__group *gr)
     for (struct tr__group **p = &owner->groups; *p; p = &(*p)->next)
         if (*p == gr) {
             *p = gr->next;
+            tr__list_del(&gr->elink);
             free(gr);
             return;
         }
@@ -160,9 +171,10 @@ int tr_group_init(struct tr_group *g)
     gr->g = g;
     gr->scope = self->scope;
     tr__list_init(&gr->children);
-    gr->cancelling = tr__cut_short_from(self, gr->scope, NULL) != 0;
+    gr->cancelling = gr->context_cut = tr__cut_short_from(self, gr->scope, NULL) != 0;
     gr->next = self->groups;
     self->groups = gr;
+    tr__list_add_tail(&self->e->groups, &gr->elink);
     memset(g, 0, sizeof(*g));
     g->_core = gr;
     g->_magic = TR_GROUP_MAGIC;
@@ -199,8 +211,8 @@ int tr_group_spawn(struct tr_group *g, tr_fn fn, void *arg, const struct tr_spaw
     if (o && (o->flags & TR_SPAWN_LATE) && !self->late)
         return -EINVAL;
     /* Level-triggered: its context may have been cut short since. */
-    if (!gr->cancelling && tr__cut_short_from(self, gr->scope, NULL))
-        group_cancel(gr);
+    if (!gr->context_cut && tr__cut_short_from(self, gr->scope, NULL))
+        context_cancel(gr);
     if (gr->cancelling)
         return -ECANCELED;
     tr_task *c;
@@ -215,12 +227,12 @@ int tr_group_spawn(struct tr_group *g, tr_fn fn, void *arg, const struct tr_spaw
 }
 
 /* The live group that g is, of any task of e, or NULL. g is only compared
- * (a done group's record is freed). Bounded by e's live tasks' groups. */
+ * (a done group's record is freed). Bounded by e's live groups. */
 static struct tr__group *find_live(const tr_engine *e, const struct tr_group *g)
 {
-    for (const tr_task *x = e->sch.all_head; x; x = x->all_next) {
-        struct tr__group *gr = owned(x, g);
-        if (gr)
+    for (const struct tr__link *l = e->groups.next; l != &e->groups; l = l->next) {
+        struct tr__group *gr = tr__container_of(l, struct tr__group, elink);
+        if (gr->g == g)
             return gr;
     }
     return NULL;
@@ -252,6 +264,7 @@ int tr_group_wait(struct tr_group *g)
         return -EPERM;
     bool parked = gr->live > 0;
     wait_children(self, gr);
+    bool context_cut = gr->context_cut;
     /* The results go to the caller's struct: the record goes. */
     g->_first = gr->first;
     g->_nfail = gr->nfail;
@@ -262,7 +275,10 @@ int tr_group_wait(struct tr_group *g)
     group_free(self, gr);
     if (g->_first)
         return g->_first; /* a cancellation never masks a real error */
-    if (!tr__cut_short(self))
+    /* The real result wins (G5): a cut that came after the last child
+     * ended, or only inside a shield the owner entered since, leaves the
+     * group's outcome alone (the owner's next blocking call sees it). */
+    if (!context_cut || !tr__cut_short(self))
         return 0;
     /* Cut short: after a wait, the cut's answer; without one, a pass
      * through the scheduler first (a task looping on it cannot starve
@@ -325,8 +341,8 @@ void tr__groups_recheck(tr_task *t)
 {
     /* Bounded by t's groups. */
     for (struct tr__group *gr = t->groups; gr; gr = gr->next)
-        if (!gr->cancelling && tr__cut_short_from(t, gr->scope, NULL))
-            group_cancel(gr);
+        if (!gr->context_cut && gr->live > 0 && tr__cut_short_from(t, gr->scope, NULL))
+            context_cancel(gr);
 }
 
 void tr__groups_release(tr_task *t)
