@@ -181,6 +181,11 @@ struct tr_stats {
                                     engine cancelled and waited for their children */
     uint64_t group_failures;     /* children's real failures, in all groups */
     uint64_t mutexes_left;       /* mutexes held by a task when it ended: handed on */
+    uint64_t kill_grants_passed; /* grants (a unit, a mutex, a signal, a message) a
+                                    waiter had been given before the kill rung
+                                    killed it: passed on to the next waiter */
+    uint64_t kill_msgs_lost;     /* channel messages handed to a receiver the kill
+                                    rung then killed, with no room to go back */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */
@@ -414,7 +419,10 @@ TR_API size_t tr_group_failures(const struct tr_group *g, struct tr_failure *out
  * passes nothing by). Waiters are served first come, first served. A
  * primitive belongs to the engine of the first task that uses it: from a
  * task of another engine, -EXDEV. Blocking calls outside a task: -EPERM;
- * a NULL or never initialised primitive: -EINVAL. */
+ * a NULL or never initialised primitive: -EINVAL. The storage must outlive
+ * every call on it, including a waiter woken and not yet returned. A
+ * waiter killed by the shutdown's kill rung after its grant (a unit, the
+ * mutex, a signal) passes the grant on, like a waiter cut short. */
 struct tr__prim {
     void *_q[2];        /* its waiters, first come first served */
     tr_engine *_engine; /* bound at first use */
@@ -482,7 +490,10 @@ TR_API int tr_cond_broadcast(struct tr_cond *c);
  * is queued, then return -EPIPE; tasks waiting at the close get -EPIPE.
  * A channel belongs to the engine of the first task that uses it (-EXDEV
  * from another). A receiver killed by the shutdown's kill rung after its
- * message was handed to it loses that message (nothing else can). */
+ * message was handed to it (before it returned) gives the message back:
+ * to the next waiting receiver, else to the front of the queue; only a
+ * queue filled up since has no room, and the message is counted lost
+ * (stats kill_msgs_lost, and the report). */
 struct tr_chan;
 /* Shared between the engines of a cluster: arrives with the cluster
  * issue; until then tr_chan_create refuses it with -EINVAL. */
@@ -497,7 +508,8 @@ TR_API int tr_chan_try_send(struct tr_chan *ch, const void *elem);
 TR_API int tr_chan_try_recv(struct tr_chan *ch, void *elem);
 /* 0; -EPIPE if it was closed already. */
 TR_API int tr_chan_close(struct tr_chan *ch);
-/* Frees it: -EBUSY while a task waits on it (nothing freed). */
+/* Frees it: -EBUSY while a task is in a blocking send or receive on it
+ * (waiting, or woken and not yet returned: yield first), nothing freed. */
 TR_API int tr_chan_destroy(struct tr_chan *ch);
 
 /* ------------------------------------------------------------ operations */

@@ -351,6 +351,98 @@ static void test_fault_tiny_cq_overflow_loses_nothing(void **state)
     assert_int_equal(count_fds(), fds0);
 }
 
+/* ------------------------------- the kill rung and a close without room */
+
+/* A close that waits for room in the SQ when the kill rung comes is not
+ * given up: killing its task there would leak the fd (the close is never
+ * cut short, and nobody else would close it). The closers have had their
+ * cancellation (so the rung reaches them); every SQE is refused while
+ * they make their closes, then the shutdown (grace and kill 0) comes in
+ * the pass they wait for room. No fd may be left behind. */
+#define KC_CLOSERS 16
+
+static struct {
+    int opened, closed;
+    uint64_t sq_waits, killed;
+} kc;
+
+static int kc_closer(void *arg)
+{
+    (void)arg;
+    WCHECK_EQ(tr_cancel(tr_self()), 0);
+    WCHECK_EQ(tr_yield(), -ECANCELED); /* resumed with its cancellation */
+    for (int i = 0; i < 100; i++) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (!WCHECK(fd >= 0))
+            break;
+        kc.opened++;
+        if (tr_close(fd) == 0)
+            kc.closed++;
+        (void)tr_yield();
+    }
+    return 0;
+}
+
+static int kc_driver(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < KC_CLOSERS; i++)
+        WCHECK_EQ(tr_spawn(NULL, NULL, kc_closer, NULL, NULL), 0);
+    tr__fault_arm(TR_FAULT_BIT(TR_FS_GET_SQE), 1, 0, 0, 0); /* every SQE refused */
+    /* The closers run ahead of us in each pass: the first yield lets them
+     * take their cancellation, the second make their closes (parked for
+     * room). */
+    WCHECK_EQ(tr_yield(), 0);
+    WCHECK_EQ(tr_yield(), 0);
+    tr__fault_disarm();
+    WCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    return 0;
+}
+
+static void kc_fn(const void *arg)
+{
+    (void)arg;
+    int fds0 = fault_fds_now();
+    memset(&kc, 0, sizeof(kc));
+    struct tr_config cfg;
+    fault_engine_cfg(&cfg);
+    cfg.drain_ms = 0;
+    cfg.grace_ms = 0;
+    cfg.kill_ms = 0;
+    cfg.flags |= TR_CFG_NO_SIGNALS;
+    tr_engine *e = NULL;
+    int rc = tr_engine_create(&e, &cfg);
+    if (!SCHECK(rc == 0, rc))
+        return;
+    SCHECK(tr_spawn(e, NULL, kc_driver, NULL, NULL) == 0, 0);
+    int run = tr_engine_run(e);
+    tr__fault_disarm();
+    SCHECK(run == 0, run);
+    if (fault_wrec.count)
+        fault_rep_fail(fault_wrec.first, fault_wrec.first);
+    struct tr_stats st;
+    SCHECK(tr_engine_stats(e, &st) == 0, 0);
+    SCHECK(st.tasks_live == 0, st.tasks_live);
+    SCHECK(st.sq_waits >= KC_CLOSERS, st.sq_waits);         /* the case was there */
+    SCHECK(st.tasks_killed == KC_CLOSERS, st.tasks_killed); /* and the kill rung */
+    SCHECK(tr_engine_destroy(e) == 0, 0);
+    SCHECK(fault_fds_now() == fds0, fault_fds_now() - fds0); /* every fd closed */
+}
+
+static void test_fault_kill_spares_close_waiting_for_room(void **state)
+{
+    (void)state;
+    fault_steps_reset();
+    snprintf(fault_step_desc, sizeof(fault_step_desc),
+             "%s: site GET_SQE, every call while %d cancelled tasks close fds, then the kill rung",
+             fault_step_test, KC_CLOSERS);
+    snprintf(fault_plan_label, sizeof(fault_plan_label), "pinned kill of sq-room waits");
+    fault_run_isolated(kc_fn, NULL);
+    fault_record_step();
+    snprintf(fault_step_desc, sizeof(fault_step_desc), "%s", fault_step_test);
+    fault_sweeps_done("pinned: the kill rung spares a close that waits for SQ room");
+}
+
 /* ------------------------------------------------------------------- main */
 
 int main(void)
@@ -361,6 +453,7 @@ int main(void)
         TF(test_fault_run_returns_when_stop_cancel_refused),
         TF(test_fault_cancel_ends_when_cancel_sqe_refused_twice),
         TF(test_fault_tiny_cq_overflow_loses_nothing),
+        TF(test_fault_kill_spares_close_waiting_for_room),
     };
     if (getenv("TR_FAULT_FILTER")) /* e.g. "*overflow*": one test, for debugging */
         cmocka_set_test_filter(getenv("TR_FAULT_FILTER"));

@@ -388,19 +388,7 @@ static int fn_group_owner_at_shutdown(void *p)
 static void test_group_kill_rung_spares_owner_until_children_end(void **state)
 {
     (void)state;
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.flags = TR_CFG_NO_SIGNALS;
-    cfg.grace_ms = 10;
-    cfg.kill_ms = 10;
-    cfg.report_fd = -1;
-    tr_engine *e = eng_new(&cfg);
-    assert_int_equal(tr_spawn(e, NULL, fn_group_owner_at_shutdown, NULL, NULL), 0);
-    assert_int_equal(tr_engine_run(e), 0);
-    tr_test_assert_clean();
-    struct tr_stats st = stats_of(e);
-    assert_int_equal(st.tasks_live, 0);
-    assert_int_equal(tr_engine_destroy(e), 0);
+    (void)tt_run_to_kill(fn_group_owner_at_shutdown, NULL);
 }
 
 /* A cancelled task looping on an empty group's wait passes through the

@@ -805,20 +805,8 @@ static int fn_shutdown_main(void *p)
 static void test_sync_shutdown_kills_cond_retake(void **state)
 {
     (void)state;
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.flags = TR_CFG_NO_SIGNALS;
-    cfg.grace_ms = 10;
-    cfg.kill_ms = 10;
-    cfg.report_fd = -1;
-    tr_engine *e = eng_new(&cfg);
-    assert_int_equal(tr_spawn(e, NULL, fn_shutdown_main, NULL, NULL), 0);
-    assert_int_equal(tr_engine_run(e), 0); /* returns: nothing hangs */
-    tr_test_assert_clean();
-    struct tr_stats st = stats_of(e);
-    assert_int_equal(st.tasks_live, 0);
+    struct tr_stats st = tt_run_to_kill(fn_shutdown_main, NULL);
     assert_true(st.tasks_killed >= 2);
-    assert_int_equal(tr_engine_destroy(e), 0);
 }
 
 int main(void)

@@ -42,6 +42,31 @@ static inline int tt_run(tr_fn fn, void *arg)
     return res;
 }
 
+/* Runs fn in a fresh engine with a short shutdown ladder (grace and kill
+ * 10 ms, no signals, no report) until every task has ended — fn starts a
+ * shutdown that its stubborn tasks make reach the kill rung — and asserts
+ * that nothing hung or failed: every task ended. Returns the engine's
+ * last stats. */
+static inline struct tr_stats tt_run_to_kill(tr_fn fn, void *arg)
+{
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.grace_ms = 10;
+    cfg.kill_ms = 10;
+    cfg.report_fd = -1;
+    tr_engine *e = eng_new(&cfg);
+    g_e = e;
+    assert_int_equal(tr_spawn(e, NULL, fn, arg, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0); /* returns: nothing hangs */
+    tr_test_assert_clean();
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.tasks_live, 0);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    g_e = NULL;
+    return st;
+}
+
 /* ------------------------------------------------------- small bodies */
 
 static inline int fn_return_arg(void *p)

@@ -10,11 +10,20 @@
  */
 #include "tr_internal.h"
 
+/* A close not yet submitted is not given up by the kill rung: the fd
+ * would leak. It waits for the next pass, when there is room; the close's
+ * own op is then killed like any other. */
+static bool sq_kill_later(const tr_task *t)
+{
+    return !tr__waitq_cancellable(t);
+}
+
 /* Cut short only when its op may be cancelled (tr_close may not). */
 static const struct tr__wait_kind sq_wait_kind = {
     .name = "sq-room-wait",
     .cancel = tr__waitq_cancel,
     .kill = tr__waitq_kill,
+    .kill_later = sq_kill_later,
 };
 
 int tr__sq_wait(tr_task *t, bool cancellable)

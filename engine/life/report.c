@@ -218,6 +218,16 @@ void tr__shutdown_report(tr_engine *e)
              "taskring:   waits on primitives cut short: %" PRIu64 " (since the trigger), %" PRIu64
              " in all: they took nothing\n",
              e->st.prim_waits_cut - sd->prim0, e->st.prim_waits_cut);
+    if (e->st.kill_grants_passed > 0)
+        outf(&o,
+             "taskring:   grants passed on from killed waiters: %" PRIu64
+             " (units, mutexes, signals, messages)\n",
+             e->st.kill_grants_passed);
+    if (e->st.kill_msgs_lost > 0)
+        outf(&o,
+             "taskring:   channel messages lost with killed receivers: %" PRIu64
+             " (no room to go back)\n",
+             e->st.kill_msgs_lost);
     for (unsigned i = 0; i < e->nscopes_left && i < TR_SD_NAMES; i++)
         outf(&o,
              "taskring:   scopes: task '%s' (id %" PRIu64 ") ended with %d scope(s) entered: "

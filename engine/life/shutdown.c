@@ -187,6 +187,9 @@ static void kill_task(tr_engine *e, tr_task *t)
      * wakes it. */
     if (TR_UNLIKELY(t->groups != NULL) && tr__groups_live(t))
         return;
+    /* Parked, or woken and not yet run: its wait may ask for a later pass. */
+    if (t->wait && t->wait_kind->kill_later && t->wait_kind->kill_later(t))
+        return;
     t->killed = true;
     if (t->state != TR_TASK_PARKED)
         return; /* READY: tr__run_task tears it down instead of running it */

@@ -27,6 +27,8 @@ struct tr_chan {
     bool closed;
     tr_engine *engine; /* bound at first use */
     struct tr__link senders, receivers;
+    unsigned inside; /* tasks in a blocking send or receive: queued, or woken
+                        and not yet returned (destroy waits for them) */
     size_t elem, cap, head, len;
     unsigned char buf[]; /* cap * elem */
 };
@@ -58,10 +60,55 @@ static void chan_describe(const tr_engine *e, const tr_task *t, char *buf, size_
              ch->closed ? " closed" : "");
 }
 
-const struct tr__wait_kind tr__wk_chan_send = {
-    .name = "chan-send", .cancel = chan_kill, .kill = chan_kill, .describe = chan_describe};
-const struct tr__wait_kind tr__wk_chan_recv = {
-    .name = "chan-recv", .cancel = chan_kill, .kill = chan_kill, .describe = chan_describe};
+static unsigned char *chan_slot(struct tr_chan *ch, size_t i);
+static struct chan_wait *chan_wake_first(struct tr__link *q, int res);
+
+/* A receiver killed after a message was handed to it (woken with 0, never
+ * resumed): the message goes back where it came from — to the next
+ * waiting receiver, else to the front of the ring (it was sent before
+ * anything queued there). A ring filled since has no room: the message is
+ * lost, counted (kill_msgs_lost) and named in the report. The receiver's
+ * buffer is still there: its stack goes only after this. */
+static void chan_recv_reap(tr_engine *e, tr_task *t)
+{
+    struct chan_wait *cw = chan_wait_of(t);
+    struct tr_chan *ch = cw->ch;
+    ch->inside--;
+    if (t->wait_res != 0)
+        return;
+    if (!tr__list_empty(&ch->receivers)) {
+        TR_ASSERT(ch->len == 0);
+        struct chan_wait *next = tr__container_of(ch->receivers.next, struct chan_wait, link);
+        memcpy(next->elem, cw->elem, ch->elem);
+        (void)chan_wake_first(&ch->receivers, 0);
+    } else if (ch->len < ch->cap) {
+        ch->head = (ch->head + ch->cap - 1) % ch->cap;
+        memcpy(chan_slot(ch, 0), cw->elem, ch->elem);
+        ch->len++;
+    } else {
+        e->st.kill_msgs_lost++;
+        return;
+    }
+    e->st.kill_grants_passed++;
+}
+
+/* A killed sender took nothing back (woken with 0, its element is sent). */
+static void chan_send_reap(tr_engine *e, tr_task *t)
+{
+    (void)e;
+    chan_wait_of(t)->ch->inside--;
+}
+
+const struct tr__wait_kind tr__wk_chan_send = {.name = "chan-send",
+                                               .cancel = chan_kill,
+                                               .kill = chan_kill,
+                                               .reap = chan_send_reap,
+                                               .describe = chan_describe};
+const struct tr__wait_kind tr__wk_chan_recv = {.name = "chan-recv",
+                                               .cancel = chan_kill,
+                                               .kill = chan_kill,
+                                               .reap = chan_recv_reap,
+                                               .describe = chan_describe};
 
 int tr_chan_create(struct tr_chan **out, size_t elem_size, size_t capacity, unsigned flags)
 {
@@ -74,6 +121,7 @@ int tr_chan_create(struct tr_chan **out, size_t elem_size, size_t capacity, unsi
         return -ENOMEM;
     ch->magic = TR_CHAN_MAGIC;
     ch->closed = false;
+    ch->inside = 0;
     ch->engine = NULL;
     tr__list_init(&ch->senders);
     tr__list_init(&ch->receivers);
@@ -127,8 +175,11 @@ static int chan_park(tr_task *t, struct tr_chan *ch, struct tr__link *q, void *e
 {
     struct chan_wait cw = {.ch = ch, .elem = elem};
     tr__list_add_tail(q, &cw.link);
+    ch->inside++;
     int r = tr__task_park(t, &cw.w, kind);
     TR_ASSERT(tr__list_empty(&cw.link));
+    TR_ASSERT(ch->inside > 0);
+    ch->inside--;
     return r;
 }
 
@@ -254,8 +305,10 @@ int tr_chan_destroy(struct tr_chan *ch)
         return -EINVAL;
     if (ch->engine && tr__current && tr__current->e != ch->engine)
         return -EXDEV;
-    if (!tr__list_empty(&ch->senders) || !tr__list_empty(&ch->receivers))
+    /* Also a task woken and not yet returned: it is still in its call. */
+    if (ch->inside > 0)
         return -EBUSY;
+    TR_ASSERT(tr__list_empty(&ch->senders) && tr__list_empty(&ch->receivers));
     ch->magic = 0;
     free(ch);
     return 0;

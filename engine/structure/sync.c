@@ -34,8 +34,9 @@ struct sync_wait {
     struct tr__wait w;
     struct tr__link link; /* in its primitive's queue */
     struct tr__prim *p;
-    struct tr_mutex *m; /* a condition's mutex (the dump's) */
-    bool cancellable;   /* false: a condition's taking back of its mutex */
+    struct tr_mutex *m;    /* a condition's mutex (the dump's) */
+    struct tr_cond *taken; /* a retake's: the condition whose signal it took */
+    bool cancellable;      /* false: a condition's taking back of its mutex */
 };
 
 _Static_assert(sizeof(((struct tr__prim *)0)->_q) == sizeof(struct tr__link),
@@ -58,11 +59,18 @@ static struct sync_wait *wait_of(tr_task *t)
 
 /* ---- the kinds --------------------------------------------------------------- */
 
+static void signal_on(tr_engine *e, struct tr_cond *c);
+
 static void sync_kill(tr_engine *e, tr_task *t)
 {
-    tr__list_del(&wait_of(t)->link);
+    struct sync_wait *sw = wait_of(t);
+    tr__list_del(&sw->link);
     e->st.prim_waits_cut++;
     tr__task_wake(t, TR__WAKE_CUT);
+    /* Killed while taking its mutex back after a signal: the signal was
+     * the next waiter's too (G9). */
+    if (sw->taken)
+        signal_on(e, sw->taken);
 }
 
 static void sync_cancel(tr_engine *e, tr_task *t)
@@ -71,12 +79,7 @@ static void sync_cancel(tr_engine *e, tr_task *t)
         sync_kill(e, t);
         return;
     }
-    /* A condition's taking back of its mutex: never cut short, so the
-     * task's cancellation counts as delivered here — the kill rung may
-     * then end the wait (a holder that never lets go cannot hang a
-     * shutdown). */
-    if (tr__task_cancelled(t))
-        t->cancel_delivered = true;
+    tr__cancel_held(t); /* a condition's taking back of its mutex */
 }
 
 static void sync_describe(const tr_engine *e, const tr_task *t, char *buf, size_t len)
@@ -108,20 +111,36 @@ static void sem_grant(struct tr_sem *s);
 static void mutex_hand_on(struct tr_mutex *m);
 static bool owned_by(const struct tr_mutex *m, const tr_task *t);
 
-/* A killed waiter that had been granted gives the grant on. */
+/* A killed waiter that had been granted gives the grant on (it is never
+ * resumed: nobody else would). */
 static void sem_reap(tr_engine *e, tr_task *t)
 {
-    (void)e;
-    if (t->wait_res == 0)
-        sem_grant((struct tr_sem *)(void *)wait_of(t)->p);
+    if (t->wait_res != 0)
+        return;
+    e->st.kill_grants_passed++;
+    sem_grant((struct tr_sem *)(void *)wait_of(t)->p);
 }
 
 static void mutex_reap(tr_engine *e, tr_task *t)
 {
-    (void)e;
-    struct tr_mutex *m = (struct tr_mutex *)(void *)wait_of(t)->p;
-    if (t->wait_res == 0 && owned_by(m, t))
+    struct sync_wait *sw = wait_of(t);
+    struct tr_mutex *m = (struct tr_mutex *)(void *)sw->p;
+    if (t->wait_res != 0)
+        return;
+    /* Its task's end would hand it on too (tr__mutexes_release): here it
+     * goes at once, counted as a grant passed, not as a mutex left. */
+    if (owned_by(m, t)) {
+        e->st.kill_grants_passed++;
         mutex_hand_on(m);
+    }
+    if (sw->taken)
+        signal_on(e, sw->taken);
+}
+
+static void cond_reap(tr_engine *e, tr_task *t)
+{
+    if (t->wait_res == 0)
+        signal_on(e, (struct tr_cond *)(void *)wait_of(t)->p);
 }
 
 const struct tr__wait_kind tr__wk_event = {
@@ -136,8 +155,11 @@ const struct tr__wait_kind tr__wk_mutex = {.name = "mutex-wait",
                                            .kill = sync_kill,
                                            .reap = mutex_reap,
                                            .describe = sync_describe};
-const struct tr__wait_kind tr__wk_cond = {
-    .name = "cond-wait", .cancel = sync_cancel, .kill = sync_kill, .describe = sync_describe};
+const struct tr__wait_kind tr__wk_cond = {.name = "cond-wait",
+                                          .cancel = sync_cancel,
+                                          .kill = sync_kill,
+                                          .reap = cond_reap,
+                                          .describe = sync_describe};
 
 /* ---- common ------------------------------------------------------------------ */
 
@@ -175,9 +197,9 @@ static int prim_use(struct tr__prim *p, unsigned magic, tr_task **self)
 
 /* Parks t in p's queue until a grant (0) or its cut. */
 static int prim_park(tr_task *t, struct tr__prim *p, const struct tr__wait_kind *kind,
-                     struct tr_mutex *m, bool cancellable)
+                     struct tr_mutex *m, struct tr_cond *taken, bool cancellable)
 {
-    struct sync_wait sw = {.p = p, .m = m, .cancellable = cancellable};
+    struct sync_wait sw = {.p = p, .m = m, .taken = taken, .cancellable = cancellable};
     tr__list_add_tail(queue(p), &sw.link);
     int r = tr__task_park(t, &sw.w, kind);
     TR_ASSERT(tr__list_empty(&sw.link)); /* unlinked by its waker or its cut */
@@ -246,7 +268,7 @@ int tr_event_wait(struct tr_event *ev)
         return err;
     if (ev->_set)
         return 0;
-    return prim_park(self, &ev->_p, &tr__wk_event, NULL, true);
+    return prim_park(self, &ev->_p, &tr__wk_event, NULL, NULL, true);
 }
 
 /* ---- semaphore ----------------------------------------------------------------- */
@@ -287,7 +309,7 @@ int tr_sem_acquire(struct tr_sem *s)
         s->_count--;
         return 0;
     }
-    return prim_park(self, &s->_p, &tr__wk_sem, NULL, true);
+    return prim_park(self, &s->_p, &tr__wk_sem, NULL, NULL, true);
 }
 
 int tr_sem_try_acquire(struct tr_sem *s)
@@ -375,8 +397,9 @@ void tr__mutexes_release(tr_engine *e, tr_task *t)
     }
 }
 
-/* Takes m for self (not its owner), parking in its queue while held. */
-static int mutex_take(tr_task *self, struct tr_mutex *m, bool cancellable)
+/* Takes m for self (not its owner), parking in its queue while held;
+ * taken: the condition whose signal a retake follows (or NULL). */
+static int mutex_take(tr_task *self, struct tr_mutex *m, struct tr_cond *taken, bool cancellable)
 {
     TR_ASSERT(!owned_by(m, self));
     if (!m->_owner) {
@@ -384,7 +407,7 @@ static int mutex_take(tr_task *self, struct tr_mutex *m, bool cancellable)
         set_owner(m, self);
         return 0;
     }
-    int r = prim_park(self, &m->_p, &tr__wk_mutex, NULL, cancellable);
+    int r = prim_park(self, &m->_p, &tr__wk_mutex, NULL, taken, cancellable);
     TR_ASSERT(r != 0 || owned_by(m, self)); /* handed over by the unlock */
     return r;
 }
@@ -400,7 +423,7 @@ int tr_mutex_lock(struct tr_mutex *m)
     err = tr__cancel_point(self);
     if (err)
         return err;
-    return mutex_take(self, m, true);
+    return mutex_take(self, m, NULL, true);
 }
 
 int tr_mutex_trylock(struct tr_mutex *m)
@@ -458,12 +481,23 @@ int tr_cond_wait(struct tr_cond *c, struct tr_mutex *m)
     if (err)
         return err;
     mutex_hand_on(m);
-    int r = prim_park(self, &c->_p, &tr__wk_cond, m, true);
-    /* Taken back whatever ended the wait: only the kill rung ends this. */
-    int mr = mutex_take(self, m, false);
+    int r = prim_park(self, &c->_p, &tr__wk_cond, m, NULL, true);
+    /* Taken back whatever ended the wait: only the kill rung ends this
+     * (and passes on the signal it took, if it took one). */
+    int mr = mutex_take(self, m, r == 0 ? c : NULL, false);
     TR_ASSERT(mr == 0);
     (void)mr;
     return r;
+}
+
+/* The signal a killed waiter took goes to the next waiter, if any (a
+ * broadcast's makes a spurious wake-up at worst: waiters re-check). */
+static void signal_on(tr_engine *e, struct tr_cond *c)
+{
+    if (queue_empty(&c->_p))
+        return;
+    e->st.kill_grants_passed++;
+    (void)wake_first(&c->_p, 0);
 }
 
 int tr_cond_signal(struct tr_cond *c)

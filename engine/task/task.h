@@ -182,6 +182,16 @@ static inline bool tr__task_cancelled(const tr_task *t)
     return (t->attn & TR_ATTN_CANCELLED) != 0;
 }
 
+/* The cancel of a wait that is never cut short (a close's wait for room
+ * in the SQ, a condition's taking back of its mutex): the task's
+ * cancellation counts as delivered there, so the kill rung may still end
+ * the wait — a hold-out that never lets go cannot hang a shutdown. */
+static inline void tr__cancel_held(tr_task *t)
+{
+    if (tr__task_cancelled(t))
+        t->cancel_delivered = true;
+}
+
 static inline bool tr__task_in_prep(const tr_task *t)
 {
     return (t->attn & TR_ATTN_PREP) != 0;

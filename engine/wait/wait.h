@@ -42,6 +42,10 @@ struct tr__wait_kind {
     /* A killed owner is never resumed: release what the ended wait still
      * holds (an op's slot; a completed fd is closed). NULL: nothing. */
     void (*reap)(tr_engine *e, tr_task *t);
+    /* The kill rung must leave t for now (reconsidered at its next pass):
+     * ending this wait would lose what the task is about to do for
+     * others (a close not yet submitted). NULL: never. */
+    bool (*kill_later)(const tr_task *t);
     /* The dump's details after the state, e.g. "op=read fd=7". NULL: none. */
     void (*describe)(const tr_engine *e, const tr_task *t, char *buf, size_t len);
 };
@@ -106,6 +110,8 @@ int tr__waitq_park(tr_task *t, struct tr__waitq *q, const struct tr__wait_kind *
 unsigned tr__waitq_wake_all(struct tr__waitq *q, int res);
 void tr__waitq_cancel(tr_engine *e, tr_task *t);
 void tr__waitq_kill(tr_engine *e, tr_task *t);
+/* t's wait in a queue was parked cancellable. */
+bool tr__waitq_cancellable(const tr_task *t);
 
 /* ---------------------------------------------------------------- timers */
 

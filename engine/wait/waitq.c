@@ -29,6 +29,13 @@ void tr__waitq_cancel(tr_engine *e, tr_task *t)
 {
     if (((struct waitq_wait *)(void *)t->wait)->cancellable)
         tr__waitq_kill(e, t);
+    else
+        tr__cancel_held(t);
+}
+
+bool tr__waitq_cancellable(const tr_task *t)
+{
+    return ((const struct waitq_wait *)(const void *)t->wait)->cancellable;
 }
 
 int tr__waitq_park(tr_task *t, struct tr__waitq *q, const struct tr__wait_kind *kind,

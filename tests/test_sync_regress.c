@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: the regression scenarios of the bug classes issue 13 cites
+ * from other runtimes' trackers, each pinned on taskring's primitives and
+ * groups: a waiter granted a lock, a unit or a message and then cancelled
+ * keeps it (asyncio bpo-27585's lock, anyio's semaphore, Eio's stream,
+ * kotlinx's channel, Go #37852's receive racing a timeout); a waiter cut
+ * short while queued takes nothing and the grant goes on (G9); a
+ * cancellation never masks a group's real failure and is not swallowed by
+ * it (asyncio gh-116720); a cut after a group's last child ended leaves
+ * the group's result alone (G5). Then the kill rung: a waiter killed after
+ * its grant gives it back (a unit, a message; a message with no room to go
+ * back is counted lost). No timing assertions: the
+ * order of events comes from the scheduler's FIFO passes, deadlines are
+ * "passed" (set to 1) or an hour away.
+ */
+#define _GNU_SOURCE
+#include "tr_harness.h"
+#include "tr_test_task.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define HOUR (3600ull * 1000000000ull)
+
+/* Lets every other runnable task run until it parks or ends. */
+static void settle(void)
+{
+    for (int i = 0; i < 8; i++)
+        TCHECK_EQ(tr_yield(), 0);
+}
+
+/* A waiter's record: what its call returned, in which order it was served,
+ * and what its next blocking call returned (its cancellation kept). */
+struct waiter {
+    int res, after, served;
+    int value;
+    struct tr_scope scope;
+};
+
+static int g_served;
+
+/* ------------------------------------------------- bpo-27585: the lock */
+
+static struct tr_mutex g_m;
+
+static int fn_locker(void *p)
+{
+    struct waiter *w = p;
+    w->res = tr_mutex_lock(&g_m);
+    if (w->res == 0) {
+        w->served = ++g_served;
+        w->after = tr_yield(); /* holding it: its cancellation shows here */
+        TCHECK_EQ(tr_mutex_unlock(&g_m), 0);
+    }
+    return 0;
+}
+
+/* asyncio's lock stayed locked for ever when a waiter it had been handed
+ * to was cancelled before it ran. Here the waiter keeps the lock (the
+ * grant came first), sees its cancellation at its next call, unlocks, and
+ * the next waiter is served; a waiter cancelled while queued takes
+ * nothing and is passed by. */
+static int fn_bpo27585(void *p)
+{
+    (void)p;
+    struct waiter w[3];
+    memset(w, 0, sizeof(w));
+    tr_task *t[3];
+    g_served = 0;
+    TCHECK_EQ(tr_mutex_init(&g_m), 0);
+    TCHECK_EQ(tr_mutex_lock(&g_m), 0);
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_spawn(NULL, &t[i], fn_locker, &w[i], NULL), 0);
+    settle();
+    for (int i = 0; i < 3; i++)
+        TCHECK(tr__task_parked_on(t[i], TR_WAIT_MUTEX));
+    TCHECK_EQ(tr_cancel(t[1]), 0); /* queued: cut short, takes nothing */
+    TCHECK_EQ(tr_mutex_unlock(&g_m), 0);
+    TCHECK(g_m._owner == t[0]);    /* handed over: t[0] is READY */
+    TCHECK_EQ(tr_cancel(t[0]), 0); /* too late to take it back */
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_join(t[i], NULL), 0);
+    TCHECK_EQ(w[0].res, 0);
+    TCHECK_EQ(w[0].served, 1);
+    TCHECK_EQ(w[0].after, -ECANCELED);
+    TCHECK_EQ(w[1].res, -ECANCELED);
+    TCHECK_EQ(w[1].served, 0);
+    TCHECK_EQ(w[2].res, 0);
+    TCHECK_EQ(w[2].served, 2);
+    TCHECK(g_m._owner == NULL); /* nobody holds it: not wedged */
+    TCHECK_EQ(tr_mutex_trylock(&g_m), 0);
+    TCHECK_EQ(tr_mutex_unlock(&g_m), 0);
+    return 0;
+}
+
+static void test_regress_bpo27585_lock_granted_then_cancelled(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_bpo27585, NULL), 0);
+}
+
+/* --------------------------------------------- anyio: the semaphore */
+
+static struct tr_sem g_s;
+
+static int fn_acquirer(void *p)
+{
+    struct waiter *w = p;
+    w->res = tr_sem_acquire(&g_s);
+    if (w->res == 0)
+        w->served = ++g_served;
+    w->after = tr_yield();
+    return 0;
+}
+
+/* A unit released to a waiter that is cancelled before it runs is the
+ * waiter's; a waiter cut short by its deadline while queued takes none;
+ * every released unit is taken exactly once. */
+static int fn_anyio_sem(void *p)
+{
+    (void)p;
+    struct waiter w[3];
+    memset(w, 0, sizeof(w));
+    tr_task *t[3];
+    g_served = 0;
+    TCHECK_EQ(tr_sem_init(&g_s, 0), 0);
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_spawn(NULL, &t[i], fn_acquirer, &w[i], NULL), 0);
+    settle();
+    TCHECK_EQ(tr_sem_release(&g_s), 0); /* to t[0] */
+    TCHECK_EQ(tr_cancel(t[0]), 0);
+    TCHECK_EQ(tr_cancel(t[1]), 0);      /* queued */
+    TCHECK_EQ(tr_sem_release(&g_s), 0); /* passes t[1] by: to t[2] */
+    for (int i = 0; i < 3; i++)
+        TCHECK_EQ(tr_join(t[i], NULL), 0);
+    TCHECK_EQ(w[0].res, 0);
+    TCHECK_EQ(w[0].after, -ECANCELED);
+    TCHECK_EQ(w[1].res, -ECANCELED);
+    TCHECK_EQ(w[2].res, 0);
+    TCHECK_EQ(w[2].served, 2);
+    TCHECK_EQ(g_s._count, 0); /* two released, two taken, none lost */
+    TCHECK_EQ(tr_sem_try_acquire(&g_s), -EAGAIN);
+    return 0;
+}
+
+static void test_regress_anyio_sem_granted_then_cancelled(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_anyio_sem, NULL), 0);
+}
+
+/* ------------------- Eio, kotlinx, Go #37852: a message and its receiver */
+
+static struct tr_chan *g_ch;
+
+static int fn_receiver(void *p)
+{
+    struct waiter *w = p;
+    TCHECK_EQ(tr_scope_enter(&w->scope, tr_now_ns() + HOUR, 0), 0);
+    w->res = tr_chan_recv(g_ch, &w->value);
+    if (w->res == 0)
+        w->served = ++g_served;
+    w->after = tr_yield();
+    (void)tr_scope_exit(&w->scope);
+    return 0;
+}
+
+/* A message handed to a receiver whose deadline then passes, or which is
+ * then cancelled, before it runs is received (kotlinx's prompt
+ * cancellation dropped such an element; Go #37852's class: a receive
+ * racing its timeout); a receiver whose deadline passes while it is queued
+ * takes nothing, and the next message goes to the next receiver (Eio's
+ * stream). Every message sent is received once, in order. */
+static int fn_chan_handoff(void *p)
+{
+    size_t cap = (size_t)(uintptr_t)p;
+    struct waiter w[4];
+    memset(w, 0, sizeof(w));
+    tr_task *t[4];
+    g_served = 0;
+    TCHECK_EQ(tr_chan_create(&g_ch, sizeof(int), cap, 0), 0);
+    for (int i = 0; i < 4; i++)
+        TCHECK_EQ(tr_spawn(NULL, &t[i], fn_receiver, &w[i], NULL), 0);
+    settle();
+    for (int i = 0; i < 4; i++)
+        TCHECK(tr__task_parked_on(t[i], TR_WAIT_CHAN_RECV));
+    int v = 1;
+    TCHECK_EQ(tr_chan_send(g_ch, &v), 0);                /* to t[0], READY */
+    TCHECK_EQ(tr_scope_set_deadline(&w[0].scope, 1), 0); /* passed */
+    v = 2;
+    TCHECK_EQ(tr_chan_send(g_ch, &v), 0); /* to t[1], READY */
+    TCHECK_EQ(tr_cancel(t[1]), 0);
+    TCHECK_EQ(tr_scope_set_deadline(&w[2].scope, 1), 0); /* queued: cut short */
+    v = 3;
+    TCHECK_EQ(tr_chan_send(g_ch, &v), 0); /* passes t[2] by: to t[3] */
+    for (int i = 0; i < 4; i++)
+        TCHECK_EQ(tr_join(t[i], NULL), 0);
+    TCHECK_EQ(w[0].res, 0);
+    TCHECK_EQ(w[0].value, 1);
+    TCHECK_EQ(w[0].after, -ETIMEDOUT);
+    TCHECK_EQ(w[1].res, 0);
+    TCHECK_EQ(w[1].value, 2);
+    TCHECK_EQ(w[1].after, -ECANCELED);
+    TCHECK_EQ(w[2].res, -ETIMEDOUT);
+    TCHECK_EQ(w[2].served, 0);
+    TCHECK_EQ(w[3].res, 0);
+    TCHECK_EQ(w[3].value, 3);
+    TCHECK_EQ(tr_chan_try_recv(g_ch, &v), -EAGAIN); /* nothing left, nothing doubled */
+    TCHECK_EQ(tr_chan_destroy(g_ch), 0);
+    return 0;
+}
+
+static void test_regress_chan_message_granted_then_cut(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_chan_handoff, (void *)(uintptr_t)0), 0);
+    assert_int_equal(tt_run(fn_chan_handoff, (void *)(uintptr_t)2), 0);
+}
+
+/* A send handed to a receiver: the channel cannot go while that receiver
+ * has not returned from its call (it still copies out of it). */
+static int fn_destroy_after_handoff(void *p)
+{
+    (void)p;
+    struct waiter w;
+    memset(&w, 0, sizeof(w));
+    tr_task *t;
+    TCHECK_EQ(tr_chan_create(&g_ch, sizeof(int), 0, 0), 0);
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_receiver, &w, NULL), 0);
+    settle();
+    int v = 9;
+    TCHECK_EQ(tr_chan_send(g_ch, &v), 0);
+    TCHECK_EQ(tr_chan_destroy(g_ch), -EBUSY); /* t woken, not yet returned */
+    TCHECK_EQ(tr_join(t, NULL), 0);
+    TCHECK_EQ(w.value, 9);
+    TCHECK_EQ(tr_chan_destroy(g_ch), 0);
+    return 0;
+}
+
+static void test_regress_chan_destroy_waits_for_woken_receiver(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_destroy_after_handoff, NULL), 0);
+}
+
+/* ------------------------------------- gh-116720: a group's real failure */
+
+static int fn_fails_on_cancel(void *p)
+{
+    (void)p;
+    /* Cut short, its clean-up fails for real. */
+    return tr_sleep_ns(HOUR) == -ECANCELED ? -ENOSPC : 0;
+}
+
+static int fn_cancel_task(void *p)
+{
+    TCHECK_EQ(tr_cancel(p), 0);
+    return 0;
+}
+
+/* The owner is cancelled while it waits; a child fails for real during
+ * the cancellation: the wait returns that failure (not -ECANCELED), and
+ * the owner's cancellation is not swallowed either — its next blocking
+ * call returns -ECANCELED. */
+static int fn_gh116720(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    TCHECK_EQ(tr_group_init(&g), 0);
+    TCHECK_EQ(tr_group_spawn(&g, fn_fails_on_cancel, NULL, NULL), 0);
+    TCHECK_EQ(tr_group_spawn(&g, fn_sleep_long, NULL, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, NULL, fn_cancel_task, tr_self(), NULL), 0);
+    TCHECK_EQ(tr_group_wait(&g), -ENOSPC);
+    struct tr_failure f[2];
+    TCHECK_EQ(tr_group_failures(&g, f, 2), 1);
+    TCHECK_EQ(f[0].result, -ENOSPC);
+    TCHECK_EQ(tr_yield(), -ECANCELED);
+    return 0;
+}
+
+static void test_regress_gh116720_cancel_never_masks_failure(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_gh116720, NULL), 0);
+}
+
+/* The owner's cancel comes after the group's last child ended, before the
+ * owner ran again: the group's result (0) wins; the cancel shows at the
+ * owner's next blocking call. */
+static int fn_yield_then_cancel(void *p)
+{
+    (void)tr_yield();
+    TCHECK_EQ(tr_cancel(p), 0);
+    return 0;
+}
+
+static int fn_cut_after_last_child(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    TCHECK_EQ(tr_group_init(&g), 0);
+    /* The child yields once and ends; the canceller, queued right behind
+     * it, yields once and cancels us in the pass the child's end woke us. */
+    TCHECK_EQ(tr_group_spawn(&g, fn_yield_n, (void *)(intptr_t)1, NULL), 0);
+    tr_task *c;
+    TCHECK_EQ(tr_spawn(NULL, &c, fn_yield_then_cancel, tr_self(), NULL), 0);
+    TCHECK_EQ(tr_group_wait(&g), 0);
+    TCHECK(tr__task_cancelled(tr_self()));
+    TCHECK_EQ(tr_yield(), -ECANCELED);
+    (void)tr_join(c, NULL);
+    return 0;
+}
+
+static void test_regress_group_result_wins_a_later_cut(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_cut_after_last_child, NULL), 0);
+}
+
+/* ------------------------------------------------- the kill rung (G9) */
+
+/* A waiter that has had its cancellation (so the kill rung may reach it)
+ * and waits inside a shield (so the cancel rung does not end its wait):
+ * granted in the pass the shutdown starts, it is killed before it runs. */
+static int g_value;
+
+static int fn_shielded_receiver(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_cancel(tr_self()), 0);
+    TCHECK_EQ(tr_yield(), -ECANCELED); /* resumed with its cancellation */
+    tr_shield_begin();
+    (void)tr_chan_recv(g_ch, &g_value);
+    tr_shield_end();
+    return 0;
+}
+
+static int fn_shielded_acquirer(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_cancel(tr_self()), 0);
+    TCHECK_EQ(tr_yield(), -ECANCELED);
+    tr_shield_begin();
+    (void)tr_sem_acquire(&g_s);
+    tr_shield_end();
+    return 0;
+}
+
+struct kill_case {
+    tr_fn waiter;
+    const struct tr__wait_kind *kind;
+    bool sem;
+};
+
+static int fn_grant_then_shutdown(void *p)
+{
+    const struct kill_case *kc = p;
+    tr_task *w;
+    TCHECK_EQ(tr_spawn(NULL, &w, kc->waiter, NULL, NULL), 0);
+    TCHECK_EQ(tr_detach(w), 0);
+    for (int i = 0; i < 100 && !tr__task_parked_on(w, kc->kind); i++)
+        TCHECK_EQ(tr_yield(), 0);
+    TCHECK(tr__task_parked_on(w, kc->kind));
+    int v = 42;
+    if (kc->sem)
+        TCHECK_EQ(tr_sem_release(&g_s), 0);
+    else
+        TCHECK_EQ(tr_chan_send(g_ch, &v), 0);
+    /* In this pass: grace and kill 0 kill the waiter before it runs. */
+    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    return 0;
+}
+
+/* After the shutdown, a second run looks at what the killed waiter left. */
+static int fn_take_back(void *p)
+{
+    const struct kill_case *kc = p;
+    int v = 0;
+    if (kc->sem) {
+        TCHECK_EQ(tr_sem_try_acquire(&g_s), 0); /* the unit is back */
+        TCHECK_EQ(tr_sem_try_acquire(&g_s), -EAGAIN);
+    } else {
+        TCHECK_EQ(tr_chan_try_recv(g_ch, &v), 0); /* the message is back */
+        TCHECK_EQ(v, 42);
+        TCHECK_EQ(tr_chan_try_recv(g_ch, &v), -EAGAIN);
+    }
+    return 0;
+}
+
+/* Runs one kill case: returns the engine's stats after both runs. */
+static struct tr_stats kill_case_run(const struct kill_case *kc, bool take_back)
+{
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.drain_ms = 0;
+    cfg.grace_ms = 0;
+    cfg.kill_ms = 0;
+    cfg.report_fd = -1;
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, fn_grant_then_shutdown, (void *)kc, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    if (take_back) {
+        assert_int_equal(tr_spawn(e, NULL, fn_take_back, (void *)kc, NULL), 0);
+        assert_int_equal(tr_engine_run(e), 0);
+    }
+    tr_test_assert_clean();
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.tasks_live, 0);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    return st;
+}
+
+static void test_regress_killed_receiver_gives_message_back(void **state)
+{
+    (void)state;
+    static const struct kill_case kc = {fn_shielded_receiver, TR_WAIT_CHAN_RECV, false};
+    /* A queue with room: the message goes back to its front. */
+    assert_int_equal(tr_chan_create(&g_ch, sizeof(int), 1, 0), 0);
+    struct tr_stats st = kill_case_run(&kc, true);
+    assert_int_equal(st.tasks_killed, 1);
+    assert_int_equal(st.kill_grants_passed, 1);
+    assert_int_equal(st.kill_msgs_lost, 0);
+    assert_int_equal(tr_chan_destroy(g_ch), 0);
+    /* A rendezvous with nobody left to take it: lost, and counted. */
+    assert_int_equal(tr_chan_create(&g_ch, sizeof(int), 0, 0), 0);
+    st = kill_case_run(&kc, false);
+    assert_int_equal(st.tasks_killed, 1);
+    assert_int_equal(st.kill_msgs_lost, 1);
+    assert_int_equal(tr_chan_destroy(g_ch), 0); /* nobody inside it */
+}
+
+static void test_regress_killed_acquirer_gives_unit_back(void **state)
+{
+    (void)state;
+    static const struct kill_case kc = {fn_shielded_acquirer, TR_WAIT_SEM, true};
+    g_s._p._magic = 0;
+    assert_int_equal(tr_sem_init(&g_s, 0), 0);
+    struct tr_stats st = kill_case_run(&kc, true);
+    assert_int_equal(st.tasks_killed, 1);
+    assert_int_equal(st.kill_grants_passed, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_regress_bpo27585_lock_granted_then_cancelled),
+        cmocka_unit_test(test_regress_anyio_sem_granted_then_cancelled),
+        cmocka_unit_test(test_regress_chan_message_granted_then_cut),
+        cmocka_unit_test(test_regress_chan_destroy_waits_for_woken_receiver),
+        cmocka_unit_test(test_regress_gh116720_cancel_never_masks_failure),
+        cmocka_unit_test(test_regress_group_result_wins_a_later_cut),
+        cmocka_unit_test(test_regress_killed_receiver_gives_message_back),
+        cmocka_unit_test(test_regress_killed_acquirer_gives_unit_back),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
