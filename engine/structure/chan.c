@@ -230,18 +230,24 @@ static int recv_now(struct tr_chan *ch, void *elem)
     return ch->closed ? -EPIPE : -EAGAIN;
 }
 
-int tr_chan_send(struct tr_chan *ch, const void *elem)
+/* A blocking call's start: ch is usable by the caller, elem given, and
+ * the call not cut short already. */
+static int chan_begin(struct tr_chan *ch, const void *elem, tr_task **self)
 {
-    tr_task *self;
-    int err = chan_use(ch, &self);
+    int err = chan_use(ch, self);
     if (err)
         return err;
     if (!elem)
         return -EINVAL;
-    err = tr__cancel_point(self);
-    if (err)
-        return err;
-    err = send_now(ch, elem);
+    return tr__cancel_point(*self);
+}
+
+int tr_chan_send(struct tr_chan *ch, const void *elem)
+{
+    tr_task *self;
+    int err = chan_begin(ch, elem, &self);
+    if (!err)
+        err = send_now(ch, elem);
     if (err != -EAGAIN)
         return err;
     return chan_park(self, ch, &ch->senders, (void *)(uintptr_t)elem, &tr__wk_chan_send);
@@ -250,15 +256,9 @@ int tr_chan_send(struct tr_chan *ch, const void *elem)
 int tr_chan_recv(struct tr_chan *ch, void *elem)
 {
     tr_task *self;
-    int err = chan_use(ch, &self);
-    if (err)
-        return err;
-    if (!elem)
-        return -EINVAL;
-    err = tr__cancel_point(self);
-    if (err)
-        return err;
-    err = recv_now(ch, elem);
+    int err = chan_begin(ch, elem, &self);
+    if (!err)
+        err = recv_now(ch, elem);
     if (err != -EAGAIN)
         return err;
     return chan_park(self, ch, &ch->receivers, elem, &tr__wk_chan_recv);
