@@ -10,6 +10,10 @@
  * mutex has one holder at a time and it is its owner, every channel
  * message (numbered) is received at most once and exactly when its send
  * returned 0, and nothing hangs (every wait has a deadline or is woken).
+ * test_sync_fuzz_killed: ten shorter runs of stubborn workers ended by
+ * the kill rung (grace and kill 0) in the pass a worker handed a grant to
+ * a waiter: units conserved counting what the killed held, no mutex left
+ * held, every message received once, still queued or counted lost.
  *
  *   TR_FUZZ_SEED (default 20261207), TR_FUZZ_STEPS (default 1,000,000)
  *
@@ -39,11 +43,18 @@ static uint64_t rnd(void)
 }
 #define R(n) ((unsigned)(rnd() % (n)))
 
+/* Somebody waits on p (white-box: its queue is a list head). */
+static bool has_waiters(const struct tr__prim *p)
+{
+    return p->_q[0] != (const void *)p->_q;
+}
+
 struct worker {
     tr_task *t;
     unsigned held[2];     /* semaphore units */
     bool holds[2];        /* mutexes */
     struct tr_scope *cur; /* the scope of its blocking step, for others to cancel */
+    unsigned grants;      /* hand-offs to a waiting task it made */
 };
 
 static struct {
@@ -57,9 +68,11 @@ static struct {
     unsigned char *sent[2], *recvd[2];
     struct worker w[NW];
     uint64_t steps, budget;
-    uint64_t ok, cut, grants;
+    uint64_t ok, cut;
     unsigned replaced;
     bool stop;
+    bool kill_mode; /* the run ends at the kill rung (test_sync_fuzz_killed) */
+    bool sd_sent;   /* ... asked for by a worker, right after it gave a grant */
     int violations;
 } F;
 
@@ -109,6 +122,7 @@ static void step(struct worker *me)
         break;
     case 1: /* semaphore release */
         if (me->held[i]) {
+            me->grants += has_waiters(&F.sem[i]._p);
             TCHECK_EQ(tr_sem_release(&F.sem[i]), 0);
             me->held[i]--;
         } else {
@@ -135,6 +149,7 @@ static void step(struct worker *me)
                 VIOLATION("mutex %u holder lost\n", i);
             F.holder[i] = NULL;
             me->holds[i] = false;
+            me->grants += has_waiters(&F.mtx[i]._p);
             TCHECK_EQ(tr_mutex_unlock(&F.mtx[i]), 0);
         }
         break;
@@ -145,11 +160,11 @@ static void step(struct worker *me)
             F.stop = true;
             break;
         }
+        F.sent[i][seq] = 2; /* in flight: a sender killed in it leaves it so */
         r = tr_chan_send(F.ch[i], &seq);
         if (r != -EPIPE)
             count(r);
-        if (r == 0)
-            F.sent[i][seq] = 1;
+        F.sent[i][seq] = r == 0;
         break;
     }
     case 6:
@@ -183,6 +198,7 @@ static void step(struct worker *me)
     case 9: /* signal, broadcast, event */
         switch (R(5)) {
         case 0:
+            me->grants += has_waiters(&F.cv._p);
             TCHECK_EQ(tr_cond_signal(&F.cv), 0);
             break;
         case 1:
@@ -239,6 +255,29 @@ static void let_go(struct worker *me)
 static int fn_worker(void *p)
 {
     struct worker *me = p;
+    if (F.kill_mode) {
+        /* Cancelled from the start, it ignores that: each step in a shield
+         * (which holds until the kill rung's pass, grace 0), a yield
+         * between steps (-ECANCELED: delivered, so the rung may kill it
+         * in any wait). Bounded by the budget. */
+        while (!F.stop && F.steps < F.budget) {
+            F.steps++;
+            (void)tr_yield();
+            tr_shield_begin();
+            unsigned grants = me->grants;
+            step(me);
+            tr_shield_end();
+            /* Its step handed something to a waiter, which is now woken
+             * and has not run: the shutdown (grace and kill 0) kills it
+             * there, in this pass. */
+            if (!F.sd_sent && me->grants != grants && F.steps >= F.budget / 2) {
+                F.sd_sent = true;
+                TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+            }
+        }
+        let_go(me);
+        return 0;
+    }
     /* Bounded by the step budget; a cancelled worker stops at once. */
     while (!F.stop && F.steps < F.budget && !tr_shutting_down()) {
         F.steps++;
@@ -310,30 +349,166 @@ static int fn_fuzz(void *p)
     return 0;
 }
 
-static void test_sync_fuzz(void **state)
+/* ---- the kill rung ---------------------------------------------------------- */
+
+/* The same workers, stubborn (see fn_worker): halfway through the budget
+ * the shutdown comes with grace and kill 0, and kills them wherever they
+ * are — some granted a unit, a mutex, a signal or a message that they
+ * have not yet returned with. The kill rung gives those grants back: the
+ * units are conserved counting what the killed workers held, no mutex
+ * stays held, and every message sent is received once, still queued, or
+ * counted lost (stats.kill_msgs_lost: no room to go back). */
+static int fn_fuzz_killed(void *p)
 {
-    (void)state;
+    (void)p;
+    F.kill_mode = true;
+    for (unsigned i = 0; i < 2; i++) {
+        TCHECK_EQ(tr_sem_init(&F.sem[i], SEM_INIT), 0);
+        TCHECK_EQ(tr_mutex_init(&F.mtx[i]), 0);
+        TCHECK_EQ(tr_chan_create(&F.ch[i], sizeof(uint32_t), i ? 4 : 0, 0), 0);
+    }
+    TCHECK_EQ(tr_cond_init(&F.cv), 0);
+    TCHECK_EQ(tr_event_init(&F.ev), 0);
+    for (unsigned k = 0; k < NW; k++) {
+        TCHECK_EQ(tr_spawn(NULL, &F.w[k].t, fn_worker, &F.w[k], NULL), 0);
+        TCHECK_EQ(tr_cancel(F.w[k].t), 0);
+        TCHECK_EQ(tr_detach(F.w[k].t), 0);
+    }
+    /* Bounded by the budget: the workers take steps meanwhile, and one
+     * asks for the shutdown. */
+    while (!F.stop && !F.sd_sent && F.steps < F.budget)
+        if (tr_sleep_ns(100000) != 0)
+            break; /* the shutdown, asked for by a worker */
+    if (!F.sd_sent)
+        TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    return 0;
+}
+
+/* After the shutdown, in a second run: what the killed workers left. */
+static uint64_t g_lost;
+
+static int fn_fuzz_killed_audit(void *p)
+{
+    (void)p;
+    for (unsigned i = 0; i < 2; i++) {
+        unsigned held = 0;
+        for (unsigned k = 0; k < NW; k++)
+            held += F.w[k].held[i];
+        if (F.sem[i]._count + held != SEM_INIT)
+            VIOLATION("semaphore %u: %u free + %u held by killed workers, %u at the start\n", i,
+                      F.sem[i]._count, held, SEM_INIT);
+        if (F.mtx[i]._owner != NULL)
+            VIOLATION("mutex %u still held after every task ended\n", i);
+        uint32_t seq;
+        while (tr_chan_try_recv(F.ch[i], &seq) == 0)
+            if (seq >= MAXMSG || F.recvd[i][seq]++)
+                VIOLATION("channel %u: message %u received twice (drain)\n", i, seq);
+        uint32_t n = F.next_seq[i] < MAXMSG ? F.next_seq[i] : MAXMSG;
+        for (uint32_t s = 0; s < n; s++) {
+            if (F.recvd[i][s] > 1 || (F.recvd[i][s] && !F.sent[i][s]))
+                VIOLATION("channel %u: message %u sent %u, received %u\n", i, s, F.sent[i][s],
+                          F.recvd[i][s]);
+            else if (F.sent[i][s] == 1 && !F.recvd[i][s])
+                g_lost++; /* sent, never received: only a counted loss may explain it */
+        }
+        TCHECK_EQ(tr_chan_destroy(F.ch[i]), 0);
+    }
+    return 0;
+}
+
+static void fuzz_setup(uint64_t *seed)
+{
     const char *s = getenv("TR_FUZZ_SEED"), *n = getenv("TR_FUZZ_STEPS");
-    uint64_t seed = s ? strtoull(s, NULL, 0) : 20261207ull;
+    *seed = s ? strtoull(s, NULL, 0) : 20261207ull;
     memset(&F, 0, sizeof(F));
     F.budget = n ? strtoull(n, NULL, 0) : 1000000ull;
-    g_rng = seed * 2654435761u + 1;
+    g_rng = *seed * 2654435761u + 1;
     for (unsigned i = 0; i < 2; i++) {
         F.sent[i] = calloc(MAXMSG, 1);
         F.recvd[i] = calloc(MAXMSG, 1);
         assert_non_null(F.sent[i]);
         assert_non_null(F.recvd[i]);
     }
+}
+
+static void fuzz_teardown(void)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        free(F.sent[i]);
+        free(F.recvd[i]);
+    }
+}
+
+static void test_sync_fuzz_killed(void **state)
+{
+    (void)state;
+    uint64_t seed0;
+    fuzz_setup(&seed0);
+    fuzz_teardown();
+    uint64_t killed = 0, passed = 0;
+    uint64_t budget = F.budget / 10 > 2000 ? F.budget / 10 : 2000;
+    /* Ten short runs: each ends in one kill. */
+    for (uint64_t seed = seed0; seed < seed0 + 10; seed++) {
+        memset(&F, 0, sizeof(F));
+        F.budget = budget;
+        g_rng = seed * 2654435761u + 7;
+        for (unsigned i = 0; i < 2; i++) {
+            F.sent[i] = calloc(MAXMSG, 1);
+            F.recvd[i] = calloc(MAXMSG, 1);
+            assert_non_null(F.sent[i]);
+            assert_non_null(F.recvd[i]);
+        }
+        g_lost = 0;
+        struct tr_config cfg;
+        tr_config_init(&cfg);
+        cfg.flags = TR_CFG_NO_SIGNALS;
+        cfg.drain_ms = 0;
+        cfg.grace_ms = 0;
+        cfg.kill_ms = 0;
+        cfg.report_fd = -1;
+        tr_engine *e = eng_new(&cfg);
+        g_e = e;
+        assert_int_equal(tr_spawn(e, NULL, fn_fuzz_killed, NULL, NULL), 0);
+        assert_int_equal(tr_engine_run(e), 0);
+        assert_int_equal(tr_spawn(e, NULL, fn_fuzz_killed_audit, NULL, NULL), 0);
+        assert_int_equal(tr_engine_run(e), 0);
+        tr_test_assert_clean();
+        struct tr_stats st = stats_of(e);
+        assert_int_equal(st.tasks_live, 0);
+        assert_int_equal(tr_engine_destroy(e), 0);
+        g_e = NULL;
+        if (g_lost != st.kill_msgs_lost)
+            VIOLATION("seed %llu: %llu messages sent and never received, %llu counted lost\n",
+                      (unsigned long long)seed, (unsigned long long)g_lost,
+                      (unsigned long long)st.kill_msgs_lost);
+        killed += st.tasks_killed;
+        passed += st.kill_grants_passed;
+        fprintf(stderr,
+                "sync_fuzz_killed: seed %llu: %llu steps, %llu killed, %llu grants passed on, "
+                "%llu messages lost, %d violations\n",
+                (unsigned long long)seed, (unsigned long long)F.steps,
+                (unsigned long long)st.tasks_killed, (unsigned long long)st.kill_grants_passed,
+                (unsigned long long)st.kill_msgs_lost, F.violations);
+        int v = F.violations;
+        fuzz_teardown();
+        assert_int_equal(v, 0);
+    }
+    assert_true(killed > 0);
+    assert_true(passed > 0); /* the case was there: a grant made in the kill's pass */
+}
+
+static void test_sync_fuzz(void **state)
+{
+    (void)state;
+    uint64_t seed;
+    fuzz_setup(&seed);
     assert_int_equal(tt_run(fn_fuzz, NULL), 0);
     fprintf(stderr,
             "sync_fuzz: seed %llu: %llu steps, %llu calls returned 0, %llu cut short, "
             "%u workers replaced, messages %u + %u, %d violations\n",
             (unsigned long long)seed, (unsigned long long)F.steps, (unsigned long long)F.ok,
             (unsigned long long)F.cut, F.replaced, F.next_seq[0], F.next_seq[1], F.violations);
-    for (unsigned i = 0; i < 2; i++) {
-        free(F.sent[i]);
-        free(F.recvd[i]);
-    }
+    fuzz_teardown();
     assert_int_equal(F.violations, 0);
     assert_true(F.cut > 0 && F.ok > 0); /* both kinds of outcome were exercised */
 }
@@ -342,6 +517,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sync_fuzz),
+        cmocka_unit_test(test_sync_fuzz_killed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
