@@ -37,9 +37,13 @@ static inline bool tr__duty_cancels_pending(const tr_engine *e)
     return e->ops.cancels_deferred > 0;
 }
 
+/* Armed timers, one of which may be due by the pass's coarse clock (which
+ * lags the precise one by up to TR_COARSE_LAG_NS): timers far away (idle
+ * timeouts) neither read the precise clock every pass nor keep a task
+ * from beginning the next pass itself. */
 static inline bool tr__duty_timers_pending(const tr_engine *e)
 {
-    return e->tm.len > 0;
+    return e->tm.len > 0 && tr__timers_due(e, e->sch.pass_ns + TR_COARSE_LAG_NS);
 }
 
 static inline bool tr__duty_submit_pending(const tr_engine *e)

@@ -193,11 +193,13 @@ struct tr__ops {
 
 /* timer.c: the hierarchical timing wheel. */
 struct tr__timers {
-    uint32_t len;     /* armed timers */
-    uint64_t elapsed; /* the wheel's time, in ticks: never ahead of now */
-    uint64_t now_ns;  /* the clock of the expiry running (for fire functions) */
-    uint32_t idle;    /* armed timers that will wake nobody: deadline timers of tasks with no
-                         scope left (scope.c; the deadlock check ignores them) */
+    uint32_t len;      /* armed timers */
+    uint64_t elapsed;  /* the wheel's time, in ticks: never ahead of now */
+    uint64_t next_due; /* no slot is due before this tick (a lower bound, kept by
+                          insert and expiry; UINT64_MAX: nothing armed) */
+    uint64_t now_ns;   /* the clock of the expiry running (for fire functions) */
+    uint32_t idle;     /* armed timers that will wake nobody: deadline timers of tasks with no
+                          scope left (scope.c; the deadlock check ignores them) */
     uint64_t occupied[TR_WHEEL_LEVELS];          /* bit s of level l: slot l*64+s not empty */
     struct tr__link slot[TR_WHEEL_OVERFLOW + 1]; /* level l, slot s at l*64+s; then overflow */
 };
@@ -243,7 +245,7 @@ struct tr_engine {
     /* Tasks that ended with scopes entered (G10), named in the report. */
     unsigned nscopes_left;
     struct tr__sd_name scopes_left[TR_SD_NAMES];
-    unsigned ngroups_left;  /* owners that returned with groups not waited for */
+    unsigned ngroups_left; /* owners that returned with groups not waited for */
     struct tr__sd_name groups_left[TR_SD_NAMES];
     /* After a finished shutdown (sd.phase DONE): a later run may start the
      * next one (sd_next_ok, set at that run's start), and a signal read in
@@ -297,6 +299,29 @@ static inline bool tr__ring_enter_needed(const tr_engine *e, bool busy)
             (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
 }
 
+/* task.h's enqueue and wake, here where the run queue is known. */
+static inline void tr__task_enqueue(tr_task *t)
+{
+    tr_engine *e = t->e;
+    t->state = TR_TASK_READY;
+    t->run_next = NULL;
+    if (e->sch.run_tail)
+        e->sch.run_tail->run_next = t;
+    else
+        e->sch.run_head = t;
+    e->sch.run_tail = t;
+}
+
+static inline void tr__task_wake(tr_task *t, int res)
+{
+    TR_ASSERT(t->state == TR_TASK_PARKED);
+    TR_ASSERT(t->wait != NULL);
+    /* The record stays linked until t resumes in its call (or is reaped
+     * after a kill): the reap needs it. */
+    t->wait_res = res;
+    tr__task_enqueue(t);
+}
+
 /* task.h's park, here where the engine's fields are known. */
 static inline int tr__task_park(tr_task *t, struct tr__wait *w, const struct tr__wait_kind *kind)
 {
@@ -330,7 +355,7 @@ static inline bool tr__internal_arm_owed(const tr_engine *e)
     return e->sw.reads_owed;
 }
 
-static inline bool tr__shutdown_active(tr_engine *e)
+static inline __attribute__((always_inline)) bool tr__shutdown_active(tr_engine *e)
 {
     uint8_t ph = e->sd.phase;
     if (ph == TR_PH_DONE) /* over, unless this later run is asked for another */

@@ -58,7 +58,9 @@ static inline void cancels_run(tr_engine *e)
 
 static inline void timers_run(tr_engine *e)
 {
-    tr__timer_expire(e, tr__now_ns());
+    uint64_t now = tr__now_ns();
+    if (tr__timers_due(e, now))
+        tr__timer_expire(e, now);
 }
 
 #define TR_DUTY_RUN_1(name)                                                                        \

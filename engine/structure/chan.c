@@ -63,6 +63,18 @@ static void chan_describe(const tr_engine *e, const tr_task *t, char *buf, size_
 static unsigned char *chan_slot(struct tr_chan *ch, size_t i);
 static struct chan_wait *chan_wake_first(struct tr__link *q, int res);
 
+/* An element's copy: the usual sizes (a pointer, an index, two of them)
+ * without a call to memcpy. */
+static inline void chan_copy(const struct tr_chan *ch, void *dst, const void *src)
+{
+    if (ch->elem == 8)
+        memcpy(dst, src, 8);
+    else if (ch->elem == 16)
+        memcpy(dst, src, 16);
+    else
+        memcpy(dst, src, ch->elem);
+}
+
 /* A receiver killed after a message was handed to it (woken with 0, never
  * resumed): the message goes back where it came from — to the next
  * waiting receiver, else to the front of the ring (it was sent before
@@ -79,11 +91,11 @@ static void chan_recv_reap(tr_engine *e, tr_task *t)
     if (!tr__list_empty(&ch->receivers)) {
         TR_ASSERT(ch->len == 0);
         struct chan_wait *next = tr__container_of(ch->receivers.next, struct chan_wait, link);
-        memcpy(next->elem, cw->elem, ch->elem);
+        chan_copy(ch, next->elem, cw->elem);
         (void)chan_wake_first(&ch->receivers, 0);
     } else if (ch->len < ch->cap) {
         ch->head = (ch->head + ch->cap - 1) % ch->cap;
-        memcpy(chan_slot(ch, 0), cw->elem, ch->elem);
+        chan_copy(ch, chan_slot(ch, 0), cw->elem);
         ch->len++;
     } else {
         e->st.kill_msgs_lost++;
@@ -191,12 +203,12 @@ static int send_now(struct tr_chan *ch, const void *elem)
     if (!tr__list_empty(&ch->receivers)) {
         TR_ASSERT(ch->len == 0);
         struct tr__link *first = ch->receivers.next;
-        memcpy(tr__container_of(first, struct chan_wait, link)->elem, elem, ch->elem);
+        chan_copy(ch, tr__container_of(first, struct chan_wait, link)->elem, elem);
         (void)chan_wake_first(&ch->receivers, 0);
         return 0;
     }
     if (ch->len < ch->cap) {
-        memcpy(chan_slot(ch, ch->len), elem, ch->elem);
+        chan_copy(ch, chan_slot(ch, ch->len), elem);
         ch->len++;
         return 0;
     }
@@ -207,14 +219,14 @@ static int send_now(struct tr_chan *ch, const void *elem)
 static int recv_now(struct tr_chan *ch, void *elem)
 {
     if (ch->len > 0) {
-        memcpy(elem, chan_slot(ch, 0), ch->elem);
+        chan_copy(ch, elem, chan_slot(ch, 0));
         ch->head = (ch->head + 1) % ch->cap;
         ch->len--;
         if (!tr__list_empty(&ch->senders)) {
             /* Room now: the first waiting sender's element moves in. */
             struct tr__link *first = ch->senders.next;
-            memcpy(chan_slot(ch, ch->len), tr__container_of(first, struct chan_wait, link)->elem,
-                   ch->elem);
+            chan_copy(ch, chan_slot(ch, ch->len),
+                      tr__container_of(first, struct chan_wait, link)->elem);
             ch->len++;
             (void)chan_wake_first(&ch->senders, 0);
         }
@@ -223,7 +235,7 @@ static int recv_now(struct tr_chan *ch, void *elem)
     if (!tr__list_empty(&ch->senders)) {
         TR_ASSERT(ch->cap == 0); /* a ring with room has no waiting sender */
         struct tr__link *first = ch->senders.next;
-        memcpy(elem, tr__container_of(first, struct chan_wait, link)->elem, ch->elem);
+        chan_copy(ch, elem, tr__container_of(first, struct chan_wait, link)->elem);
         (void)chan_wake_first(&ch->senders, 0);
         return 0;
     }

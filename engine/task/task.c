@@ -199,37 +199,13 @@ void tr__run_task(tr_engine *e, tr_task *t)
 
 /* ---- queueing, parking, waking -------------------------------------------- */
 
-void tr__task_enqueue(tr_task *t)
-{
-    tr_engine *e = t->e;
-    t->state = TR_TASK_READY;
-    t->run_next = NULL;
-    if (e->sch.run_tail)
-        e->sch.run_tail->run_next = t;
-    else
-        e->sch.run_head = t;
-    e->sch.run_tail = t;
-}
-
 void tr__task_switch_away(tr_task *t)
 {
     switch_away(t, false);
 }
 
-void tr__task_wake(tr_task *t, int res)
+__attribute__((noinline)) int tr__cancel_point_slow(tr_task *t)
 {
-    TR_ASSERT(t->state == TR_TASK_PARKED);
-    TR_ASSERT(t->wait != NULL);
-    /* The record stays linked until t resumes in its call (or is reaped
-     * after a kill): the reap needs it. */
-    t->wait_res = res;
-    tr__task_enqueue(t);
-}
-
-int tr__cancel_point(tr_task *t)
-{
-    if (TR_LIKELY(t->attn == 0))
-        return 0;
     if (TR_UNLIKELY(tr__task_in_prep(t)))
         return -EPERM; /* inside a tr_op prep callback: the SQE is half made */
     if (TR_LIKELY(tr__cut_short(t) == 0))

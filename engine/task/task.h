@@ -208,8 +208,10 @@ static inline bool tr__task_parked_on(const tr_task *t, const struct tr__wait_ki
     return t->state == TR_TASK_PARKED && t->wait_kind == kind;
 }
 /* Queues the parked task t with result res for its wait. */
-void tr__task_wake(tr_task *t, int res);
-void tr__task_enqueue(tr_task *t);
+/* Both inline (engine.h, where the run queue is known): every hand-off of
+ * a primitive and every completion goes through them. */
+static inline void tr__task_wake(tr_task *t, int res);
+static inline void tr__task_enqueue(tr_task *t);
 void tr__task_free_record(tr_engine *e, tr_task *t);
 void tr__task_records_free(tr_engine *e);
 int tr__task_reserve(tr_engine *e);
@@ -284,7 +286,13 @@ void tr__scope_describe(const tr_task *t, uint64_t now, char *buf, size_t len);
  * call is cut short it yields once (passing through the scheduler) and
  * returns the reason (-ECANCELED); else 0. Also refuses blocking calls
  * made inside a tr_op prep callback (-EPERM). */
-int tr__cancel_point(tr_task *t);
+int tr__cancel_point_slow(tr_task *t);
+static inline int tr__cancel_point(tr_task *t)
+{
+    if (TR_LIKELY(t->attn == 0))
+        return 0; /* the common case, inline in every blocking call */
+    return tr__cancel_point_slow(t);
+}
 /* t is parked: end its wait if its call is now cut short (after a cancel,
  * or when shields break). */
 static inline void tr__wait_recheck(tr_engine *e, tr_task *t);

@@ -46,6 +46,7 @@ void tr__timers_init(tr_engine *e)
     struct tr__timers *w = &e->tm;
     w->len = 0;
     w->elapsed = TICK(tr__now_ns());
+    w->next_due = UINT64_MAX;
     for (unsigned i = 0; i <= TR_WHEEL_OVERFLOW; i++)
         tr__list_init(&w->slot[i]);
     for (unsigned l = 0; l < TR_WHEEL_LEVELS; l++)
@@ -62,6 +63,22 @@ static unsigned slot_for(const struct tr__timers *w, uint64_t dt)
     return level * TR_WHEEL_SLOTS + (unsigned)((dt >> LEVEL_SHIFT(level)) & (TR_WHEEL_SLOTS - 1));
 }
 
+/* The tick at which slot `where` is due: a level-0 slot once its tick
+ * has passed, a higher one (cascaded) when elapsed reaches its start, the
+ * overflow list when the top level turns over. */
+static uint64_t slot_due(const struct tr__timers *w, unsigned where)
+{
+    if (where == TR_WHEEL_OVERFLOW) {
+        unsigned top = LEVEL_SHIFT(TR_WHEEL_LEVELS);
+        return ((w->elapsed >> top) + 1) << top;
+    }
+    unsigned l = where / TR_WHEEL_SLOTS, s = where % TR_WHEEL_SLOTS;
+    unsigned sh = LEVEL_SHIFT(l);
+    uint64_t start =
+        (w->elapsed >> (sh + TR_WHEEL_BITS) << (sh + TR_WHEEL_BITS)) | ((uint64_t)s << sh);
+    return l == 0 ? start + 1 : start;
+}
+
 static void insert(struct tr__timers *w, struct tr__timer *tm)
 {
     uint64_t dt = TICK(tm->deadline_ns);
@@ -72,6 +89,9 @@ static void insert(struct tr__timers *w, struct tr__timer *tm)
     if (where < TR_WHEEL_OVERFLOW)
         w->occupied[where / TR_WHEEL_SLOTS] |= 1ull << (where % TR_WHEEL_SLOTS);
     tr__list_add_tail(&w->slot[where], &tm->link);
+    uint64_t due = slot_due(w, where);
+    if (due < w->next_due)
+        w->next_due = due;
 }
 
 static void unlink_timer(struct tr__timers *w, struct tr__timer *tm)
@@ -141,22 +161,18 @@ static bool earliest(const struct tr__timers *w, unsigned *where, uint64_t *due)
         if (!bits)
             continue;
         unsigned s = (unsigned)__builtin_ctzll(bits);
-        unsigned sh = LEVEL_SHIFT(l);
-        uint64_t digit = (w->elapsed >> sh) & (TR_WHEEL_SLOTS - 1);
+        uint64_t digit = (w->elapsed >> LEVEL_SHIFT(l)) & (TR_WHEEL_SLOTS - 1);
         /* Below elapsed's digit would be a slot the wheel passed over. */
         TR_ASSERT(l == 0 ? s >= digit : s > digit);
-        uint64_t start =
-            (w->elapsed >> (sh + TR_WHEEL_BITS) << (sh + TR_WHEEL_BITS)) | ((uint64_t)s << sh);
         *where = l * TR_WHEEL_SLOTS + s;
-        *due = l == 0 ? start + 1 : start;
+        *due = slot_due(w, *where);
         return true;
     }
     if (tr__list_empty(&w->slot[TR_WHEEL_OVERFLOW]))
         return false;
     /* Re-examined when the top level turns over. */
-    unsigned top = LEVEL_SHIFT(TR_WHEEL_LEVELS);
     *where = TR_WHEEL_OVERFLOW;
-    *due = ((w->elapsed >> top) + 1) << top;
+    *due = slot_due(w, TR_WHEEL_OVERFLOW);
     return true;
 }
 
@@ -177,10 +193,13 @@ unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns)
         if (!earliest(w, &where, &due) || due > target) {
             if (target > w->elapsed)
                 w->elapsed = target; /* nothing was due before target */
+            w->next_due = earliest(w, &where, &due) ? due : UINT64_MAX;
             break;
         }
-        if (fired >= max)
-            break; /* elapsed stays: the rest is due next pass */
+        if (fired >= max) {
+            w->next_due = due; /* elapsed stays: the rest is due next pass */
+            break;
+        }
         /* Take the slot's list whole: what is armed meanwhile goes to a
          * fresh list and is seen by the next round. */
         struct tr__link list;

@@ -163,6 +163,9 @@ void tr__timer_move(tr_engine *e, struct tr__timer *tm, uint64_t deadline_ns);
 void tr__timer_disarm(tr_engine *e, struct tr__timer *tm);
 /* Fires every timer whose deadline has passed; returns how many. */
 unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns);
+/* Something may be due at now_ns: tr__timer_expire has work (a slot to
+ * fire or cascade). False says for sure there is none. */
+#define tr__timers_due(e, now_ns) (((now_ns) >> TR_TICK_SHIFT) >= (e)->tm.next_due)
 /* Nanoseconds until the nearest deadline, or UINT64_MAX when none. */
 uint64_t tr__timer_next_ns(const tr_engine *e, uint64_t now_ns);
 void tr__timer_free(tr_engine *e);
