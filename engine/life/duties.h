@@ -12,6 +12,13 @@
 
 /* Passes a task may begin in a row before the scheduler runs one. */
 #define TR_INLINE_PASSES 64
+/* ... and how often among them the whole list is checked: the first after
+ * the scheduler's pass, then every 4th (a duty waits 3 task-begun passes
+ * at most, as long as a pass of 4 tasks would make it wait: hand-offs
+ * between two tasks pay the ring's and the wheel's checks once every 4
+ * switches, not at each). A shutdown is looked for at every one: a task
+ * that asks for it (or a signal) starts it before anyone else runs. */
+#define TR_INLINE_CHECK_EVERY 4
 
 /* Each duty: NAME_pending(e), cheap, says whether it has work this pass;
  * NAME_run(e) (loop.c), if it has one, does it (duties without run are the
@@ -97,7 +104,8 @@ static inline bool tr__loop_pass_inline(tr_engine *e)
 {
     if (!e->sch.run_head || e->sch.inline_passes >= TR_INLINE_PASSES || !e->rs.taskrun_flag)
         return false;
-    if (tr__duties_pending(e))
+    if (e->sch.inline_passes % TR_INLINE_CHECK_EVERY == 0 ? tr__duties_pending(e)
+                                                          : tr__duty_shutdown_pending(e))
         return false;
     e->sch.inline_passes++;
     e->sch.batch = e->sch.run_head;

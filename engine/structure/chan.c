@@ -152,10 +152,11 @@ static int chan_use(struct tr_chan *ch, tr_task **self)
     tr_task *t = tr__current;
     if (!t)
         return -EPERM;
-    if (!ch->engine)
+    if (TR_UNLIKELY(ch->engine != t->e)) {
+        if (ch->engine)
+            return -EXDEV;
         ch->engine = t->e;
-    else if (ch->engine != t->e)
-        return -EXDEV;
+    }
     *self = t;
     return 0;
 }

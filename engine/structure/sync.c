@@ -187,10 +187,11 @@ static int prim_use(struct tr__prim *p, unsigned magic, tr_task **self)
     tr_task *t = tr__current;
     if (!t)
         return -EPERM;
-    if (!p->_engine)
+    if (TR_UNLIKELY(p->_engine != t->e)) {
+        if (p->_engine)
+            return -EXDEV; /* another engine's: its thread owns it */
         p->_engine = t->e;
-    else if (p->_engine != t->e)
-        return -EXDEV; /* another engine's: its thread owns it */
+    }
     *self = t;
     return 0;
 }
