@@ -309,44 +309,6 @@ def bench_time(b):
     b.add("expiry", "10k deadlines at once: last read ended (ms)", rows, [], None, None)
 
 
-def go_build(b, name):
-    """Builds perf/NAME.go with Debian's Go into the run's temporary
-    directory (its build cache too: nothing in $HOME, no network)."""
-    out = os.path.join(b.tmp, name)
-    env = dict(os.environ, GOCACHE=os.path.join(b.tmp, "gocache"), GO111MODULE="off",
-               GOFLAGS="", GOPATH=os.path.join(b.tmp, "gopath"))
-    subprocess.run(["go", "build", "-o", out, os.path.join(PERF, name + ".go")], env=env,
-                   check=True)
-    return out
-
-
-def bench_sync(b):
-    # Section 8's primitives and groups. The channel ping-pong against Go's
-    # unbuffered channels (GOMAXPROCS=1): ratio = taskring / Go per round
-    # trip, goal 5x faster (never below 3x).
-    n = 400000 if b.quick else 2000000
-    go = go_build(b, "go_chanpingpong")
-    b.pair("sync", "chan ping-pong round trip (ns)",
-           [b.exe("bench_sync"), "--mode", "chan", "--iters", str(n)],
-           [go, "-iters", str(n)], "Go 1.19 chan", ("ratio_le", 0.2))
-    # Uncontended lock + unlock, and a set of a set event: <= 10 ns.
-    for mode, label in (("mutex", "mutex lock+unlock, uncontended (ns)"),
-                        ("event", "event set, no waiter (ns)")):
-        rows = [run_json([b.exe("bench_sync"), "--mode", mode]) for _ in range(b.reps)]
-        b.add("sync", label, rows, [], None, ("value_le", 10))
-    # A semaphore hand-off between two tasks against one tr_yield switch,
-    # both measured in the same process: within 1.5x.
-    rows = [run_json([b.exe("bench_sync"), "--mode", "sem"]) for _ in range(b.reps)]
-    b.add("sync", "sem hand-off / one switch (x)", rows, [], None, ("value_le", 1.5),
-          key="ratio_to_switch", unit="x")
-    # 10,000 children, one fails, the others are cancelled: against
-    # asyncio's TaskGroup doing the same, 20x faster (ratio <= 0.05).
-    b.pair("sync", "group of 10k: spawn, fail once, cancel (ms)",
-           [b.exe("bench_sync"), "--mode", "group", "--tasks", "10000"],
-           [sys.executable, os.path.join(PERF, "asyncio_group.py"), "--tasks", "10000"],
-           "asyncio TaskGroup", ("ratio_le", 0.05))
-
-
 def make_randread_file():
     size = 256 << 20
     if os.path.exists(RANDREAD_FILE) and os.path.getsize(RANDREAD_FILE) == size:
@@ -587,7 +549,6 @@ PANELS = [
     ("sigterm", "SIGTERM with 100k parked tasks, ms", False),
     ("scope", "NOPs inside a scope each vs plain, ops/s", False),
     ("timers", "deadline moves: wheel vs heap, ns (log)", True),
-    ("sync", "primitives and groups vs Go / asyncio (log)", True),
     ("randread", "4 KiB random reads, IOPS", False),
 ]
 
@@ -620,9 +581,6 @@ def write_png(path, rows, mc, tmp):
                            [("%s c=%d" % (p["client"] if kind == "http" else "%d B" % p["size"],
                                           p["conns"]), p["taskring"][key], p["anchor"][key])
                             for p in pts], pts[0]["anchor_name"]))
-    if not panels:
-        log("nothing to chart")
-        return
     rows_n = (len(panels) + 2) // 3
     script = ["set terminal pngcairo size 1500,%d font 'sans,9' noenhanced" % (425 * rows_n),
               "set output '%s'" % path,
@@ -685,7 +643,7 @@ def main():
     ap.add_argument("--out", default=PERF)
     ap.add_argument("--readme", help="README.md whose table (between the bench markers) is replaced")
     ap.add_argument("--only", default="",
-                    help="comma-separated: nop,switch,cancel,time,sync,randread,http,echo")
+                    help="comma-separated: nop,switch,cancel,time,randread,http,echo")
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
     mach = machine()
@@ -693,8 +651,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="taskring-bench.") as tmp:
         b = Bench(os.path.abspath(a.build), a.quick, tmp)
         for name, fn in (("nop", bench_nop), ("switch", bench_switch_spawn), ("cancel", bench_cancel),
-                         ("time", bench_time), ("sync", bench_sync), ("randread", bench_randread),
-                         ("http", bench_http),
+                         ("time", bench_time), ("randread", bench_randread), ("http", bench_http),
                          ("echo", bench_echo)):
             if only and name not in only:
                 continue
