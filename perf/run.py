@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """perf/run.py — taskring side by side with its anchors; run by `tools/dev bench`.
 
-    perf/run.py --build DIR [--quick] [--out perf]
+    perf/run.py --build DIR [--quick] [--out DIR] [--only LIST] [--reps N]
 
 Runs every benchmark of perf/ (each program prints one JSON line), always
 alternating taskring and its anchor in the same run on the same machine,
@@ -14,6 +14,8 @@ and writes:
                        h2load (against nginx), echo under perf/echo_client
                        (against perf/epoll_echo), at c=50 and c=200
     perf/results.png   one panel per benchmark (gnuplot)
+(with --only, a subset such as `--only sync`, into BUILD/bench-only/ unless
+--out says otherwise, so that perf/RESULTS.md keeps the last full run).
 
 Figures: the programs' own clocks where throughput is the figure, and
 hyperfine (--warmup, --export-json) where the whole process's time is (a
@@ -119,6 +121,7 @@ def machine():
         "wrk": " ".join(ver(["wrk", "--version"]).split()[:2]),
         "ab": "ab " + (re.findall(r"Version ([\d.]+)", ver(["ab", "-V"])) or ["?"])[0],
         "h2load": ver(["h2load", "--version"]),
+        "go": ver(["go", "version"]),
         "load_start": os.getloadavg()[0],
     }
 
@@ -126,11 +129,12 @@ def machine():
 class Bench:
     """Collects the rows: each row is one measured point of one benchmark."""
 
-    def __init__(self, build, quick, tmp):
+    def __init__(self, build, quick, tmp, reps=None):
         self.build = build
         self.quick = quick
         self.tmp = tmp
-        self.reps = 1 if quick else 3
+        self.reps = reps or (1 if quick else 3)
+        self.reps_given = reps is not None
         self.rows = []
         self.mc = []  # the multi-client points (mc_point)
 
@@ -165,7 +169,7 @@ class Bench:
         self.rows.append(row)
         log("%-34s taskring %s  %s %s  ratio %s  %s" % (
             label, fmt(tv, unit), anchor_name or "-", fmt(av, unit) if av is not None else "-",
-            "%.2fx" % row["ratio"] if row["ratio"] else "-", met_text(row)))
+            ratio_text(row["ratio"], "x"), met_text(row)))
         return row
 
 
@@ -194,6 +198,14 @@ def goal_text(goal, unit):
             "value_le": "≤ %s" % fmt(n, unit), "value_ge": "≥ %s" % fmt(n, unit)}[kind]
 
 
+def ratio_text(r, times="×"):
+    """Two decimals, or three significant digits below 0.1 (a 0.004x
+    must not print as 0.00x)."""
+    if not r:
+        return "—" if times == "×" else "-"
+    return ("%.2f" % r if r >= 0.1 else "%.3g" % r) + times
+
+
 def met_text(row):
     return {None: "—", True: "yes", False: "**no**"}[row["met"]]
 
@@ -209,7 +221,8 @@ def fmt(v, unit):
         return "%.0f %s" % (v, unit)
     if unit == "bytes":
         return "%.2f KiB" % (v / 1024)
-    if unit in ("ms", "ns/switch", "ns/move", "us/req", "µs/req"):
+    if unit in ("ms", "ns/switch", "ns/move", "us/req", "µs/req", "ns/rt", "ns/pair", "ns/op",
+                "ns/handoff", "ratio"):
         return ("%.3g " % v) + unit
     return "%.4g %s" % (v, unit)
 
@@ -307,6 +320,79 @@ def bench_time(b):
     # Expiry latency: 10k reads in scopes that expire at one instant.
     rows = [run_json([b.exe("bench_expiry"), "--tasks", "10000"]) for _ in range(b.reps)]
     b.add("expiry", "10k deadlines at once: last read ended (ms)", rows, [], None, None)
+
+
+GO_SRC = os.path.join(PERF, "go_chanpingpong.go")
+
+
+def go_build(b):
+    """Builds perf/go_chanpingpong.go into the build dir with Debian's Go
+    (golang-go, which tools/dev bench installs): standard library only, so
+    no module and no network (GOPROXY=off, GOPATH mode); the build cache
+    lives in the build dir, so a HOME that is not writable does not
+    matter. Returns the command that runs it with GOMAXPROCS=1."""
+    go = shutil.which("go")
+    if not go:
+        raise RuntimeError("no go toolchain: install golang-go (tools/dev bench does)")
+    godir = os.path.join(b.build, "perf", "go")
+    exe = os.path.join(b.build, "perf", "go_chanpingpong")
+    env = dict(os.environ, GOCACHE=os.path.join(godir, "cache"), GOPATH=os.path.join(godir, "path"),
+               GOPROXY="off", GO111MODULE="off", GOFLAGS="", CGO_ENABLED="0")
+    os.makedirs(godir, exist_ok=True)
+    subprocess.run([go, "build", "-o", exe, GO_SRC], check=True, env=env, cwd=godir)
+    return ["env", "GOMAXPROCS=1", exe]
+
+
+def worst_round(b, panel, label, row, goal):
+    """The round (one taskring sample and the anchor's of the same round:
+    pair() takes them in step) whose ratio is the worst, for goals that
+    hold for every run, not only the median."""
+    tr_s, an_s = row["samples"]["taskring"], row["samples"]["anchor"]
+    i = max(range(len(tr_s)), key=lambda k: tr_s[k]["value"] / an_s[k]["value"])
+    b.add(panel, label, [tr_s[i]], [an_s[i]], row["anchor_name"], goal)
+
+
+def bench_sync(b):
+    """Section 8's primitives and groups (perf/bench_sync.c) against Go's
+    channels, pthread mutexes, the switch itself and asyncio.TaskGroup.
+    At least 5 alternating rounds per point in a full run (they are
+    short), as the issue asks."""
+    reps = b.reps if (b.quick or b.reps_given) else max(b.reps, 5)
+    sync = [b.exe("bench_sync")]
+    go = go_build(b)
+    n = "500000" if b.quick else "2000000"
+    for shape in ("sym", "asym"):
+        row = b.pair("chan", "chan ping-pong %s, rendezvous (ns/rt)" % shape,
+                     sync + ["--mode", "chan", "--shape", shape, "--iters", n],
+                     go + ["-shape", shape, "-iters", n],
+                     "Go 1.19 unbuffered", ("ratio_le", 0.2), reps=reps)
+        worst_round(b, "chanworst", "chan ping-pong %s, worst round (ns/rt)" % shape, row,
+                    ("ratio_le", 1 / 3))
+    k = "5000000" if b.quick else "20000000"
+    b.pair("mutex", "mutex lock+unlock, uncontended (ns/pair)",
+           sync + ["--mode", "mutex", "--iters", k], sync + ["--mode", "pthread_mutex", "--iters", k],
+           "pthread_mutex", ("value_le", 10), reps=reps)
+    b.pair("event", "event_set, no waiter (ns/op)",
+           sync + ["--mode", "event", "--iters", k], sync + ["--mode", "call", "--iters", k],
+           "out-of-line call", ("value_le", 10), reps=reps)
+    for shape in ("sym", "asym"):
+        row = b.pair("sem", "sem hand-off %s (ns/handoff)" % shape,
+                     sync + ["--mode", "sem", "--shape", shape, "--iters", n],
+                     sync + ["--mode", "yield", "--shape", shape, "--iters", n],
+                     "tr_yield switch", ("ratio_le", 1.5), reps=reps)
+        # The same ratio inside each sem process (its rounds alternate a
+        # yield ping-pong and the semaphores' on fresh engines).
+        b.add("semratio", "sem hand-off / switch %s, in-process" % shape,
+              row["samples"]["taskring"], [], None, ("value_le", 1.5), key="ratio", unit="ratio")
+    for park in ("sleep", "event"):
+        goal = ("ratio_le", 0.05) if park == "sleep" else None
+        row = b.pair("group", "group of 10k, 1 fails, rest cancelled: %s (ms)" % park,
+                     sync + ["--mode", "group", "--tasks", "10000", "--park", park],
+                     [sys.executable, os.path.join(PERF, "asyncio_group.py"), "--tasks", "10000",
+                      "--park", park], "asyncio TaskGroup", goal, reps=reps)
+        b.add("groupcold", "group of 10k: %s, first round (cold, ms)" % park,
+              row["samples"]["taskring"], row["samples"]["anchor"], "asyncio TaskGroup", goal,
+              key="first_ms", unit="ms")
 
 
 def make_randread_file():
@@ -452,15 +538,15 @@ def load_text(mach):
     return text
 
 
-def write_md(path, mach, rows, mc, quick, seconds):
+def write_md(path, mach, rows, mc, quick, seconds, reps):
     lines = ["# taskring benchmarks", "",
              "Generated by `tools/dev bench%s` on %s — do not edit by hand." % (
                  " --quick" if quick else "", mach["date"]), "",
              "Machine: %s, %d cores, %.1f GiB, Linux %s; taskring %s; %s; %s; %s; %s; %s; "
-             "Python %s; %s." % (
+             "Python %s; %s; %s." % (
                  mach["cpu"], mach["cores"], mach["mem_gib"], mach["kernel"], mach["commit"],
                  mach["fio"], mach["nginx"], mach["wrk"], mach["ab"], mach["h2load"],
-                 mach["python"], load_text(mach)), "",
+                 mach["python"], mach.get("go", "?"), load_text(mach)), "",
              "Each figure is the median of its runs; taskring and its anchor alternate in the same "
              "run. ratio = taskring / anchor (for times and CPU, lower is better).", "",
              "| benchmark | taskring | anchor | ratio | goal | met? |",
@@ -469,10 +555,10 @@ def write_md(path, mach, rows, mc, quick, seconds):
         anchor = "%s (%s)" % (fmt(r["anchor"], r["unit"]), r["anchor_name"]) if r["anchor"] is not None else "—"
         lines.append("| %s | %s | %s | %s | %s | %s |" % (
             r["label"], fmt(r["taskring"], r["unit"]), anchor,
-            "%.2f×" % r["ratio"] if r["ratio"] else "—", goal_text(r["goal"], r["unit"]),
+            ratio_text(r["ratio"]), goal_text(r["goal"], r["unit"]),
             met_text(r)))
     lines.append("")
-    lines += mc_md(mc, quick, seconds)
+    lines += mc_md(mc, quick, seconds, reps)
     lines.append("![taskring benchmarks](results.png)")
     lines.append("")
     with open(path, "w") as f:
@@ -486,9 +572,9 @@ HTTP_CMDS = {
 }
 
 
-def mc_md(mc, quick, seconds):
-    """The multi-client tables, with the commands that made them."""
-    runs = 1 if quick else 3  # Bench.reps
+def mc_md(mc, quick, seconds, runs):
+    """The multi-client tables, with the commands that made them; runs:
+    Bench.reps."""
     http = [p for p in mc if p["kind"] == "http"]
     echo = [p for p in mc if p["kind"] == "echo"]
     out = []
@@ -550,6 +636,11 @@ PANELS = [
     ("scope", "NOPs inside a scope each vs plain, ops/s", False),
     ("timers", "deadline moves: wheel vs heap, ns (log)", True),
     ("randread", "4 KiB random reads, IOPS", False),
+    ("chan", "rendezvous channel ping-pong vs Go, ns per round trip", False),
+    ("mutex", "uncontended mutex lock+unlock vs pthread, ns", False),
+    ("event", "tr_event_set vs an out-of-line call, ns", False),
+    ("sem", "semaphore hand-off vs yield switch, ns", False),
+    ("group", "10k-child group, one fails: vs asyncio.TaskGroup, ms (log)", True),
 ]
 
 # The multi-client panels: (kind, key, title); x = client and concurrency.
@@ -640,18 +731,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=PERF)
+    ap.add_argument("--out", help="where the outputs go (default perf/; with --only, "
+                    "BUILD/bench-only, so that a partial run leaves perf/RESULTS.md alone)")
     ap.add_argument("--readme", help="README.md whose table (between the bench markers) is replaced")
     ap.add_argument("--only", default="",
-                    help="comma-separated: nop,switch,cancel,time,randread,http,echo")
+                    help="comma-separated: nop,switch,cancel,time,randread,sync,http,echo")
+    ap.add_argument("--reps", type=int, help="rounds per point (default 3, --quick 1; sync: 5)")
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
+    if not a.out:
+        a.out = os.path.join(os.path.abspath(a.build), "bench-only") if only else PERF
     mach = machine()
     log("machine: %s" % json.dumps(mach))
     with tempfile.TemporaryDirectory(prefix="taskring-bench.") as tmp:
-        b = Bench(os.path.abspath(a.build), a.quick, tmp)
+        b = Bench(os.path.abspath(a.build), a.quick, tmp, a.reps)
         for name, fn in (("nop", bench_nop), ("switch", bench_switch_spawn), ("cancel", bench_cancel),
-                         ("time", bench_time), ("randread", bench_randread), ("http", bench_http),
+                         ("time", bench_time), ("randread", bench_randread), ("sync", bench_sync),
+                         ("http", bench_http),
                          ("echo", bench_echo)):
             if only and name not in only:
                 continue
@@ -663,7 +759,8 @@ def main():
         with open(os.path.join(a.out, "results.json"), "w") as f:
             json.dump({"machine": mach, "quick": a.quick, "rows": b.rows, "multi_client": b.mc},
                       f, indent=1)
-        write_md(os.path.join(a.out, "RESULTS.md"), mach, b.rows, b.mc, a.quick, mc_seconds(a.quick))
+        write_md(os.path.join(a.out, "RESULTS.md"), mach, b.rows, b.mc, a.quick, mc_seconds(a.quick),
+                 b.reps)
         write_png(os.path.join(a.out, "results.png"), b.rows, b.mc, tmp)
         if a.readme and not only:
             copy_table(os.path.join(a.out, "RESULTS.md"), a.readme)
