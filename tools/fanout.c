@@ -204,7 +204,7 @@ static int fan_out(const char *req, size_t len, char *out, size_t cap)
     }
     for (unsigned i = 0; i < n_backends && rc == 0; i++) {
         calls[i] = (struct call){.req = req, .req_len = len, .backend = i};
-        char name[16];
+        char name[20]; /* "backend-" and any unsigned */
         snprintf(name, sizeof(name), "backend-%u", i);
         struct tr_spawn_opts o = {.name = name};
         rc = tr_group_spawn(&group, call_backend, &calls[i], &o);
