@@ -52,17 +52,19 @@ case_() {
     fi
 }
 
-for t in taskring-echo taskring-http taskring-load taskring-demo; do
+for t in taskring-echo taskring-http taskring-load taskring-demo taskring-fanout; do
     case_ 0 "^usage: $t \[options\]" - $t --help
     case_ 0 "^$t $major\.$minor\$" - $t --version
     case_ 2 - "unknown option '--bogus'" $t --bogus
     case_ 2 - "unexpected argument 'extra'" $t extra
 done
-for t in taskring-echo taskring-http taskring-load; do
+for t in taskring-echo taskring-http taskring-load taskring-fanout; do
     case_ 2 - "--port: not a decimal number" $t --port abc
     case_ 2 - "--port: out of range" $t --port 99999
     case_ 2 - "--port: not a decimal number" $t --port=-1
     case_ 2 - "--port needs a value" $t --port
+done
+for t in taskring-echo taskring-http taskring-load; do
     case_ 2 - "--addr: not an IPv4 or IPv6" $t --addr localhost --port 1
 done
 case_ 2 - "missing --port" taskring-http
@@ -76,5 +78,9 @@ case_ 2 - "--header-timeout-ms needs a value" taskring-http --port 0 --header-ti
 case_ 2 - "--idle-timeout-ms: out of range" taskring-http --port 0 --idle-timeout-ms 99999999999
 case_ 2 - "--conns: out of range" taskring-load --conns 0
 case_ 2 - "--seconds: not a decimal number" taskring-load --seconds 1.5
+case_ 2 - "--backends: out of range" taskring-fanout --backends 9
+case_ 2 - "--workers: out of range" taskring-fanout --workers 0
+case_ 2 - "--deadline-ms: not a decimal number" taskring-fanout --deadline-ms 1s
+case_ 2 - "takes no value" taskring-fanout --backend-fail=1
 echo "cli: $pass cases passed, $fail failed"
 ((fail == 0))

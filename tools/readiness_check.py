@@ -2,14 +2,14 @@
 # SPDX-License-Identifier: MIT
 """readiness_check.py — is "listening" an honest readiness line?
 
-For each server (taskring-echo, taskring-http), N times (default 20): start
-it on an ephemeral port, read its output line by line and send SIGTERM the
-instant the "listening" line appears. A server that prints that line only
-once SIGTERM starts the graceful shutdown exits 0, and its stderr holds the
-engine's shutdown report and the server's last line (counting "reset by
-peer"). One that prints it earlier dies by the signal (exit -15 here, 143 in
-a shell). Prints one tally line per server and exits 1 unless every try of
-every server passed.
+For each server (taskring-echo, taskring-http, taskring-fanout), N times
+(default 20): start it on an ephemeral port, read its output line by line
+and send SIGTERM the instant the "listening" line appears. A server that
+prints that line only once SIGTERM starts the graceful shutdown exits 0,
+its stderr holds the engine's shutdown report, and its output the server's
+last line (counting connections). One that prints it earlier dies by the
+signal (exit -15 here, 143 in a shell). Prints one tally line per server and
+exits 1 unless every try of every server passed.
 
     tools/readiness_check.py [--bin-dir build/tools] [--tries 20]
 
@@ -30,6 +30,7 @@ SERVERS = {
     # name: (argv after the program, the stream that carries the readiness line)
     "taskring-echo": (["--port", "0"], "stdout"),
     "taskring-http": (["--port", "0"], "stderr"),
+    "taskring-fanout": (["--port", "0"], "stdout"),
 }
 
 
@@ -81,7 +82,7 @@ def one_try(exe, args, stream):
         return False, f"exit {rc}"
     if "shutdown report" not in err:
         return False, "exit 0 but no shutdown report"
-    if not re.search(r"^taskring-(echo|http): \d+ connections", err + out["stdout"].decode(errors="replace"), re.M):
+    if not re.search(r"^taskring-(echo|http|fanout): \d+ connections", err + out["stdout"].decode(errors="replace"), re.M):
         return False, "exit 0 but no final counts line"
     return True, "exit 0 with the report"
 
