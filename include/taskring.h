@@ -333,8 +333,9 @@ TR_API int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned fla
  * shield); the task continues normally. Returns 0 when s cut nothing short,
  * -ETIMEDOUT when its deadline did, -ECANCELED when tr_scope_cancel did (a
  * call cut short by the task's cancellation or an enclosing scope leaves it
- * at 0); -EINVAL out of order, for a scope not entered or another task's
- * (nothing changes); -EPERM outside a task. */
+ * at 0); -EINVAL out of order, for a scope not entered or another task's,
+ * or while a group initialised inside it is not waited for (nothing
+ * changes); -EPERM outside a task. */
 TR_API int tr_scope_exit(struct tr_scope *s);
 /* Cancels what runs inside s (it stays triggered until its exit). From any
  * task of s's engine. 0; -EINVAL for a scope not entered; -EPERM outside a
@@ -510,7 +511,9 @@ TR_API int tr_chan_try_send(struct tr_chan *ch, const void *elem);
 TR_API int tr_chan_try_recv(struct tr_chan *ch, void *elem);
 /* 0; -EPIPE if it was closed already. */
 TR_API int tr_chan_close(struct tr_chan *ch);
-/* Frees it: -EBUSY while a task is in a blocking send or receive on it
+/* Create and destroy may be called outside a task (before tr_run, after
+ * it); every other call only from a task of the channel's engine.
+ * Frees it: -EBUSY while a task is in a blocking send or receive on it
  * (waiting, or woken and not yet returned: yield first), nothing freed. */
 TR_API int tr_chan_destroy(struct tr_chan *ch);
 
