@@ -335,12 +335,17 @@ void *helper_main(void *arg);
 
 /* One call of another kind inside a scope of its own with a deadline 0-2
  * ms ahead (work_scope.c): scope1_enter, the call, then scope1_leave
- * checks its result and the exit against the oracle and returns it. */
+ * checks its result and the exit against the oracle and returns it.
+ * two_waits (set after the enter): the call is a wait and then a second,
+ * uncancellable one (tr_cond_wait takes its mutex back), so its cut is
+ * decided when the first ends, and a cancellation that comes during the
+ * second leaves a -ETIMEDOUT as it was. */
 struct scope1 {
     struct tr_scope s;
     struct so_task mt;
     struct so_scope m;
     struct so_pre pre;
+    bool two_waits;
 };
 void scope1_enter(struct tctx *c, struct scope1 *q);
 long scope1_leave(struct tctx *c, struct scope1 *q, long res, const char *what);

@@ -97,19 +97,26 @@ static struct so_pre pre_call(const struct so_task *mt)
     return so_before(mt, shields_broken(), tr_is_cancelled());
 }
 
-/* A call's result res against the oracle; counts the -ETIMEDOUT ones
+/* A call's result res against the oracle, cancelled being whether the
+ * task's cancellation could have decided it; counts the -ETIMEDOUT ones
  * (stats.deadline_cuts must match). Returns whether res is a cut. */
-static bool post_call(struct round *r, struct so_task *mt, const struct so_pre *pre, long res,
-                      const char *what)
+static bool post_call_c(struct round *r, struct so_task *mt, const struct so_pre *pre, long res,
+                        const char *what, bool cancelled)
 {
     const char *why = NULL;
-    if (!so_after(mt, pre, res, now_ns(), shields_broken(), tr_is_cancelled(), &why))
+    if (!so_after(mt, pre, res, now_ns(), shields_broken(), cancelled, &why))
         viol(r, "scope: %s = %ld at depth %u: %s", what, res, mt->depth, why);
     if (res == -ETIMEDOUT) {
         r->etimedout++;
         atomic_fetch_add_explicit(&g_expiries, 1, memory_order_relaxed);
     }
     return res == -ETIMEDOUT || res == -ECANCELED;
+}
+
+static bool post_call(struct round *r, struct so_task *mt, const struct so_pre *pre, long res,
+                      const char *what)
+{
+    return post_call_c(r, mt, pre, res, what, tr_is_cancelled());
 }
 
 /* tr_scope_exit of the innermost scope s (model m), checked: its result
@@ -695,6 +702,9 @@ int w_scope(struct tctx *c)
 void scope1_enter(struct tctx *c, struct scope1 *q)
 {
     memset(q, 0, sizeof(*q));
+    /* A shield the caller opened outside every scope (white-box: its
+     * depth there) holds its cancellation off this scope's calls too. */
+    q->mt.shield_base = tr_self()->shield_base;
     uint64_t now = now_ns();
     uint64_t d = now + rbelow(2 * MS);
     int rc = tr_scope_enter(&q->s, d, 0);
@@ -713,7 +723,8 @@ long scope1_leave(struct tctx *c, struct scope1 *q, long res, const char *what)
 {
     if (q->mt.depth == 0)
         return res; /* not entered (a violation is recorded) */
-    (void)post_call(c->r, &q->mt, &q->pre, res, what);
+    bool cancelled = tr_is_cancelled() && !(q->two_waits && res == -ETIMEDOUT);
+    (void)post_call_c(c->r, &q->mt, &q->pre, res, what, cancelled);
     if (exit_checked(c->r, &q->mt, &q->s, what) != -EINVAL)
         c->nscope--;
     return res;
