@@ -265,6 +265,7 @@ void audit_engine(struct round *r, tr_engine *e)
     check_books(r, &st, "after the run", r->spawned, r->returned, r->ok, r->cancelled, r->failed,
                 r->hooks_reg, 0, 0);
     check_scopes(r, &st, "after the run", r->etimedout, r->left_planned);
+    sync_check_stats(r, &st, "after the run", r->mtx_left_planned, r->group_fails);
     if (st.signals_received < 1 || st.signals_received > r->nsig)
         viol(r, "signals_received %" PRIu64 ", %u sent", st.signals_received, r->nsig);
     if (st.cq_overflows)
@@ -335,6 +336,8 @@ void audit_last_hook(struct round *r)
     if (r->audit.signals_received < 1)
         viol(r, "at the last hook: no signal received");
     check_scopes(r, &r->audit, "at the last hook", r->audit_etimedout, r->audit_left_planned);
+    sync_check_stats(r, &r->audit, "at the last hook", r->audit_mtx_left_planned,
+                     r->audit_group_fails);
 }
 
 /* The signal mask, as before the round (m0); then, if the round blocked

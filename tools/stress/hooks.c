@@ -30,7 +30,12 @@ static int hook_audit(struct hctx *h)
     r->audit_hooks_reg = r->hooks_reg;
     r->audit_etimedout = r->etimedout;
     r->audit_left_planned = r->left_planned;
+    r->audit_mtx_left_planned = r->mtx_left_planned;
+    r->audit_group_fails = r->group_fails;
     r->audit_done = true;
+    /* Every task has ended: the worlds whose coordinator was killed are
+     * audited here, inside a task (their leftovers need one). */
+    sync_audit_hook(r);
     return 0;
 }
 

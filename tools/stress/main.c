@@ -33,7 +33,12 @@
  * cancel scopes and deadlines against the contract's model (work_scope.c:
  * nesting, shields, moves, tr_scope_cancel from other tasks, expiries of
  * calls in flight, tr_scope_exit's results, no timer outliving its scope,
- * scopes left entered counted by the engine),
+ * scopes left entered counted by the engine), task groups and primitives
+ * (work_sync.c, sync_audit.c: groups of workers on a semaphore, a mutex, a
+ * condition, an event and a channel, cut short at random and by the
+ * shutdown's rungs; messages, units and mutex owners conserved (G9),
+ * every child ended when its group's wait returns and the failures listed
+ * as the children's endings make them (G10)),
  * at_shutdown hooks all run unless the hook task was killed, and
  * tr_engine_destroy refuses with -EBUSY while tasks are alive. Some
  * create/run/destroy rounds run the engine a second time after its
@@ -72,6 +77,7 @@ int g_devnull = -1;
 _Atomic uint64_t g_round, g_tasks, g_ops, g_cancels, g_shutdowns, g_signals;
 _Atomic uint64_t g_scopes, g_expiries, g_moves, g_scancels;
 _Atomic uint64_t g_round_start;
+/* g_worlds, g_groups, g_msgs, g_gfail: work_sync.c */
 _Atomic int g_stop;
 _Atomic(tr_engine *) g_engine;
 
@@ -254,6 +260,10 @@ int main(int argc, char **argv)
            " scope-cancels %" PRIu64 "\n",
            g_seed, atomic_load(&g_scopes), atomic_load(&g_expiries), atomic_load(&g_moves),
            atomic_load(&g_scancels));
+    printf("stress: seed %" PRIu64 " sync worlds %" PRIu64 " groups waited %" PRIu64
+           " messages %" PRIu64 " real failures %" PRIu64 "\n",
+           g_seed, atomic_load(&g_worlds), atomic_load(&g_groups), atomic_load(&g_msgs),
+           atomic_load(&g_gfail));
     printf("stress: seed %" PRIu64 " rounds %u ops %" PRIu64 " cancels %" PRIu64
            " shutdowns %" PRIu64 " signals %" PRIu64 " violations 0 in %.1fs\n",
            g_seed, rounds, atomic_load(&g_ops), atomic_load(&g_cancels), atomic_load(&g_shutdowns),

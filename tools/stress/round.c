@@ -108,6 +108,7 @@ static void round_free(struct round *r)
         free(h);
     }
     scopes_round_free(r);
+    sync_round_free(r);
     free(r->st);
     free(r);
 }
@@ -271,6 +272,12 @@ static void round_summary(const struct round *r, const struct round_result *x)
            ", left entered %" PRIu64 " on purpose + %" PRIu64 " by killed tasks\n",
            no, r->scopes, r->exits_t, r->exits_c, r->etimedout, r->scope_moves, r->scope_cancels,
            r->left_planned, scopes_killed(r));
+    printf("stress: round %u: sync worlds %" PRIu64 " (not audited: %u), groups waited %" PRIu64
+           ", messages received %" PRIu64 ", real failures listed %" PRIu64
+           ", mutexes left held on purpose %" PRIu64 ", workers killed %" PRIu64
+           ", mutexes handed on from ended holders %" PRIu64 "\n",
+           no, r->nworlds, r->worlds_unaudited, r->groups_waited, r->sync_msgs, r->group_fails,
+           r->mtx_left_planned, r->sync_killed, r->sync_handed_dead);
     const struct tr_stats *st = r->have_est ? &r->est : r->audit_done ? &r->audit : NULL;
     if (st)
         printf("stress: round %u: engine (%s): ops %" PRIu64 ", cancels %" PRIu64
@@ -300,6 +307,7 @@ static void round_audit(struct round *r, const sigset_t *m0, const sigset_t *ori
     close_and_drain(r);
     audit_fds(r, before, nbefore, &x->acc, &x->opn);
     check_streams(r, &x->nclean, &x->neof, &x->nexact);
+    sync_round_end(r);
     cleanup_dir();
 }
 

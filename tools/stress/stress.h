@@ -18,7 +18,10 @@
  *   util.c       the streams' byte pattern, names, the violation record
  *   work_*.c     the workload kinds: timers, files, streams, sockets,
  *                the cancellation kinds (control) and cancel scopes
- *                (work_scope.c, checked against scope_oracle.h)
+ *                (work_scope.c, checked against scope_oracle.h), task
+ *                groups and primitives (work_sync.c, sync_world.h)
+ *   sync_audit.c the sync kind's checks: messages, units, the mutex,
+ *                the condition, the group's failures (G9, G10)
  *
  * Only the engine's thread touches a round and the PRNG; the progress
  * thread reads the atomic counters and nothing else (but the stuck
@@ -67,6 +70,7 @@ extern int g_devnull;      /* for tr_engine_dump */
 /* Read by the progress thread. */
 extern _Atomic uint64_t g_round, g_tasks, g_ops, g_cancels, g_shutdowns, g_signals;
 extern _Atomic uint64_t g_scopes, g_expiries, g_moves, g_scancels; /* work_scope.c */
+extern _Atomic uint64_t g_worlds, g_groups, g_msgs, g_gfail;       /* work_sync.c */
 extern _Atomic uint64_t g_round_start;                             /* ns; 0 between rounds */
 extern _Atomic int g_stop;
 extern _Atomic(tr_engine *) g_engine; /* the current round's engine (for the watchdog) */
@@ -143,6 +147,8 @@ enum kind {
     K_LATE,     /* TR_SPAWN_LATE: I/O after the stop, checks the LATE order */
     K_SPAWNCHK, /* spawned during the shutdown: must start cancelled */
     K_SCOPE,    /* nested cancel scopes with deadlines, moved and cancelled */
+    K_SYNC,     /* a task group of workers on a world of primitives (work_sync.c) */
+    K_SYNCW,    /* one of those workers, a child of the group */
     K__COUNT
 };
 
@@ -188,7 +194,9 @@ struct fdent {
 enum hook_kind { HK_AUDIT = 0, HK_PIPE, HK_FILE, HK_SLEEP, HK_SLOW, HK_SPAWN, HK__COUNT };
 
 struct round;
-struct sframe;     /* work_scope.c: one entered scope of a scope task */
+struct sframe; /* work_scope.c: one entered scope of a scope task */
+struct sworld; /* sync_world.h: a sync task's primitives, group, workers */
+struct sworker;
 struct scope_left; /* work_scope.c: scopes left entered on purpose */
 
 struct hctx {
@@ -213,6 +221,7 @@ struct tctx {
     struct __kernel_timespec ts;
     struct sockaddr_in sa;
     struct tctx *next_free;
+    struct sworker *sw; /* a sync worker's record (K_SYNCW) */
     char path[96];
     uint8_t small[256];
 };
@@ -279,6 +288,18 @@ struct round {
     uint64_t left_planned; /* scopes left entered on purpose */
     uint64_t audit_etimedout, audit_left_planned;
 
+    /* task groups and primitives (work_sync.c): the worlds (on the heap,
+     * freed after the round) and the figures the audit holds the engine's
+     * stats to */
+    struct sworld *worlds;
+    uint64_t nworlds, groups_waited, sync_msgs, group_fails;
+    uint64_t mtx_left_planned; /* workers that returned holding the mutex */
+    uint64_t audit_mtx_left_planned, audit_group_fails;
+    unsigned worlds_unaudited; /* the last hook never ran: no leftover count */
+    uint64_t sync_killed;      /* workers the kill rung ended (seen by the world audits) */
+    uint64_t sync_handed_dead; /* mutexes handed on from a holder that had ended */
+    uint64_t sync_kh, sync_kc; /* freed worlds' killed holders, killed condition waiters */
+
     unsigned files;
     unsigned nviol;
     char viol[4][320];
@@ -308,6 +329,11 @@ int spawn_kind(struct round *r, tr_engine *e, tr_task **out, int kind, unsigned 
 void cancel_checked(struct round *r, tr_task *t);
 int join_child(struct round *r, tr_task *t);
 int pick_kind(struct round *r, unsigned depth);
+/* Spawns a child of kind into group g with the tool's bookkeeping (its
+ * record's sw is sw, its name name). Returns tr_group_spawn's result; a
+ * refused child's record goes back at once. */
+int spawn_group_kind(struct round *r, struct tr_group *g, int kind, unsigned depth,
+                     struct sworker *sw, const char *name);
 
 /* ------------------------------------------------------- hooks.c */
 
@@ -329,6 +355,8 @@ int w_stub(struct tctx *c);
 int w_late(struct tctx *c);
 int w_spawnchk(struct tctx *c);
 int w_scope(struct tctx *c);
+int w_sync(struct tctx *c);
+int w_syncw(struct tctx *c);
 int w_orch(struct tctx *c);
 int w_sig(struct tctx *c);
 void *helper_main(void *arg);
@@ -352,6 +380,17 @@ long scope1_leave(struct tctx *c, struct scope1 *q, long res, const char *what);
 
 uint64_t scopes_killed(const struct round *r);
 void scopes_round_free(struct round *r);
+
+/* sync_audit.c, at the round's end: the worlds whose coordinator did not
+ * audit them (it was killed), from the last hook (a task: the leftovers
+ * can be taken); the engine's group and mutex counters against ours; the
+ * channels of worlds the last hook never saw destroyed (after the audits,
+ * outside any task); the worlds freed. */
+void sync_audit_hook(struct round *r);
+void sync_check_stats(struct round *r, const struct tr_stats *st, const char *when,
+                      uint64_t mtx_left_planned, uint64_t group_fails);
+void sync_round_end(struct round *r);
+void sync_round_free(struct round *r);
 
 /* ------------------------------------------------------- audit.c */
 

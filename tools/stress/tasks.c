@@ -79,6 +79,29 @@ int spawn_kind(struct round *r, tr_engine *e, tr_task **out, int kind, unsigned 
     return 0;
 }
 
+int spawn_group_kind(struct round *r, struct tr_group *g, int kind, unsigned depth,
+                     struct sworker *sw, const char *name)
+{
+    struct tctx *c = ctx_get(r);
+    if (!c)
+        return -ENOMEM;
+    c->kind = (uint8_t)kind;
+    c->depth = (uint8_t)depth;
+    c->sw = sw;
+    struct tr_spawn_opts o = {.name = name, .stack_size = 0, .flags = 0};
+    if (pct(8))
+        o.stack_size = 32 * 1024 + rbelow(40000);
+    int err = tr_group_spawn(g, task_main, c, &o);
+    if (err) {
+        ctx_put(r, c);
+        return err;
+    }
+    r->spawned++;
+    r->live_nonlate++;
+    atomic_fetch_add_explicit(&g_tasks, 1, memory_order_relaxed);
+    return 0;
+}
+
 void cancel_checked(struct round *r, tr_task *t)
 {
     int rc = tr_cancel(t);
@@ -121,8 +144,10 @@ int join_child(struct round *r, tr_task *t)
 int pick_kind(struct round *r, unsigned depth)
 {
     unsigned x = (unsigned)rbelow(100);
-    if (x < 40)
+    if (x < 35)
         return K_TIMER;
+    if (x < 40)
+        return K_SYNC;
     if (x < 48)
         return K_SCOPE;
     if (x < 62)
@@ -146,7 +171,7 @@ static int (*const workers[K__COUNT])(struct tctx *) = {
     [K_READER] = w_reader, [K_ACCEPTOR] = w_acceptor, [K_CLIENT] = w_client,
     [K_SUPER] = w_super,   [K_CALL] = w_call,         [K_SELF] = w_self,
     [K_STUB] = w_stub,     [K_LATE] = w_late,         [K_SPAWNCHK] = w_spawnchk,
-    [K_SCOPE] = w_scope,
+    [K_SCOPE] = w_scope,   [K_SYNC] = w_sync,         [K_SYNCW] = w_syncw,
 };
 
 /* Every task of the tool: the kind's function, then the books (the

@@ -13,7 +13,7 @@
 const char *const kind_names[K__COUNT] = {
     "orchestrator", "signaller", "timer",       "file",       "stream",     "writer",
     "reader",       "acceptor",  "client",      "supervisor", "cancel-all", "self-cancel",
-    "stubborn",     "late",      "spawn-check", "scope",
+    "stubborn",     "late",      "spawn-check", "scope",      "sync",       "sync-worker",
 };
 
 const char *const sk_names[3] = {"pipe", "socketpair", "tcp"};
