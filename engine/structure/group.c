@@ -263,8 +263,9 @@ int tr_group_wait(struct tr_group *g)
     if (tr__task_in_prep(self))
         return -EPERM;
     bool parked = gr->live > 0;
+    bool cut_at_entry = tr__cut_short(self) != 0; /* level-triggered */
     wait_children(self, gr);
-    bool context_cut = gr->context_cut;
+    bool context_cut = gr->context_cut || cut_at_entry;
     /* The results go to the caller's struct: the record goes. */
     g->_first = gr->first;
     g->_nfail = gr->nfail;
@@ -275,9 +276,10 @@ int tr_group_wait(struct tr_group *g)
     group_free(self, gr);
     if (g->_first)
         return g->_first; /* a cancellation never masks a real error */
-    /* The real result wins (G5): a cut that came after the last child
-     * ended, or only inside a shield the owner entered since, leaves the
-     * group's outcome alone (the owner's next blocking call sees it). */
+    /* A cut at the call (level-triggered) or one that reached the group
+     * returns the cut; the real result wins (G5) over one that came only
+     * after the last child ended, or only inside a shield the owner
+     * entered since: the owner's next blocking call sees it. */
     if (!context_cut || !tr__cut_short(self))
         return 0;
     /* Cut short: after a wait, the cut's answer; without one, a pass
