@@ -318,6 +318,31 @@ static void test_regress_group_result_wins_a_later_cut(void **state)
     assert_int_equal(tt_run(fn_cut_after_last_child, NULL), 0);
 }
 
+/* Level-triggered all the same: cut short before it calls the wait, the
+ * owner gets the cut even though every child has ended (0). */
+static int fn_cut_before_wait(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    struct tr_scope sc;
+    TCHECK_EQ(tr_scope_enter(&sc, 0, 0), 0);
+    TCHECK_EQ(tr_group_init(&g), 0);
+    TCHECK_EQ(tr_group_spawn(&g, fn_yield_n, (void *)(intptr_t)0, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        TCHECK_EQ(tr_yield(), 0); /* the child runs and ends */
+    TCHECK_EQ(tr_scope_cancel(&sc), 0);
+    TCHECK_EQ(tr_group_wait(&g), -ECANCELED);
+    TCHECK_EQ(tr_group_failures(&g, NULL, 0), 0);
+    TCHECK_EQ(tr_scope_exit(&sc), -ECANCELED);
+    return 0;
+}
+
+static void test_regress_group_cut_before_wait_is_level_triggered(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_cut_before_wait, NULL), 0);
+}
+
 /* ------------------------------------------------- the kill rung (G9) */
 
 /* A waiter that has had its cancellation (so the kill rung may reach it)
@@ -451,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_regress_chan_destroy_waits_for_woken_receiver),
         cmocka_unit_test(test_regress_gh116720_cancel_never_masks_failure),
         cmocka_unit_test(test_regress_group_result_wins_a_later_cut),
+        cmocka_unit_test(test_regress_group_cut_before_wait_is_level_triggered),
         cmocka_unit_test(test_regress_killed_receiver_gives_message_back),
         cmocka_unit_test(test_regress_killed_acquirer_gives_unit_back),
     };
