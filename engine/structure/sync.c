@@ -484,8 +484,14 @@ int tr_cond_wait(struct tr_cond *c, struct tr_mutex *m)
     mutex_hand_on(m);
     int r = prim_park(self, &c->_p, &tr__wk_cond, m, NULL, true);
     /* Taken back whatever ended the wait: only the kill rung ends this
-     * (and passes on the signal it took, if it took one). */
+     * (and passes on the signal it took, if it took one). A deadline's cut
+     * counts once the call returns with it: a task killed meanwhile never
+     * does (stats.deadline_cuts counts calls that returned -ETIMEDOUT). */
+    if (r == -ETIMEDOUT)
+        self->e->st.deadline_cuts--;
     int mr = mutex_take(self, m, r == 0 ? c : NULL, false);
+    if (r == -ETIMEDOUT)
+        self->e->st.deadline_cuts++;
     TR_ASSERT(mr == 0);
     (void)mr;
     return r;
