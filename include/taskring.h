@@ -404,10 +404,11 @@ TR_API int tr_group_cancel(struct tr_group *g);
 /* Only the owner. Waits until every child ended; cannot be left early:
  * when the owner is cut short meanwhile, the children are cancelled and
  * still waited for. Returns 0, the first real failure's result, or (with
- * no real failure) -ECANCELED/-ETIMEDOUT when the owner's cut reached the
- * group (cancelled it, or came while the owner waited); a cut after the
- * last child ended leaves the result alone, and shows at the owner's next
- * blocking call. The group is then done: it may be initialised again. */
+ * no real failure) -ECANCELED/-ETIMEDOUT when the owner is cut short at
+ * the call (level-triggered) or its cut reached the group (cancelled it,
+ * or came while the owner waited); a cut that comes after the last child
+ * ended, before the owner runs again, leaves the result alone and shows
+ * at the owner's next blocking call. The group is then done: it may be initialised again. */
 TR_API int tr_group_wait(struct tr_group *g);
 /* Copies up to max of the first TR_GROUP_FAILURES real failures, in
  * completion order; returns how many there were in all. */
