@@ -554,8 +554,12 @@ def run_echo(a, echo, logdir):
 
     nth = threading.Thread(target=never_reader, daemon=True)
     nth.start()
+    # Its clock starts before the connect: the server may accept it (and
+    # start its idle time) before create_connection returns here, by a few
+    # ms on a loaded machine (a CI run saw 0.492 s measured from after it).
+    t_silent = time.monotonic()
     silent = socket.create_connection(("127.0.0.1", port), timeout=5)
-    idle.append([silent, time.monotonic(), None, True])
+    idle.append([silent, t_silent, None, True])
     act = socket.create_connection(("127.0.0.1", port), timeout=5)
     sel = selectors.DefaultSelector()
     for k, c in enumerate(idle):
