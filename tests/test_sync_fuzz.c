@@ -289,9 +289,9 @@ static int fn_worker(void *p)
     return 0;
 }
 
-static int fn_fuzz(void *p)
+/* The primitives every worker steps on. */
+static void world_init(void)
 {
-    (void)p;
     for (unsigned i = 0; i < 2; i++) {
         TCHECK_EQ(tr_sem_init(&F.sem[i], SEM_INIT), 0);
         TCHECK_EQ(tr_mutex_init(&F.mtx[i]), 0);
@@ -299,6 +299,12 @@ static int fn_fuzz(void *p)
     }
     TCHECK_EQ(tr_cond_init(&F.cv), 0);
     TCHECK_EQ(tr_event_init(&F.ev), 0);
+}
+
+static int fn_fuzz(void *p)
+{
+    (void)p;
+    world_init();
     for (unsigned k = 0; k < NW; k++)
         TCHECK_EQ(tr_spawn(NULL, &F.w[k].t, fn_worker, &F.w[k], NULL), 0);
     /* Now and then a worker is cancelled and replaced. Bounded by the
@@ -362,13 +368,7 @@ static int fn_fuzz_killed(void *p)
 {
     (void)p;
     F.kill_mode = true;
-    for (unsigned i = 0; i < 2; i++) {
-        TCHECK_EQ(tr_sem_init(&F.sem[i], SEM_INIT), 0);
-        TCHECK_EQ(tr_mutex_init(&F.mtx[i]), 0);
-        TCHECK_EQ(tr_chan_create(&F.ch[i], sizeof(uint32_t), i ? 4 : 0, 0), 0);
-    }
-    TCHECK_EQ(tr_cond_init(&F.cv), 0);
-    TCHECK_EQ(tr_event_init(&F.ev), 0);
+    world_init();
     for (unsigned k = 0; k < NW; k++) {
         TCHECK_EQ(tr_spawn(NULL, &F.w[k].t, fn_worker, &F.w[k], NULL), 0);
         TCHECK_EQ(tr_cancel(F.w[k].t), 0);
@@ -416,13 +416,21 @@ static int fn_fuzz_killed_audit(void *p)
     return 0;
 }
 
-static void fuzz_setup(uint64_t *seed)
+/* The run's seed and step budget, from the environment. */
+static void fuzz_env(uint64_t *seed, uint64_t *budget)
 {
     const char *s = getenv("TR_FUZZ_SEED"), *n = getenv("TR_FUZZ_STEPS");
     *seed = s ? strtoull(s, NULL, 0) : 20261207ull;
+    *budget = n ? strtoull(n, NULL, 0) : 1000000ull;
+}
+
+/* A fresh run's state: the budget, the generator's start, the message
+ * tables. */
+static void fuzz_begin(uint64_t budget, uint64_t rng)
+{
     memset(&F, 0, sizeof(F));
-    F.budget = n ? strtoull(n, NULL, 0) : 1000000ull;
-    g_rng = *seed * 2654435761u + 1;
+    F.budget = budget;
+    g_rng = rng;
     for (unsigned i = 0; i < 2; i++) {
         F.sent[i] = calloc(MAXMSG, 1);
         F.recvd[i] = calloc(MAXMSG, 1);
@@ -442,22 +450,13 @@ static void fuzz_teardown(void)
 static void test_sync_fuzz_killed(void **state)
 {
     (void)state;
-    uint64_t seed0;
-    fuzz_setup(&seed0);
-    fuzz_teardown();
+    uint64_t seed0, steps;
+    fuzz_env(&seed0, &steps);
     uint64_t killed = 0, passed = 0;
-    uint64_t budget = F.budget / 10 > 2000 ? F.budget / 10 : 2000;
+    uint64_t budget = steps / 10 > 2000 ? steps / 10 : 2000;
     /* Ten short runs: each ends in one kill. */
     for (uint64_t seed = seed0; seed < seed0 + 10; seed++) {
-        memset(&F, 0, sizeof(F));
-        F.budget = budget;
-        g_rng = seed * 2654435761u + 7;
-        for (unsigned i = 0; i < 2; i++) {
-            F.sent[i] = calloc(MAXMSG, 1);
-            F.recvd[i] = calloc(MAXMSG, 1);
-            assert_non_null(F.sent[i]);
-            assert_non_null(F.recvd[i]);
-        }
+        fuzz_begin(budget, seed * 2654435761u + 7);
         g_lost = 0;
         struct tr_config cfg;
         tr_config_init(&cfg);
@@ -500,8 +499,9 @@ static void test_sync_fuzz_killed(void **state)
 static void test_sync_fuzz(void **state)
 {
     (void)state;
-    uint64_t seed;
-    fuzz_setup(&seed);
+    uint64_t seed, steps;
+    fuzz_env(&seed, &steps);
+    fuzz_begin(steps, seed * 2654435761u + 1);
     assert_int_equal(tt_run(fn_fuzz, NULL), 0);
     fprintf(stderr,
             "sync_fuzz: seed %llu: %llu steps, %llu calls returned 0, %llu cut short, "
