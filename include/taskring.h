@@ -464,7 +464,10 @@ struct tr_mutex {
     tr_task *_owner;
     uint64_t _owner_id;          /* its task id (records are recycled) */
     struct tr_mutex *_next_held; /* the owner's other mutexes */
+    unsigned _cond_waiters;      /* in tr_cond_wait: each takes it back */
 };
+/* -EBUSY while it is held, waited for, or let go by a tr_cond_wait that
+ * will take it back. */
 TR_API int tr_mutex_init(struct tr_mutex *m);
 /* -EDEADLK if the caller holds it. */
 TR_API int tr_mutex_lock(struct tr_mutex *m);

@@ -467,6 +467,184 @@ static void test_regress_killed_acquirer_gives_unit_back(void **state)
     assert_int_equal(st.kill_grants_passed, 1);
 }
 
+/* An owner that returns without waiting for its group, its cancellation
+ * delivered and its child deaf to cuts (a shield): the kill rung kills the
+ * child, and the owner, back in the engine's wait for it (G10), ends with
+ * the result it returned — never killed itself (found by the API fuzzer:
+ * the owner was killed once woken, its result lost to -ECANCELED). */
+static tr_task *g_owner;
+
+static int fn_deaf_child(void *p)
+{
+    (void)p;
+    tr_shield_begin();
+    for (int i = 0; i < 1000; i++)
+        (void)tr_sleep_ns(HOUR); /* the kill rung ends this */
+    tr_shield_end();
+    return 0;
+}
+
+static int fn_abandoning_owner(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    TCHECK_EQ(tr_group_init(&g), 0);
+    TCHECK_EQ(tr_group_spawn(&g, fn_deaf_child, NULL, NULL), 0);
+    TCHECK_EQ(tr_sleep_ns(HOUR), -ECANCELED); /* the shutdown's cancel */
+    return 7;                                 /* not waited for: G10 */
+}
+
+static int fn_owner_then_shutdown(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_spawn(NULL, &g_owner, fn_abandoning_owner, NULL, NULL), 0);
+    settle();
+    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    return 0;
+}
+
+static void test_regress_kill_rung_spares_returned_owner(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.drain_ms = 0;
+    cfg.grace_ms = 0;
+    cfg.kill_ms = 0;
+    cfg.report_fd = -1;
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, fn_owner_then_shutdown, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    int r = 0;
+    assert_int_equal(tr_task_result(g_owner, &r), 0);
+    assert_int_equal(r, 7); /* its own result, not the kill's */
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.tasks_live, 0);
+    assert_int_equal(st.tasks_killed, 1); /* the child alone */
+    assert_int_equal(st.groups_abandoned, 1);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    g_owner = NULL;
+}
+
+/* ------------------------------------ a mutex a condition's waiter let go */
+
+/* Initialising a mutex that a tr_cond_wait let go and will take back is
+ * refused (-EBUSY), as for a held one; and once taken back it is held
+ * (found by the API fuzzer: the init succeeded, the waiter's taking back
+ * left the mutex held by a task of no engine, a second init cleared its
+ * owner while on the owner's list of held mutexes, and the owner's end
+ * aborted on an unowned mutex). */
+static struct tr_cond g_c;
+static bool g_flag;
+
+static int fn_cond_waiter(void *p)
+{
+    struct waiter *w = p;
+    TCHECK_EQ(tr_mutex_lock(&g_m), 0);
+    while (!g_flag)
+        w->res = tr_cond_wait(&g_c, &g_m);
+    TCHECK(g_m._owner == tr_self());
+    TCHECK_EQ(tr_mutex_init(&g_m), -EBUSY); /* held: by us */
+    TCHECK_EQ(tr_mutex_unlock(&g_m), 0);
+    return 0;
+}
+
+static int fn_cond_reinit(void *p)
+{
+    (void)p;
+    struct waiter w;
+    memset(&w, 0, sizeof(w));
+    g_flag = false;
+    g_m._p._magic = 0;
+    g_c._p._magic = 0;
+    TCHECK_EQ(tr_mutex_init(&g_m), 0);
+    TCHECK_EQ(tr_cond_init(&g_c), 0);
+    tr_task *t;
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_cond_waiter, &w, NULL), 0);
+    settle();
+    TCHECK(tr__task_parked_on(t, TR_WAIT_COND));
+    TCHECK(g_m._owner == NULL);             /* let go by the wait */
+    TCHECK_EQ(tr_mutex_init(&g_m), -EBUSY); /* but it takes it back */
+    TCHECK_EQ(tr_mutex_trylock(&g_m), 0);   /* free meanwhile: usable */
+    g_flag = true;
+    TCHECK_EQ(tr_cond_signal(&g_c), 0);
+    TCHECK_EQ(tr_mutex_unlock(&g_m), 0); /* to the waiter, taking it back */
+    TCHECK_EQ(tr_join(t, NULL), 0);
+    TCHECK_EQ(w.res, 0);
+    TCHECK(g_m._owner == NULL);
+    TCHECK_EQ(tr_mutex_init(&g_m), 0); /* nobody holds or takes it back */
+    return 0;
+}
+
+static void test_regress_mutex_init_refused_while_cond_takes_it_back(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_cond_reinit, NULL), 0);
+}
+
+/* A condition's waiter killed while the mutex is let go, or while taking
+ * it back, no longer takes it back: the mutex can be initialised again. */
+static int fn_cond_waiter_deaf(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_mutex_lock(&g_m), 0);
+    TCHECK_EQ(tr_cancel(tr_self()), 0);
+    TCHECK_EQ(tr_yield(), -ECANCELED); /* delivered: the kill rung may come */
+    tr_shield_begin();
+    for (int i = 0; i < 1000; i++)
+        (void)tr_cond_wait(&g_c, &g_m);
+    tr_shield_end();
+    return 0;
+}
+
+static int fn_cond_kill(void *p)
+{
+    (void)p;
+    g_m._p._magic = 0;
+    g_c._p._magic = 0;
+    TCHECK_EQ(tr_mutex_init(&g_m), 0);
+    TCHECK_EQ(tr_cond_init(&g_c), 0);
+    tr_task *t;
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_cond_waiter_deaf, NULL, NULL), 0);
+    TCHECK_EQ(tr_detach(t), 0);
+    settle();
+    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    return 0;
+}
+
+static int fn_cond_after_kill(void *p)
+{
+    (void)p;
+    TCHECK(g_m._owner == NULL);
+    TCHECK_EQ(g_m._cond_waiters, 0);
+    TCHECK_EQ(tr_mutex_init(&g_m), 0);
+    return 0;
+}
+
+static void test_regress_killed_cond_waiter_gives_mutex_up(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.drain_ms = 0;
+    cfg.grace_ms = 0;
+    cfg.kill_ms = 0;
+    cfg.report_fd = -1;
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, fn_cond_kill, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    assert_int_equal(tr_spawn(e, NULL, fn_cond_after_kill, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.tasks_live, 0);
+    assert_int_equal(st.tasks_killed, 1);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -479,6 +657,9 @@ int main(void)
         cmocka_unit_test(test_regress_group_cut_before_wait_is_level_triggered),
         cmocka_unit_test(test_regress_killed_receiver_gives_message_back),
         cmocka_unit_test(test_regress_killed_acquirer_gives_unit_back),
+        cmocka_unit_test(test_regress_kill_rung_spares_returned_owner),
+        cmocka_unit_test(test_regress_mutex_init_refused_while_cond_takes_it_back),
+        cmocka_unit_test(test_regress_killed_cond_waiter_gives_mutex_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,7 +173,9 @@ static void break_shields(tr_engine *e, uint64_t now)
  * on its first -ECANCELED; it is reconsidered at the next pass. */
 static void kill_task(tr_engine *e, tr_task *t)
 {
-    if (t->killed)
+    /* Returned, waiting for its abandoned groups' children (G10): they are
+     * killed, and it ends with its own result once the last has ended. */
+    if (t->killed || TR_UNLIKELY(t->returned))
         return;
     if (!tr__task_cancelled(t))
         (void)tr_cancel(t); /* spawned after the cancel rung */

@@ -125,6 +125,8 @@ static void mutex_reap(tr_engine *e, tr_task *t)
 {
     struct sync_wait *sw = wait_of(t);
     struct tr_mutex *m = (struct tr_mutex *)(void *)sw->p;
+    if (!sw->cancellable)
+        m->_cond_waiters--; /* a tr_cond_wait's taking back */
     if (t->wait_res != 0)
         return;
     /* Its task's end would hand it on too (tr__mutexes_release): here it
@@ -139,8 +141,10 @@ static void mutex_reap(tr_engine *e, tr_task *t)
 
 static void cond_reap(tr_engine *e, tr_task *t)
 {
+    struct sync_wait *sw = wait_of(t);
+    sw->m->_cond_waiters--; /* it never takes it back */
     if (t->wait_res == 0)
-        signal_on(e, (struct tr_cond *)(void *)wait_of(t)->p);
+        signal_on(e, (struct tr_cond *)(void *)sw->p);
 }
 
 const struct tr__wait_kind tr__wk_event = {
@@ -343,13 +347,17 @@ int tr_mutex_init(struct tr_mutex *m)
 {
     if (!m)
         return -EINVAL;
+    /* Held (perhaps just handed over), waited for, or to be taken back by
+     * a condition's waiter: a mutex with any of them has its engine (bound
+     * by the call that made it so; asserted in set_owner). */
     if (prim_busy(&m->_p, TR_MUTEX_MAGIC) ||
-        (m->_p._magic == TR_MUTEX_MAGIC && m->_p._engine && m->_owner))
-        return -EBUSY; /* waited on, or held (perhaps just handed over) */
+        (m->_p._magic == TR_MUTEX_MAGIC && m->_p._engine && (m->_owner || m->_cond_waiters)))
+        return -EBUSY;
     prim_init(&m->_p, TR_MUTEX_MAGIC);
     m->_owner = NULL;
     m->_owner_id = 0;
     m->_next_held = NULL;
+    m->_cond_waiters = 0;
     return 0;
 }
 
@@ -360,6 +368,7 @@ static bool owned_by(const struct tr_mutex *m, const tr_task *t)
 
 static void set_owner(struct tr_mutex *m, tr_task *t)
 {
+    TR_ASSERT(m->_p._engine == t->e); /* tr_mutex_init's check relies on it */
     m->_owner = t;
     m->_owner_id = t->id;
     m->_next_held = t->mutexes;
@@ -481,6 +490,7 @@ int tr_cond_wait(struct tr_cond *c, struct tr_mutex *m)
     err = tr__cancel_point(self);
     if (err)
         return err;
+    m->_cond_waiters++;
     mutex_hand_on(m);
     int r = prim_park(self, &c->_p, &tr__wk_cond, m, NULL, true);
     /* Taken back whatever ended the wait: only the kill rung ends this
@@ -490,6 +500,7 @@ int tr_cond_wait(struct tr_cond *c, struct tr_mutex *m)
     if (r == -ETIMEDOUT)
         self->e->st.deadline_cuts--;
     int mr = mutex_take(self, m, r == 0 ? c : NULL, false);
+    m->_cond_waiters--;
     if (r == -ETIMEDOUT)
         self->e->st.deadline_cuts++;
     TR_ASSERT(mr == 0);

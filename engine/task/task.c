@@ -497,7 +497,9 @@ static void task_finish(tr_task *t, int result)
     tr_engine *e = t->e;
     if (TR_UNLIKELY(t->groups != NULL)) {
         /* G10: their children end before it does; its scopes (in frames
-         * that are gone too) are unlinked first, as at its end. */
+         * that are gone too) are unlinked first, as at its end. Its result
+         * is set: the kill rung kills the children, not it. */
+        t->returned = true;
         if (t->scope)
             tr__scopes_release(e, t);
         tr__groups_release(t);

@@ -145,6 +145,7 @@ struct tr_task {
     unsigned scope_epoch;      /* + 1 when the engine unlinks its scopes (scope.c) */
     unsigned shield_base;      /* tr_shield_begin depth opened outside every scope */
     int result;
+    bool returned; /* its function returned: the result is set, nothing kills it (G10's wait) */
     tr_fn fn;
     void *arg;
     uint64_t parked_ns;          /* when it last parked (the pass's clock) */
