@@ -41,6 +41,9 @@
  *   24 SCOPE_ENTER f d           27 SCOPE_MOVE w l d
  *   25 SCOPE_EXIT f              28 SCOPE_LEAVE
  *   26 SCOPE_CANCEL w l
+ *   29 SEM a k                   32 EVENT a
+ *   30 MUTEX a                   33 CHAN s a
+ *   31 COND a                    34 GROUP s [args]
  * SPAWN f: bit 0 TR_SPAWN_LATE, bit 1 e = NULL (the caller's engine),
  * bits 2-3 stack {default, 16 KiB, 8 KiB (-EINVAL), 20000 (rounded)},
  * bit 4 an invalid flag (-EINVAL), bits 5-6 name {NULL, short, too long,
@@ -63,6 +66,31 @@
  * entered (-EINVAL). SCOPE_LEAVE toggles whether the task ends with its
  * scopes entered (G10: the engine unlinks them); otherwise they are left
  * innermost first when its program ends.
+ *
+ * Primitives and task groups (DESIGN section 8; fuzz_sync.c, whose header
+ * says what is checked, and fuzz_group.c): the programs share one semaphore, mutex,
+ * condition and event, never initialised until an init, and two
+ * channels; each context may own a group. SEM a: a % 8 {init with k % 5
+ * units (-EBUSY while one waits), acquire, acquire, try_acquire, release,
+ * release, NULL and never-initialised probes, acquire then release}; with
+ * none initialised, a call on it (-EINVAL). MUTEX a: a % 8 {init (-EBUSY
+ * held or waited on), lock, lock (-EDEADLK by its owner), trylock,
+ * unlock, unlock (-EPERM by a non-owner), probes, probes}. COND a: a % 6
+ * {init, wait (-EPERM without the mutex), wait, signal, broadcast,
+ * probes}. EVENT a: a % 6 {init, set, clear, wait, wait, probes}. CHAN s
+ * a: channel s & 1, (s >> 1) % 8 {create (capacity {0,1,2,4}[a & 3]; a &
+ * 4, 8, 16: first TR_CHAN_SHARED, elem 0, NULL out, -EINVAL), send, send,
+ * try_send, recv, recv, try_recv, close (a & 1: destroy; -EBUSY while a
+ * task waits on it, else what it holds is taken first)}; numbered
+ * messages. GROUP s: s % 8 {init (-EINVAL when live), spawn f k [body]
+ * (f: bit 0 LATE, bit 1 fn NULL, bit 2 16 KiB stack), spawn f k [body],
+ * cancel w (the group of context w), wait, failures w m (m % 9 entries),
+ * misuse w (a non-owner's spawn and wait, NULLs), init}; hooks share one
+ * task and own no group. A program that ends with its group live leaves
+ * it (G10: the engine cancels and waits for the children,
+ * groups_abandoned). After the run a task of one more run takes what the
+ * channels hold and counts units and the mutex, for the conservation
+ * checks.
  *
  * Every blocking call's result is checked against the scope model
  * (tools/stress/scope_oracle.h): -ECANCELED only when a cancellation
@@ -94,11 +122,22 @@
  * returns 0 and cuts nothing (its scheduler pass used to count a deadline
  * cut and make tr_scope_exit report -ETIMEDOUT: corpus/wait_shutdown_scoped,
  * test_scope_wait_shutdown_after_begin_is_real).
+ * FUZZ_ABANDON=0 makes a program that ends with its group live wait for
+ * it first, and FUZZ_MUTEX_REINIT=0 skips the mutex's init while a task
+ * waits on the condition: each avoids an engine defect found here and not
+ * yet fixed (an owner that returned without waiting for its group and is
+ * then reached by the kill rung reports -ECANCELED and counts as killed;
+ * a mutex initialised while a condition waiter has let go of it is taken
+ * back unbound, and its init while held then returns 0, not -EBUSY, and
+ * an assert fires at the holder's end). FUZZ_KNOWN_LOSS=1 counts, instead
+ * of failing on, a message handed to a receiver the kill rung then ended
+ * (the engine's known defect).
  *
  * Build and run (from the repository root; engine/base/ctx_ucontext.c compiles to
  * nothing on x86-64, fault.c to nothing without TR_FAULT_INJECTION):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
  *     -D_GNU_SOURCE -Iinclude -Iengine -Itools/stress tests/fuzz/fuzz_api.c \
+ *     tests/fuzz/fuzz_sync.c tests/fuzz/fuzz_group.c \
  *     engine/?*.c engine/ctx_x86_64.S -luring -lpthread -o /tmp/fuzz_api
  *   mkdir -p /tmp/fuzzwork && cp tests/fuzz/corpus/. -r /tmp/fuzzwork/
  *   /tmp/fuzz_api -max_total_time=600 -timeout=10 -max_len=1024 /tmp/fuzzwork tests/fuzz/corpus
@@ -124,23 +163,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "scope_oracle.h" /* tools/stress: the model of cancel scopes */
-#include "taskring.h"
-#include "tr_internal.h" /* the audit: internal_inflight, SQ/CQ state */
-
-#define FZ_MAX_WORKERS 16 /* spawned by programs, hooks' spawns included */
-#define FZ_MAX_HOOKS 8
-#define FZ_MAX_OPS 64 /* per task (per hook) */
-#define FZ_MAX_INPUT 1024
-#define FZ_BODY_MAX 48
-#define FZ_HOOK_BODY_MAX 32
-#define FZ_BACKSTOP_NS (3ull * 1000 * 1000)
-#define FZ_IO_MAX 32
-#define FZ_BUF 48
-#define FZ_NCTX (2 + FZ_MAX_WORKERS + FZ_MAX_HOOKS + 2)
-#define FZ_MAX_SCOPES 6 /* nested per task */
-#define FZ_HOUR (3600ull * 1000 * 1000 * 1000)
-_Static_assert(FZ_MAX_SCOPES <= SO_MAX_DEPTH, "the scope model holds a whole chain");
+#include "fuzz_api.h"
 
 enum {
     OP_NOP,
@@ -172,49 +195,16 @@ enum {
     OP_SCOPE_CANCEL,
     OP_SCOPE_MOVE,
     OP_SCOPE_LEAVE,
+    OP_SEM, /* fuzz_sync.c: primitives and groups, in the order of FY_* */
+    OP_MUTEX,
+    OP_COND,
+    OP_EVENT,
+    OP_CHAN,
+    OP_GROUP,
     FZ_NOPS
 };
 
-enum { K_DRIVER, K_WORKER, K_HOOK, K_AFTER };
-enum { H_EMPTY = 0, H_OWNED, H_JOINING, H_GONE };
 enum { EP_PIPE_R, EP_PIPE_W, EP_SOCK, EP_FILE, EP_BAD };
-
-/* Errors a call may return besides -ECANCELED. */
-#define E_BADF 0x1u
-#define E_NOTSOCK 0x2u
-#define E_SPIPE 0x4u
-#define E_AGAIN 0x8u
-#define E_INVAL 0x10u
-
-/* One program's interpreter state: a task's, or one hook's. */
-struct pctx {
-    const uint8_t *p;
-    size_t len, pos;
-    int kind;
-    int idx;    /* in S.ctx */
-    int slot;   /* its handle in S.h, or -1 */
-    int shield; /* its own shield depth (hooks share S.hook_shield) */
-    int *shieldp;
-    int ops;
-    bool started, returned;
-    int ret;
-    bool born_in_shutdown;
-    bool final_born; /* spawned in the FINAL phase (by a hook), or by such a task */
-    uint8_t pattern; /* the byte it writes: 0x40..0x5f */
-    /* its scopes: sc[i] (the engine's record) and sm[i] (the model's) at
-     * depth i + 1; leave: end with them entered (G10) */
-    struct tr_scope sc[FZ_MAX_SCOPES];
-    struct so_scope sm[FZ_MAX_SCOPES];
-    struct so_task mt;
-    bool leave;
-};
-
-struct handle {
-    tr_task *t;
-    int state;
-    struct pctx *target;
-    struct pctx *joiner; /* while H_JOINING */
-};
 
 struct ep {
     int fd;
@@ -223,37 +213,15 @@ struct ep {
     const char *name;
 };
 
-static struct {
-    tr_engine *e;
-    int p0[2], p1[2], sv[2], mfd;
-    uint64_t wrote[4], got[4];
-    struct pctx ctx[FZ_NCTX];
-    int nctx;
-    struct handle h[FZ_MAX_WORKERS];
-    int nworkers;
-    int nhooks;
-    int hook_shield;
-    bool hooks_spawned; /* a hook spawned a task */
-    tr_task *driver, *backstop;
-    uint8_t *buf;
-    size_t len;
-    uint64_t etimedout;   /* -ETIMEDOUT results the programs saw */
-    uint64_t scopes_left; /* scopes left entered on purpose */
-} S;
-
-/* Totals over the run, printed at exit. */
-static struct {
-    uint64_t inputs, scopes, etimedout, moves, cancels, left, exits_t, exits_c;
-} T;
-
-static bool trace;
+struct fz_state S;
+struct fz_totals T;
+bool trace;
 static bool join_window;  /* unless FUZZ_JOIN_WINDOW=0 */
 static bool final_shield; /* unless FUZZ_FINAL_SHIELD=0 */
 
 /* ------------------------------------------------------------- failing */
 
-__attribute__((noreturn, format(printf, 4, 5))) static void
-fz_fail(const char *file, int line, const char *expr, const char *fmt, ...)
+void fz_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -266,19 +234,7 @@ fz_fail(const char *file, int line, const char *expr, const char *fmt, ...)
     abort();
 }
 
-#define FZ_CHECK(c, ...)                                                                           \
-    do {                                                                                           \
-        if (__builtin_expect(!(c), 0))                                                             \
-            fz_fail(__FILE__, __LINE__, #c, __VA_ARGS__);                                          \
-    } while (0)
-
-#define TRACE(...)                                                                                 \
-    do {                                                                                           \
-        if (trace)                                                                                 \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-    } while (0)
-
-static const char *kind_name(int k)
+const char *kind_name(int k)
 {
     static const char *const n[] = {"driver", "worker", "hook", "after"};
     return n[k];
@@ -286,7 +242,7 @@ static const char *kind_name(int k)
 
 /* ------------------------------------------------------------- helpers */
 
-static uint8_t next(struct pctx *c)
+uint8_t next(struct pctx *c)
 {
     return c->pos < c->len ? c->p[c->pos++] : 0;
 }
@@ -326,7 +282,7 @@ static int count_fds(void)
     return n - 1; /* the directory's own fd */
 }
 
-static struct tr_stats stats_now(void)
+struct tr_stats stats_now(void)
 {
     struct tr_stats st;
     memset(&st, 0xff, sizeof(st));
@@ -336,7 +292,7 @@ static struct tr_stats stats_now(void)
 
 /* ------------------------------------------------------------- scopes */
 
-static bool shields_broken(void)
+bool shields_broken(void)
 {
     return S.e->sd.shields_broken; /* white-box */
 }
@@ -344,14 +300,14 @@ static bool shields_broken(void)
 /* What a blocking call of c must return, known before it starts (the
  * scope model: G4 when the task's cancellation applies, a triggered scope
  * reached). */
-static struct so_pre fz_pre(const struct pctx *c)
+struct so_pre fz_pre(const struct pctx *c)
 {
     return so_before(&c->mt, shields_broken(), tr_is_cancelled());
 }
 
 /* A blocking call's result against the scope model (read right after the
  * call: the engine's walk saw the same); counts the -ETIMEDOUT ones. */
-static void scope_check(struct pctx *c, const char *what, long r, const struct so_pre *pre)
+void scope_check(struct pctx *c, const char *what, long r, const struct so_pre *pre)
 {
     const char *why = "";
     FZ_CHECK(so_after(&c->mt, pre, r, tr_now_ns(), shields_broken(), tr_is_cancelled(), &why),
@@ -373,8 +329,8 @@ static bool err_allowed(long r, unsigned errs)
 /* A cancellable blocking call's result: in [lo, hi], an allowed error, or
  * -ECANCELED / -ETIMEDOUT as the scope model allows (pre: what it knew
  * before the call; G4 included). */
-static void check_res(struct pctx *c, const char *what, long r, long lo, long hi, unsigned errs,
-                      const struct so_pre *pre)
+void check_res(struct pctx *c, const char *what, long r, long lo, long hi, unsigned errs,
+               const struct so_pre *pre)
 {
     scope_check(c, what, r, pre);
     if (r == -ECANCELED || r == -ETIMEDOUT)
@@ -400,7 +356,7 @@ static void check_buf(const struct pctx *c, const char *what, const uint8_t *buf
                  kind_name(c->kind), c->idx, what, r, i, buf[i]);
 }
 
-static struct pctx *new_ctx(int kind, const uint8_t *p, size_t len)
+struct pctx *new_ctx(int kind, const uint8_t *p, size_t len)
 {
     FZ_CHECK(S.nctx < FZ_NCTX, "out of program contexts");
     struct pctx *c = &S.ctx[S.nctx];
@@ -412,11 +368,14 @@ static struct pctx *new_ctx(int kind, const uint8_t *p, size_t len)
     c->slot = -1;
     c->shieldp = kind == K_HOOK ? &S.hook_shield : &c->shield;
     c->pattern = (uint8_t)(0x40 | (c->idx & 0x1f));
+    c->y.in_chan = -1;
+    c->y.gowner = -1;
     return c;
 }
 
 static int finish(struct pctx *c, int v)
 {
+    fz_sync_end(c, v);
     c->returned = true;
     c->ret = v;
     TRACE("[%s %d] returns %d\n", kind_name(c->kind), c->idx, v);
@@ -458,14 +417,16 @@ static void scopes_end(struct pctx *c);
 static int run_prog(struct pctx *c)
 {
     int r = interp(c);
+    fz_sync_prog_end(c);
     scopes_end(c);
     return r;
 }
 
-static int worker_main(void *arg)
+int worker_main(void *arg)
 {
     struct pctx *c = arg;
     c->started = true;
+    fz_sync_start(c);
     TRACE("[worker %d] starts%s%s\n", c->idx, tr_is_cancelled() ? " cancelled" : "",
           c->born_in_shutdown ? " (spawned during shutdown)" : "");
     if (c->born_in_shutdown)
@@ -480,6 +441,7 @@ static int hook_main(void *arg)
 {
     struct pctx *c = arg;
     c->started = true;
+    fz_sync_start(c);
     TRACE("[hook %d] starts\n", c->idx);
     S.hook_shield = 0; /* each hook starts unshielded (shutdown.c, hooks_task) */
     FZ_CHECK(tr_self() != NULL, "hook %d runs outside a task", c->idx);
@@ -508,6 +470,7 @@ static int driver_main(void *arg)
 {
     struct pctx *c = arg;
     c->started = true;
+    fz_sync_start(c);
     int r = run_prog(c);
     TRACE("[driver] program over: tr_engine_shutdown\n");
     FZ_CHECK(tr_engine_shutdown(tr_self_engine()) == 0, "driver shutdown failed");
@@ -519,6 +482,7 @@ static int after_main(void *arg)
 {
     struct pctx *c = arg;
     c->started = true;
+    fz_sync_start(c);
     FZ_CHECK(tr_is_cancelled(), "a task spawned after the shutdown is not cancelled");
     FZ_CHECK(tr_shutting_down(), "after the shutdown, tr_shutting_down() is false");
     int r = tr_nop();
@@ -686,6 +650,7 @@ static void op_spawn(struct pctx *c)
     int slot = detached ? -1 : S.nworkers;
     w->slot = slot;
     w->born_in_shutdown = tr_shutting_down();
+    w->y.late = (f & 1) != 0;
     w->final_born = c->final_born || S.e->sd.phase == TR_PH_FINAL; /* white-box */
     tr_task *t = NULL;
     int r = tr_spawn(e, detached ? NULL : &t, worker_main, w, &o);
@@ -1043,6 +1008,12 @@ static void op_scope_exit(struct pctx *c)
         FZ_CHECK(tr_self()->scope == top, "a refused tr_scope_exit changed the chain");
         return;
     }
+    if (fz_sync_scope_pinned(c)) {
+        r = tr_scope_exit(&c->sc[dp - 1]);
+        FZ_CHECK(r == -EINVAL, "tr_scope_exit of a scope with a live group inside = %d", r);
+        FZ_CHECK(tr_self()->scope == top, "a refused tr_scope_exit changed the chain");
+        return;
+    }
     scope_exit_checked(c);
 }
 
@@ -1106,6 +1077,16 @@ static void scopes_end(struct pctx *c)
     }
     /* Bounded: each round leaves one scope or ends one shield. */
     while (c->mt.depth > 0) {
+        if (c->mt.top->shields == 0 && fz_sync_scope_pinned(c)) {
+            /* A live group was initialised in it: the engine unlinks it
+             * (and those outside it) at the task's end, after which it
+             * cancels and waits for the group's children (G10). */
+            S.scopes_left += c->mt.depth;
+            T.left += c->mt.depth;
+            TRACE("[%s %d] ends inside %u scope(s), a group live in them\n", kind_name(c->kind),
+                  c->idx, c->mt.depth);
+            return;
+        }
         if (c->mt.top->shields > 0) {
             int r = tr_shield_end();
             FZ_CHECK(r == *c->shieldp - 1, "tr_shield_end (at the end) = %d at depth %d", r,
@@ -1254,6 +1235,14 @@ static int interp(struct pctx *c)
         case OP_SCOPE_LEAVE:
             c->leave = !c->leave;
             break;
+        case OP_SEM:
+        case OP_MUTEX:
+        case OP_COND:
+        case OP_EVENT:
+        case OP_CHAN:
+        case OP_GROUP:
+            fz_sync_op(c, op - OP_SEM);
+            break;
         }
     }
     return 0;
@@ -1366,6 +1355,13 @@ static void print_totals(void)
         (unsigned long long)T.inputs, (unsigned long long)T.scopes, (unsigned long long)T.etimedout,
         (unsigned long long)T.moves, (unsigned long long)T.cancels, (unsigned long long)T.exits_t,
         (unsigned long long)T.exits_c, (unsigned long long)T.left);
+    fprintf(stderr,
+            "fuzz_api: primitive and group ops %llu, messages received %llu, groups waited %llu, "
+            "real failures listed %llu, groups abandoned %llu, messages lost to killed receivers "
+            "%llu\n",
+            (unsigned long long)T.sync_ops, (unsigned long long)T.msgs,
+            (unsigned long long)T.groups, (unsigned long long)T.gfails,
+            (unsigned long long)T.abandoned, (unsigned long long)T.killbuf);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -1403,6 +1399,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FZ_CHECK(tr_engine_run(NULL) == -EINVAL, "tr_engine_run(NULL)");
     FZ_CHECK(tr_engine_destroy(NULL) == -EINVAL, "tr_engine_destroy(NULL)");
     FZ_CHECK(!tr_is_cancelled() && !tr_shutting_down() && tr_self() == NULL, "outside a task");
+    fz_sync_outside();
     return 0;
 }
 
@@ -1411,6 +1408,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > FZ_MAX_INPUT)
         size = FZ_MAX_INPUT;
     memset(&S, 0, sizeof(S));
+    fz_sync_reset();
     T.inputs++;
     int fds_before = count_fds();
 
@@ -1475,6 +1473,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     audit("after the run");
     check_accounting();
+    fz_sync_after_run();
     if (again)
         second_run();
 
