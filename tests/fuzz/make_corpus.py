@@ -17,6 +17,7 @@ OPS = [
     "join", "detach", "at_shutdown", "shutdown", "wait_shutdown", "misc",
     "return", "cancel_self", "fsync", "task_result",
     "scope_enter", "scope_exit", "scope_cancel", "scope_move", "scope_leave",
+    "sem", "mutex", "cond", "event", "chan", "group",
 ]
 OP = {name: i for i, name in enumerate(OPS)}
 
@@ -31,6 +32,17 @@ CA_WAIT, CA_EXCEPT, CA_BADFLAG, CA_NULLEXCEPT = 0x01, 0x02, 0x04, 0x08
 SC_SHIELD, SC_BADFLAG, SC_REENTER = 0x01, 0x02, 0x04
 SX_OUT_OF_ORDER = 0x01
 RAW_LEVEL = 0x80  # scope_cancel/scope_move: l & 0x7f, not mod the depth
+
+# Primitives and groups (fuzz_sync.c): the sub-op byte of each.
+SEM_INIT, SEM_ACQ, SEM_TRY, SEM_REL, SEM_MISUSE, SEM_QUICK = 0, 1, 3, 4, 6, 7
+MTX_INIT, MTX_LOCK, MTX_TRY, MTX_UNLOCK, MTX_MISUSE = 0, 1, 3, 4, 6
+CV_INIT, CV_WAIT, CV_SIGNAL, CV_BCAST, CV_MISUSE = 0, 1, 3, 4, 5
+EV_INIT, EV_SET, EV_CLEAR, EV_WAIT, EV_MISUSE = 0, 1, 2, 3, 5
+CH_CREATE, CH_SEND, CH_TRYSEND, CH_RECV, CH_TRYRECV, CH_END = 0, 1, 3, 4, 6, 7
+CH_SHARED, CH_ELEM0, CH_NULLOUT = 0x04, 0x08, 0x10  # create: refused first
+CH_DESTROY = 0x01  # CH_END: destroy (else close)
+G_INIT, G_SPAWN, G_CANCEL, G_WAIT, G_FAILURES, G_MISUSE = 0, 1, 3, 4, 5, 6
+GS_LATE, GS_NOFN, GS_16K = 0x01, 0x02, 0x04
 
 
 def dl_none():
@@ -75,6 +87,35 @@ def hook(body, null_too=False):
 
 def prog(*parts):
     return b"".join(parts)
+
+
+def sem(sub, k=0):
+    return bytes([OP["sem"], sub, k])
+
+
+def mutex(sub):
+    return bytes([OP["mutex"], sub])
+
+
+def cond(sub):
+    return bytes([OP["cond"], sub])
+
+
+def event(sub):
+    return bytes([OP["event"], sub])
+
+
+def chan(ch, sub, a=0):
+    return bytes([OP["chan"], (sub << 1) | (ch & 1), a])
+
+
+def gspawn(flags, body):
+    assert len(body) <= 48, len(body)
+    return bytes([OP["group"], G_SPAWN, flags, len(body)]) + body
+
+
+def group(sub, *args):
+    return bytes([OP["group"], sub, *args])
 
 
 SEEDS = {
@@ -196,6 +237,84 @@ SEEDS = {
         op("scope_enter", 0, dl_far()), op("shield_begin"), op("scope_exit", 0), op("shield_end"),
         op("scope_enter", 0, dl_none()), op("shield_end"), op("scope_exit", 0), op("scope_exit", 0),
         op("join", 0, 0)),
+    # Semaphore of 1: a worker waits for the unit the driver holds, another
+    # is cut short by a deadline (took nothing); misuse; a second init
+    # while one waits (-EBUSY).
+    "sync_sem": cfg() + prog(
+        sem(SEM_MISUSE), sem(SEM_ACQ), sem(SEM_INIT, 1), sem(SEM_ACQ), sem(SEM_TRY),
+        spawn(0, sem(SEM_ACQ) + op("yield") + sem(SEM_REL)),
+        spawn(0, op("scope_enter", 0, dl_near(2)) + sem(SEM_ACQ) + op("scope_exit", 0)),
+        op("yield"), sem(SEM_INIT, 2), op("sleep", 40), sem(SEM_REL), sem(SEM_QUICK),
+        op("join", 0, 0), op("join", 1, 0), sem(SEM_TRY), sem(SEM_REL)),
+    # Mutex and condition: a waiter cut short returns with the mutex held;
+    # relock -EDEADLK, unlock by a non-owner -EPERM, init of a held one
+    # -EBUSY, a wait without the mutex -EPERM.
+    "sync_mutex_cond": cfg() + prog(
+        mutex(MTX_LOCK), mutex(MTX_INIT), cond(CV_INIT), cond(CV_WAIT), mutex(MTX_LOCK),
+        mutex(MTX_LOCK), mutex(MTX_TRY), mutex(MTX_INIT),
+        spawn(0, mutex(MTX_UNLOCK) + mutex(MTX_LOCK) + cond(CV_WAIT) + mutex(MTX_UNLOCK)),
+        spawn(0, op("scope_enter", 0, dl_near(3)) + mutex(MTX_LOCK) + cond(CV_WAIT) +
+              op("scope_exit", 0) + mutex(MTX_UNLOCK)),
+        mutex(MTX_UNLOCK), op("yield"), op("yield"), cond(CV_SIGNAL), op("sleep", 30),
+        cond(CV_BCAST), cond(CV_MISUSE), mutex(MTX_MISUSE), op("join", 0, 0), op("join", 1, 0)),
+    # Channels: a rendezvous and a buffered one, numbered messages, a
+    # receiver cancelled while it waits, close (senders -EPIPE, receivers
+    # drain then -EPIPE), destroy while waited on (-EBUSY).
+    "sync_chan": cfg() + prog(
+        chan(0, CH_SEND), chan(0, CH_CREATE, CH_SHARED | CH_ELEM0 | CH_NULLOUT | 0),
+        chan(1, CH_CREATE, 2),
+        spawn(0, chan(0, CH_RECV) + chan(0, CH_RECV) + chan(1, CH_RECV) + chan(1, CH_RECV) +
+              chan(1, CH_RECV)),
+        spawn(0, chan(0, CH_RECV)),
+        op("yield"), chan(0, CH_SEND), chan(0, CH_TRYSEND), chan(1, CH_SEND), chan(1, CH_SEND),
+        chan(1, CH_TRYSEND), chan(0, CH_END, CH_DESTROY), op("cancel", 1), op("yield"),
+        chan(0, CH_SEND), chan(1, CH_END), chan(1, CH_SEND), chan(1, CH_END), chan(1, CH_TRYRECV),
+        op("join", 0, 0), op("join", 1, 0), chan(0, CH_END, CH_DESTROY), chan(0, CH_SEND)),
+    # An event: waiters woken by a set, one cut short; clear, misuse.
+    "sync_event": cfg() + prog(
+        event(EV_WAIT), event(EV_INIT),
+        spawn(0, event(EV_WAIT) + event(EV_WAIT)),
+        spawn(0, op("scope_enter", 0, dl_near(1)) + event(EV_WAIT) + op("scope_exit", 0)),
+        op("yield"), event(EV_INIT), op("sleep", 30), event(EV_SET), event(EV_CLEAR),
+        event(EV_MISUSE), op("join", 0, 0), op("join", 1, 0)),
+    # A group: a child fails for real (-EIO), the rest are cancelled, a
+    # spawn into the cancelling group is refused, the wait returns the
+    # failure; calls by a non-owner -EPERM; a done group -EINVAL.
+    "sync_group": cfg() + prog(
+        group(G_WAIT), group(G_INIT), group(G_INIT), group(G_SPAWN, GS_LATE, 0),
+        group(G_SPAWN, GS_NOFN, 0),
+        gspawn(0, op("sleep", 200) + op("nop")),
+        gspawn(GS_16K, op("yield") + op("return", 3)),
+        gspawn(0, group(G_MISUSE, 0) + group(G_FAILURES, 0, 8) + op("sleep", 250)),
+        op("yield"), op("yield"), group(G_FAILURES, 0, 8),
+        gspawn(0, op("nop")), group(G_WAIT), group(G_FAILURES, 0, 8), group(G_WAIT),
+        group(G_CANCEL, 0), group(G_INIT), gspawn(0, op("return", 2)), group(G_CANCEL, 0),
+        gspawn(0, op("nop")), group(G_WAIT)),
+    # A group inside a scope whose deadline passes: its children are
+    # cancelled (no failure), the owner's wait still waits for them all
+    # and returns -ETIMEDOUT; the scope could not be left before.
+    "sync_group_scope": cfg() + prog(
+        op("scope_enter", 0, dl_near(8)), group(G_INIT), op("scope_exit", 0),
+        gspawn(0, op("sleep", 250) + op("nop")),
+        gspawn(0, op("shield_begin") + op("sleep", 100) + op("shield_end") + op("return", 2)),
+        group(G_WAIT), group(G_FAILURES, 0, 8), op("scope_exit", 0), op("nop")),
+    # The kill rung among primitives: a shielded receiver and a shielded
+    # owner whose children hold the semaphore and the mutex, a shutdown
+    # with no grace, children killed before their owner (G10).
+    "sync_kill": cfg(grace=0, kill=0) + prog(
+        sem(SEM_INIT, 1), mutex(MTX_INIT), chan(0, CH_CREATE, 0),
+        spawn(0, op("shield_begin") + chan(0, CH_RECV) + chan(0, CH_RECV) + op("yield") * 4),
+        spawn(0, op("shield_begin") + group(G_INIT) +
+              gspawn(0, op("shield_begin") + sem(SEM_ACQ) + mutex(MTX_LOCK) + op("sleep", 250)) +
+              gspawn(0, op("shield_begin") + mutex(MTX_LOCK) + op("sleep", 250)) +
+              group(G_WAIT)),
+        op("yield"), chan(0, CH_SEND), op("shutdown", 0), chan(0, CH_SEND), op("nop")),
+    # An owner that returns without waiting: the engine cancels and waits
+    # for its children (groups_abandoned), its struct no longer live.
+    "sync_group_abandon": cfg() + prog(
+        spawn(0, group(G_INIT) + gspawn(0, op("sleep", 100)) + gspawn(0, op("nop"))),
+        op("yield"), op("yield"), group(G_CANCEL, 1), group(G_FAILURES, 1, 8), op("sleep", 60),
+        group(G_CANCEL, 1), op("join", 0, 0)),
     # MSG_WAITALL and MSG_DONTWAIT on the socket pair.
     "sock_flags": cfg(sq=2) + prog(
         spawn(0, op("recv", S1, 10, 2)), op("recv", S0, 4, 1), op("send", S0, 4, 1),
