@@ -20,6 +20,7 @@
  *                the cancellation kinds (control) and cancel scopes
  *                (work_scope.c, checked against scope_oracle.h), task
  *                groups and primitives (work_sync.c, sync_world.h)
+ *   sync_roles.c the sync kind's workers, one function per role
  *   sync_audit.c the sync kind's checks: messages, units, the mutex,
  *                the condition, the group's failures (G9, G10)
  *

@@ -125,11 +125,6 @@ void sw_got_msg(struct sworld *w, struct sworker *me, const struct smsg *m)
 
 /* ------------------------------------------------------------- the group */
 
-static bool is_cut(int rc)
-{
-    return rc == -ECANCELED || rc == -ETIMEDOUT;
-}
-
 /* G10: no child outlives the wait. */
 static void children_ended(struct sworld *w)
 {
@@ -167,7 +162,7 @@ void sw_group_check(struct sworld *w, int wr, uint64_t now_after)
         bool real;
         if (e->res >= 0)
             real = false;
-        else if (!is_cut(e->res))
+        else if (!sw_is_cut(e->res))
             real = true;
         else if (cancelling || e->known)
             real = false;
@@ -196,7 +191,7 @@ void sw_group_check(struct sworld *w, int wr, uint64_t now_after)
              "sync: tr_group_wait = %d, but the first real failure was %d (a cancellation never "
              "masks a real error)",
              wr, first);
-    if (k == 0 && wr != 0 && !is_cut(wr))
+    if (k == 0 && wr != 0 && !sw_is_cut(wr))
         viol(r, "sync: tr_group_wait = %d with no real failure", wr);
     if (w->have_snap) {
         bool prefix = w->nsnap <= nf;

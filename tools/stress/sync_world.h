@@ -14,6 +14,8 @@
 
 #include "stress.h"
 
+#include <errno.h>
+
 #define SW_MAXW 12    /* workers of a world */
 #define SW_MAXP 4     /* producers of a world */
 #define SW_MAXSEQ 256 /* messages one producer sends, at most */
@@ -127,6 +129,28 @@ struct sworld {
     struct sworker wk[SW_MAXW];
     unsigned nw;
 };
+
+static inline bool sw_is_cut(long rc)
+{
+    return rc == -ECANCELED || rc == -ETIMEDOUT;
+}
+
+/* ------------------------------------------------------------ sync_roles.c */
+
+/* What the worker me does, by its role; its result (0, a real failure,
+ * or the cut that ended it). */
+int sw_role_run(struct tctx *c, struct sworker *me);
+/* A short sleep or a yield, checked (a worker is in no scope of its own
+ * then: never -ETIMEDOUT, -ECANCELED only when cancelled). */
+int sw_pause(struct tctx *c);
+/* The coordinator's too: close the channel (0, or -EPIPE once closed),
+ * a signal or broadcast (the grants counted), a set of the event, a look
+ * at the live group's failures, a deadline for the coordinator's scope. */
+void sw_close_chan(struct sworld *w, const char *who);
+void sw_cond_signal(struct sworld *w, bool all);
+void sw_ev_set(struct sworld *w);
+void sw_failures_snapshot(struct sworld *w);
+uint64_t sw_pick_deadline(uint64_t now);
 
 /* ------------------------------------------------------------ sync_audit.c */
 
