@@ -41,8 +41,8 @@
  * what the channels hold and destroys them (0: nobody waits), counts the
  * semaphore's units and takes the mutex; then every message sent was
  * received once or left (none whose send failed anywhere; one found only
- * in the buffer of a receiver the kill rung ended is the engine's known
- * defect: reported, or counted with FUZZ_KNOWN_LOSS=1), units free plus
+ * in the buffer of a receiver the kill rung ended was given back unless
+ * the channel had no room: as many as stats.kill_msgs_lost), units free plus
  * units held equal the units there are, condition wake-ups as signals
  * gave them (killed waiters excepted), and the engine's mutexes_left,
  * groups_abandoned and group_failures as the model counted them.
@@ -88,18 +88,15 @@ static struct {
     uint8_t st[FZ_NCHAN][FY_MAXMSG];
 } Y;
 
-static bool known_loss; /* FUZZ_KNOWN_LOSS=1: count the known defect's losses */
-static bool reinit_cv;  /* unless FUZZ_MUTEX_REINIT=0: mutex init while a condition waits */
+static bool reinit_cv; /* unless FUZZ_MUTEX_REINIT=0: mutex init while a condition waits */
 
 void fz_sync_reset(void)
 {
     static uint64_t n;
     memset(&Y, 0, sizeof(Y));
     Y.seed = ++n * 0x9e3779b97f4a7c15ull;
-    const char *k = getenv("FUZZ_KNOWN_LOSS");
-    known_loss = k && *k == '1';
     fz_group_reset();
-    k = getenv("FUZZ_MUTEX_REINIT");
+    const char *k = getenv("FUZZ_MUTEX_REINIT");
     reinit_cv = !(k && *k == '0');
 }
 
@@ -330,11 +327,12 @@ static void y_mutex(struct pctx *c)
     case 0: {
         bool held = Y.mtx_ok && Y.mtx._owner != NULL;
         unsigned q = Y.mtx_ok ? qlen(&Y.mtx._p) : 0;
-        if (!reinit_cv && cond_waiting())
+        bool back = cond_waiting(); /* let go by a condition's waiter, to be taken back */
+        if (!reinit_cv && back)
             return; /* see FUZZ_MUTEX_REINIT at the top */
         r = tr_mutex_init(&Y.mtx);
         TRACE("[%s] mutex_init (held %d, %u waiting) -> %d\n", fz_who(c), (int)held, q, r);
-        if (held || q > 0) {
+        if (held || q > 0 || back) {
             FZ_CHECK(r == -EBUSY, "tr_mutex_init of a held or waited-on mutex = %d", r);
             return;
         }
@@ -582,14 +580,15 @@ static bool poisoned(const struct fz_msg *m)
     return true;
 }
 
-/* A task of ours parked on channel i (white-box: its wait's kind). */
+/* A task of ours inside a send or receive on channel i that has not
+ * returned: parked on it, or woken and not yet run (tr_chan_destroy says
+ * -EBUSY for both: the woken one's return still reads the channel). The
+ * calling task is never one: its in_chan is -1 between its calls. */
 static bool chan_waited(int i)
 {
     for (int k = 0; k < S.nctx; k++) {
         const struct fz_sctx *s = &S.ctx[k].y;
-        if (s->in_chan == i && fz_alive(s->t, s->id) &&
-            (tr__task_parked_on(s->t, TR_WAIT_CHAN_SEND) ||
-             tr__task_parked_on(s->t, TR_WAIT_CHAN_RECV)))
+        if (s->in_chan == i && fz_alive(s->t, s->id))
             return true;
     }
     return false;
@@ -840,26 +839,29 @@ static int audit_main(void *arg)
     return 0;
 }
 
-static void check_messages(void)
+/* lost: the engine's count of messages handed to a receiver the kill rung
+ * ended with no room left to give them back (stats.kill_msgs_lost). */
+static void check_messages(uint64_t lost)
 {
+    uint64_t killbuf = 0;
     for (int i = 0; i < FZ_NCHAN; i++)
         for (uint32_t seq = 0; seq < Y.next[i]; seq++) {
             uint8_t st = Y.st[i][seq];
             bool got = (st & (MS_RECV | MS_LEFT)) != 0;
-            if ((st & MS_SENT) && !got && (st & MS_KILLBUF) && known_loss) {
-                T.killbuf++;
+            if ((st & MS_SENT) && !got && (st & MS_KILLBUF)) {
+                killbuf++; /* given back had there been room: counted below */
                 continue;
             }
-            FZ_CHECK(!(st & MS_SENT) || got || !(st & MS_KILLBUF),
-                     "G9: channel %d: message %u was handed to a receiver that the kill rung "
-                     "then ended, and is lost (the engine's known defect; FUZZ_KNOWN_LOSS=1 "
-                     "counts it)",
-                     i, seq);
             FZ_CHECK(!(st & MS_SENT) || got,
                      "G9: channel %d: message %u was sent, but neither received nor left", i, seq);
             FZ_CHECK(!(st & MS_FAILED) || !got, "G9: channel %d: message %u: its send failed", i,
                      seq);
         }
+    FZ_CHECK(killbuf == lost,
+             "G9: %llu messages handed to receivers the kill rung ended are neither received "
+             "nor left, but the engine counts %llu lost (stats.kill_msgs_lost)",
+             (unsigned long long)killbuf, (unsigned long long)lost);
+    T.killbuf += killbuf;
 }
 
 void fz_sync_after_run(void)
@@ -873,7 +875,7 @@ void fz_sync_after_run(void)
         int res = -1;
         FZ_CHECK(tr_task_result(t, &res) == 0 && res == 0 && tr_detach(t) == 0,
                  "the primitives' audit task did not end (%d)", res);
-        check_messages();
+        check_messages(stats_now().kill_msgs_lost);
         uint64_t kc = 0;
         for (int k = 0; k < S.nctx; k++)
             kc += fz_killed(&S.ctx[k]) && S.ctx[k].y.in_cond;
