@@ -580,15 +580,18 @@ static bool poisoned(const struct fz_msg *m)
     return true;
 }
 
-/* A task of ours inside a send or receive on channel i that has not
- * returned: parked on it, or woken and not yet run (tr_chan_destroy says
- * -EBUSY for both: the woken one's return still reads the channel). The
- * calling task is never one: its in_chan is -1 between its calls. */
+/* A task of ours in a send or receive on channel i that waits there or
+ * was woken from that wait and has not returned (tr_chan_destroy says
+ * -EBUSY for both: the woken one's return still reads the channel).
+ * White-box: its wait record, kept until it runs again. A task queued at
+ * its call's cancellation point (a pass through the scheduler) has not
+ * touched the channel yet. */
 static bool chan_waited(int i)
 {
     for (int k = 0; k < S.nctx; k++) {
         const struct fz_sctx *s = &S.ctx[k].y;
-        if (s->in_chan == i && fz_alive(s->t, s->id))
+        if (s->in_chan == i && fz_alive(s->t, s->id) && s->t->wait &&
+            (s->t->wait_kind == TR_WAIT_CHAN_SEND || s->t->wait_kind == TR_WAIT_CHAN_RECV))
             return true;
     }
     return false;
