@@ -5,7 +5,7 @@
  *
  *   bench_sync --mode chan|sem|yield  [--iters N] [--shape sym|asym] [--rounds R]
  *   bench_sync --mode mutex|pthread_mutex|event|call  [--iters N] [--rounds R]
- *   bench_sync --mode group  [--tasks T] [--park sleep|event] [--rounds R]
+ *   bench_sync --mode group  [--tasks T] [--park sleep|event] [--rounds R] [--prefill P]
  *
  * Every mode runs R rounds (default 3; group 5) and reports the median
  * round as value, with the fastest and slowest beside it (min, max). Each
@@ -66,7 +66,10 @@
  * tr_group_wait, which must return -EIO with exactly one failure listed.
  * value = ms from before tr_group_init to after tr_group_wait returned.
  * Extra field first_ms: the first round alone (cold: its stacks are mapped
- * then; later rounds reuse the engine's pool). Compared with
+ * then; later rounds reuse the engine's pool). --prefill P: the engine is
+ * made with tr_config.task_prefill = P (outside the timed rounds), so
+ * that with P >= T the first round finds its records and stacks ready
+ * too; prefill_ms says what that cost at tr_engine_create. Compared with
  * perf/asyncio_group.py (asyncio.TaskGroup, the same shape); goal >= 20x
  * faster.
  *
@@ -88,11 +91,12 @@
 static const char usage[] =
     "usage: bench_sync --mode chan|sem|yield|mutex|pthread_mutex|event|call|group\n"
     "                  [--iters N] [--shape sym|asym] [--tasks T] [--park sleep|event]\n"
-    "                  [--rounds R]\n"
+    "                  [--rounds R] [--prefill P]\n"
     "  chan, sem, yield: two tasks ping-pong N times (default 2000000), both running one\n"
     "    function (sym, default) or each its own (asym);\n"
     "  mutex, pthread_mutex, event, call: one task loops N times (default 20000000);\n"
-    "  group: T children (default 10000), one fails, the rest are cancelled;\n"
+    "  group: T children (default 10000), one fails, the rest are cancelled\n"
+    "    (--prefill P: the engine is made with tr_config.task_prefill = P);\n"
     "  R rounds (default 3, group 5), the median printed as one JSON line.\n";
 
 enum mode { M_CHAN, M_SEM, M_YIELD, M_MUTEX, M_PTHREAD, M_EVENT, M_CALL, M_GROUP };
@@ -378,7 +382,8 @@ static void loop_rounds(struct loop_run *r)
 /* ---- group --------------------------------------------------------------------------- */
 
 struct group_run {
-    long long tasks, rounds;
+    long long tasks, rounds, prefill;
+    uint64_t prefill_ns; /* tr_engine_create with the prefill */
     bool park_event;
     struct tr_event never; /* --park event: never set */
     long long started, cancelled, failed;
@@ -447,7 +452,14 @@ static int group_owner(void *arg)
 
 static void group_rounds(struct group_run *r)
 {
-    tr_engine *e = pc_engine_new(0);
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    cfg.task_prefill = (unsigned)r->prefill;
+    tr_engine *e;
+    uint64_t t0 = pc_now_ns();
+    must("tr_engine_create", tr_engine_create(&e, &cfg));
+    r->prefill_ns = pc_now_ns() - t0;
     must("tr_spawn", tr_spawn(e, NULL, group_owner, r, NULL));
     must("tr_engine_run", tr_engine_run(e));
     struct tr_stats st;
@@ -537,7 +549,7 @@ static void main_loop(enum mode mode, long long iters, long long rounds)
     print_tail();
 }
 
-static void main_group(long long tasks, long long rounds, bool park_event)
+static void main_group(long long tasks, long long rounds, bool park_event, long long prefill)
 {
     struct group_run *r = calloc(1, sizeof(*r));
     if (!r)
@@ -545,16 +557,18 @@ static void main_group(long long tasks, long long rounds, bool park_event)
     r->tasks = tasks;
     r->rounds = rounds;
     r->park_event = park_event;
+    r->prefill = prefill;
     group_rounds(r);
     double first = (double)r->ns[0] / 1e6;
     double med = median(r->ns, rounds) / 1e6;
-    char extra[64];
-    snprintf(extra, sizeof(extra), ",\"park\":\"%s\"", park_event ? "event" : "sleep");
+    char extra[96];
+    snprintf(extra, sizeof(extra), ",\"park\":\"%s\",\"prefill\":%lld",
+             park_event ? "event" : "sleep", prefill);
     print_head(M_GROUP, tasks, rounds, extra);
     printf("\"value\":%.3f,\"unit\":\"ms\",\"min\":%.3f,\"max\":%.3f,\"first_ms\":%.3f,"
-           "\"ns_per_child\":%.1f,",
+           "\"ns_per_child\":%.1f,\"prefill_ms\":%.3f,",
            med, (double)r->ns[0] / 1e6, (double)r->ns[rounds - 1] / 1e6, first,
-           med * 1e6 / (double)tasks);
+           med * 1e6 / (double)tasks, (double)r->prefill_ns / 1e6);
     print_tail();
     free(r);
 }
@@ -562,8 +576,8 @@ static void main_group(long long tasks, long long rounds, bool park_event)
 int main(int argc, char **argv)
 {
     const char *mode_s = NULL, *park = "sleep", *shape = "sym";
-    long long iters = 0, tasks = 10000, rounds = 0;
-    bool iters_seen = false, tasks_seen = false;
+    long long iters = 0, tasks = 10000, rounds = 0, prefill = 0;
+    bool iters_seen = false, tasks_seen = false, prefill_seen = false;
     const struct pc_opt opts[] = {
         {"--mode", NULL, 0, 0, &mode_s, NULL},
         {"--iters", &iters, 1, 1000000000000LL, NULL, &iters_seen},
@@ -571,6 +585,7 @@ int main(int argc, char **argv)
         {"--park", NULL, 0, 0, &park, NULL},
         {"--shape", NULL, 0, 0, &shape, NULL},
         {"--rounds", &rounds, 1, ROUNDS_MAX, NULL, NULL},
+        {"--prefill", &prefill, 0, TR_PREFILL_MAX, NULL, &prefill_seen},
     };
     pc_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
     enum mode mode = parse_mode(mode_s);
@@ -584,8 +599,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "--shape must be sym or asym\n");
         pc_usage(usage);
     }
-    if ((mode == M_GROUP && iters_seen) || (mode != M_GROUP && tasks_seen)) {
-        fprintf(stderr, "--iters is for the loops and ping-pongs, --tasks for group\n");
+    if ((mode == M_GROUP && iters_seen) || (mode != M_GROUP && (tasks_seen || prefill_seen))) {
+        fprintf(stderr,
+                "--iters is for the loops and ping-pongs, --tasks and --prefill for group\n");
         pc_usage(usage);
     }
     if (!rounds)
@@ -597,7 +613,7 @@ int main(int argc, char **argv)
         main_pingpong(mode, asym, iters_seen ? iters : 2000000, rounds);
         break;
     case M_GROUP:
-        main_group(tasks, rounds, park_event);
+        main_group(tasks, rounds, park_event, prefill);
         break;
     default:
         main_loop(mode, iters_seen ? iters : 20000000, rounds);

@@ -549,6 +549,69 @@ static void test_regress_idle_pool_trimmed_to_hot_set(void **state)
     tr__stack_idle_trim_ns = TR_STACK_IDLE_TRIM_NS;
 }
 
+/* ---- 13 --------------------------------------------------------------------- */
+
+/* tr_config.task_prefill: the engine starts with that many records and
+ * resident stacks (spawning as many makes no slab), and the idle trim
+ * keeps that many, not the hot set's 16. */
+#define TP_PREFILL (TR_STACK_POOL_HOT + 5 * TR_SLAB_STACKS + 3)
+
+static unsigned slab_count(const tr_engine *e)
+{
+    unsigned n = 0;
+    for (const struct tr_slab *sl = e->stk.slabs; sl; sl = sl->next)
+        n++;
+    return n;
+}
+
+static int tp_spawner(void *p)
+{
+    tr_engine *e = p;
+    static tr_task *kids[TP_PREFILL - 1];
+    unsigned slabs = slab_count(e);
+    void *blocks = e->sch.task_blocks;
+    for (int i = 0; i < TP_PREFILL - 1; i++) /* the spawner has one */
+        TCHECK_EQ(tr_spawn(NULL, &kids[i], tk_quick, NULL, NULL), 0);
+    TCHECK_EQ(slab_count(e), slabs);      /* no stack mapped... */
+    TCHECK(e->sch.task_blocks == blocks); /* ...nor a record block allocated */
+    for (int i = 0; i < TP_PREFILL - 1; i++)
+        TCHECK_EQ(tr_join(kids[i], NULL), 0);
+    /* The same waits as the hot set's test: the trim has its chances and
+     * leaves the prefill warm. Bounded. */
+    for (int i = 0; i < 200; i++)
+        TCHECK_EQ(tr_sleep_ns(2000000), 0);
+    TCHECK(e->stk.pool_len - e->stk.advised >= TP_PREFILL - 1); /* the running spawner's is out */
+    return 0;
+}
+
+static void test_regress_prefill_ready_and_kept(void **state)
+{
+    (void)state;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr_engine *e = NULL;
+    cfg.task_prefill = TR_PREFILL_MAX + 1;
+    assert_int_equal(tr_engine_create(&e, &cfg), -EINVAL);
+    assert_null(e);
+    tr__stack_set_guard_budget(0);
+    tr__stack_idle_trim_ns = 0;
+    cfg.task_prefill = TP_PREFILL;
+    e = eng_new(&cfg);
+    assert_true(e->stk.pool_len - e->stk.advised >= TP_PREFILL);
+    size_t recs = 0;
+    for (const tr_task *t = e->sch.free_tasks; t; t = t->all_next)
+        recs++;
+    assert_true(recs >= TP_PREFILL);
+    assert_int_equal(tr_spawn(e, NULL, tp_spawner, e, NULL), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    assert_true(e->stk.pool_len - e->stk.advised >= TP_PREFILL);
+    assert_int_equal(tr_engine_destroy(e), 0);
+    tr__stack_set_guard_budget(-1);
+    tr__stack_idle_trim_ns = TR_STACK_IDLE_TRIM_NS;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +627,7 @@ int main(void)
         T(test_regress_hooks_killed_rest_abandoned),
         T(test_regress_trim_keeps_warm_pool),
         T(test_regress_idle_pool_trimmed_to_hot_set),
+        T(test_regress_prefill_ready_and_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

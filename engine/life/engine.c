@@ -50,6 +50,8 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
         return -EINVAL;
     if (cfg->flags & ~TR_CFG_NO_SIGNALS)
         return -EINVAL;
+    if (cfg->task_prefill > TR_PREFILL_MAX)
+        return -EINVAL;
     if (!(cfg->flags & TR_CFG_NO_SIGNALS) && !tr__shutdown_signals_ok(&cfg->shutdown_signals))
         return -EINVAL;
     pthread_once(&opdefs_once, tr__opdefs_check);
@@ -93,6 +95,15 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
         return err;
     }
     tr__guard_thread_init();
+    if (cfg->task_prefill) {
+        err = tr__task_records_prefill(e, cfg->task_prefill);
+        if (!err)
+            err = tr__stack_prefill(e, cfg->task_prefill);
+        if (err) {
+            (void)tr_engine_destroy(e); /* nothing ran: it frees all */
+            return err;
+        }
+    }
     *out = e;
     return 0;
 }

@@ -151,6 +151,7 @@ struct tr__stacks {
     bool trim_owed;   /* tr__stack_trim has stacks to give back... */
     uint64_t trim_at; /* ...from then on (pass_ns clock) */
     size_t advised;   /* pooled stacks on the cold list */
+    unsigned keep;    /* resident pooled stacks the trim leaves (tr_config.task_prefill) */
 };
 
 /* task.c and loop.c: who runs, in which order. */

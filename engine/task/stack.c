@@ -450,7 +450,14 @@ static size_t resident(const tr_engine *e)
  * one wholly free slab can go back to the kernel. */
 static bool surplus(const tr_engine *e)
 {
-    return resident(e) > TR_STACK_POOL_MAX + TR_SLAB_STACKS;
+    unsigned cap = e->stk.keep > TR_STACK_POOL_MAX ? e->stk.keep : TR_STACK_POOL_MAX;
+    return resident(e) > cap + TR_SLAB_STACKS;
+}
+
+/* The most recently freed stacks the idle trim leaves alone. */
+static unsigned hot_set(const tr_engine *e)
+{
+    return e->stk.keep > TR_STACK_POOL_HOT ? e->stk.keep : TR_STACK_POOL_HOT;
 }
 
 static void trim_owe(tr_engine *e, uint64_t at)
@@ -488,7 +495,7 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
         if (surplus(e))
             trim_owe(e, add_sat(sl->free_since, TR_STACK_TRIM_DELAY_NS));
     }
-    if (!e->stk.trim_owed && resident(e) > TR_STACK_POOL_HOT)
+    if (!e->stk.trim_owed && resident(e) > hot_set(e))
         trim_owe(e, add_sat(e->stk.pool_tail->free_since, tr__stack_idle_trim_ns));
 }
 
@@ -548,7 +555,7 @@ void tr__stack_trim(tr_engine *e, unsigned max, bool returning)
      * Bounded by max calls; stops at the first one not ripe (all after
      * it are younger), whose time the next trim is owed at. */
     n = 0;
-    while (resident(e) > TR_STACK_POOL_HOT) {
+    while (resident(e) > hot_set(e)) {
         struct tr_stack *s = e->stk.pool_tail;
         uint64_t ripe = add_sat(s->free_since, tr__stack_idle_trim_ns);
         if (now < ripe) {
@@ -564,6 +571,31 @@ void tr__stack_trim(tr_engine *e, unsigned max, bool returning)
     }
     e->stk.trim_owed = next != 0;
     e->stk.trim_at = next;
+}
+
+int tr__stack_prefill(tr_engine *e, unsigned n)
+{
+    e->stk.keep = n;
+    /* Bounded by n stacks, a slab per TR_SLAB_STACKS of them. */
+    while (resident(e) < n) {
+        if (!e->stk.cold) {
+            int err = slab_create(e);
+            if (err)
+                return err;
+        }
+        struct tr_stack *s = e->stk.cold;
+        e->stk.cold = s->next_free;
+        s->next_free = NULL;
+        TR_ASSERT(s->pooled && s->advised && e->stk.advised > 0);
+        e->stk.advised--;
+        s->advised = false;
+        /* The page a task's first frames are on (its top): faulted in now,
+         * not at its first switch. */
+        ((volatile char *)s->hi)[-1] = 0;
+        s->free_since = e->sch.pass_ns;
+        resident_push(e, s);
+    }
+    return 0;
 }
 
 void tr__stack_pool_drain(tr_engine *e)

@@ -298,6 +298,20 @@ static int records_grow(tr_engine *e)
     return 0;
 }
 
+int tr__task_records_prefill(tr_engine *e, unsigned n)
+{
+    unsigned have = 0;
+    /* Bounded by n: the free list is counted up to n, then grown. */
+    for (const tr_task *t = e->sch.free_tasks; t && have < n; t = t->all_next)
+        have++;
+    for (; have < n; have += TR_TASK_BLOCK) {
+        int err = records_grow(e);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
 /* A record (recycled or new) and a stack; on error nothing is taken. */
 static int task_alloc(tr_engine *e, size_t size, tr_task **tp, struct tr_stack **sp)
 {

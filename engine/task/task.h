@@ -62,6 +62,11 @@ struct tr_slab {
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out);
 void tr__stack_free(tr_engine *e, struct tr_stack *s);
 void tr__stack_pool_drain(tr_engine *e);
+/* tr_config.task_prefill: n default-size stacks in the pool with their
+ * top page touched, kept there by the trim. 0 or -ENOMEM. */
+int tr__stack_prefill(tr_engine *e, unsigned n);
+/* The same for task records: n of them on the free list. */
+int tr__task_records_prefill(tr_engine *e, unsigned n);
 /* Gives the pages of spare pool stacks back to the kernel (see
  * TR_STACK_POOL_MAX): per call, at most max single stacks and
  * max / TR_SLAB_COST wholly free slabs, at least one (a stack's madvise
