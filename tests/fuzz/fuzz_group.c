@@ -96,11 +96,13 @@ void fz_sync_end(struct pctx *c, int v)
     }
     if (c->y.gstate == FG_LIVE) {
         /* Returns without waiting: the engine cancels the children and
-         * waits for them first; a group with one alive is abandoned. */
+         * waits for them first; a group with one alive is abandoned. A
+         * child that returned is alive still while it waits for a group
+         * of its own that it did not wait for (G10). */
         bool any = false;
         for (unsigned k = 0; k < c->y.nkids; k++) {
             const struct pctx *kid = &S.ctx[c->y.kids[k]];
-            any |= !kid->started || (!kid->returned && fz_alive(kid->y.t, kid->y.id));
+            any |= !kid->started || fz_alive(kid->y.t, kid->y.id);
         }
         if (any) {
             G.abandoned++;
@@ -163,7 +165,9 @@ static void children_ended(const struct pctx *c)
     for (unsigned k = 0; k < c->y.nkids; k++) {
         const struct pctx *kid = &S.ctx[c->y.kids[k]];
         FZ_CHECK(kid->started, "G10: tr_group_wait returned; child %d never started", kid->idx);
-        FZ_CHECK(kid->returned || !fz_alive(kid->y.t, kid->y.id),
+        /* Ended, not only returned: one that returned without waiting for
+         * a group of its own ends after that group's children. */
+        FZ_CHECK(!fz_alive(kid->y.t, kid->y.id),
                  "G10: tr_group_wait returned while child %d is alive", kid->idx);
         FZ_CHECK(kid->returned || kill, "child %d ended without returning, outside the kill rung",
                  kid->idx);
