@@ -19,6 +19,7 @@
  * switches, not at each). A shutdown is looked for at every one: a task
  * that asks for it (or a signal) starts it before anyone else runs. */
 #define TR_INLINE_CHECK_EVERY 4
+_Static_assert(TR_INLINE_PASSES % TR_INLINE_CHECK_EVERY == 0, "the first is checked in full");
 
 /* Each duty: NAME_pending(e), cheap, says whether it has work this pass;
  * NAME_run(e) (loop.c), if it has one, does it (duties without run are the
@@ -102,12 +103,12 @@ static inline bool tr__duties_pending(const tr_engine *e)
  * scheduler runs a pass. */
 static inline bool tr__loop_pass_inline(tr_engine *e)
 {
-    if (!e->sch.run_head || e->sch.inline_passes >= TR_INLINE_PASSES || !e->rs.taskrun_flag)
+    unsigned left = e->sch.inline_left; /* 0 without TASKRUN_FLAG (run_batch) */
+    if (left == 0)
         return false;
-    if (e->sch.inline_passes % TR_INLINE_CHECK_EVERY == 0 ? tr__duties_pending(e)
-                                                          : tr__duty_shutdown_pending(e))
+    if (left % TR_INLINE_CHECK_EVERY == 0 ? tr__duties_pending(e) : tr__shutdown_maybe(e))
         return false;
-    e->sch.inline_passes++;
+    e->sch.inline_left = left - 1;
     e->sch.batch = e->sch.run_head;
     e->sch.run_head = e->sch.run_tail = NULL;
     return true;

@@ -8,6 +8,7 @@
 #define TR_ENGINE_H
 
 #include "structure/cancel.h"
+#include <string.h>
 
 /* ----------------------------------------------------------------- loop */
 
@@ -177,9 +178,9 @@ struct tr__sched {
     uint64_t live;                 /* live tasks */
     uint64_t live_late;            /* ...of them TR_SPAWN_LATE */
     struct tr__link end_listeners; /* tr_cancel_all(WAIT) callers, told of every task end */
-    unsigned inline_passes;        /* passes begun by a task since the scheduler's last */
-    unsigned peek_skip;            /* sleeps left before the next peek for completions */
-    uint64_t pass_ns;              /* the clock at the start of the pass */
+    unsigned inline_left; /* passes tasks may still begin before the scheduler's next (duties.h) */
+    unsigned peek_skip;   /* sleeps left before the next peek for completions */
+    uint64_t pass_ns;     /* the clock at the start of the pass */
 };
 
 /* op.c, cancel.c */
@@ -364,6 +365,21 @@ static inline __attribute__((always_inline)) bool tr__shutdown_active(tr_engine 
                (e->sd_next_signal || atomic_load_explicit(&e->shutdown_req, memory_order_relaxed));
     return ph != TR_PH_NONE || e->sd.trigger != TR_TRIG_NONE ||
            atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
+}
+
+/* A cheaper test than tr__shutdown_active, true whenever it is (and also
+ * after a finished shutdown, phase DONE: the caller then leaves it to the
+ * scheduler's pass, which asks tr__shutdown_active). Phase and trigger in
+ * one load. */
+static inline __attribute__((always_inline)) bool tr__shutdown_maybe(tr_engine *e)
+{
+    _Static_assert(offsetof(struct tr__shutdown, trigger) ==
+                       offsetof(struct tr__shutdown, phase) + 1,
+                   "phase and trigger adjacent");
+    _Static_assert(TR_PH_NONE == 0 && TR_TRIG_NONE == 0, "none is zero");
+    uint16_t pt;
+    memcpy(&pt, &e->sd.phase, sizeof(pt));
+    return pt != 0 || atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
 }
 
 static inline int tr__cut_short(const tr_task *t)

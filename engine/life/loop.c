@@ -79,7 +79,9 @@ static void run_duties(tr_engine *e)
 static void run_batch(tr_engine *e)
 {
     TR_ASSERT(e->sch.batch == NULL);
-    e->sch.inline_passes = 0;
+    /* Without TASKRUN_FLAG the kernel cannot tell us whether completions
+     * wait: no task begins a pass then. */
+    e->sch.inline_left = e->rs.taskrun_flag ? TR_INLINE_PASSES : 0;
     e->sch.batch = e->sch.run_head;
     e->sch.run_head = e->sch.run_tail = NULL;
     /* Bounded by the tasks queued when the pass began. Tasks take their
