@@ -59,6 +59,14 @@ __attribute__((noreturn, cold)) void tr__assert_fail(const char *expr, const cha
 #define TR_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define TR_LIKELY(x) __builtin_expect(!!(x), 1)
 
+/* The engine's thread-locals. initial-exec: one load from the thread
+ * pointer, also in the shared library, whose default model (PIC: general
+ * dynamic) calls __tls_get_addr at every access — tr__current is read by
+ * every blocking call, and the SIGSEGV handler's depth counter must not
+ * call into the dynamic linker. The cost: libtaskring.so loaded by dlopen
+ * needs its few bytes from glibc's static TLS surplus (there by default). */
+#define TR_TLS __thread __attribute__((tls_model("initial-exec")))
+
 #define TR_STACK_MIN ((size_t)16 * 1024)
 #define TR_STACK_DEFAULT ((size_t)64 * 1024)
 #define TR_NAME_MAX 32

@@ -407,19 +407,28 @@ void tr__mutexes_release(tr_engine *e, tr_task *t)
     }
 }
 
+/* Out of line: inlined, its frame (the wait record) and the registers it
+ * needs would cost every free lock a prologue. */
+static __attribute__((noinline)) int mutex_park(tr_task *self, struct tr_mutex *m,
+                                                struct tr_cond *taken, bool cancellable)
+{
+    int r = prim_park(self, &m->_p, &tr__wk_mutex, NULL, taken, cancellable);
+    TR_ASSERT(r != 0 || owned_by(m, self)); /* handed over by the unlock */
+    return r;
+}
+
 /* Takes m for self (not its owner), parking in its queue while held;
  * taken: the condition whose signal a retake follows (or NULL). */
-static int mutex_take(tr_task *self, struct tr_mutex *m, struct tr_cond *taken, bool cancellable)
+static inline int mutex_take(tr_task *self, struct tr_mutex *m, struct tr_cond *taken,
+                             bool cancellable)
 {
     TR_ASSERT(!owned_by(m, self));
-    if (!m->_owner) {
+    if (TR_LIKELY(!m->_owner)) {
         TR_ASSERT(queue_empty(&m->_p));
         set_owner(m, self);
         return 0;
     }
-    int r = prim_park(self, &m->_p, &tr__wk_mutex, NULL, taken, cancellable);
-    TR_ASSERT(r != 0 || owned_by(m, self)); /* handed over by the unlock */
-    return r;
+    return mutex_park(self, m, taken, cancellable);
 }
 
 int tr_mutex_lock(struct tr_mutex *m)

@@ -27,7 +27,7 @@
 
 static struct sigaction old_segv;
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
-static __thread bool altstack_done;
+static TR_TLS bool altstack_done;
 
 /* ---- async-signal-safe formatting -------------------------------------- */
 
@@ -90,7 +90,7 @@ static bool on_guard(const tr_task *t, uintptr_t addr)
     return addr < lo && addr + TR_GUARD_SLACK >= lo;
 }
 
-static __thread int segv_depth;
+static TR_TLS int segv_depth;
 
 static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {

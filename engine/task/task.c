@@ -29,7 +29,7 @@
 #define TR_TSAN 1
 #endif
 
-__thread tr_task *tr__current;
+TR_TLS tr_task *tr__current;
 
 /* ---- switching ------------------------------------------------------------ */
 

@@ -302,6 +302,6 @@ static inline int tr__cancel_point(tr_task *t)
 /* t is parked: end its wait if its call is now cut short (after a cancel,
  * or when shields break). */
 static inline void tr__wait_recheck(tr_engine *e, tr_task *t);
-extern __thread tr_task *tr__current;
+extern TR_TLS tr_task *tr__current;
 
 #endif /* TR_TASK_H */
