@@ -238,7 +238,10 @@ TR_API const char *tr_task_name(const tr_task *t);
 
 /* The result of an ended task, without consuming the handle (usable outside
  * tasks, e.g. after tr_engine_run). Returns 0 and stores it in *result;
- * -EINVAL for NULL arguments or a released handle; -EBUSY while t runs. */
+ * -EINVAL for NULL arguments or a released handle; -EBUSY while t has not
+ * ended (it runs or waits; also when it has returned with a group not
+ * waited for: it ends once that group's children have, G10, with the
+ * result it returned, which the shutdown's kill rung does not replace). */
 TR_API int tr_task_result(const tr_task *t, int *result);
 
 /* Only inside a task: waits until t has ended, stores its result in *result
