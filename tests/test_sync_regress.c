@@ -645,6 +645,146 @@ static void test_regress_killed_cond_waiter_gives_mutex_up(void **state)
     assert_int_equal(tr_engine_destroy(e), 0);
 }
 
+/* ------------------------------------ a hook that abandons its group */
+
+/* An at-shutdown hook that returns with its group not waited for: the
+ * children end before the next hook runs (G10, as at a task's end), and
+ * the next hook, the same function in the same frame, makes its own group
+ * (found by review: the engine's record of the first group stayed on the
+ * hooks' task, pointing into the dead frame, and the second tr_group_init
+ * was refused with -EINVAL). */
+static int g_hook_init[2], g_hook_n, g_hook_kids_live;
+
+static int fn_hook_kid(void *p)
+{
+    (void)p;
+    (void)tr_yield();
+    g_hook_kids_live--;
+    return 0;
+}
+
+static int hook_abandoning(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    int n = g_hook_n++;
+    TCHECK_EQ(g_hook_kids_live, 0); /* the previous hook's child has ended */
+    g_hook_init[n] = tr_group_init(&g);
+    if (g_hook_init[n] == 0) {
+        TCHECK_EQ(tr_group_spawn(&g, fn_hook_kid, NULL, NULL), 0);
+        g_hook_kids_live++; /* READY: it has not run yet */
+    }
+    return 0; /* not waited for */
+}
+
+static int fn_two_hooks(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_at_shutdown(hook_abandoning, NULL), 0);
+    TCHECK_EQ(tr_at_shutdown(hook_abandoning, NULL), 0);
+    return 0;
+}
+
+static void test_regress_hook_abandoned_group_released(void **state)
+{
+    (void)state;
+    g_hook_n = g_hook_kids_live = 0;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.report_fd = -1;
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr_engine *e = eng_new(&cfg);
+    assert_int_equal(tr_spawn(e, NULL, fn_two_hooks, NULL, NULL), 0);
+    assert_int_equal(tr_engine_shutdown(e), 0);
+    assert_int_equal(tr_engine_run(e), 0);
+    tr_test_assert_clean();
+    assert_int_equal(g_hook_n, 2);
+    assert_int_equal(g_hook_init[0], 0);
+    assert_int_equal(g_hook_init[1], 0);
+    assert_int_equal(g_hook_kids_live, 0);
+    struct tr_stats st = stats_of(e);
+    assert_int_equal(st.groups_abandoned, 2);
+    assert_int_equal(st.tasks_live, 0);
+    assert_int_equal(tr_engine_destroy(e), 0);
+}
+
+/* The same inside a scope the hook left entered, its child deaf to cuts
+ * until the kill rung: the hooks' ladder cancels the hooks' task later,
+ * and the group's context (the scope, in the dead frame, which the next
+ * hook overwrites) must not be read then (found by review: the process
+ * aborted, blaming a scope "left entered" that the engine had already
+ * unlinked). In a child process: the failure was an abort. */
+static int fn_deaf_sleeper(void *p)
+{
+    (void)p;
+    for (int i = 0; i < 100000; i++)
+        (void)tr_sleep_ns(HOUR); /* -ECANCELED at once: loops until killed */
+    return 0;
+}
+
+static int hook_scoped_group(void *p)
+{
+    (void)p;
+    struct tr_scope s;
+    struct tr_group g;
+    TCHECK_EQ(tr_scope_enter(&s, 0, 0), 0);
+    TCHECK_EQ(tr_group_init(&g), 0);
+    TCHECK_EQ(tr_group_spawn(&g, fn_deaf_sleeper, NULL, NULL), 0);
+    return 0; /* scope left entered, group not waited for */
+}
+
+static int hook_scribble(void *p)
+{
+    (void)p;
+    volatile unsigned char junk[512];
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = 0xA5;
+    (void)tr_sleep_ns(HOUR); /* until the hooks' ladder cancels it */
+    return junk[0] == 0xA5 ? 0 : 1;
+}
+
+static int fn_hooks_scoped(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_at_shutdown(hook_scribble, NULL), 0);     /* runs second */
+    TCHECK_EQ(tr_at_shutdown(hook_scoped_group, NULL), 0); /* runs first */
+    return 0;
+}
+
+static int hook_scope_child(void *arg)
+{
+    (void)arg;
+    int f0 = tr_test_failures(); /* the parent's, before the fork */
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.report_fd = -1;
+    cfg.grace_ms = 20;
+    cfg.kill_ms = 20;
+    cfg.flags = TR_CFG_NO_SIGNALS;
+    tr_engine *e = NULL;
+    if (tr_engine_create(&e, &cfg))
+        return 10;
+    if (tr_spawn(e, NULL, fn_hooks_scoped, NULL, NULL) || tr_engine_shutdown(e))
+        return 11;
+    int r = tr_engine_run(e);
+    struct tr_stats st;
+    if (r != 0 || tr_engine_stats(e, &st) || st.tasks_live != 0 || st.groups_abandoned != 1)
+        return 12;
+    if (tr_test_failures() != f0)
+        fprintf(stderr, "%s\n", tr_test_rec.first);
+    return tr_engine_destroy(e) == 0 && tr_test_failures() == f0 ? 0 : 13;
+}
+
+static void test_regress_hook_group_context_not_read_after_release(void **state)
+{
+    (void)state;
+    struct tr_child_opts o = {.capture_stderr = true, .timeout_s = 60, .clean_slate = true};
+    struct tr_child_out out;
+    tr_child_run(hook_scope_child, NULL, &o, &out);
+    if (!WIFEXITED(out.status) || WEXITSTATUS(out.status) != 0)
+        fail_msg("child status 0x%x: %s", out.status, out.err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +800,8 @@ int main(void)
         cmocka_unit_test(test_regress_kill_rung_spares_returned_owner),
         cmocka_unit_test(test_regress_mutex_init_refused_while_cond_takes_it_back),
         cmocka_unit_test(test_regress_killed_cond_waiter_gives_mutex_up),
+        cmocka_unit_test(test_regress_hook_abandoned_group_released),
+        cmocka_unit_test(test_regress_hook_group_context_not_read_after_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -367,10 +367,10 @@ static inline __attribute__((always_inline)) bool tr__shutdown_active(tr_engine 
            atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
 }
 
-/* A cheaper test than tr__shutdown_active, true whenever it is (and also
- * after a finished shutdown, phase DONE: the caller then leaves it to the
- * scheduler's pass, which asks tr__shutdown_active). Phase and trigger in
- * one load. */
+/* tr__shutdown_active, with its common case (no shutdown: phase and
+ * trigger NONE, nothing requested) in one load of both and one of the
+ * request; anything else (under way, or finished: phase DONE, where a run
+ * after it must keep its inline passes) asks tr__shutdown_active. */
 static inline __attribute__((always_inline)) bool tr__shutdown_maybe(tr_engine *e)
 {
     _Static_assert(offsetof(struct tr__shutdown, trigger) ==
@@ -379,7 +379,9 @@ static inline __attribute__((always_inline)) bool tr__shutdown_maybe(tr_engine *
     _Static_assert(TR_PH_NONE == 0 && TR_TRIG_NONE == 0, "none is zero");
     uint16_t pt;
     memcpy(&pt, &e->sd.phase, sizeof(pt));
-    return pt != 0 || atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
+    if (TR_LIKELY(pt == 0))
+        return atomic_load_explicit(&e->shutdown_req, memory_order_relaxed);
+    return tr__shutdown_active(e);
 }
 
 static inline int tr__cut_short(const tr_task *t)

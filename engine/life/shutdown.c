@@ -253,9 +253,13 @@ static int hooks_task(void *arg)
         tr__current->shield = 0;
         tr__current->shield_base = 0;
         int r = h.fn(h.arg);
-        /* Scopes the hook left entered are in its returned frame. */
+        /* Scopes the hook left entered are in its returned frame, and so
+         * are groups it did not wait for: their children end now, before
+         * the next hook reuses the frame (G10, as at a task's end). */
         if (tr__current->scope)
             tr__scopes_release(e, tr__current);
+        if (tr__current->groups)
+            tr__groups_release(tr__current);
         if (r < 0 && r != -ECANCELED)
             record_name(e->sd.failed, &e->sd.nfailed, tr__current, r);
     }
