@@ -13,7 +13,8 @@ if grep -Eq 'DTPMOD|DTPOFF|TLSDESC|TLS_DTP' <<<"$relocs"; then
     grep -E 'DTPMOD|DTPOFF|TLSDESC|TLS_DTP' <<<"$relocs" >&2
     exit 1
 fi
-if readelf -sW --dyn-syms "$lib" | grep -q '__tls_get_addr'; then
+syms=$(readelf -sW --dyn-syms "$lib") # not a pipe into grep -q: SIGPIPE under pipefail
+if grep -q '__tls_get_addr' <<<"$syms"; then
     echo "tls_check: $lib calls __tls_get_addr" >&2
     exit 1
 fi
