@@ -141,10 +141,9 @@ class Bench:
     def exe(self, name):
         return os.path.join(self.build, "perf", name)
 
-    def pair(self, panel, label, tr_cmd, anchor_cmd, anchor_name, goal, reps=None):
+    def samples(self, tr_cmd, anchor_cmd, reps=None):
         """Alternates the two commands reps times (swapping which goes
-        first each round); returns the row with every sample and the
-        medians."""
+        first each round); returns both lists of samples."""
         reps = reps or self.reps
         tr_s, an_s = [], []
         for i in range(reps):
@@ -154,8 +153,12 @@ class Bench:
             for cmd, into in order:
                 if cmd is not None:
                     into.append(run_json(cmd))
-        row = self.add(panel, label, tr_s, an_s, anchor_name, goal)
-        return row
+        return tr_s, an_s
+
+    def pair(self, panel, label, tr_cmd, anchor_cmd, anchor_name, goal, reps=None):
+        """samples(), then the row with every sample and the medians."""
+        tr_s, an_s = self.samples(tr_cmd, anchor_cmd, reps)
+        return self.add(panel, label, tr_s, an_s, anchor_name, goal)
 
     def add(self, panel, label, tr_s, an_s, anchor_name, goal, key="value", unit=None):
         tv = statistics.median(s[key] for s in tr_s)
@@ -396,15 +399,12 @@ def bench_sync(b):
     # The first round again, the engine made with tr_config.task_prefill
     # for the owner and its 10k children (paid at tr_engine_create, which
     # prefill_ms in the samples says), against asyncio's first round.
-    row = b.pair("groupcold", "group of 10k: sleep, first round, prefilled (ms)",
-                 sync + ["--mode", "group", "--tasks", "10000", "--park", "sleep",
-                         "--prefill", "10001"],
-                 [sys.executable, os.path.join(PERF, "asyncio_group.py"), "--tasks", "10000",
-                  "--park", "sleep"], "asyncio TaskGroup", None, reps=reps)
-    b.rows.pop()  # the pair's median row is the warm rounds', shown above already
-    b.add("groupcold", "group of 10k: sleep, first round, prefilled (ms)",
-          row["samples"]["taskring"], row["samples"]["anchor"], "asyncio TaskGroup",
-          ("ratio_le", 0.05), key="first_ms", unit="ms")
+    tr_s, an_s = b.samples(sync + ["--mode", "group", "--tasks", "10000", "--park", "sleep",
+                                   "--prefill", "10001"],
+                           [sys.executable, os.path.join(PERF, "asyncio_group.py"), "--tasks",
+                            "10000", "--park", "sleep"], reps=reps)
+    b.add("groupcold", "group of 10k: sleep, first round, prefilled (ms)", tr_s, an_s,
+          "asyncio TaskGroup", ("ratio_le", 0.05), key="first_ms", unit="ms")
 
 
 def make_randread_file():
