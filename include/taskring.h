@@ -81,11 +81,12 @@ struct tr_config {
     /* Tasks made ready for at tr_engine_create (default 0, at most
      * TR_PREFILL_MAX): records and default-size stacks, mapped, guarded as
      * every stack is (a guard region, else a guard page while the budget
-     * lasts, else the canary) and their top page touched, so that the first burst of that many spawns
-     * pays no mmap, madvise or page fault. The pool then keeps at least
-     * this many stacks with their pages when idle (without it: made as
-     * spawns need them, idle ones beyond 16 given back after 1 s). Costs a
-     * page or two per task up front (-ENOMEM when that is not there). */
+     * lasts, else the canary) and their top page touched, so that the
+     * first burst of that many spawns pays no mmap, madvise or page
+     * fault. The pool then keeps at least this many stacks with their
+     * pages when idle (without it: made as spawns need them, idle ones
+     * beyond 16 given back after 1 s). Costs a page or two per task up
+     * front (-ENOMEM when that is not there). */
     unsigned task_prefill;
 };
 #define TR_PREFILL_MAX 1000000u
