@@ -380,6 +380,19 @@ static void make_cold(tr_engine *e, struct tr_stack *s)
     e->stk.advised++;
 }
 
+/* The cold list's first stack, off it; its pages come back as they are
+ * touched. Still pooled: the caller hands it out or makes it resident. */
+static struct tr_stack *cold_pop(tr_engine *e)
+{
+    struct tr_stack *s = e->stk.cold;
+    e->stk.cold = s->next_free;
+    s->next_free = NULL;
+    TR_ASSERT(s->advised && e->stk.advised > 0);
+    e->stk.advised--;
+    s->advised = false;
+    return s;
+}
+
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
 {
     if (TR_FAULT(TR_FS_ALLOC))
@@ -396,12 +409,7 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
         if (s) {
             resident_unlink(e, s);
         } else {
-            s = e->stk.cold;
-            e->stk.cold = s->next_free;
-            s->next_free = NULL;
-            TR_ASSERT(s->advised && e->stk.advised > 0);
-            e->stk.advised--; /* its pages come back as they are touched */
-            s->advised = false;
+            s = cold_pop(e);
         }
         TR_ASSERT(s->pooled && !s->advised);
         s->pooled = false;
@@ -583,12 +591,8 @@ int tr__stack_prefill(tr_engine *e, unsigned n)
             if (err)
                 return err;
         }
-        struct tr_stack *s = e->stk.cold;
-        e->stk.cold = s->next_free;
-        s->next_free = NULL;
-        TR_ASSERT(s->pooled && s->advised && e->stk.advised > 0);
-        e->stk.advised--;
-        s->advised = false;
+        struct tr_stack *s = cold_pop(e);
+        TR_ASSERT(s->pooled);
         /* The page a task's first frames are on (its top): faulted in now,
          * not at its first switch. */
         ((volatile char *)s->hi)[-1] = 0;
