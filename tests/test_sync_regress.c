@@ -413,8 +413,9 @@ static int fn_take_back(void *p)
     return 0;
 }
 
-/* Runs one kill case: returns the engine's stats after both runs. */
-static struct tr_stats kill_case_run(const struct kill_case *kc, bool take_back)
+/* An engine whose shutdown kills at once (drain, grace and kill 0): a
+ * waiter granted in the pass the shutdown starts is killed before it runs. */
+static tr_engine *eng_kill_at_once(void)
 {
     struct tr_config cfg;
     tr_config_init(&cfg);
@@ -423,7 +424,13 @@ static struct tr_stats kill_case_run(const struct kill_case *kc, bool take_back)
     cfg.kill_ms = 0;
     cfg.report_fd = -1;
     cfg.flags = TR_CFG_NO_SIGNALS;
-    tr_engine *e = eng_new(&cfg);
+    return eng_new(&cfg);
+}
+
+/* Runs one kill case: returns the engine's stats after both runs. */
+static struct tr_stats kill_case_run(const struct kill_case *kc, bool take_back)
+{
+    tr_engine *e = eng_kill_at_once();
     assert_int_equal(tr_spawn(e, NULL, fn_grant_then_shutdown, (void *)kc, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0);
     if (take_back) {
@@ -506,14 +513,7 @@ static int fn_owner_then_shutdown(void *p)
 static void test_regress_kill_rung_spares_returned_owner(void **state)
 {
     (void)state;
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.drain_ms = 0;
-    cfg.grace_ms = 0;
-    cfg.kill_ms = 0;
-    cfg.report_fd = -1;
-    cfg.flags = TR_CFG_NO_SIGNALS;
-    tr_engine *e = eng_new(&cfg);
+    tr_engine *e = eng_kill_at_once();
     assert_int_equal(tr_spawn(e, NULL, fn_owner_then_shutdown, NULL, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0);
     tr_test_assert_clean();
@@ -626,14 +626,7 @@ static int fn_cond_after_kill(void *p)
 static void test_regress_killed_cond_waiter_gives_mutex_up(void **state)
 {
     (void)state;
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.drain_ms = 0;
-    cfg.grace_ms = 0;
-    cfg.kill_ms = 0;
-    cfg.report_fd = -1;
-    cfg.flags = TR_CFG_NO_SIGNALS;
-    tr_engine *e = eng_new(&cfg);
+    tr_engine *e = eng_kill_at_once();
     assert_int_equal(tr_spawn(e, NULL, fn_cond_kill, NULL, NULL), 0);
     assert_int_equal(tr_engine_run(e), 0);
     assert_int_equal(tr_spawn(e, NULL, fn_cond_after_kill, NULL, NULL), 0);
