@@ -763,6 +763,57 @@ static void test_sync_mutex_left_by_a_task_is_handed_on(void **state)
     assert_int_equal(tt_run(fn_mutex_left, NULL), 0);
 }
 
+/* Mutexes unlocked in any order (the unlock's fast path is the last one
+ * taken): each is free after its unlock, and a task that returns holding
+ * the others has exactly those handed on. */
+static struct tr_mutex g_ms[4];
+
+static int fn_hold_the_rest(void *p)
+{
+    (void)p;
+    for (int i = 0; i < 4; i++)
+        TCHECK_EQ(tr_mutex_lock(&g_ms[i]), 0);
+    TCHECK_EQ(tr_mutex_unlock(&g_ms[1]), 0); /* from the middle */
+    TCHECK_EQ(tr_mutex_unlock(&g_ms[0]), 0); /* the first one taken */
+    TCHECK_EQ(tr_mutex_unlock(&g_ms[1]), -EPERM);
+    return 0; /* holding 2 and 3 */
+}
+
+static int fn_mutex_any_order(void *p)
+{
+    (void)p;
+    for (int i = 0; i < 4; i++)
+        TCHECK_EQ(tr_mutex_init(&g_ms[i]), 0);
+    /* Taken 0..3, let go 2, 0, 3, 1: the last one taken, then neither. */
+    for (int i = 0; i < 4; i++)
+        TCHECK_EQ(tr_mutex_lock(&g_ms[i]), 0);
+    static const int order[4] = {2, 0, 3, 1};
+    for (int k = 0; k < 4; k++) {
+        TCHECK_EQ(tr_mutex_unlock(&g_ms[order[k]]), 0);
+        TCHECK(g_ms[order[k]]._owner == NULL);
+        TCHECK_EQ(tr_mutex_unlock(&g_ms[order[k]]), -EPERM);
+        for (int j = k + 1; j < 4; j++)
+            TCHECK(g_ms[order[j]]._owner == tr_self());
+    }
+    tr_task *t;
+    TCHECK_EQ(tr_spawn(NULL, &t, fn_hold_the_rest, NULL, NULL), 0);
+    TCHECK_EQ(tr_join(t, NULL), 0);
+    TCHECK_EQ(tstats().mutexes_left, 2);
+    for (int i = 0; i < 4; i++) {
+        TCHECK(g_ms[i]._owner == NULL);
+        TCHECK_EQ(tr_mutex_trylock(&g_ms[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        TCHECK_EQ(tr_mutex_unlock(&g_ms[i]), 0); /* the first one taken first */
+    return 0;
+}
+
+static void test_sync_mutex_unlock_any_order(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(fn_mutex_any_order, NULL), 0);
+}
+
 /* A shutdown while a condition waiter takes its mutex back from a holder
  * that ignores -ECANCELED: the kill rung ends both (the taking back is
  * never cut short, and must not hang the shutdown). */
@@ -827,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_sync_chan_conservation),
         cmocka_unit_test(test_sync_chan_args),
         cmocka_unit_test(test_sync_mutex_left_by_a_task_is_handed_on),
+        cmocka_unit_test(test_sync_mutex_unlock_any_order),
         cmocka_unit_test(test_sync_shutdown_kills_cond_retake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

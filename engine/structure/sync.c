@@ -431,18 +431,29 @@ static inline int mutex_take(tr_task *self, struct tr_mutex *m, struct tr_cond *
     return mutex_park(self, m, taken, cancellable);
 }
 
+/* Out of line, like mutex_park: tr_mutex_lock's free case needs no frame. */
+static __attribute__((noinline)) int mutex_lock_slow(tr_task *self, struct tr_mutex *m)
+{
+    if (owned_by(m, self))
+        return -EDEADLK;
+    int err = tr__cancel_point(self);
+    if (err)
+        return err;
+    return mutex_take(self, m, NULL, true);
+}
+
 int tr_mutex_lock(struct tr_mutex *m)
 {
     tr_task *self;
     int err = prim_use(m ? &m->_p : NULL, TR_MUTEX_MAGIC, &self);
     if (err)
         return err;
-    if (owned_by(m, self))
-        return -EDEADLK;
-    err = tr__cancel_point(self);
-    if (err)
-        return err;
-    return mutex_take(self, m, NULL, true);
+    /* The common case: free, and the caller not cut short. */
+    if (TR_LIKELY(!m->_owner && self->attn == 0)) {
+        set_owner(m, self);
+        return 0;
+    }
+    return mutex_lock_slow(self, m);
 }
 
 int tr_mutex_trylock(struct tr_mutex *m)
@@ -467,6 +478,14 @@ int tr_mutex_unlock(struct tr_mutex *m)
         return err;
     if (!owned_by(m, self))
         return -EPERM;
+    /* The common case: the last one taken, and nobody waits for it. */
+    if (TR_LIKELY(self->mutexes == m && queue_empty(&m->_p))) {
+        self->mutexes = m->_next_held;
+        m->_next_held = NULL;
+        m->_owner = NULL;
+        m->_owner_id = 0;
+        return 0;
+    }
     mutex_hand_on(m);
     return 0;
 }
