@@ -21,6 +21,7 @@
 #include "tr_test.h"
 
 #include <pthread.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 /* Under TSan every task is a fiber with about 800 KiB of TSan's state: the
@@ -286,14 +287,25 @@ static long maps_lines(void)
 
 struct gr_ctx {
     long maps0, maps1;
-    int not_region;
+    int not_region, unguarded;
     struct tr_stats st;
 };
+
+/* Does reading the page below lo fault? Asked of the kernel, which refuses
+ * (EFAULT) to read a guard region for process_vm_readv: no signal. */
+static bool page_below_faults(const void *lo)
+{
+    char b[8];
+    struct iovec local = {.iov_base = b, .iov_len = sizeof(b)};
+    struct iovec remote = {.iov_base = (char *)lo - 64, .iov_len = sizeof(b)};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) < 0 && errno == EFAULT;
+}
 
 static int gr_sleeper(void *p)
 {
     struct gr_ctx *c = p;
     c->not_region += tr__current->stack->guard != TR_GUARD_REGION;
+    c->unguarded += !page_below_faults(tr__current->stack->lo);
     return tr_sleep_ns(3600ull * 1000000000ull);
 }
 
@@ -311,11 +323,13 @@ static int gr_main(void *p)
     return 0;
 }
 
-static void test_stack_guard_regions_cost_no_mapping(void **state)
+/* batch: the guards of a slab installed in one process_madvise (the
+ * default where the kernel has it), else one madvise each. */
+static void guard_regions_case(bool batch)
 {
-    (void)state;
     SKIP_UNDER_TSAN();
     tr__stack_set_guard_budget(0); /* guard regions need none */
+    tr__stack_set_guard_batch(batch);
     struct gr_ctx c;
     memset(&c, 0, sizeof(c));
     tr_engine *e = eng_new(NULL);
@@ -324,19 +338,33 @@ static void test_stack_guard_regions_cost_no_mapping(void **state)
     tr_test_assert_clean();
     assert_int_equal(tr_engine_destroy(e), 0);
     tr__stack_set_guard_budget(-1);
+    tr__stack_set_guard_batch(true);
     if (!tr__stack_guard_regions())
         skip(); /* a kernel before 6.13 */
-    print_message("%d parked tasks with guard regions: /proc/self/maps %ld -> %ld lines; "
+    print_message("%d parked tasks with guard regions (%s): /proc/self/maps %ld -> %ld lines; "
                   "stacks guarded %llu, canary %llu\n",
-                  GR_TASKS, c.maps0, c.maps1, (unsigned long long)c.st.stacks_guarded,
-                  (unsigned long long)c.st.stacks_canary);
+                  GR_TASKS, batch ? "batched" : "one madvise each", c.maps0, c.maps1,
+                  (unsigned long long)c.st.stacks_guarded, (unsigned long long)c.st.stacks_canary);
     assert_int_equal(c.not_region, 0);
+    assert_int_equal(c.unguarded, 0); /* each guard really faults */
     assert_true(c.st.stacks_guarded >= GR_TASKS + 1);
     assert_int_equal(c.st.stacks_canary, 0);
     /* The slabs merge into a VMA or a few (0-3 lines more here; ASan's
      * allocator maps memory of its own, 16 lines); guard pages would have
      * added two lines per stack, 8,000. */
     assert_true(c.maps1 - c.maps0 < GR_TASKS / 16);
+}
+
+static void test_stack_guard_regions_cost_no_mapping(void **state)
+{
+    (void)state;
+    guard_regions_case(true);
+}
+
+static void test_stack_guard_regions_one_madvise_each(void **state)
+{
+    (void)state;
+    guard_regions_case(false);
 }
 
 /* ------------------------------------------- what a parked task costs */
@@ -423,6 +451,7 @@ int main(int argc, char **argv)
         T(test_stack_canary_random_without_zero_byte),
         T(test_stack_canary_armed_also_after_trim),
         T(test_stack_guard_regions_cost_no_mapping),
+        T(test_stack_guard_regions_one_madvise_each),
         T(test_stack_parked_canary_stack_costs_one_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -101,6 +101,9 @@ long tr__stack_guard_budget(void);
  * until a slab found the kernel without them). */
 void tr__stack_set_guard_regions(bool on);
 bool tr__stack_guard_regions(void);
+/* Tests: one process_madvise per slab for its guard regions (default), or
+ * one madvise per stack. */
+void tr__stack_set_guard_batch(bool on);
 
 /* Installs the process-wide SIGSEGV handler (once) and an alternate signal
  * stack for the calling thread (once per thread). */
