@@ -46,11 +46,17 @@ __attribute__((noreturn, cold)) void tr__assert_fail(const char *expr, const cha
  * memcheck needs no suppressions for them. Free without valgrind.h. */
 /* TR_VG_INIT_CHECK: caller storage the engine reads before it trusts it
  * (an uninitialised scope or primitive, whose bytes are only compared):
- * defined if addressable — memory that is not stays an error. */
+ * defined if addressable — memory that is not stays an error. On the hot
+ * path of every tr_scope_enter: only under valgrind (tr__on_valgrind, set
+ * once at load) does it make the client request, whose argument block
+ * and magic sequence cost ~15 instructions natively. */
 #if defined(TR_HAVE_VALGRIND_H)
 #include <valgrind/memcheck.h>
+extern bool tr__on_valgrind;
 #define TR_VG_DEFINED(p, n) ((void)VALGRIND_MAKE_MEM_DEFINED((p), (n)))
-#define TR_VG_INIT_CHECK(p, n) ((void)VALGRIND_MAKE_MEM_DEFINED_IF_ADDRESSABLE((p), (n)))
+#define TR_VG_INIT_CHECK(p, n)                                                                     \
+    (TR_UNLIKELY(tr__on_valgrind) ? (void)VALGRIND_MAKE_MEM_DEFINED_IF_ADDRESSABLE((p), (n))       \
+                                  : (void)0)
 #else
 #define TR_VG_DEFINED(p, n) ((void)0)
 #define TR_VG_INIT_CHECK(p, n) ((void)0)

@@ -178,3 +178,13 @@ int tr_engine_destroy(tr_engine *e)
     tr__sig_release(&rel);
     return 0;
 }
+
+#if defined(TR_HAVE_VALGRIND_H)
+/* Read by TR_VG_INIT_CHECK (base.h); set before main, only read after. */
+bool tr__on_valgrind;
+
+__attribute__((constructor)) static void detect_valgrind(void)
+{
+    tr__on_valgrind = RUNNING_ON_VALGRIND != 0;
+}
+#endif

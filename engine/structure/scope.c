@@ -240,13 +240,10 @@ static void deadline_fire(tr_engine *e, struct tr__timer *tm)
         tr__groups_recheck(t);
 }
 
-/* Sets s's deadline (s not triggered); 0 removes it (the owner's timer
- * stays as it is: lazily, see above). */
-static void set_deadline(tr_engine *e, struct tr_scope *s, uint64_t deadline_ns)
+/* set_deadline's cases other than the common one. */
+static __attribute__((noinline)) void set_deadline_slow(tr_engine *e, struct tr_scope *s,
+                                                        uint64_t deadline_ns)
 {
-    s->_deadline_ns = deadline_ns;
-    if (deadline_ns == 0)
-        return;
     /* Passed already: triggered now, so the next call does not even start.
      * The pass's clock (coarse, read once a pass) is never ahead of the
      * precise one and lags it by a jiffy and the pass: only a deadline near
@@ -265,6 +262,22 @@ static void set_deadline(tr_engine *e, struct tr_scope *s, uint64_t deadline_ns)
     }
     tm->fire = deadline_fire;
     (void)tr__timer_arm(e, tm, deadline_ns);
+}
+
+/* Sets s's deadline (s not triggered); 0 removes it (the owner's timer
+ * stays as it is: lazily, see above). Inline, for a scope per request or
+ * per op: the common case (far enough ahead not to have passed, and the
+ * owner's timer armed for no later) is two compares. */
+static inline void set_deadline(tr_engine *e, struct tr_scope *s, uint64_t deadline_ns)
+{
+    s->_deadline_ns = deadline_ns;
+    if (deadline_ns == 0)
+        return;
+    const struct tr__timer *tm = &s->_task->dl_tm;
+    if (TR_LIKELY(deadline_ns >= e->sch.pass_ns + TR_COARSE_LAG_NS && tr__timer_armed(tm) &&
+                  deadline_ns >= tm->deadline_ns))
+        return;
+    set_deadline_slow(e, s, deadline_ns);
 }
 
 /* ---- the calls -------------------------------------------------------------- */
