@@ -48,15 +48,15 @@ __attribute__((noreturn, cold)) void tr__assert_fail(const char *expr, const cha
  * (an uninitialised scope or primitive, whose bytes are only compared):
  * defined if addressable — memory that is not stays an error. On the hot
  * path of every tr_scope_enter: only under valgrind (tr__on_valgrind, set
- * once at load) does it make the client request, whose argument block
- * and magic sequence cost ~15 instructions natively. */
+ * once at load) does it make the client request, out of line: its argument
+ * block and magic sequence cost ~15 instructions and a frame natively. */
 #if defined(TR_HAVE_VALGRIND_H)
 #include <valgrind/memcheck.h>
 extern bool tr__on_valgrind;
 #define TR_VG_DEFINED(p, n) ((void)VALGRIND_MAKE_MEM_DEFINED((p), (n)))
+__attribute__((cold, noinline)) void tr__vg_init_check(const void *p, size_t n);
 #define TR_VG_INIT_CHECK(p, n)                                                                     \
-    (TR_UNLIKELY(tr__on_valgrind) ? (void)VALGRIND_MAKE_MEM_DEFINED_IF_ADDRESSABLE((p), (n))       \
-                                  : (void)0)
+    (TR_UNLIKELY(tr__on_valgrind) ? tr__vg_init_check((p), (n)) : (void)0)
 #else
 #define TR_VG_DEFINED(p, n) ((void)0)
 #define TR_VG_INIT_CHECK(p, n) ((void)0)

@@ -187,4 +187,9 @@ __attribute__((constructor)) static void detect_valgrind(void)
 {
     tr__on_valgrind = RUNNING_ON_VALGRIND != 0;
 }
+
+void tr__vg_init_check(const void *p, size_t n)
+{
+    (void)VALGRIND_MAKE_MEM_DEFINED_IF_ADDRESSABLE(p, n);
+}
 #endif
