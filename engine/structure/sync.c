@@ -73,13 +73,43 @@ static void sync_kill(tr_engine *e, tr_task *t)
         signal_on(e, sw->taken);
 }
 
+/* t takes its mutex back after a tr_cond_wait, which is never cut short:
+ * may its owner never hand it on? Then the kill rung must end t without
+ * t having seen its cancellation (a shutdown is bounded). It may while the
+ * owner runs or waits like any task: cancelled, it lets go or is killed,
+ * and a killed owner's mutexes are handed on. It may not when the owner
+ * has returned and waits for its groups' children (t may be one), is LATE
+ * and not cancelled before t ends, or itself takes a mutex back (a cycle
+ * of those would wait for each other). */
+static bool retake_stuck(const tr_engine *e, const tr_task *t)
+{
+    const struct sync_wait *sw = (const struct sync_wait *)(const void *)t->wait;
+    const struct tr_mutex *m = (const struct tr_mutex *)(const void *)sw->p;
+    const tr_task *o = m->_owner;
+    if (o == t)
+        return false; /* handed to it: it runs next */
+    if (!o)
+        return true; /* not expected (a waiter is handed a freed mutex) */
+    if (o->killed)
+        return false; /* handed on at its teardown */
+    if (o->returned || (o->late && !t->late && !e->sd.late_cancelled))
+        return true;
+    return o->state == TR_TASK_PARKED && o->wait_kind == &tr__wk_mutex &&
+           !((const struct sync_wait *)(const void *)o->wait)->cancellable;
+}
+
 static void sync_cancel(tr_engine *e, tr_task *t)
 {
     if (wait_of(t)->cancellable) {
         sync_kill(e, t);
         return;
     }
-    tr__cancel_held(t); /* a condition's taking back of its mutex */
+    /* A condition's taking back of its mutex: t's cancellation shows once
+     * it has its mutex and returns (DESIGN section 4: the kill rung waits
+     * for that), unless the owner may never let go. Asked again at each
+     * pass of the kill rung (kill_task re-checks an undelivered task). */
+    if (retake_stuck(e, t))
+        tr__cancel_held(t);
 }
 
 static void sync_describe(const tr_engine *e, const tr_task *t, char *buf, size_t len)
