@@ -275,7 +275,10 @@ TR_API int tr_cancel(tr_task *t);
 #define TR_CANCEL_WAIT 0x1u /* park until every cancelled task has ended */
 
 /* Only inside a task: cancels every live task of the caller's engine except
- * the caller and the n tasks in except (which may be NULL when n is 0). With
+ * the caller and the n tasks in except (which may be NULL when n is 0), and
+ * except, for a group's child, the owners of the groups it runs in (its
+ * group's, that owner's group's, ...: cancelling them would cancel the
+ * caller, and each waits for the caller's end). With
  * TR_CANCEL_WAIT it then parks until all of them have ended (-ECANCELED if
  * the caller is itself cancelled while waiting). Returns the number of tasks
  * cancelled, or -EPERM / -EINVAL. */

@@ -428,6 +428,219 @@ static void test_group_cut_wait_yields(void **state)
     assert_int_equal(tt_run(fn_spin_wait, NULL), 0);
 }
 
+/* ------------------------------------- the review of 2026-12-07 (rev1) */
+
+/* A shield the owner opens after tr_group_init shields the owner only, as
+ * a TR_SCOPE_SHIELD scope entered there does: neither encloses the group,
+ * so the owner's cancellation cancels the children at once; and closing it
+ * re-checks. The tr_shield_begin one kept the children running. */
+static int sh_child_ended, sh_seen_in_shield, sh_mode;
+
+static int sh_child(void *p)
+{
+    (void)p;
+    int r = tr_sleep_ns(HOUR);
+    sh_child_ended = 1;
+    return r;
+}
+
+static int sh_owner(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    struct tr_scope s;
+    TCHECK_EQ(tr_group_init(&g), 0);
+    TCHECK_EQ(tr_group_spawn(&g, sh_child, NULL, NULL), 0);
+    if (sh_mode == 0)
+        TCHECK(tr_shield_begin() > 0);
+    else
+        TCHECK_EQ(tr_scope_enter(&s, 0, TR_SCOPE_SHIELD), 0);
+    for (int i = 0; i < 16; i++)
+        TCHECK_EQ(tr_yield(), 0); /* shielded; the main task cancels us meanwhile */
+    sh_seen_in_shield = sh_child_ended;
+    if (sh_mode == 0)
+        TCHECK(tr_shield_end() >= 0);
+    else
+        TCHECK_EQ(tr_scope_exit(&s), 0);
+    TCHECK_EQ(tr_group_wait(&g), -ECANCELED);
+    return 0;
+}
+
+static int sh_main(void *p)
+{
+    (void)p;
+    tr_task *o;
+    TCHECK_EQ(tr_spawn(NULL, &o, sh_owner, NULL, NULL), 0);
+    TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(tr_cancel(o), 0);
+    TCHECK_EQ(tr_join(o, NULL), 0);
+    return 0;
+}
+
+static void test_group_shield_after_init_shields_the_owner_only(void **state)
+{
+    (void)state;
+    for (sh_mode = 0; sh_mode < 2; sh_mode++) {
+        sh_child_ended = sh_seen_in_shield = 0;
+        assert_int_equal(tt_run(sh_main, NULL), 0);
+        assert_int_equal(sh_seen_in_shield, 1);
+        assert_int_equal(sh_child_ended, 1);
+    }
+}
+
+/* A shield open at tr_group_init is the children's too (the context):
+ * the owner's cancellation reaches them only once it is closed, and the
+ * close itself re-checks (the owner makes no call after it here). */
+static int shc_in_shield, shc_after;
+
+static int shc_owner(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    TCHECK(tr_shield_begin() > 0);
+    TCHECK_EQ(tr_group_init(&g), 0);
+    TCHECK_EQ(tr_group_spawn(&g, sh_child, NULL, NULL), 0);
+    for (int i = 0; i < 16; i++)
+        TCHECK_EQ(tr_yield(), 0); /* cancelled meanwhile: the shield holds both */
+    shc_in_shield = sh_child_ended;
+    TCHECK(tr_shield_end() >= 0);
+    shc_after = sh_child_ended; /* nothing ran yet: still parked */
+    TCHECK_EQ(tr_group_wait(&g), -ECANCELED);
+    TCHECK_EQ(tstats().group_failures, 0); /* its -ECANCELED failed nothing */
+    return 0;
+}
+
+static int shc_main(void *p)
+{
+    (void)p;
+    tr_task *o;
+    TCHECK_EQ(tr_spawn(NULL, &o, shc_owner, NULL, NULL), 0);
+    TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(tr_cancel(o), 0);
+    TCHECK_EQ(tr_join(o, NULL), 0);
+    return 0;
+}
+
+static void test_group_shield_at_init_holds_until_closed(void **state)
+{
+    (void)state;
+    sh_child_ended = 0;
+    assert_int_equal(tt_run(shc_main, NULL), 0);
+    assert_int_equal(shc_in_shield, 0);
+    assert_int_equal(shc_after, 0);
+    assert_int_equal(sh_child_ended, 1);
+}
+
+/* A child's own deadline is a real failure, also when it returns its
+ * -ETIMEDOUT after the group began cancelling (it was dropped then). */
+static struct tr_event to_ev;
+static int to_b_first;
+
+static int to_a(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_event_set(&to_ev), 0);
+    return -EIO;
+}
+
+static int to_b(void *p)
+{
+    (void)p;
+    struct tr_scope s;
+    TCHECK_EQ(tr_scope_enter(&s, 1, 0), 0); /* passed: triggered */
+    to_b_first = tr_yield();                /* its own deadline */
+    TCHECK_EQ(tr_scope_exit(&s), -ETIMEDOUT);
+    TCHECK(tr_shield_begin() > 0); /* cleans up, while a fails */
+    TCHECK_EQ(tr_event_wait(&to_ev), 0);
+    TCHECK(tr_shield_end() >= 0);
+    return to_b_first;
+}
+
+static int to_main(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    TCHECK_EQ(tr_event_init(&to_ev), 0);
+    TCHECK_EQ(tr_group_init(&g), 0);
+    struct tr_spawn_opts ob = {.name = "b"}, oa = {.name = "a"};
+    TCHECK_EQ(tr_group_spawn(&g, to_b, NULL, &ob), 0);
+    TCHECK_EQ(tr_yield(), 0); /* b times out and parks on the event */
+    TCHECK_EQ(tr_group_spawn(&g, to_a, NULL, &oa), 0);
+    TCHECK_EQ(tr_group_wait(&g), -EIO);
+    struct tr_failure f[4];
+    TCHECK_EQ(tr_group_failures(&g, f, 4), 2);
+    TCHECK_EQ(f[0].result, -EIO);
+    TCHECK_EQ(f[1].result, -ETIMEDOUT);
+    TCHECK(strcmp(f[1].name, "b") == 0);
+    TCHECK_EQ(to_b_first, -ETIMEDOUT);
+    return 0;
+}
+
+static void test_group_child_own_timeout_is_a_failure(void **state)
+{
+    (void)state;
+    assert_int_equal(tt_run(to_main, NULL), 0);
+}
+
+/* tr_cancel_all called by a group's child spares the owners it runs
+ * inside (cancelling one would cancel the caller, and each waits for the
+ * caller): it returns its count, the caller is not cancelled, and with
+ * TR_CANCEL_WAIT it does not wait for them (it would never end). */
+static int ca_ret, ca_self_cancelled;
+static unsigned ca_flags;
+
+static int ca_sleeper(void *p)
+{
+    (void)p;
+    return tr_sleep_ns(HOUR);
+}
+
+static int ca_inner(void *p)
+{
+    (void)p;
+    ca_ret = tr_cancel_all(NULL, 0, ca_flags);
+    ca_self_cancelled = tr_is_cancelled();
+    return 0;
+}
+
+static int ca_child(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    TCHECK_EQ(tr_group_init(&g), 0);
+    TCHECK_EQ(tr_group_spawn(&g, ca_inner, NULL, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, NULL, ca_sleeper, NULL, NULL), 0); /* not of the group */
+    TCHECK_EQ(tr_group_wait(&g), 0);
+    return 0;
+}
+
+static int ca_main(void *p)
+{
+    (void)p;
+    struct tr_group g;
+    TCHECK_EQ(tr_spawn(NULL, NULL, ca_sleeper, NULL, NULL), 0);
+    TCHECK_EQ(tr_group_init(&g), 0);
+    TCHECK_EQ(tr_group_spawn(&g, ca_child, NULL, NULL), 0);
+    TCHECK_EQ(tr_group_wait(&g), 0);
+    return 0;
+}
+
+static void test_group_cancel_all_from_a_child_spares_its_owners(void **state)
+{
+    (void)state;
+    unsigned flags[2] = {0, TR_CANCEL_WAIT};
+    for (int i = 0; i < 2; i++) {
+        ca_flags = flags[i];
+        ca_ret = -1;
+        ca_self_cancelled = 1;
+        assert_int_equal(tt_run(ca_main, NULL), 0);
+        assert_int_equal(ca_ret, 2); /* the two sleepers */
+        assert_int_equal(ca_self_cancelled, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +654,10 @@ int main(void)
         cmocka_unit_test(test_group_dump),
         cmocka_unit_test(test_group_kill_rung_spares_owner_until_children_end),
         cmocka_unit_test(test_group_cut_wait_yields),
+        cmocka_unit_test(test_group_shield_after_init_shields_the_owner_only),
+        cmocka_unit_test(test_group_shield_at_init_holds_until_closed),
+        cmocka_unit_test(test_group_child_own_timeout_is_a_failure),
+        cmocka_unit_test(test_group_cancel_all_from_a_child_spares_its_owners),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

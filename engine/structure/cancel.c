@@ -125,6 +125,12 @@ static bool excepted(const tr_task *t, tr_task *const *except, size_t n)
     return false;
 }
 
+/* Is t an owner of a group self runs in (its own, or one further up)? */
+static bool context_of(const tr_task *t, const tr_task *self)
+{
+    return TR_UNLIKELY(self->group != NULL) && tr__groups_ancestor(t, self);
+}
+
 static void ca_cancel(tr_engine *e, tr_task *t)
 {
     (void)e;
@@ -148,9 +154,11 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
     uint64_t max_id = e->sch.next_id; /* the tasks this call cancels, by id */
     int count = 0;
     /* Bounded by the live tasks; cancelling never unlinks a task (it only
-     * wakes it), so the walk is safe. */
+     * wakes it), so the walk is safe. A group child's owners (up the
+     * nesting) are spared too: cancelling one cancels its children, the
+     * caller among them, and each waits for the caller to end. */
     for (tr_task *t = e->sch.all_head; t; t = t->all_next) {
-        if (t == self || excepted(t, except, n))
+        if (t == self || excepted(t, except, n) || context_of(t, self))
             continue;
         (void)tr_cancel(t);
         count++;
@@ -169,7 +177,7 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
     /* Recounted after the cancel point's yield: some may have ended, and
      * tasks spawned since are not ours to wait for. */
     for (tr_task *t = e->sch.all_head; t; t = t->all_next)
-        if (t != self && t->id <= max_id && !excepted(t, except, n))
+        if (t != self && t->id <= max_id && !excepted(t, except, n) && !context_of(t, self))
             cw.remaining++;
     if (cw.remaining == 0)
         return count;

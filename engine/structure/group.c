@@ -21,9 +21,12 @@
  * short (tr__groups_recheck: called where the owner's cancellation or one
  * of its scopes triggers). Spawning into a cancelling group is refused.
  *
- * A real failure is a child's result < 0 other than a -ECANCELED or
- * -ETIMEDOUT after the group began cancelling (or during a shutdown, which
- * cancels every task); children killed by the kill rung failed nothing.
+ * A real failure is a child's result < 0 other than a -ECANCELED after the
+ * group began cancelling (or during a shutdown, which cancels every task):
+ * the group's cancellation reaches a child as tr_cancel, so its -ETIMEDOUT
+ * is always its own deadline's. Children killed by the kill rung failed
+ * nothing. The context is the shields open at tr_group_init too: one the
+ * owner opens later shields the owner only, and its end re-checks.
  *
  * The owner's wait ends only when the last child has ended: a cut of the
  * owner while it waits cancels the children and the wait goes on (the
@@ -48,6 +51,7 @@ struct tr__group {
     struct tr__group *next;   /* the owner's other live groups */
     struct tr_group *g;       /* the caller's struct (its frame may be gone: see above) */
     struct tr_scope *scope;   /* the owner's innermost scope at init: the children's context */
+    unsigned shields;         /* the shields open in it (or outside every scope) at init */
     struct tr__link children; /* the live ones */
     unsigned live;
     bool cancelling, waiting;
@@ -67,6 +71,14 @@ static void group_cancel(struct tr__group *gr)
      * later, in its own time). */
     for (struct tr__link *l = gr->children.next; l != &gr->children; l = l->next)
         (void)tr_cancel(tr__container_of(l, tr_task, group_link));
+}
+
+/* Does the group's context (the scopes and shields around tr_group_init,
+ * and the owner's own cancellation) cut the owner's calls short? Shields
+ * opened after the init are the owner's, not the children's. */
+static bool context_cut_short(const tr_task *owner, const struct tr__group *gr)
+{
+    return tr__cut_short_capped(owner, gr->scope, gr->shields, NULL) != 0;
 }
 
 /* The owner's context cut it short while the group had children to
@@ -170,8 +182,9 @@ int tr_group_init(struct tr_group *g)
     gr->owner = self;
     gr->g = g;
     gr->scope = self->scope;
+    gr->shields = self->scope ? self->scope->_shields : self->shield_base;
     tr__list_init(&gr->children);
-    gr->cancelling = gr->context_cut = tr__cut_short_from(self, gr->scope, NULL) != 0;
+    gr->cancelling = gr->context_cut = context_cut_short(self, gr);
     gr->next = self->groups;
     self->groups = gr;
     tr__list_add_tail(&self->e->groups, &gr->elink);
@@ -211,7 +224,7 @@ int tr_group_spawn(struct tr_group *g, tr_fn fn, void *arg, const struct tr_spaw
     if (o && (o->flags & TR_SPAWN_LATE) && !self->late)
         return -EINVAL;
     /* Level-triggered: its context may have been cut short since. */
-    if (!gr->context_cut && tr__cut_short_from(self, gr->scope, NULL))
+    if (!gr->context_cut && context_cut_short(self, gr))
         context_cancel(gr);
     if (gr->cancelling)
         return -ECANCELED;
@@ -316,8 +329,10 @@ void tr__group_child_ended(tr_engine *e, tr_task *t, int result)
     TR_ASSERT(gr != NULL && gr->live > 0);
     t->group = NULL;
     tr__list_del(&t->group_link);
-    bool cut =
-        (result == -ECANCELED || result == -ETIMEDOUT) && (gr->cancelling || tr__shutdown_begun(e));
+    /* Cancelling a group (its failure, tr_group_cancel, its context) and a
+     * shutdown reach the children as tr_cancel: -ECANCELED. A child's
+     * -ETIMEDOUT is its own deadline's, a real failure. */
+    bool cut = result == -ECANCELED && (gr->cancelling || tr__shutdown_begun(e));
     if (result < 0 && !t->killed && !cut) {
         if (gr->nfail < TR_GROUP_FAILURES) {
             struct tr_failure *f = &gr->fail[gr->nfail];
@@ -339,11 +354,20 @@ void tr__group_child_ended(tr_engine *e, tr_task *t, int result)
     }
 }
 
+bool tr__groups_ancestor(const tr_task *a, const tr_task *t)
+{
+    /* Bounded by the nesting of groups (each owner is alive: it waits). */
+    for (const struct tr__group *gr = t->group; gr; gr = gr->owner->group)
+        if (gr->owner == a)
+            return true;
+    return false;
+}
+
 void tr__groups_recheck(tr_task *t)
 {
     /* Bounded by t's groups. */
     for (struct tr__group *gr = t->groups; gr; gr = gr->next)
-        if (!gr->context_cut && gr->live > 0 && tr__cut_short_from(t, gr->scope, NULL))
+        if (!gr->context_cut && gr->live > 0 && context_cut_short(t, gr))
             context_cancel(gr);
 }
 

@@ -37,6 +37,7 @@
 #include "tr_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #define TR_SCOPE_MAGIC 0x5c09e5a1u
@@ -100,6 +101,12 @@ int tr__cut_short_slow(const tr_task *t, bool *task_level)
 
 int tr__cut_short_from(const tr_task *t, const struct tr_scope *from, bool *task_level)
 {
+    return tr__cut_short_capped(t, from, UINT_MAX, task_level);
+}
+
+int tr__cut_short_capped(const tr_task *t, const struct tr_scope *from, unsigned cap,
+                         bool *task_level)
+{
     bool hold = shields_hold(t), cancelled = false, reached = true;
     int why = 0;
     /* The walk goes on past a cancelled scope: whether the task's own
@@ -108,7 +115,8 @@ int tr__cut_short_from(const tr_task *t, const struct tr_scope *from, bool *task
      * killable at shutdown). */
     for (const struct tr_scope *s = from; s && reached; s = s->_parent) {
         scope_live_check(t, s);
-        if (s->_shields > 0 && hold) {
+        unsigned shields = s == from && s->_shields > cap ? cap : s->_shields;
+        if (shields > 0 && hold) {
             reached = false; /* a tr_shield_begin inside s keeps s and beyond out */
             break;
         }
@@ -119,7 +127,8 @@ int tr__cut_short_from(const tr_task *t, const struct tr_scope *from, bool *task
         if ((s->_flags & TR_SCOPE_SHIELD) && hold)
             reached = false;
     }
-    if (reached && t->shield_base > 0 && hold)
+    unsigned base = !from && t->shield_base > cap ? cap : t->shield_base;
+    if (reached && base > 0 && hold)
         reached = false;
     bool tl = reached && tr__task_cancelled(t);
     if (task_level)

@@ -685,5 +685,8 @@ int tr_shield_end(void)
     if (t->shield == 0 || *depth == 0)
         return -EINVAL; /* none open, or its begin was outside the innermost scope */
     (*depth)--;
+    /* The owner may be cut short again: so may its groups' children. */
+    if (TR_UNLIKELY(t->groups != NULL))
+        tr__groups_recheck(t);
     return --t->shield;
 }

@@ -281,10 +281,19 @@ void tr__mutexes_release(tr_engine *e, tr_task *t);
 bool tr__groups_live(const tr_task *t);
 /* Was a live group of t initialised inside its scope s? */
 bool tr__groups_in_scope(const tr_task *t, const struct tr_scope *s);
+/* Does t run inside a group of a's (a group of a's, or of the owner of
+ * its group, and so on up)? Cancelling a would cancel t. */
+bool tr__groups_ancestor(const tr_task *a, const tr_task *t);
 /* The cancellation predicate for calls made in the context of scope s of
  * t and its enclosing ones (a group's children: s is the scope t was in at
  * tr_group_init). */
 int tr__cut_short_from(const tr_task *t, const struct tr_scope *s, bool *task_level);
+/* The same, counting at most cap of the shields opened (tr_shield_begin)
+ * in s, or outside every scope when s is NULL: a group's context is the
+ * shields its owner had open at tr_group_init, not those opened since
+ * (shields nest, so those are the innermost cap of them). */
+int tr__cut_short_capped(const tr_task *t, const struct tr_scope *s, unsigned cap,
+                         bool *task_level);
 /* G10: unlinks the scopes still entered when t ends (scope.c). */
 void tr__scopes_release(tr_engine *e, tr_task *t);
 /* Is a TR_SCOPE_SHIELD scope of t entered (the dump's "shielded")? */

@@ -29,6 +29,14 @@ void fz_group_reset(void)
 
 /* -------------------------------------------------------------- the groups */
 
+/* A child's result the group's cancellation (or a shutdown) may mask: only
+ * -ECANCELED. The group reaches its children through tr_cancel, so a
+ * child's -ETIMEDOUT is its own deadline's, always a real failure. */
+static bool child_cut(long r)
+{
+    return r == -ECANCELED;
+}
+
 /* The owner's context may have cancelled its group: it is cancelled, or
  * one of the scopes that enclosed tr_group_init was cancelled, triggered
  * or held a deadline that has passed (shields could only stop it); while
@@ -53,7 +61,7 @@ static bool grp_certain(const struct pctx *o)
         return true;
     for (unsigned i = 0; i < o->y.nends; i++) {
         const struct fz_end *e = &o->y.ends[i];
-        if (e->res < 0 && (!fz_is_cut(e->res) || (!e->known && !e->maybe)))
+        if (e->res < 0 && (!child_cut(e->res) || (!e->known && !e->maybe)))
             return true;
     }
     return false;
@@ -187,7 +195,7 @@ static int replay(const struct pctx *c, const struct tr_failure *f, size_t nf)
         bool real;
         if (e->res >= 0)
             real = false;
-        else if (!fz_is_cut(e->res))
+        else if (!child_cut(e->res))
             real = true;
         else if (cancelling || e->known)
             real = false;
