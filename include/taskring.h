@@ -266,7 +266,8 @@ TR_API int tr_detach(tr_task *t);
  * with -ECANCELED. From then on each blocking call of t returns -ECANCELED
  * at once (passing through the scheduler) except tr_close and calls inside a
  * shield. A task may cancel itself. Returns 0; -EINVAL for NULL; -ESRCH when
- * t has already ended; -EXDEV from a task of another engine (each engine
+ * t has already ended; -EXDEV from a task of another engine or, outside a
+ * task, from a thread other than the one that runs t's engine (each engine
  * belongs to its thread). May be called from a task of t's engine or from
  * the engine's thread outside tr_engine_run. */
 TR_API int tr_cancel(tr_task *t);
@@ -322,6 +323,7 @@ struct tr_scope {
     unsigned _magic;   /* entered */
     unsigned _epoch;   /* its owner's scope epoch at the enter */
     uint64_t _task_id; /* its owner's id: records are recycled */
+    uint64_t _engine;  /* its owner's engine's serial: records go with it */
 };
 
 /* Cancellations from outside (the task's own, enclosing scopes') do not
@@ -343,7 +345,8 @@ struct tr_scope {
  * fires while an op is in flight, that op gets its own ASYNC_CANCEL and the call waits for the op's
  * completion: if the op finished first, its real result is returned and the expiry shows at the
  * next blocking call. Returns 0; -EPERM outside a task; -EINVAL for NULL, an entered scope or
- * unknown flags.
+ * unknown flags. A scope left entered by a task that ended (G10) may be entered again, also in a
+ * later engine; one left entered in another engine that still lives is refused (-EINVAL).
  */
 TR_API int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags);
 /* Leaves s, which must be the task's innermost scope (and hold no open
@@ -355,8 +358,9 @@ TR_API int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned fla
  * changes); -EPERM outside a task. */
 TR_API int tr_scope_exit(struct tr_scope *s);
 /* Cancels what runs inside s (it stays triggered until its exit). From any
- * task of s's engine. 0; -EINVAL for a scope not entered; -EPERM outside a
- * task; -EXDEV from another engine's task. */
+ * task of s's engine. 0; -EINVAL for a scope not entered (also one of an
+ * engine since destroyed); -EPERM outside a task; -EXDEV from another
+ * engine's task. */
 TR_API int tr_scope_cancel(struct tr_scope *s);
 /* Moves s's deadline, earlier or later (an idle timeout reset per request);
  * 0 removes it; a passed one triggers s. Once s has triggered, changes

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <sys/socket.h>
@@ -366,6 +367,35 @@ static void test_review_cancel_of_other_engines_task_exdev(void **state)
     assert_int_equal(res, 0); /* it was never cancelled */
     assert_int_equal(tr_detach(bt), 0);
     assert_int_equal(tr_engine_destroy(b), 0);
+    tr_test_assert_clean();
+}
+
+/* Outside a task, from a thread that is not the engine's: -EXDEV, and the
+ * task is not cancelled (it wrote the target's attention byte and could
+ * have touched its ring from the wrong thread: review rev2). */
+static void *cancel_from_thread(void *arg)
+{
+    return (void *)(intptr_t)tr_cancel((tr_task *)arg);
+}
+
+static void test_review_cancel_from_another_thread_exdev(void **state)
+{
+    (void)state;
+    tr_engine *e = eng_new(NULL);
+    assert_int_equal(tr_engine_run(e), 0); /* now the engine has its thread */
+    tr_task *t;
+    assert_int_equal(tr_spawn(e, &t, noop_task, NULL, NULL), 0);
+    pthread_t th;
+    void *ret = NULL;
+    assert_int_equal(pthread_create(&th, NULL, cancel_from_thread, t), 0);
+    assert_int_equal(pthread_join(th, &ret), 0);
+    assert_int_equal((int)(intptr_t)ret, -EXDEV);
+    assert_int_equal(tr_engine_run(e), 0);
+    int res = -1;
+    assert_int_equal(tr_task_result(t, &res), 0);
+    assert_int_equal(res, 0); /* it was never cancelled */
+    assert_int_equal(tr_detach(t), 0);
+    assert_int_equal(tr_engine_destroy(e), 0);
     tr_test_assert_clean();
 }
 
@@ -999,6 +1029,7 @@ int main(void)
         T(test_review_runnable_tasks_not_killed_by_instant_ladder),
         T(test_review_instant_ladder_still_kills_stubborn),
         T(test_review_cancel_of_other_engines_task_exdev),
+        T(test_review_cancel_from_another_thread_exdev),
         T(test_review_runs_after_shutdown_honour_ladder),
         T(test_review_run_on_other_thread_eexist_first),
         T(test_review_report_to_full_pipe_never_blocks),

@@ -866,6 +866,66 @@ static void test_scope_shutdown_10k_tasks_in_scopes(void **state)
     assert_int_equal(tr_engine_destroy(e), 0);
 }
 
+/* A scope left entered by a task that ended names a task record of its
+ * engine; once that engine is destroyed the record is freed: a later
+ * engine's tr_scope_enter, tr_scope_cancel or tr_scope_set_deadline on the
+ * struct must not follow it (ASan: heap-use-after-free before) — it is
+ * "not entered" there (0, -EINVAL). While the first engine lives, the
+ * second refuses it: -EXDEV for cancel, -EINVAL for enter (review rev2). */
+static struct tr_scope g_stale;
+
+static int stale_leaver(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_scope_enter(&g_stale, far(), 0), 0);
+    return tr_sleep_ns(HOUR); /* cancelled: ends with the scope entered (G10) */
+}
+
+static int stale_first(void *p)
+{
+    (void)p;
+    tr_task *t;
+    TCHECK_EQ(tr_spawn(NULL, &t, stale_leaver, NULL, NULL), 0);
+    TCHECK_EQ(tr_yield(), 0);
+    TCHECK_EQ(tr_cancel(t), 0);
+    TCHECK_EQ(tr_join(t, NULL), 0);
+    TCHECK_EQ(tstats().scopes_left, 1);
+    return 0;
+}
+
+static int stale_other_live(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_scope_cancel(&g_stale), -EXDEV);
+    TCHECK_EQ(tr_scope_set_deadline(&g_stale, far()), -EXDEV);
+    TCHECK_EQ(tr_scope_enter(&g_stale, 0, 0), -EINVAL);
+    return 0;
+}
+
+static int stale_after(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_scope_cancel(&g_stale), -EINVAL);
+    TCHECK_EQ(tr_scope_set_deadline(&g_stale, far()), -EINVAL);
+    TCHECK_EQ(tr_scope_enter(&g_stale, far(), 0), 0);
+    TCHECK_EQ(tr_scope_cancel(&g_stale), 0);
+    TCHECK_EQ(tr_yield(), -ECANCELED);
+    TCHECK_EQ(tr_scope_exit(&g_stale), -ECANCELED);
+    return 0;
+}
+
+static void test_scope_left_entered_outlives_its_engine(void **state)
+{
+    (void)state;
+    tr_engine *a = eng_new(NULL);
+    assert_int_equal(tr_spawn(a, NULL, stale_first, NULL, NULL), 0);
+    assert_int_equal(tr_engine_run(a), 0);
+    tr_test_assert_clean();
+    assert_int_equal(tt_run(stale_other_live, NULL), 0); /* a still lives */
+    assert_int_equal(tr_engine_destroy(a), 0);
+    assert_int_equal(tt_run(stale_after, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -875,6 +935,7 @@ int main(void)
         T(test_scope_nesting_reports_own_scope),
         T(test_scope_shield_blocks_outside_keeps_own_deadline),
         T(test_scope_shield_end_out_of_order),
+        T(test_scope_left_entered_outlives_its_engine),
         T(test_scope_task_cancel_beats_deadline),
         T(test_scope_cancel_from_another_task),
         T(test_scope_set_deadline_later_earlier_away),

@@ -32,6 +32,42 @@ void tr_config_init(struct tr_config *cfg)
 
 static pthread_once_t opdefs_once = PTHREAD_ONCE_INIT;
 
+/* The live engines, for tr__engine_serial_live: a stale scope of a
+ * destroyed engine is told apart from one of another engine that lives. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static tr_engine *live_head;
+static _Atomic uint64_t last_serial;
+
+static void live_add(tr_engine *e)
+{
+    e->serial = atomic_fetch_add(&last_serial, 1) + 1;
+    pthread_mutex_lock(&live_mu);
+    e->live_next = live_head;
+    live_head = e;
+    pthread_mutex_unlock(&live_mu);
+}
+
+static void live_remove(tr_engine *e)
+{
+    pthread_mutex_lock(&live_mu);
+    for (tr_engine **p = &live_head; *p; p = &(*p)->live_next)
+        if (*p == e) {
+            *p = e->live_next;
+            break;
+        }
+    pthread_mutex_unlock(&live_mu);
+}
+
+bool tr__engine_serial_live(uint64_t serial)
+{
+    bool live = false;
+    pthread_mutex_lock(&live_mu);
+    for (const tr_engine *x = live_head; x && !live; x = x->live_next)
+        live = x->serial == serial;
+    pthread_mutex_unlock(&live_mu);
+    return live;
+}
+
 int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
 {
     struct tr_config dflt;
@@ -95,6 +131,7 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
         return err;
     }
     tr__guard_thread_init();
+    live_add(e);
     if (cfg->task_prefill) {
         err = tr__task_records_prefill(e, cfg->task_prefill);
         if (!err)
@@ -156,6 +193,7 @@ int tr_engine_destroy(tr_engine *e)
     TR_ASSERT(e->sch.all_head == NULL);
     TR_ASSERT(e->tm.len == 0);
     bool had_signals = e->sw.sigfd >= 0;
+    live_remove(e);
     tr__ring_exit(e);
     struct tr__sig_release rel;
     tr__sigwake_close(e, &rel);

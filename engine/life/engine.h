@@ -269,7 +269,16 @@ struct tr_engine {
     /* Cold fields go here, after the counters: one inserted above moves
      * the hot counters across cache lines (bench_spawn measured -15%). */
     struct tr__link groups; /* every live group's record (group.c) */
+    /* Unique in the process, never reused (engine.c): caller storage that
+     * names an engine (a scope) names it by serial, since a destroyed
+     * engine's address (and its task records') may come back. */
+    uint64_t serial;
+    tr_engine *live_next; /* the process's live engines (engine.c) */
 };
+
+/* Is an engine of this serial alive (created, not yet destroyed)? Any
+ * thread; a lock and a walk of the live engines. */
+bool tr__engine_serial_live(uint64_t serial);
 
 /* A shutdown has begun (Stop or later), or has run: after a finished one
  * the engine stays shut down (new tasks start cancelled) until the next

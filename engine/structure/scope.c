@@ -42,14 +42,17 @@
 
 #define TR_SCOPE_MAGIC 0x5c09e5a1u
 
-/* Is s entered, by a task that is alive and has not had its scopes
+/* Is s entered in e, by a task that is alive and has not had its scopes
  * unlinked since (G10: a killed task's scope in a connection's heap record,
  * a hook's scope after the hook returned, a fresh struct where an old one
- * lay)? Task records are recycled, never freed while the engine lives:
- * reading one is safe, and its id tells a new owner apart. */
-static bool scope_entered(const struct tr_scope *s)
+ * lay)? Task records are recycled, never freed while their engine lives:
+ * reading one of e's is safe, and its id tells a new owner apart. A scope
+ * of another engine (by serial: a destroyed engine's address and records
+ * may be reused) is never followed: its records may be freed, or another
+ * thread's. */
+static bool scope_entered(const struct tr_scope *s, const tr_engine *e)
 {
-    if (s->_magic != TR_SCOPE_MAGIC || !s->_task)
+    if (s->_magic != TR_SCOPE_MAGIC || !s->_task || s->_engine != e->serial)
         return false;
     const tr_task *t = s->_task;
     return t->id == s->_task_id && t->scope_epoch == s->_epoch &&
@@ -299,10 +302,14 @@ int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
     if (!s || (flags & ~TR_SCOPE_SHIELD))
         return -EINVAL;
     /* Caller storage, usually uninitialised: what its bytes say is only
-     * trusted when they name a live owner that entered it (scope_entered;
-     * records are never freed while the engine lives). */
+     * trusted when they name a live owner of this engine that entered it
+     * (scope_entered). Last entered in another engine that lives: its
+     * thread's to say whether it still is. */
     TR_VG_INIT_CHECK(s, sizeof(*s));
-    if (scope_entered(s))
+    if (scope_entered(s, t->e))
+        return -EINVAL;
+    if (TR_UNLIKELY(s->_magic == TR_SCOPE_MAGIC && s->_engine != t->e->serial) &&
+        tr__engine_serial_live(s->_engine))
         return -EINVAL;
     s->_parent = t->scope;
     s->_task = t;
@@ -314,6 +321,7 @@ int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
     s->_magic = TR_SCOPE_MAGIC;
     s->_epoch = t->scope_epoch;
     s->_task_id = t->id;
+    s->_engine = t->e->serial;
     t->scope = s;
     if (t->nscopes++ == 0 && TR_UNLIKELY(t->dl_idle))
         dl_idle_set(t->e, t, false);
@@ -329,9 +337,10 @@ static int scope_check(const struct tr_scope *s)
         return -EINVAL;
     if (!tr__current)
         return -EPERM;
-    if (tr__current->e != s->_task->e)
-        return -EXDEV; /* another engine's task: its thread owns it */
-    return scope_entered(s) ? 0 : -EINVAL;
+    const tr_engine *e = tr__current->e;
+    if (s->_engine != e->serial) /* another engine's: its thread owns it (or it is gone) */
+        return tr__engine_serial_live(s->_engine) ? -EXDEV : -EINVAL;
+    return scope_entered(s, e) ? 0 : -EINVAL;
 }
 
 int tr_scope_exit(struct tr_scope *s)
