@@ -8,7 +8,9 @@
  * task's), and the failures are what the children's endings make. The
  * endings are replayed in completion order: a result >= 0 fails nothing,
  * another negative one other than a cut is a real failure, a cut
- * (-ECANCELED/-ETIMEDOUT) fails nothing when the group was cancelling for
+ * (-ECANCELED: the group reaches its children through tr_cancel, so a
+ * child's -ETIMEDOUT is its own deadline's, a real failure) fails nothing
+ * when the group was cancelling for
  * sure when it ended (or a shutdown had begun), and is a real failure
  * when nothing could have cancelled it; in between (an enclosing deadline
  * had passed, its timer perhaps not yet fired) the engine's list decides.
@@ -162,7 +164,7 @@ void sw_group_check(struct sworld *w, int wr, uint64_t now_after)
         bool real;
         if (e->res >= 0)
             real = false;
-        else if (!sw_is_cut(e->res))
+        else if (e->res != -ECANCELED) /* -ETIMEDOUT: the child's own deadline */
             real = true;
         else if (cancelling || e->known)
             real = false;
