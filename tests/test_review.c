@@ -370,8 +370,8 @@ static void test_review_cancel_of_other_engines_task_exdev(void **state)
     tr_test_assert_clean();
 }
 
-/* Outside a task, from a thread that is not the engine's: -EXDEV, and the
- * task is not cancelled (it wrote the target's attention byte and could
+/* Outside a task, from a thread that is not the engine's (a SINGLE_ISSUER
+ * ring's): -EXDEV, and the task is not cancelled (it wrote the target's attention byte and could
  * have touched its ring from the wrong thread: review rev2). */
 static void *cancel_from_thread(void *arg)
 {
@@ -383,6 +383,11 @@ static void test_review_cancel_from_another_thread_exdev(void **state)
     (void)state;
     tr_engine *e = eng_new(NULL);
     assert_int_equal(tr_engine_run(e), 0); /* now the engine has its thread */
+    if (!e->rs.single_issuer) {
+        /* Before Linux 6.0 a ring may move between threads: no owner. */
+        assert_int_equal(tr_engine_destroy(e), 0);
+        skip();
+    }
     tr_task *t;
     assert_int_equal(tr_spawn(e, &t, noop_task, NULL, NULL), 0);
     pthread_t th;

@@ -94,9 +94,10 @@ int tr_cancel(tr_task *t)
     tr_engine *e = t->e;
     if (tr__current && tr__current->e != e)
         return -EXDEV; /* another engine's task: its thread owns it */
-    /* Outside a task: only on the engine's thread (once it has one, at its
-     * first run), which is then not running it. */
-    if (!tr__current && e->rs.enabled && !pthread_equal(e->rs.thread, pthread_self()))
+    /* Outside a task: only on the engine's thread, once it has one (a
+     * SINGLE_ISSUER ring belongs to the thread of its first run). */
+    if (!tr__current && e->rs.enabled && e->rs.single_issuer &&
+        !pthread_equal(e->rs.thread, pthread_self()))
         return -EXDEV;
     t->attn |= TR_ATTN_CANCELLED;
     if (t->state == TR_TASK_PARKED)
