@@ -886,6 +886,46 @@ static void test_sync_shutdown_kills_retake_from_late_holder(void **state)
     assert_int_equal(g_waiter_ended, 0);
 }
 
+/* The holder is the waiter's group owner and waits for it in
+ * tr_group_wait, holding the mutex: it never lets go before the waiter
+ * ends, so the kill rung ends the waiter's taking back, and then the
+ * owner's wait is over (it hung before). */
+static int fn_child_cond_waiter(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_mutex_lock(&g_m), 0);
+    g_waiter_res = tr_cond_wait(&g_cv, &g_m);
+    g_waiter_ended = 1;
+    return 0;
+}
+
+static int fn_owner_holds_and_waits(void *p)
+{
+    (void)p;
+    TCHECK_EQ(tr_mutex_init(&g_m), 0);
+    TCHECK_EQ(tr_cond_init(&g_cv), 0);
+    g_waiter_res = 1;
+    g_waiter_ended = 0;
+    struct tr_group g;
+    TCHECK_EQ(tr_group_init(&g), 0);
+    TCHECK_EQ(tr_group_spawn(&g, fn_child_cond_waiter, NULL, NULL), 0);
+    settle();
+    TCHECK_EQ(tr_mutex_lock(&g_m), 0);
+    TCHECK_EQ(tr_cond_signal(&g_cv), 0); /* the child now waits for g_m */
+    TCHECK_EQ(tr_engine_shutdown(tr_self_engine()), 0);
+    (void)tr_group_wait(&g); /* holding g_m */
+    TCHECK_EQ(tr_mutex_unlock(&g_m), 0);
+    return 0;
+}
+
+static void test_sync_shutdown_ends_retake_from_waiting_owner(void **state)
+{
+    (void)state;
+    struct tr_stats st = tt_run_to_kill(fn_owner_holds_and_waits, NULL);
+    assert_int_equal(st.tasks_killed, 1);
+    assert_int_equal(g_waiter_ended, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -907,6 +947,7 @@ int main(void)
         cmocka_unit_test(test_sync_mutex_unlock_any_order),
         cmocka_unit_test(test_sync_shutdown_kills_cond_retake),
         cmocka_unit_test(test_sync_shutdown_kills_retake_from_late_holder),
+        cmocka_unit_test(test_sync_shutdown_ends_retake_from_waiting_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,9 +78,10 @@ static void sync_kill(tr_engine *e, tr_task *t)
  * t having seen its cancellation (a shutdown is bounded). It may while the
  * owner runs or waits like any task: cancelled, it lets go or is killed,
  * and a killed owner's mutexes are handed on. It may not when the owner
- * has returned and waits for its groups' children (t may be one), is LATE
- * and not cancelled before t ends, or itself takes a mutex back (a cycle
- * of those would wait for each other). */
+ * has returned and waits for its groups' children (t may be one), runs
+ * t in a group of its (it waits for t, in tr_group_wait or at its end), is
+ * LATE and not cancelled before t ends, or itself takes a mutex back (a
+ * cycle of those would wait for each other). */
 static bool retake_stuck(const tr_engine *e, const tr_task *t)
 {
     const struct sync_wait *sw = (const struct sync_wait *)(const void *)t->wait;
@@ -94,6 +95,8 @@ static bool retake_stuck(const tr_engine *e, const tr_task *t)
         return false; /* handed on at its teardown */
     if (o->returned || (o->late && !t->late && !e->sd.late_cancelled))
         return true;
+    if (TR_UNLIKELY(t->group != NULL) && tr__groups_ancestor(o, t))
+        return true; /* t runs in a group of o's: o waits for t's end */
     return o->state == TR_TASK_PARKED && o->wait_kind == &tr__wk_mutex &&
            !((const struct sync_wait *)(const void *)o->wait)->cancellable;
 }
