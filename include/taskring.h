@@ -268,7 +268,8 @@ TR_API int tr_detach(tr_task *t);
  * shield. A task may cancel itself. Returns 0; -EINVAL for NULL; -ESRCH when
  * t has already ended; -EXDEV from a task of another engine or, outside a
  * task, from a thread other than the one that runs t's engine (each engine
- * belongs to its thread). May be called from a task of t's engine or from
+ * belongs to its thread; known from its first run where the ring is
+ * SINGLE_ISSUER, Linux >= 6.0). May be called from a task of t's engine or from
  * the engine's thread outside tr_engine_run. */
 TR_API int tr_cancel(tr_task *t);
 
