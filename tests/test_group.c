@@ -470,11 +470,11 @@ static int sh_owner(void *p)
     return 0;
 }
 
-static int sh_main(void *p)
+/* Spawns the owner *p (a tr_fn), lets it start, cancels it, joins it. */
+static int cancel_owner_main(void *p)
 {
-    (void)p;
     tr_task *o;
-    TCHECK_EQ(tr_spawn(NULL, &o, sh_owner, NULL, NULL), 0);
+    TCHECK_EQ(tr_spawn(NULL, &o, *(const tr_fn *)p, NULL, NULL), 0);
     TCHECK_EQ(tr_yield(), 0);
     TCHECK_EQ(tr_yield(), 0);
     TCHECK_EQ(tr_cancel(o), 0);
@@ -487,7 +487,7 @@ static void test_group_shield_after_init_shields_the_owner_only(void **state)
     (void)state;
     for (sh_mode = 0; sh_mode < 2; sh_mode++) {
         sh_child_ended = sh_seen_in_shield = 0;
-        assert_int_equal(tt_run(sh_main, NULL), 0);
+        assert_int_equal(tt_run(cancel_owner_main, &(tr_fn){sh_owner}), 0);
         assert_int_equal(sh_seen_in_shield, 1);
         assert_int_equal(sh_child_ended, 1);
     }
@@ -515,23 +515,11 @@ static int shc_owner(void *p)
     return 0;
 }
 
-static int shc_main(void *p)
-{
-    (void)p;
-    tr_task *o;
-    TCHECK_EQ(tr_spawn(NULL, &o, shc_owner, NULL, NULL), 0);
-    TCHECK_EQ(tr_yield(), 0);
-    TCHECK_EQ(tr_yield(), 0);
-    TCHECK_EQ(tr_cancel(o), 0);
-    TCHECK_EQ(tr_join(o, NULL), 0);
-    return 0;
-}
-
 static void test_group_shield_at_init_holds_until_closed(void **state)
 {
     (void)state;
     sh_child_ended = 0;
-    assert_int_equal(tt_run(shc_main, NULL), 0);
+    assert_int_equal(tt_run(cancel_owner_main, &(tr_fn){shc_owner}), 0);
     assert_int_equal(shc_in_shield, 0);
     assert_int_equal(shc_after, 0);
     assert_int_equal(sh_child_ended, 1);
