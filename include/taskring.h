@@ -309,6 +309,18 @@ TR_API int tr_shield_end(void);
 /* CLOCK_MONOTONIC in nanoseconds: the clock of every deadline. */
 TR_API uint64_t tr_now_ns(void);
 
+/* The deadline ns from now by the engine's pass clock, for the deadline of a
+ * request or an op where reading the clock would cost a share of the op
+ * itself (CLOCK_MONOTONIC costs 20-40 ns a read; a NOP's round trip ~160):
+ * inside a task, the precise clock as the first such call of this pass read
+ * it (or as tr_now_ns last did in it), so one read serves every task of the
+ * pass. It is never ahead of tr_now_ns() and lags it by the time tasks have
+ * run since in this pass (microseconds, unless a task computes long without
+ * parking): a deadline from it may fall that much early. Outside a task:
+ * tr_now_ns() + ns. Saturates at UINT64_MAX (never due). As libuv's loop time
+ * and nginx's cached clock; tr_now_ns() + ns where the microseconds matter. */
+TR_API uint64_t tr_deadline_after(uint64_t ns);
+
 /* A cancel scope (as Trio's): what runs inside it can be cut short by its
  * deadline or by tr_scope_cancel, and (unless it is a shield) by whatever
  * cuts the enclosing calls short. The caller provides the storage, usually

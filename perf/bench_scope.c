@@ -5,7 +5,11 @@
  * (tr_scope_enter + tr_now_ns + arming a wheel timer + tr_scope_exit +
  * disarming it), against the same NOPs without scopes (--plain).
  *
- *   bench_scope [--tasks T] [--ops K] [--plain 0|1] [--fixed 0|1]
+ *   bench_scope [--tasks T] [--ops K] [--plain 0|1] [--fixed 0|1] [--pass 1]
+ *
+ * --pass 1: the deadline is tr_deadline_after(1 s), the engine's pass clock
+ * (one precise read a pass, shared by the pass's tasks), as a server sets a
+ * per-request deadline; the default reads tr_now_ns() for every NOP.
  *
  * --fixed 1: each task computes one deadline (an hour ahead) at its start
  * and enters every scope with it: the scope machinery without the
@@ -25,15 +29,17 @@
 #include "perf_common.h"
 
 static const char usage[] =
-    "usage: bench_scope [--tasks T] [--ops K] [--plain 0|1] [--fixed 0|1]\n"
+    "usage: bench_scope [--tasks T] [--ops K] [--plain 0|1] [--fixed 0|1] [--pass 0|1]\n"
     "  T tasks (default 64) each do K NOPs (default 4000000/T), each inside its own\n"
     "  scope with a deadline 1 s ahead (--plain 1: no scopes; --fixed 1: each task's\n"
-    "  scopes share one deadline an hour ahead, read once: no clock read per NOP);\n"
+    "  scopes share one deadline an hour ahead, read once: no clock read per NOP;\n"
+    "  --pass 1: the deadline is tr_deadline_after(1 s), the engine's pass clock);\n"
     "  prints one JSON line: total NOPs per second.\n";
 
 static long long ops_per_task;
 static long long plain;
 static long long fixed; /* --fixed 1: one deadline per task, not a clock read per NOP */
+static long long pass;  /* --pass 1: tr_deadline_after, not tr_now_ns */
 static uint64_t nops_ok;
 static int first_err;
 
@@ -55,7 +61,9 @@ static int nop_task(void *arg)
                 return fail(r);
         } else {
             struct tr_scope s;
-            uint64_t d = fixed ? fixed_deadline : tr_now_ns() + 1000000000ull;
+            uint64_t d = fixed  ? fixed_deadline
+                         : pass ? tr_deadline_after(1000000000ull)
+                                : tr_now_ns() + 1000000000ull;
             int r = tr_scope_enter(&s, d, 0);
             if (r != 0)
                 return fail(r);
@@ -78,6 +86,7 @@ int main(int argc, char **argv)
         {"--ops", &ops, 1, 1000000000000LL, NULL, &ops_seen},
         {"--plain", &plain, 0, 1, NULL, NULL},
         {"--fixed", &fixed, 0, 1, NULL, NULL},
+        {"--pass", &pass, 0, 1, NULL, NULL},
     };
     pc_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
     if (!ops_seen)
@@ -113,6 +122,7 @@ int main(int argc, char **argv)
            "\"value\":%.1f,\"unit\":\"ops/s\",\"ns_per_op\":%.2f,\"cpu_util\":%.3f}\n",
            plain   ? "plain"
            : fixed ? "scope-fixed"
+           : pass  ? "scope-pass"
                    : "scope",
            tasks, ops, (double)total / secs, (double)(t1 - t0) / (double)total,
            (double)(c1 - c0) / (double)(t1 - t0));

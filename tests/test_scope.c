@@ -914,6 +914,59 @@ static int stale_after(void *p)
     return 0;
 }
 
+/* tr_deadline_after: the pass's precise clock plus ns. After tr_now_ns in
+ * the same pass it is exact; it is never ahead of tr_now_ns; a new pass
+ * reads the clock afresh (the clock is made to move first, so a stale
+ * value would show); it saturates; a scope entered with it expires. */
+static uint64_t raw_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int fn_deadline_after(void *p)
+{
+    int *caught = p;
+    uint64_t n1 = tr_now_ns();
+    TCHECK_EQ(tr_deadline_after(5), n1 + 5);
+    TCHECK(tr_deadline_after(0) <= tr_now_ns());
+    TCHECK_EQ(tr_deadline_after(UINT64_MAX), UINT64_MAX);
+    TCHECK_EQ(tr_deadline_after(UINT64_MAX - 1), UINT64_MAX);
+    uint64_t a = tr_now_ns();
+    /* Bounded: the clock counts nanoseconds. */
+    for (int i = 0; i < 100000000 && raw_now() <= a; i++)
+        ;
+    TCHECK(raw_now() > a);
+    TCHECK_EQ(tr_yield(), 0); /* the next pass */
+    uint64_t b = tr_deadline_after(0);
+    TCHECK(b > a);
+    TCHECK(b <= tr_now_ns());
+    struct tr_scope s;
+    TCHECK_EQ(tr_scope_enter(&s, tr_deadline_after(2 * MS), 0), 0);
+    caught[0] = tr_sleep_ns(HOUR);
+    caught[1] = tr_scope_exit(&s);
+    TCHECK_EQ(tr_scope_enter(&s, tr_deadline_after(UINT64_MAX), 0), 0);
+    caught[2] = tr_nop();
+    caught[3] = tr_scope_exit(&s);
+    return 0;
+}
+
+static void test_scope_deadline_after_pass_clock(void **state)
+{
+    (void)state;
+    uint64_t before = raw_now();
+    uint64_t d = tr_deadline_after(10); /* outside a task: tr_now_ns() + 10 */
+    assert_true(d >= before + 10);
+    assert_true(d <= raw_now() + 10);
+    int caught[4] = {1, 1, 1, 1};
+    assert_int_equal(tt_run(fn_deadline_after, caught), 0);
+    assert_int_equal(caught[0], -ETIMEDOUT);
+    assert_int_equal(caught[1], -ETIMEDOUT);
+    assert_int_equal(caught[2], 0);
+    assert_int_equal(caught[3], 0);
+}
+
 static void test_scope_left_entered_outlives_its_engine(void **state)
 {
     (void)state;
@@ -936,6 +989,7 @@ int main(void)
         T(test_scope_shield_blocks_outside_keeps_own_deadline),
         T(test_scope_shield_end_out_of_order),
         T(test_scope_left_entered_outlives_its_engine),
+        T(test_scope_deadline_after_pass_clock),
         T(test_scope_task_cancel_beats_deadline),
         T(test_scope_cancel_from_another_task),
         T(test_scope_set_deadline_later_earlier_away),

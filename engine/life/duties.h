@@ -109,6 +109,7 @@ static inline bool tr__loop_pass_inline(tr_engine *e)
     if (left % TR_INLINE_CHECK_EVERY == 0 ? tr__duties_pending(e) : tr__shutdown_maybe(e))
         return false;
     e->sch.inline_left = left - 1;
+    e->sch.clock_ns = 0; /* a new pass: tr_deadline_after reads the clock afresh */
     e->sch.batch = e->sch.run_head;
     e->sch.run_head = e->sch.run_tail = NULL;
     return true;

@@ -181,6 +181,8 @@ struct tr__sched {
     unsigned inline_left; /* passes tasks may still begin before the scheduler's next (duties.h) */
     unsigned peek_skip;   /* sleeps left before the next peek for completions */
     uint64_t pass_ns;     /* the clock at the start of the pass */
+    uint64_t clock_ns;    /* the precise clock as tr_deadline_after last read it in this
+                           * pass (or tr_now_ns from a task did); 0: not yet (scope.c) */
 };
 
 /* op.c, cancel.c */

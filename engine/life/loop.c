@@ -226,6 +226,7 @@ int tr__engine_loop(tr_engine *e)
         /* pass_ns only dates parks (shown by tr_engine_dump): coarse. The
          * duties that need the precise clock read it themselves. */
         e->sch.pass_ns = tr__now_coarse_ns();
+        e->sch.clock_ns = 0; /* tr_deadline_after's: read afresh by its first call */
         run_duties(e);
         run_batch(e);
         run_duties(e);

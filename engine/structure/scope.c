@@ -61,7 +61,26 @@ static bool scope_entered(const struct tr_scope *s, const tr_engine *e)
 
 uint64_t tr_now_ns(void)
 {
-    return tr__now_ns();
+    uint64_t now = tr__now_ns();
+    tr_task *t = tr__current;
+    if (t)
+        t->e->sch.clock_ns = now; /* fresher for tr_deadline_after, for free */
+    return now;
+}
+
+uint64_t tr_deadline_after(uint64_t ns)
+{
+    tr_task *t = tr__current;
+    uint64_t now;
+    if (TR_LIKELY(t != NULL)) {
+        tr_engine *e = t->e;
+        now = e->sch.clock_ns;
+        if (TR_UNLIKELY(now == 0))
+            now = e->sch.clock_ns = tr__now_ns();
+    } else {
+        now = tr__now_ns();
+    }
+    return ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
 }
 
 static bool scope_triggered(const struct tr_scope *s)
