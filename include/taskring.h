@@ -311,12 +311,14 @@ TR_API uint64_t tr_now_ns(void);
 
 /* The deadline ns from now by the engine's pass clock, for the deadline of a
  * request or an op where reading the clock would cost a share of the op
- * itself (CLOCK_MONOTONIC costs 20-40 ns a read; a NOP's round trip ~160):
- * inside a task, the precise clock as the first such call of this pass read
- * it (or as tr_now_ns last did in it), so one read serves every task of the
- * pass. It is never ahead of tr_now_ns() and lags it by the time tasks have
- * run since in this pass (microseconds, unless a task computes long without
- * parking): a deadline from it may fall that much early. Outside a task:
+ * itself (CLOCK_MONOTONIC costs ~34 ns a read on our VM; a NOP's round trip
+ * ~190): inside a task, the precise clock as the first such call of this
+ * pass read it (or as tr_now_ns last did in it), so one read serves every
+ * task of the pass. It is never ahead of tr_now_ns() and lags it by the wall
+ * time of the pass since that read: every task that ran since, which grows
+ * with the runnable tasks (1,000 tasks of 10 us each: 10 ms). A deadline
+ * from it may fall that much early, or be past already (the scope then
+ * triggers at its enter): short timeouts want tr_now_ns() + ns. Outside a task:
  * tr_now_ns() + ns. Saturates at UINT64_MAX (never due). As libuv's loop time
  * and nginx's cached clock; tr_now_ns() + ns where the microseconds matter. */
 TR_API uint64_t tr_deadline_after(uint64_t ns);
