@@ -171,11 +171,10 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
     }
     if (!(flags & TR_CANCEL_WAIT) || count == 0)
         return count;
-    /* The cancel point passes through the scheduler only when the caller
-     * has something pending (attn): otherwise nothing ran since the walk,
-     * no task ended (a cancel only wakes) and none was spawned, so the
-     * walk's count is what is left to wait for. */
-    bool may_yield = self->attn != 0;
+    /* A cancel point that returns 0 never yielded (one that passes through
+     * the scheduler returns why the call is cut short: tr__cut_return
+     * asserts it is not 0), so nothing ran since the walk: no task ended (a
+     * cancel only wakes) and none was spawned. Its count is what is left. */
     int why = tr__cancel_point(self);
     if (why)
         return why;
@@ -185,16 +184,6 @@ int tr_cancel_all(tr_task *const *except, size_t n, unsigned flags)
         .except = except,
         .n = n,
     };
-    /* Recounted after a yield: some may have ended, and tasks spawned
-     * since are not ours to wait for. */
-    if (TR_UNLIKELY(may_yield)) {
-        cw.remaining = 0;
-        for (tr_task *t = e->sch.all_head; t; t = t->all_next)
-            if (t != self && t->id <= max_id && !excepted(t, except, n) && !context_of(t, self))
-                cw.remaining++;
-    }
-    if (cw.remaining == 0)
-        return count;
     tr__list_add_tail(&e->sch.end_listeners, &cw.link);
     int r = tr__task_park(self, &cw.w, &tr__wk_cancel_all);
     TR_ASSERT(tr__list_empty(&cw.link));
