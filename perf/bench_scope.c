@@ -21,6 +21,13 @@
  * the deadline is a second away). perf/run.py alternates the two modes in
  * one run; the goal is >= 0.95x the plain rate (issue 12).
  *
+ * --alternate R: in one process, R rounds of a plain segment (T tasks x K
+ * NOPs on a fresh engine) beside a segment in the chosen mode, swapping
+ * which goes first each round; the rates are from the sums of the
+ * segments' times. Segments a few milliseconds apart see the same machine,
+ * where separate processes seconds apart see a shared VM's slow spells
+ * unevenly (single runs moved +-10 %; perf/run.py uses this).
+ *
  * Output, one JSON line on stdout:
  *   {"bench":"scope","impl":"scope"|"scope-fixed"|"plain","params":{"T":..,"K":..},
  *    "value":<NOPs per second>,"unit":"ops/s","ns_per_op":..,"cpu_util":..}
@@ -30,11 +37,14 @@
 
 static const char usage[] =
     "usage: bench_scope [--tasks T] [--ops K] [--plain 0|1] [--fixed 0|1] [--pass 0|1]\n"
+    "                   [--alternate R]\n"
     "  T tasks (default 64) each do K NOPs (default 4000000/T), each inside its own\n"
     "  scope with a deadline 1 s ahead (--plain 1: no scopes; --fixed 1: each task's\n"
     "  scopes share one deadline an hour ahead, read once: no clock read per NOP;\n"
     "  --pass 1: the deadline is tr_deadline_after(1 s), the engine's pass clock);\n"
-    "  prints one JSON line: total NOPs per second.\n";
+    "  --alternate R: R rounds of a plain segment beside one in the mode, in one\n"
+    "  process (the plain rate and the ratio too); prints one JSON line: total NOPs\n"
+    "  per second.\n";
 
 static long long ops_per_task;
 static long long plain;
@@ -77,22 +87,12 @@ static int nop_task(void *arg)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* One segment: T tasks each doing ops_per_task NOPs in the current mode
+ * (plain or not), on a fresh engine; returns the run's wall time (ns), and
+ * its CPU time in *cpu. Dies on any error or count mismatch. */
+static uint64_t segment(long long tasks, uint64_t *cpu)
 {
-    long long tasks = 64, ops = 0;
-    bool ops_seen = false;
-    const struct pc_opt opts[] = {
-        {"--tasks", &tasks, 1, 32768, NULL, NULL},
-        {"--ops", &ops, 1, 1000000000000LL, NULL, &ops_seen},
-        {"--plain", &plain, 0, 1, NULL, NULL},
-        {"--fixed", &fixed, 0, 1, NULL, NULL},
-        {"--pass", &pass, 0, 1, NULL, NULL},
-    };
-    pc_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
-    if (!ops_seen)
-        ops = 4000000 / tasks > 0 ? 4000000 / tasks : 1;
-    ops_per_task = ops;
-
+    nops_ok = 0;
     tr_engine *e = pc_engine_new(pc_pow2_at_least((unsigned)tasks < 64 ? 64 : (unsigned)tasks));
     uint64_t t0 = pc_now_ns(), c0 = pc_thread_cpu_ns();
     for (long long i = 0; i < tasks; i++) {
@@ -106,7 +106,7 @@ int main(int argc, char **argv)
         pc_die("tr_engine_run: %s", strerror(-err));
     struct tr_stats st;
     tr_engine_stats(e, &st);
-    uint64_t total = (uint64_t)tasks * (uint64_t)ops;
+    uint64_t total = (uint64_t)tasks * (uint64_t)ops_per_task;
     if (first_err)
         pc_die("a NOP or a scope returned %d (%s)", first_err, strerror(-first_err));
     if (nops_ok != total || st.ops_completed != total || st.timers_pending != 0 ||
@@ -117,14 +117,64 @@ int main(int argc, char **argv)
     err = tr_engine_destroy(e);
     if (err)
         pc_die("tr_engine_destroy: %s", strerror(-err));
-    double secs = (double)(t1 - t0) / 1e9;
-    printf("{\"bench\":\"scope\",\"impl\":\"%s\",\"params\":{\"T\":%lld,\"K\":%lld},"
-           "\"value\":%.1f,\"unit\":\"ops/s\",\"ns_per_op\":%.2f,\"cpu_util\":%.3f}\n",
-           plain   ? "plain"
-           : fixed ? "scope-fixed"
-           : pass  ? "scope-pass"
-                   : "scope",
-           tasks, ops, (double)total / secs, (double)(t1 - t0) / (double)total,
-           (double)(c1 - c0) / (double)(t1 - t0));
+    *cpu = c1 - c0;
+    return t1 - t0;
+}
+
+static const char *mode_name(void)
+{
+    return plain ? "plain" : fixed ? "scope-fixed" : pass ? "scope-pass" : "scope";
+}
+
+int main(int argc, char **argv)
+{
+    long long tasks = 64, ops = 0, alternate = 0;
+    bool ops_seen = false;
+    const struct pc_opt opts[] = {
+        {"--tasks", &tasks, 1, 32768, NULL, NULL},
+        {"--ops", &ops, 1, 1000000000000LL, NULL, &ops_seen},
+        {"--plain", &plain, 0, 1, NULL, NULL},
+        {"--fixed", &fixed, 0, 1, NULL, NULL},
+        {"--pass", &pass, 0, 1, NULL, NULL},
+        {"--alternate", &alternate, 0, 100000, NULL, NULL},
+    };
+    pc_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
+    if (!ops_seen)
+        ops = 4000000 / tasks > 0 ? 4000000 / tasks : 1;
+    ops_per_task = ops;
+    uint64_t total = (uint64_t)tasks * (uint64_t)ops;
+
+    if (alternate == 0) {
+        uint64_t cpu, ns = segment(tasks, &cpu);
+        printf("{\"bench\":\"scope\",\"impl\":\"%s\",\"params\":{\"T\":%lld,\"K\":%lld},"
+               "\"value\":%.1f,\"unit\":\"ops/s\",\"ns_per_op\":%.2f,\"cpu_util\":%.3f}\n",
+               mode_name(), tasks, ops, (double)total * 1e9 / (double)ns,
+               (double)ns / (double)total, (double)cpu / (double)ns);
+        return 0;
+    }
+    /* --alternate R: R rounds of a plain segment and a segment in the
+     * chosen mode, which goes first swapped every round; the sums of their
+     * times give both rates and the ratio. Short segments side by side
+     * see the same machine: a slow spell of a shared VM slows both. */
+    long long scoped_plain = plain;
+    uint64_t ns_plain = 0, ns_mode = 0, cpu_all = 0;
+    for (long long r = 0; r < alternate; r++) {
+        for (int k = 0; k < 2; k++) {
+            bool as_plain = (k == 0) == (r % 2 == 0);
+            plain = as_plain ? 1 : scoped_plain;
+            uint64_t cpu, ns = segment(tasks, &cpu);
+            *(as_plain ? &ns_plain : &ns_mode) += ns;
+            cpu_all += cpu;
+        }
+    }
+    plain = scoped_plain;
+    double n = (double)total * (double)alternate;
+    printf(
+        "{\"bench\":\"scope\",\"impl\":\"%s\",\"params\":{\"T\":%lld,\"K\":%lld,\"rounds\":%lld},"
+        "\"value\":%.1f,\"unit\":\"ops/s\",\"plain_value\":%.1f,\"ratio\":%.4f,"
+        "\"ns_per_op\":%.2f,\"plain_ns_per_op\":%.2f,\"cpu_util\":%.3f}\n",
+        mode_name(), tasks, ops, alternate, n * 1e9 / (double)ns_mode, n * 1e9 / (double)ns_plain,
+        (double)ns_plain / (double)ns_mode, (double)ns_mode / n, (double)ns_plain / n,
+        (double)cpu_all / (double)(ns_plain + ns_mode));
     return 0;
 }

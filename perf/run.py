@@ -305,14 +305,21 @@ def bench_time(b):
     # 1 s ahead) against plain NOPs: the deadline from tr_deadline_after
     # (the engine's pass clock, as a server would set it), from tr_now_ns()
     # per NOP, and one deadline per task (the scope machinery alone).
-    k = 20000 if b.quick else 62500
+    # Alternated in one process (--alternate): R rounds of a plain segment
+    # (64 tasks x 2000 NOPs on a fresh engine) beside a scoped one; each
+    # sample gives both rates from the same rounds.
+    rounds = 10 if b.quick else 40
     for mode, label in ((["--pass", "1"], "NOPs in scopes, T=64 (ops/s)"),
                         (["--fixed", "0"], "NOPs in scopes, tr_now_ns per NOP (ops/s)"),
                         (["--fixed", "1"], "NOPs in scopes, no clock read (ops/s)")):
-        b.pair("scope", label,
-               [b.exe("bench_scope"), "--tasks", "64", "--ops", str(k)] + mode,
-               [b.exe("bench_scope"), "--tasks", "64", "--ops", str(k), "--plain", "1"],
-               "no scopes", ("ratio_ge", 0.95))
+        tr_s, an_s = [], []
+        for _ in range(b.reps):
+            s = run_json([b.exe("bench_scope"), "--tasks", "64", "--ops", "2000",
+                          "--alternate", str(rounds)] + mode)
+            tr_s.append(s)
+            an_s.append({"value": s["plain_value"], "unit": s["unit"],
+                         "ns_per_op": s["plain_ns_per_op"]})
+        b.add("scope", label, tr_s, an_s, "no scopes", ("ratio_ge", 0.95))
     # Timers at scale: the wheel against the binary heap it replaced.
     for n in ((100000,) if b.quick else (100000, 1000000)):
         b.pair("timers", "move a deadline, %dk armed (ns)" % (n // 1000),

@@ -57,9 +57,11 @@ extern bool tr__on_valgrind;
 __attribute__((cold, noinline)) void tr__vg_init_check(const void *p, size_t n);
 #define TR_VG_INIT_CHECK(p, n)                                                                     \
     (TR_UNLIKELY(tr__on_valgrind) ? tr__vg_init_check((p), (n)) : (void)0)
+#define TR_VG_ACTIVE tr__on_valgrind /* for a fast path that leaves the check to its slow one */
 #else
 #define TR_VG_DEFINED(p, n) ((void)0)
 #define TR_VG_INIT_CHECK(p, n) ((void)0)
+#define TR_VG_ACTIVE false
 #endif
 
 #define TR_UNLIKELY(x) __builtin_expect(!!(x), 0)

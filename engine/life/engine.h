@@ -197,14 +197,12 @@ struct tr__ops {
 
 /* timer.c: the hierarchical timing wheel. */
 struct tr__timers {
-    uint32_t len;      /* armed timers */
-    uint64_t elapsed;  /* the wheel's time, in ticks: never ahead of now */
-    uint64_t next_due; /* no slot is due before this tick (a lower bound, kept by
-                          insert and expiry; UINT64_MAX: nothing armed) */
-    uint64_t now_ns;   /* the clock of the expiry running (for fire functions) */
-    uint32_t idle;     /* armed timers that will wake nobody: deadline timers of tasks with no
-                          scope left (scope.c; the deadlock check ignores them) */
-    uint64_t occupied[TR_WHEEL_LEVELS];          /* bit s of level l: slot l*64+s not empty */
+    uint32_t len;                       /* armed timers */
+    uint64_t elapsed;                   /* the wheel's time, in ticks: never ahead of now */
+    uint64_t next_due;                  /* no slot is due before this tick (a lower bound, kept by
+                                           insert and expiry; UINT64_MAX: nothing armed) */
+    uint64_t now_ns;                    /* the clock of the expiry running (for fire functions) */
+    uint64_t occupied[TR_WHEEL_LEVELS]; /* bit s of level l: slot l*64+s not empty */
     struct tr__link slot[TR_WHEEL_OVERFLOW + 1]; /* level l, slot s at l*64+s; then overflow */
 };
 
@@ -271,6 +269,11 @@ struct tr_engine {
     /* Cold fields go here, after the counters: one inserted above moves
      * the hot counters across cache lines (bench_spawn measured -15%). */
     struct tr__link groups; /* every live group's record (group.c) */
+    /* The tasks whose deadline timer (t->dl_tm) is armed, in arming order,
+     * and how many: the deadlock check prunes those left with no scope
+     * (scope.c, tr__deadline_timers_idle). */
+    struct tr__link dl_tasks;
+    uint32_t dl_armed;
     /* Unique in the process, never reused (engine.c): caller storage that
      * names an engine (a scope) names it by serial, since a destroyed
      * engine's address (and its task records') may come back. */

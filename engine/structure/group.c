@@ -182,6 +182,8 @@ int tr_group_init(struct tr_group *g)
     gr->owner = self;
     gr->g = g;
     gr->scope = self->scope;
+    if (gr->scope)
+        gr->scope->_flags |= TR__SCOPE_GROUPS; /* its exit looks for them (scope.c) */
     gr->shields = self->scope ? self->scope->_shields : self->shield_base;
     tr__list_init(&gr->children);
     gr->cancelling = gr->context_cut = context_cut_short(self, gr);

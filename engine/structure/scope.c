@@ -68,19 +68,28 @@ uint64_t tr_now_ns(void)
     return now;
 }
 
+static uint64_t deadline_add(uint64_t now, uint64_t ns)
+{
+    return ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+}
+
+/* The clock read: the first tr_deadline_after of a pass, or outside a
+ * task (out of line: the common call has no frame). */
+static __attribute__((noinline)) uint64_t deadline_after_read(tr_task *t, uint64_t ns)
+{
+    uint64_t now = tr__now_ns();
+    if (t)
+        t->e->sch.clock_ns = now;
+    return deadline_add(now, ns);
+}
+
 uint64_t tr_deadline_after(uint64_t ns)
 {
     tr_task *t = tr__current;
     uint64_t now;
-    if (TR_LIKELY(t != NULL)) {
-        tr_engine *e = t->e;
-        now = e->sch.clock_ns;
-        if (TR_UNLIKELY(now == 0))
-            now = e->sch.clock_ns = tr__now_ns();
-    } else {
-        now = tr__now_ns();
-    }
-    return ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+    if (TR_UNLIKELY(t == NULL) || TR_UNLIKELY((now = t->e->sch.clock_ns) == 0))
+        return deadline_after_read(t, ns);
+    return deadline_add(now, ns);
 }
 
 static bool scope_triggered(const struct tr_scope *s)
@@ -230,17 +239,44 @@ static void trigger(tr_engine *e, struct tr_scope *s, bool cancel)
         tr__groups_recheck(s->_task);
 }
 
-/* t's deadline timer stays armed with no scope left (it fires once for
- * nothing, lazily): it wakes nobody, so the deadlock check ignores it. */
-static void dl_idle_set(tr_engine *e, tr_task *t, bool idle)
+/* The deadline timers (t->dl_tm). Armed ones are listed (e->dl_tasks):
+ * one kept armed lazily for a task with no scope left wakes nobody, and
+ * the deadlock check must not count it — it prunes them instead
+ * (tr__deadline_timers_idle), so that a scope's enter and exit never
+ * account for it. */
+static void deadline_fire(tr_engine *e, struct tr__timer *tm);
+
+static void dl_arm(tr_engine *e, tr_task *t, uint64_t deadline_ns)
 {
-    if (t->dl_idle == idle)
-        return;
-    t->dl_idle = idle;
-    if (idle)
-        e->tm.idle++;
-    else
-        e->tm.idle--;
+    t->dl_tm.fire = deadline_fire;
+    (void)tr__timer_arm(e, &t->dl_tm, deadline_ns);
+    tr__list_add_tail(&e->dl_tasks, &t->dl_link);
+    e->dl_armed++;
+}
+
+/* Its timer was disarmed, or fired. */
+static void dl_unlist(tr_engine *e, tr_task *t)
+{
+    TR_ASSERT(e->dl_armed > 0);
+    tr__list_del(&t->dl_link);
+    e->dl_armed--;
+}
+
+void tr__deadline_timer_drop(tr_engine *e, tr_task *t)
+{
+    tr__timer_disarm(e, &t->dl_tm);
+    dl_unlist(e, t);
+}
+
+bool tr__deadline_timers_idle(tr_engine *e)
+{
+    while (!tr__list_empty(&e->dl_tasks)) {
+        tr_task *t = tr__container_of(e->dl_tasks.next, tr_task, dl_link);
+        if (t->nscopes > 0)
+            return false; /* its scopes' deadline may wake it */
+        tr__deadline_timer_drop(e, t);
+    }
+    return true;
 }
 
 /* The owner's deadline timer fired: every scope whose deadline has passed
@@ -248,7 +284,7 @@ static void dl_idle_set(tr_engine *e, tr_task *t, bool idle)
 static void deadline_fire(tr_engine *e, struct tr__timer *tm)
 {
     tr_task *t = tr__container_of(tm, tr_task, dl_tm);
-    dl_idle_set(e, t, false); /* no longer armed */
+    dl_unlist(e, t); /* no longer armed */
     uint64_t now = e->tm.now_ns, next = 0;
     bool any = false;
     /* Bounded by the task's scopes. */
@@ -264,7 +300,7 @@ static void deadline_fire(tr_engine *e, struct tr__timer *tm)
         }
     }
     if (next)
-        (void)tr__timer_arm(e, tm, next);
+        dl_arm(e, t, next);
     if (any && t->state == TR_TASK_PARKED)
         tr__wait_recheck(e, t);
     if (any && TR_UNLIKELY(t->groups != NULL))
@@ -285,14 +321,14 @@ static __attribute__((noinline)) void set_deadline_slow(tr_engine *e, struct tr_
         trigger(e, s, false);
         return;
     }
-    struct tr__timer *tm = &s->_task->dl_tm;
-    if (tr__timer_armed(tm)) {
-        if (deadline_ns >= tm->deadline_ns)
-            return; /* fires earlier already: re-armed then */
-        tr__timer_disarm(e, tm);
-    }
-    tm->fire = deadline_fire;
-    (void)tr__timer_arm(e, tm, deadline_ns);
+    tr_task *t = s->_task;
+    struct tr__timer *tm = &t->dl_tm;
+    if (!tr__timer_armed(tm)) {
+        dl_arm(e, t, deadline_ns);
+    } else if (deadline_ns < tm->deadline_ns) {
+        tr__timer_disarm(e, tm); /* earlier: moved now (it stays listed) */
+        (void)tr__timer_arm(e, tm, deadline_ns);
+    } /* else it fires earlier already: re-armed then */
 }
 
 /* Sets s's deadline (s not triggered); 0 removes it (the owner's timer
@@ -313,23 +349,21 @@ static inline void set_deadline(tr_engine *e, struct tr_scope *s, uint64_t deadl
 
 /* ---- the calls -------------------------------------------------------------- */
 
-int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
+/* s's bytes carry the magic (an exited scope's are cleared, so: entered,
+ * or left entered by a task that is gone, or chance): entering it again is
+ * refused while it is entered — here, or in another engine that lives
+ * (its thread's to say whether it still is). Out of line: the common
+ * enter (fresh or exited storage) never comes here. */
+static __attribute__((noinline)) bool enter_refused(const struct tr_scope *s, const tr_engine *e)
 {
-    tr_task *t = tr__current;
-    if (!t)
-        return -EPERM;
-    if (!s || (flags & ~TR_SCOPE_SHIELD))
-        return -EINVAL;
-    /* Caller storage, usually uninitialised: what its bytes say is only
-     * trusted when they name a live owner of this engine that entered it
-     * (scope_entered). Last entered in another engine that lives: its
-     * thread's to say whether it still is. */
-    TR_VG_INIT_CHECK(s, sizeof(*s));
-    if (scope_entered(s, t->e))
-        return -EINVAL;
-    if (TR_UNLIKELY(s->_magic == TR_SCOPE_MAGIC && s->_engine != t->e->serial) &&
-        tr__engine_serial_live(s->_engine))
-        return -EINVAL;
+    if (scope_entered(s, e))
+        return true;
+    return s->_engine != e->serial && tr__engine_serial_live(s->_engine);
+}
+
+/* Links s (checked) as t's innermost scope. */
+static inline void scope_link(tr_task *t, struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
+{
     s->_parent = t->scope;
     s->_task = t;
     s->_deadline_ns = 0;
@@ -342,10 +376,40 @@ int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
     s->_task_id = t->id;
     s->_engine = t->e->serial;
     t->scope = s;
-    if (t->nscopes++ == 0 && TR_UNLIKELY(t->dl_idle))
-        dl_idle_set(t->e, t, false);
+    t->nscopes++;
     if (deadline_ns)
         set_deadline(t->e, s, deadline_ns);
+}
+
+/* Every case the inline enter leaves: misuse, valgrind's check, bytes
+ * that carry the magic. */
+static __attribute__((noinline)) int enter_slow(tr_task *t, struct tr_scope *s,
+                                                uint64_t deadline_ns, unsigned flags)
+{
+    if (!t)
+        return -EPERM;
+    if (!s || (flags & ~TR_SCOPE_SHIELD))
+        return -EINVAL;
+    /* Caller storage, usually uninitialised: what its bytes say is only
+     * trusted when they name a live owner of this engine that entered it
+     * (scope_entered). Last entered in another engine that lives: its
+     * thread's to say whether it still is. */
+    TR_VG_INIT_CHECK(s, sizeof(*s));
+    if (s->_magic == TR_SCOPE_MAGIC && enter_refused(s, t->e))
+        return -EINVAL;
+    scope_link(t, s, deadline_ns, flags);
+    return 0;
+}
+
+int tr_scope_enter(struct tr_scope *s, uint64_t deadline_ns, unsigned flags)
+{
+    tr_task *t = tr__current;
+    /* A scope per request or per op: fresh (or exited) storage, a valid
+     * call, calls no function but the deadline's rare cases. */
+    if (TR_UNLIKELY(!t || !s || (flags & ~TR_SCOPE_SHIELD) || TR_VG_ACTIVE ||
+                    s->_magic == TR_SCOPE_MAGIC))
+        return enter_slow(t, s, deadline_ns, flags);
+    scope_link(t, s, deadline_ns, flags);
     return 0;
 }
 
@@ -372,7 +436,7 @@ int tr_scope_exit(struct tr_scope *s)
     if (!s || t->scope != s || s->_shields > 0)
         return -EINVAL;
     /* A group initialised inside it must be waited for first. */
-    if (TR_UNLIKELY(t->groups != NULL) && tr__groups_in_scope(t, s))
+    if (TR_UNLIKELY(s->_flags & TR__SCOPE_GROUPS) && tr__groups_in_scope(t, s))
         return -EINVAL;
     TR_ASSERT(s->_magic == TR_SCOPE_MAGIC && s->_task == t);
     /* Its deadline may be the one the owner's timer is armed for: it then
@@ -383,8 +447,7 @@ int tr_scope_exit(struct tr_scope *s)
             t->attn &= (uint8_t)~TR_ATTN_SCOPE;
     }
     t->scope = s->_parent;
-    if (--t->nscopes == 0 && tr__timer_armed(&t->dl_tm))
-        dl_idle_set(t->e, t, true);
+    t->nscopes--;
     s->_magic = 0;
     return s->_caught;
 }
@@ -420,8 +483,6 @@ void tr__scopes_release(tr_engine *e, tr_task *t)
     t->scope = NULL;
     t->nscopes = 0;
     t->scope_epoch++; /* their records, wherever they are, are no longer entered */
-    if (tr__timer_armed(&t->dl_tm))
-        dl_idle_set(e, t, true);
     t->scopes_triggered = 0;
     t->attn &= (uint8_t)~TR_ATTN_SCOPE;
     e->st.scopes_left += n;

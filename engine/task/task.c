@@ -454,13 +454,8 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
         tr__scopes_release(e, t);              /* G10: none of its stack's scopes stays linked */
     TR_ASSERT(t->wait == NULL);                /* no record of its stack is linked (G10) */
     TR_ASSERT(!tr__timer_armed(&t->sleep_tm)); /* nor a timer of its record */
-    if (tr__timer_armed(&t->dl_tm)) {
-        tr__timer_disarm(e, &t->dl_tm); /* its scopes' (kept armed lazily, scope.c) */
-        if (t->dl_idle) {
-            t->dl_idle = false;
-            e->tm.idle--;
-        }
-    }
+    if (tr__timer_armed(&t->dl_tm))
+        tr__deadline_timer_drop(e, t); /* its scopes' (kept armed lazily, scope.c) */
     t->result = result;
     if (killed)
         e->st.tasks_killed++;

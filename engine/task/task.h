@@ -142,15 +142,16 @@ struct tr_task {
     bool late;             /* TR_SPAWN_LATE */
     bool internal;         /* the engine's own task (at-shutdown hooks) */
     bool detached;
-    bool dl_idle;              /* dl_tm armed with no scope left (counted in e->tm.idle) */
     int shield;                /* shield depth */
     struct tr__timer sleep_tm; /* tr_sleep_ns's timer */
+    /* A scope's enter and exit: the third line (dl_tm's hot half on). */
+    struct tr__timer dl_tm; /* its scopes' deadlines' timer (scope.c) */
+    struct tr_scope *scope; /* the innermost entered scope (structure/scope.c) */
+    unsigned nscopes;       /* entered scopes: t->scope's chain length */
+    unsigned scope_epoch;   /* + 1 when the engine unlinks its scopes (scope.c) */
     /* Cold. */
-    struct tr__timer dl_tm;    /* its scopes' deadlines' timer (scope.c) */
-    struct tr_scope *scope;    /* the innermost entered scope (structure/scope.c) */
+    struct tr__link dl_link;   /* in e->dl_tasks while dl_tm is armed (scope.c) */
     unsigned scopes_triggered; /* entered scopes that have triggered (TR_ATTN_SCOPE) */
-    unsigned nscopes;          /* entered scopes: t->scope's chain length */
-    unsigned scope_epoch;      /* + 1 when the engine unlinks its scopes (scope.c) */
     unsigned shield_base;      /* tr_shield_begin depth opened outside every scope */
     int result;
     bool returned; /* its function returned: the result is set, nothing kills it (G10's wait) */
@@ -279,8 +280,11 @@ void tr__groups_orphan(tr_engine *e, tr_task *t);
 void tr__mutexes_release(tr_engine *e, tr_task *t);
 /* Has a group of t children that have not ended? */
 bool tr__groups_live(const tr_task *t);
-/* Was a live group of t initialised inside its scope s? */
+/* Was a live group of t initialised inside its scope s? Only asked when
+ * s->_flags has TR__SCOPE_GROUPS (set by tr_group_init inside it): a
+ * scope's exit then touches no more of the task than it must. */
 bool tr__groups_in_scope(const tr_task *t, const struct tr_scope *s);
+#define TR__SCOPE_GROUPS 0x80000000u /* engine-only, never a caller's flag */
 /* Does t run inside a group of a's (a group of a's, or of the owner of
  * its group, and so on up)? Cancelling a would cancel t. */
 bool tr__groups_ancestor(const tr_task *a, const tr_task *t);
@@ -296,6 +300,12 @@ int tr__cut_short_capped(const tr_task *t, const struct tr_scope *s, unsigned ca
                          bool *task_level);
 /* G10: unlinks the scopes still entered when t ends (scope.c). */
 void tr__scopes_release(tr_engine *e, tr_task *t);
+/* t ends: its deadline timer (kept armed lazily) goes (scope.c). */
+void tr__deadline_timer_drop(tr_engine *e, tr_task *t);
+/* Would every armed deadline timer wake nobody (its task has no scope
+ * left)? Disarms each such one it meets; stops at the first that may wake
+ * someone (false). Amortised O(1): what it passes over, it disarms. */
+bool tr__deadline_timers_idle(tr_engine *e);
 /* Is a TR_SCOPE_SHIELD scope of t entered (the dump's "shielded")? */
 bool tr__scope_shielded(const tr_task *t);
 /* The dump's " deadline=...ms scope=..." for t (scope.c). */
