@@ -237,7 +237,11 @@ static int prim_use(struct tr__prim *p, unsigned magic, tr_task **self)
 static int prim_park(tr_task *t, struct tr__prim *p, const struct tr__wait_kind *kind,
                      struct tr_mutex *m, struct tr_cond *taken, bool cancellable)
 {
-    struct sync_wait sw = {.p = p, .m = m, .taken = taken, .cancellable = cancellable};
+    struct sync_wait sw; /* every field set: its owner by the park, its link here */
+    sw.p = p;
+    sw.m = m;
+    sw.taken = taken;
+    sw.cancellable = cancellable;
     tr__list_add_tail(queue(p), &sw.link);
     int r = tr__task_park(t, &sw.w, kind);
     TR_ASSERT(tr__list_empty(&sw.link)); /* unlinked by its waker or its cut */
@@ -368,9 +372,14 @@ int tr_sem_release(struct tr_sem *s)
     int err = prim_use(s ? &s->_p : NULL, TR_SEM_MAGIC, &self);
     if (err)
         return err;
-    if (queue_empty(&s->_p) && s->_count == UINT_MAX)
+    if (!queue_empty(&s->_p)) {
+        TR_ASSERT(s->_count == 0);
+        (void)wake_first(&s->_p, 0);
+    } else if (s->_count == UINT_MAX) {
         return -EOVERFLOW;
-    sem_grant(s);
+    } else {
+        s->_count++;
+    }
     return 0;
 }
 
