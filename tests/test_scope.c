@@ -979,6 +979,132 @@ static void test_scope_left_entered_outlives_its_engine(void **state)
     assert_int_equal(tt_run(stale_after, NULL), 0);
 }
 
+/* ------------------------------ idle deadline timers and the deadlock check */
+
+/*
+ * A scope's deadline timer stays armed after its scopes are gone (lazily);
+ * it wakes nobody, so the deadlock check disarms such timers instead of
+ * waiting for them — but a timer whose task still has a scope may wake it
+ * and must be waited for. Phase 1: 64 tasks leave scopes with deadlines an
+ * hour ahead and wait on an event nobody sets: -EDEADLK at once, and the
+ * stale timers are gone. Phase 2: 64 tasks leave scopes whose (earlier)
+ * deadlines the wheel meets first, and one task waits in a scope of its
+ * own: the check passes over the 64 and stops at it, the run waits for its
+ * deadline (-ETIMEDOUT, nothing reported as a deadlock before), then
+ * returns -EDEADLK for the 64. Phase 3: 64 tasks leave scopes with
+ * deadlines an hour ahead, enter scopes without one (one also a triggered
+ * one) and wait: their timers can wake nobody either: -EDEADLK at once.
+ */
+struct idle_dl {
+    struct tr_event never;
+    uint64_t idle_deadline; /* the idle tasks' scopes' deadline */
+    int entered, live_res, live_exit, live_done;
+};
+static struct idle_dl g_idle;
+
+static int fn_idle_dl(void *p)
+{
+    (void)p;
+    struct tr_scope s;
+    if (tr_scope_enter(&s, g_idle.idle_deadline, 0) != 0 || tr_scope_exit(&s) != 0)
+        return -100;
+    g_idle.entered++;
+    return tr_event_wait(&g_idle.never); /* nobody sets it */
+}
+
+static int fn_live_dl(void *p)
+{
+    (void)p;
+    struct tr_scope s;
+    if (tr_scope_enter(&s, tr_now_ns() + 20 * MS, 0) != 0)
+        return -100;
+    g_idle.live_res = tr_event_wait(&g_idle.never);
+    g_idle.live_exit = tr_scope_exit(&s);
+    g_idle.live_done = 1;
+    return 0;
+}
+
+static int fn_idle_dl_scoped(void *p)
+{
+    (void)p;
+    struct tr_scope s, bare, cut;
+    if (tr_scope_enter(&s, g_idle.idle_deadline, 0) != 0 || tr_scope_exit(&s) != 0)
+        return -100;
+    if (tr_scope_enter(&bare, 0, 0) != 0 || tr_scope_enter(&cut, tr_now_ns() + HOUR, 0) != 0 ||
+        tr_scope_cancel(&cut) != 0)
+        return -101;
+    g_idle.entered++;
+    int r = tr_event_wait(&g_idle.never); /* -ECANCELED at once: cut is triggered */
+    if (r != -ECANCELED || tr_scope_exit(&cut) != -ECANCELED)
+        return -102;
+    return tr_event_wait(&g_idle.never); /* inside bare only: nobody sets it */
+}
+
+static int idle_dl_phase(bool live, bool scoped, struct tr_stats *st)
+{
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags |= TR_CFG_NO_SIGNALS;
+    cfg.report_fd = -1;
+    tr_engine *e = NULL;
+    if (tr_engine_create(&e, &cfg) != 0)
+        return 90;
+    memset(&g_idle, 0, sizeof(g_idle));
+    g_idle.idle_deadline = live ? tr_now_ns() + 5 * MS : tr_now_ns() + HOUR;
+    /* Spawned first: their timers are armed before the live one's. */
+    for (int i = 0; i < 64; i++)
+        if (tr_spawn(e, NULL, scoped ? fn_idle_dl_scoped : fn_idle_dl, NULL, NULL) != 0)
+            return 91;
+    if (live && tr_spawn(e, NULL, fn_live_dl, NULL, NULL) != 0)
+        return 92;
+    if (tr_event_init(&g_idle.never) != 0)
+        return 93;
+    int rc = tr_engine_run(e);
+    tr_engine_stats(e, st);
+    if (rc != -EDEADLK)
+        return 94;
+    if (g_idle.entered != 64)
+        return 95;
+    return 0;
+}
+
+static int idle_dl_child(void *p)
+{
+    (void)p;
+    struct tr_stats st;
+    int rc = idle_dl_phase(false, false, &st);
+    if (rc)
+        return rc;
+    if (st.timers_pending != 0 || st.tasks_live != 64)
+        return 96; /* the stale timers pruned; the 64 still wait */
+    rc = idle_dl_phase(true, false, &st);
+    if (rc)
+        return rc + 10;
+    if (!g_idle.live_done || g_idle.live_res != -ETIMEDOUT || g_idle.live_exit != -ETIMEDOUT)
+        return 97; /* the live deadline was waited for, and fired */
+    if (st.timers_pending != 0 || st.tasks_live != 64)
+        return 98;
+    rc = idle_dl_phase(false, true, &st);
+    if (rc)
+        return rc + 20;
+    if (st.timers_pending != 0 || st.tasks_live != 64)
+        return 99; /* in scopes, but none that may expire: pruned too */
+    return 0;
+}
+
+static void test_scope_idle_deadline_timers_and_deadlock(void **state)
+{
+    (void)state;
+    static const struct tr_child_opts o = {.capture_stderr = true, .timeout_s = 60};
+    static struct tr_child_out out;
+    tr_child_run(idle_dl_child, NULL, &o, &out);
+    if (out.timed_out || !WIFEXITED(out.status) || WEXITSTATUS(out.status) != 0) {
+        tr_child_describe("idle deadline timers", &out);
+        fail_msg("exit %d (timed out: %d)", WIFEXITED(out.status) ? WEXITSTATUS(out.status) : -1,
+                 out.timed_out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1129,7 @@ int main(void)
         T(test_scope_dump_shows_deadline_and_trigger),
         T(test_scope_100k_tasks_all_expire),
         T(test_scope_shutdown_10k_tasks_in_scopes),
+        T(test_scope_idle_deadline_timers_and_deadlock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,7 +116,6 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     e->report_fd = cfg->report_fd;
     tr__list_init(&e->sch.end_listeners);
     tr__list_init(&e->groups);
-    tr__list_init(&e->dl_tasks);
     tr__waitq_init(&e->sd_stop);
     tr__timers_init(e);
     tr__waitq_init(&e->sq_room);

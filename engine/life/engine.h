@@ -269,10 +269,8 @@ struct tr_engine {
     /* Cold fields go here, after the counters: one inserted above moves
      * the hot counters across cache lines (bench_spawn measured -15%). */
     struct tr__link groups; /* every live group's record (group.c) */
-    /* The tasks whose deadline timer (t->dl_tm) is armed, in arming order,
-     * and how many: the deadlock check prunes those left with no scope
-     * (scope.c, tr__deadline_timers_idle). */
-    struct tr__link dl_tasks;
+    /* Armed deadline timers (t->dl_tm, scope.c) among the wheel's: the
+     * deadlock check prunes those of tasks left with no scope. */
     uint32_t dl_armed;
     /* Unique in the process, never reused (engine.c): caller storage that
      * names an engine (a scope) names it by serial, since a destroyed

@@ -239,9 +239,9 @@ static void trigger(tr_engine *e, struct tr_scope *s, bool cancel)
         tr__groups_recheck(s->_task);
 }
 
-/* The deadline timers (t->dl_tm). Armed ones are listed (e->dl_tasks):
- * one kept armed lazily for a task with no scope left wakes nobody, and
- * the deadlock check must not count it — it prunes them instead
+/* The deadline timers (t->dl_tm), counted apart (e->dl_armed): one kept
+ * armed lazily for a task with no scope left wakes nobody, and the
+ * deadlock check must not count it — it prunes them instead
  * (tr__deadline_timers_idle), so that a scope's enter and exit never
  * account for it. */
 static void deadline_fire(tr_engine *e, struct tr__timer *tm);
@@ -250,33 +250,52 @@ static void dl_arm(tr_engine *e, tr_task *t, uint64_t deadline_ns)
 {
     t->dl_tm.fire = deadline_fire;
     (void)tr__timer_arm(e, &t->dl_tm, deadline_ns);
-    tr__list_add_tail(&e->dl_tasks, &t->dl_link);
     e->dl_armed++;
 }
 
 /* Its timer was disarmed, or fired. */
-static void dl_unlist(tr_engine *e, tr_task *t)
+static void dl_gone(tr_engine *e)
 {
     TR_ASSERT(e->dl_armed > 0);
-    tr__list_del(&t->dl_link);
     e->dl_armed--;
 }
 
 void tr__deadline_timer_drop(tr_engine *e, tr_task *t)
 {
     tr__timer_disarm(e, &t->dl_tm);
-    dl_unlist(e, t);
+    dl_gone(e);
+}
+
+/* May one of t's scopes still expire (a deadline, not triggered)? Bounded
+ * by its scopes. */
+static bool deadline_pending(const tr_task *t)
+{
+    for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
+        scope_live_check(t, s);
+        if (s->_deadline_ns && !scope_triggered(s))
+            return true;
+    }
+    return false;
+}
+
+/* A deadline timer that can wake nobody (its task has no scope whose
+ * deadline may still expire: none left, or none with a deadline, or all
+ * triggered): disarmed (true); one that may stops the walk (false). A
+ * deadline set later arms it again (set_deadline_slow). */
+static bool dl_prune(tr_engine *e, struct tr__timer *tm)
+{
+    TR_ASSERT(tm->fire == deadline_fire); /* only asked when all armed are */
+    tr_task *t = tr__container_of(tm, tr_task, dl_tm);
+    if (deadline_pending(t))
+        return false;
+    tr__deadline_timer_drop(e, t);
+    return true;
 }
 
 bool tr__deadline_timers_idle(tr_engine *e)
 {
-    while (!tr__list_empty(&e->dl_tasks)) {
-        tr_task *t = tr__container_of(e->dl_tasks.next, tr_task, dl_link);
-        if (t->nscopes > 0)
-            return false; /* its scopes' deadline may wake it */
-        tr__deadline_timer_drop(e, t);
-    }
-    return true;
+    TR_ASSERT(e->tm.len == e->dl_armed);
+    return tr__timers_drop_while(e, dl_prune);
 }
 
 /* The owner's deadline timer fired: every scope whose deadline has passed
@@ -284,7 +303,7 @@ bool tr__deadline_timers_idle(tr_engine *e)
 static void deadline_fire(tr_engine *e, struct tr__timer *tm)
 {
     tr_task *t = tr__container_of(tm, tr_task, dl_tm);
-    dl_unlist(e, t); /* no longer armed */
+    dl_gone(e); /* no longer armed */
     uint64_t now = e->tm.now_ns, next = 0;
     bool any = false;
     /* Bounded by the task's scopes. */

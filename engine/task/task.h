@@ -150,7 +150,6 @@ struct tr_task {
     unsigned nscopes;       /* entered scopes: t->scope's chain length */
     unsigned scope_epoch;   /* + 1 when the engine unlinks its scopes (scope.c) */
     /* Cold. */
-    struct tr__link dl_link;   /* in e->dl_tasks while dl_tm is armed (scope.c) */
     unsigned scopes_triggered; /* entered scopes that have triggered (TR_ATTN_SCOPE) */
     unsigned shield_base;      /* tr_shield_begin depth opened outside every scope */
     int result;
@@ -300,11 +299,14 @@ int tr__cut_short_capped(const tr_task *t, const struct tr_scope *s, unsigned ca
                          bool *task_level);
 /* G10: unlinks the scopes still entered when t ends (scope.c). */
 void tr__scopes_release(tr_engine *e, tr_task *t);
-/* t ends: its deadline timer (kept armed lazily) goes (scope.c). */
+/* Disarms t's deadline timer (kept armed lazily, scope.c): at t's end, and
+ * the deadlock check's pruning. */
 void tr__deadline_timer_drop(tr_engine *e, tr_task *t);
-/* Would every armed deadline timer wake nobody (its task has no scope
- * left)? Disarms each such one it meets; stops at the first that may wake
- * someone (false). Amortised O(1): what it passes over, it disarms. */
+/* Every armed timer is a deadline timer (e->tm.len == e->dl_armed): would
+ * each wake nobody (its task has no scope whose deadline may still
+ * expire)? Disarms each such one it meets; stops at the first that may
+ * wake someone (false). Amortised O(1) timers: what it passes over, it
+ * disarms. */
 bool tr__deadline_timers_idle(tr_engine *e);
 /* Is a TR_SCOPE_SHIELD scope of t entered (the dump's "shielded")? */
 bool tr__scope_shielded(const tr_task *t);

@@ -242,6 +242,33 @@ unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns)
     return fired;
 }
 
+/* One slot's list: drop unlinks only the timer it is given (the next is
+ * taken first). */
+static bool drop_list(tr_engine *e, struct tr__link *head,
+                      bool (*drop)(tr_engine *e, struct tr__timer *tm))
+{
+    for (struct tr__link *l = head->next, *n; l != head; l = n) {
+        n = l->next;
+        if (!drop(e, tr__container_of(l, struct tr__timer, link)))
+            return false;
+    }
+    return true;
+}
+
+bool tr__timers_drop_while(tr_engine *e, bool (*drop)(tr_engine *e, struct tr__timer *tm))
+{
+    struct tr__timers *w = &e->tm;
+    for (unsigned l = 0; l < TR_WHEEL_LEVELS; l++) {
+        /* The slots occupied now: a drop only empties them. */
+        for (uint64_t bits = w->occupied[l]; bits; bits &= bits - 1) {
+            unsigned where = l * TR_WHEEL_SLOTS + (unsigned)__builtin_ctzll(bits);
+            if (!drop_list(e, &w->slot[where], drop))
+                return false;
+        }
+    }
+    return drop_list(e, &w->slot[TR_WHEEL_OVERFLOW], drop);
+}
+
 uint64_t tr__timer_next_ns(const tr_engine *e, uint64_t now_ns)
 {
     unsigned where;

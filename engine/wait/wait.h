@@ -166,6 +166,10 @@ unsigned tr__timer_expire(tr_engine *e, uint64_t now_ns);
 /* Something may be due at now_ns: tr__timer_expire has work (a slot to
  * fire or cascade). False says for sure there is none. */
 #define tr__timers_due(e, now_ns) (((now_ns) >> TR_TICK_SHIFT) >= (e)->tm.next_due)
+/* Offers drop every armed timer, in wheel order, until it returns false
+ * (then false); drop may disarm the timer it is given, and nothing else.
+ * True when every timer was offered. */
+bool tr__timers_drop_while(tr_engine *e, bool (*drop)(tr_engine *e, struct tr__timer *tm));
 /* Nanoseconds until the nearest deadline, or UINT64_MAX when none. */
 uint64_t tr__timer_next_ns(const tr_engine *e, uint64_t now_ns);
 void tr__timer_free(tr_engine *e);
