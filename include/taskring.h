@@ -350,8 +350,9 @@ struct tr_scope {
 /*
  * Only inside a task. Enters s, nested in the task's innermost scope:
  * deadline_ns is absolute (tr_now_ns() + d, or tr_deadline_after(d)), 0 for
- * none. One that has passed triggers s at once when the engine's clock shows it (read at the
- * start of each pass; the precise clock is read when the deadline is
+ * none; UINT64_MAX is never due (no timer: tasks left waiting only on it
+ * count as deadlocked for tr_engine_run). One that has passed triggers s at once when the engine's
+ * clock shows it (read at the start of each pass; the precise clock is read when the deadline is
  * within 20 ms of it), else at the engine's next timer pass: a call made
  * meanwhile may complete for real, as when a deadline races a result. Inside a triggered scope
  * every blocking call (ops, sleeps, joins, waits) returns at once, level-triggered until the exit:

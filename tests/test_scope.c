@@ -992,8 +992,9 @@ static void test_scope_left_entered_outlives_its_engine(void **state)
  * own: the check passes over the 64 and stops at it, the run waits for its
  * deadline (-ETIMEDOUT, nothing reported as a deadlock before), then
  * returns -EDEADLK for the 64. Phase 3: 64 tasks leave scopes with
- * deadlines an hour ahead, enter scopes without one (one also a triggered
- * one) and wait: their timers can wake nobody either: -EDEADLK at once.
+ * deadlines an hour ahead, enter scopes without one, with UINT64_MAX
+ * (never due) and a triggered one, and wait: their timers can wake nobody
+ * either: -EDEADLK at once.
  */
 struct idle_dl {
     struct tr_event never;
@@ -1027,11 +1028,13 @@ static int fn_live_dl(void *p)
 static int fn_idle_dl_scoped(void *p)
 {
     (void)p;
-    struct tr_scope s, bare, cut;
+    struct tr_scope s, bare, never, cut;
     if (tr_scope_enter(&s, g_idle.idle_deadline, 0) != 0 || tr_scope_exit(&s) != 0)
         return -100;
-    if (tr_scope_enter(&bare, 0, 0) != 0 || tr_scope_enter(&cut, tr_now_ns() + HOUR, 0) != 0 ||
-        tr_scope_cancel(&cut) != 0)
+    /* No deadline; a saturated one (never due); a triggered one. */
+    if (tr_scope_enter(&bare, 0, 0) != 0 ||
+        tr_scope_enter(&never, tr_deadline_after(UINT64_MAX), 0) != 0 ||
+        tr_scope_enter(&cut, tr_now_ns() + HOUR, 0) != 0 || tr_scope_cancel(&cut) != 0)
         return -101;
     g_idle.entered++;
     int r = tr_event_wait(&g_idle.never); /* -ECANCELED at once: cut is triggered */

@@ -272,7 +272,7 @@ static bool deadline_pending(const tr_task *t)
 {
     for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
         scope_live_check(t, s);
-        if (s->_deadline_ns && !scope_triggered(s))
+        if (s->_deadline_ns && s->_deadline_ns != UINT64_MAX && !scope_triggered(s))
             return true;
     }
     return false;
@@ -314,8 +314,8 @@ static void deadline_fire(tr_engine *e, struct tr__timer *tm)
         if (s->_deadline_ns <= now) {
             mark(s, false);
             any = true;
-        } else if (!next || s->_deadline_ns < next) {
-            next = s->_deadline_ns;
+        } else if (s->_deadline_ns != UINT64_MAX && (!next || s->_deadline_ns < next)) {
+            next = s->_deadline_ns; /* UINT64_MAX: never due, no timer */
         }
     }
     if (next)
@@ -334,6 +334,8 @@ static __attribute__((noinline)) void set_deadline_slow(tr_engine *e, struct tr_
      * The pass's clock (coarse, read once a pass) is never ahead of the
      * precise one and lags it by a jiffy and the pass: only a deadline near
      * it pays for reading the precise clock. */
+    if (deadline_ns == UINT64_MAX)
+        return; /* never due (a saturated tr_deadline_after): no timer */
     uint64_t pass = e->sch.pass_ns;
     if (deadline_ns <= pass ||
         (deadline_ns < pass + TR_COARSE_LAG_NS && deadline_ns <= tr__now_ns())) {
@@ -524,7 +526,7 @@ void tr__scope_describe(const tr_task *t, uint64_t now, char *buf, size_t len)
     for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
         if (!trig && scope_triggered(s))
             trig = s->_cancelled ? "cancelled" : "timed-out";
-        if (!deadline && s->_deadline_ns && !scope_triggered(s))
+        if (!deadline && s->_deadline_ns && s->_deadline_ns != UINT64_MAX && !scope_triggered(s))
             deadline = s->_deadline_ns;
     }
     size_t o = 0;
