@@ -555,7 +555,10 @@ TR_API int tr_chan_close(struct tr_chan *ch);
 /* Create and destroy may be called outside a task (before tr_run, after
  * it); every other call only from a task of the channel's engine.
  * Frees it: -EBUSY while a task is in a blocking send or receive on it
- * (waiting, or woken and not yet returned: yield first), nothing freed. */
+ * (waiting, or woken and not yet returned: yield first), nothing freed.
+ * Messages still queued go with it (copies of bytes: nothing they point
+ * to is freed; drain them with tr_chan_try_recv first if they own
+ * anything). */
 TR_API int tr_chan_destroy(struct tr_chan *ch);
 
 /* ------------------------------------------------------------ operations */

@@ -3,8 +3,8 @@
  * bench_cancel.c — how long cancelling N parked tasks takes, until every
  * one of them has ended; and what a parked task costs in memory.
  *
- *   bench_cancel --mode sleep   [--tasks N] [--sq S]
- *   bench_cancel --mode pipe    [--tasks N] [--pipes P] [--sq S]
+ *   bench_cancel --mode sleep   [--tasks N] [--sq S] [--rounds R]
+ *   bench_cancel --mode pipe    [--tasks N] [--pipes P] [--sq S] [--rounds R]
  *   bench_cancel --mode sigterm [--tasks N] [--sq S]
  *
  * N defaults to 100,000; S (the engine's sq_entries) to taskring's default,
@@ -44,6 +44,12 @@
  *   the kill() to tr_run returning: reading the signal, cancelling all N,
  *   draining, the audit and destroying the engine (unmapping N stacks).
  *
+ * --rounds R (sleep, pipe; default 1): R runs on fresh engines in one
+ * process; value is their median, min_ms the least, rss_per_task_bytes
+ * the first run's. A run of 1k sleepers takes ~70 us, which a single
+ * process measures with the VM's noise (first touches, a preempted
+ * slice): the median of many is a figure two builds can be compared by.
+ *
  * Output, one JSON line on stdout, e.g.
  *   {"bench":"cancel","impl":"taskring","params":{"mode":"sleep","N":100000},
  *    "value":<ms>,"unit":"ms","ns_per_task":..,"rss_per_task_bytes":..}
@@ -66,7 +72,7 @@
 #define SLEEP_NS (3600ull * 1000000000ull)
 
 static const char usage[] =
-    "usage: bench_cancel --mode sleep|pipe|sigterm [--tasks N] [--pipes P] [--sq S]\n"
+    "usage: bench_cancel --mode sleep|pipe|sigterm [--tasks N] [--pipes P] [--sq S] [--rounds R]\n"
     "  N parked tasks (default 100000) are cancelled; prints one JSON line: ms until all ended.\n"
     "  sleep: tasks in tr_sleep_ns; pipe: tasks in tr_read on pipe i % P (default P = N);\n"
     "  sigterm: tr_run with N sleepers, ended by kill(getpid(), SIGTERM).\n"
@@ -204,6 +210,12 @@ static void open_pipes(void)
     }
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void run_engine(unsigned sq)
 {
     tr_engine *e = pc_engine_new(sq);
@@ -249,13 +261,14 @@ static void run_sigterm(unsigned sq)
 int main(int argc, char **argv)
 {
     const char *mode = NULL;
-    long long n = 100000, npipes = 0, sq = 256;
+    long long n = 100000, npipes = 0, sq = 256, rounds = 1;
     bool pipes_seen = false;
     const struct pc_opt opts[] = {
         {"--mode", NULL, 0, 0, &mode, NULL},
         {"--tasks", &n, 1, 10000000, NULL, NULL},
         {"--pipes", &npipes, 1, 10000000, NULL, &pipes_seen},
         {"--sq", &sq, 1, 32768, NULL, NULL},
+        {"--rounds", &rounds, 1, 100000, NULL, NULL},
     };
     pc_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), usage);
     if (!mode)
@@ -272,6 +285,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "--pipes is for --mode pipe only\n");
         pc_usage(usage);
     }
+    if (rounds != 1 && R.mode == MODE_SIGTERM) {
+        fprintf(stderr, "--rounds is for --mode sleep and pipe only\n");
+        pc_usage(usage);
+    }
     R.n = n;
     R.npipes = pipes_seen ? (npipes < n ? npipes : n) : n;
 
@@ -286,17 +303,36 @@ int main(int argc, char **argv)
     }
     if (R.mode == MODE_PIPE)
         open_pipes();
-    run_engine((unsigned)sq);
-    double rss = ((double)R.rss1 - (double)R.rss0) / (double)n;
+    uint64_t *ns = calloc((size_t)rounds, sizeof(*ns));
+    if (!ns)
+        pc_die("out of memory");
+    double rss = 0, cpu = 0;
+    struct tr_stats st0 = {0}, st1 = {0};
+    for (long long r = 0; r < rounds; r++) {
+        R.started = R.cancelled = 0;
+        R.ca_count = 0;
+        run_engine((unsigned)sq);
+        ns[r] = R.t1 - R.t0;
+        if (r == 0) {
+            rss = ((double)R.rss1 - (double)R.rss0) / (double)n;
+            cpu = (double)(R.c1 - R.c0) / (double)(R.t1 - R.t0);
+            st0 = R.st0;
+            st1 = R.st1;
+        }
+    }
+    qsort(ns, (size_t)rounds, sizeof(*ns), cmp_u64);
+    uint64_t med = ns[rounds / 2], least = ns[0];
+    free(ns);
     printf("{\"bench\":\"cancel\",\"impl\":\"taskring\",\"params\":{\"mode\":\"%s\",\"N\":%lld",
            mode, n);
     if (R.mode == MODE_PIPE)
         printf(",\"P\":%lld", R.npipes);
-    printf(",\"S\":%lld},\"value\":%.3f,\"unit\":\"ms\",\"ns_per_task\":%.1f,"
+    if (rounds > 1)
+        printf(",\"R\":%lld", rounds);
+    printf(",\"S\":%lld},\"value\":%.3f,\"unit\":\"ms\",\"min_ms\":%.3f,\"ns_per_task\":%.1f,"
            "\"rss_per_task_bytes\":%.1f,\"cpu_util\":%.3f,\"enters\":%" PRIu64
            ",\"cq_overflows\":%" PRIu64 "}\n",
-           sq, (double)(R.t1 - R.t0) / 1e6, (double)(R.t1 - R.t0) / (double)n, rss,
-           (double)(R.c1 - R.c0) / (double)(R.t1 - R.t0), R.st1.submit_calls - R.st0.submit_calls,
-           R.st1.cq_overflows - R.st0.cq_overflows);
+           sq, (double)med / 1e6, (double)least / 1e6, (double)med / (double)n, rss, cpu,
+           st1.submit_calls - st0.submit_calls, st1.cq_overflows - st0.cq_overflows);
     return 0;
 }

@@ -512,9 +512,11 @@ void tr__scopes_release(tr_engine *e, tr_task *t)
 
 bool tr__scope_shielded(const tr_task *t)
 {
-    for (const struct tr_scope *s = t->scope; s; s = s->_parent)
+    for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
+        scope_live_check(t, s);
         if (s->_flags & TR_SCOPE_SHIELD)
             return true;
+    }
     return false;
 }
 
@@ -524,6 +526,7 @@ void tr__scope_describe(const tr_task *t, uint64_t now, char *buf, size_t len)
     const char *trig = NULL;
     uint64_t deadline = 0;
     for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
+        scope_live_check(t, s); /* a dead frame's scope: loud, not followed */
         if (!trig && scope_triggered(s))
             trig = s->_cancelled ? "cancelled" : "timed-out";
         if (!deadline && s->_deadline_ns && s->_deadline_ns != UINT64_MAX && !scope_triggered(s))
