@@ -142,7 +142,9 @@ TR_API int tr_run(tr_fn main, void *arg, const struct tr_config *cfg);
  * how long it has been parked, cancelled/shielded/killed. Also written to
  * report_fd when the grace period ends with tasks alive. Returns the number
  * of tasks listed, or -EINVAL / the write's -errno. Never blocks: when fd
- * would block (-EAGAIN) the rest is dropped. */
+ * would block (-EAGAIN) the rest is dropped. Meant for the engine's thread
+ * (a task, a hook, between runs); from another thread the lines are a racy
+ * snapshot of records the engine is changing. */
 TR_API int tr_engine_dump(const tr_engine *e, int fd);
 
 /* Frees the engine, its ring, its stack pool and its records; closes the
@@ -569,7 +571,9 @@ TR_API int tr_chan_destroy(struct tr_chan *ch);
 
 TR_API int tr_nop(void);
 /* Sleeps ns nanoseconds on the engine's timer (no ring operation). 0 when the
- * time has passed. */
+ * time has passed. A sleep past the clock's end (UINT64_MAX) lasts until the
+ * task is cancelled (a shutdown ends it): like tr_wait_shutdown, it waits
+ * for the outside world, so tr_engine_run does not call it a deadlock. */
 TR_API int tr_sleep_ns(uint64_t ns);
 /* off < 0: use (and advance) the file position, as read(2)/write(2) do. */
 TR_API ssize_t tr_read(int fd, void *buf, size_t n, int64_t off);

@@ -341,7 +341,7 @@ static int fn_dump(void *p)
     size_t n = (size_t)pread(fileno(f), buf, sizeof(buf) - 1, 0);
     buf[n] = 0;
     fclose(f);
-    TCHECK(strstr(buf, "group-wait") != NULL);
+    TCHECK(strstr(buf, "group-wait group=") != NULL); /* the kind, a space, its details */
     TCHECK(strstr(buf, "children=3") != NULL);
     TCHECK_EQ(tr_cancel(o), 0);
     TCHECK_EQ(tr_join(o, NULL), 0);

@@ -447,7 +447,8 @@ static int fn_dump(void *p)
     buf[n] = 0;
     fclose(f);
     char want[64];
-    snprintf(want, sizeof(want), "sem=%p", (void *)&c->s);
+    snprintf(want, sizeof(want), "sem-wait sem=%p",
+             (void *)&c->s); /* the kind, a space, its details */
     TCHECK(strstr(buf, "sem-waiter") != NULL);
     TCHECK(strstr(buf, "sem-wait") != NULL);
     TCHECK(strstr(buf, want) != NULL);

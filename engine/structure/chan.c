@@ -56,7 +56,7 @@ static void chan_describe(const tr_engine *e, const tr_task *t, char *buf, size_
 {
     (void)e;
     const struct tr_chan *ch = ((const struct chan_wait *)(const void *)t->wait)->ch;
-    snprintf(buf, len, "chan=%p len=%zu cap=%zu%s", (const void *)ch, ch->len, ch->cap,
+    snprintf(buf, len, " chan=%p len=%zu cap=%zu%s", (const void *)ch, ch->len, ch->cap,
              ch->closed ? " closed" : "");
 }
 

@@ -123,7 +123,7 @@ static void gw_describe(const tr_engine *e, const tr_task *t, char *buf, size_t 
 {
     (void)e;
     const struct tr__group *gr = group_of_wait(t);
-    snprintf(buf, len, "group=%p children=%u%s", (const void *)gr->g, gr->live,
+    snprintf(buf, len, " group=%p children=%u%s", (const void *)gr->g, gr->live,
              gr->cancelling ? " cancelling" : "");
 }
 

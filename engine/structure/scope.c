@@ -104,16 +104,21 @@ static bool scope_triggered(const struct tr_scope *s)
  * shows when the record was overwritten (its magic or owner gone), or when
  * it lies on the task's stack below the stack pointer (the running task's,
  * or the one saved when it switched): no live frame is there. */
-static void scope_live_check(const tr_task *t, const struct tr_scope *s)
+static bool scope_dead(const tr_task *t, const struct tr_scope *s)
 {
     const char *p = (const char *)s;
-    bool dead = false;
     /* Where it lies first: a dead frame is not even read. */
     if (t->stack && p >= (const char *)t->stack->lo && p < (const char *)t->stack->hi) {
         const char *sp = t == tr__current ? (const char *)__builtin_frame_address(0) : t->sp;
-        dead = sp && p < sp;
+        if (sp && p < sp)
+            return true;
     }
-    dead = dead || s->_magic != TR_SCOPE_MAGIC || s->_task != t;
+    return s->_magic != TR_SCOPE_MAGIC || s->_task != t;
+}
+
+static void scope_live_check(const tr_task *t, const struct tr_scope *s)
+{
+    bool dead = scope_dead(t, s);
     if (TR_UNLIKELY(dead))
         tr__task_misuse_fail(t, "a cancel scope was left entered by a function that returned "
                                 "(tr_scope_exit it before returning)");
@@ -510,13 +515,23 @@ void tr__scopes_release(tr_engine *e, tr_task *t)
     tr__scopes_left_record(e, t, n);
 }
 
+/* The dump's walk (tr_engine_dump, the grace period's report): s may be
+ * read. A dead one ends the walk, quietly: the dump reports, and the next
+ * cancellation point of its task is loud about it. A task running now
+ * that is not the caller's (a dump from another thread) has no saved
+ * stack pointer to judge by: its scopes' own bytes only. */
+static bool dump_readable(const tr_task *t, const struct tr_scope *s)
+{
+    if (t->state == TR_TASK_RUNNING && t != tr__current)
+        return s->_magic == TR_SCOPE_MAGIC && s->_task == t;
+    return !scope_dead(t, s);
+}
+
 bool tr__scope_shielded(const tr_task *t)
 {
-    for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
-        scope_live_check(t, s);
+    for (const struct tr_scope *s = t->scope; s && dump_readable(t, s); s = s->_parent)
         if (s->_flags & TR_SCOPE_SHIELD)
             return true;
-    }
     return false;
 }
 
@@ -525,8 +540,7 @@ void tr__scope_describe(const tr_task *t, uint64_t now, char *buf, size_t len)
     buf[0] = '\0';
     const char *trig = NULL;
     uint64_t deadline = 0;
-    for (const struct tr_scope *s = t->scope; s; s = s->_parent) {
-        scope_live_check(t, s); /* a dead frame's scope: loud, not followed */
+    for (const struct tr_scope *s = t->scope; s && dump_readable(t, s); s = s->_parent) {
         if (!trig && scope_triggered(s))
             trig = s->_cancelled ? "cancelled" : "timed-out";
         if (!deadline && s->_deadline_ns && s->_deadline_ns != UINT64_MAX && !scope_triggered(s))

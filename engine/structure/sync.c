@@ -122,20 +122,20 @@ static void sync_describe(const tr_engine *e, const tr_task *t, char *buf, size_
     const struct tr__prim *p = sw->p;
     switch (p->_magic) {
     case TR_SEM_MAGIC:
-        snprintf(buf, len, "sem=%p count=%u", (const void *)p,
+        snprintf(buf, len, " sem=%p count=%u", (const void *)p,
                  ((const struct tr_sem *)(const void *)p)->_count);
         break;
     case TR_MUTEX_MAGIC: {
         const tr_task *o = ((const struct tr_mutex *)(const void *)p)->_owner;
-        snprintf(buf, len, "mutex=%p owner=%llu", (const void *)p,
+        snprintf(buf, len, " mutex=%p owner=%llu", (const void *)p,
                  (unsigned long long)(o ? o->id : 0));
         break;
     }
     case TR_COND_MAGIC:
-        snprintf(buf, len, "cond=%p mutex=%p", (const void *)p, (const void *)sw->m);
+        snprintf(buf, len, " cond=%p mutex=%p", (const void *)p, (const void *)sw->m);
         break;
     default:
-        snprintf(buf, len, "event=%p", (const void *)p);
+        snprintf(buf, len, " event=%p", (const void *)p);
         break;
     }
 }
