@@ -136,8 +136,8 @@ static bool user_idle(tr_engine *e)
  * cancels everyone: neither is a deadlock. */
 static bool deadlocked(tr_engine *e)
 {
-    /* Last: deadline timers of tasks with no scope left wake nobody, and
-     * the check disarms them (scope.c). */
+    /* Last: a deadline timer whose task has no scope that may still expire
+     * wakes nobody, and the check disarms it (scope.c). */
     return e->sch.live > 0 && e->ops.inflight == 0 && e->tm.len == e->dl_armed &&
            tr__waitq_empty(&e->sd_stop) && !tr__sq_waiters(e) && !tr__shutdown_active(e) &&
            e->sch.run_head == NULL && tr__deadline_timers_idle(e);

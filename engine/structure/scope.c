@@ -352,7 +352,7 @@ static __attribute__((noinline)) void set_deadline_slow(tr_engine *e, struct tr_
     if (!tr__timer_armed(tm)) {
         dl_arm(e, t, deadline_ns);
     } else if (deadline_ns < tm->deadline_ns) {
-        tr__timer_disarm(e, tm); /* earlier: moved now (it stays listed) */
+        tr__timer_disarm(e, tm); /* earlier: moved now (still counted armed) */
         (void)tr__timer_arm(e, tm, deadline_ns);
     } /* else it fires earlier already: re-armed then */
 }
