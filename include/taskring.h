@@ -175,7 +175,8 @@ struct tr_stats {
     uint64_t stacks_guarded;    /* task stacks mapped (in use or pooled; default-size ones
                                    come in slabs of 64) with a guard page */
     uint64_t stacks_canary;     /* ... guarded only by a canary (past vm.max_map_count's budget) */
-    uint64_t timers_pending;    /* armed engine timers (sleeping tasks) */
+    uint64_t timers_pending;    /* armed engine timers: sleeps, and each task's scope-deadline
+                                   timer, which may stay armed after its scopes (lazily) */
     uint64_t
         engine_ops_inflight;     /* the engine's own ops (signal and wakeup reads, their cancels) */
     uint64_t signals_received;   /* shutdown signals of the current (or last) shutdown: read
