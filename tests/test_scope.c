@@ -10,9 +10,10 @@
  * honouring scopes (sleep, yield, join, tr_wait_shutdown, cancel_all), a
  * deadline racing real completions 10,000 times with every byte accounted,
  * misuse (-EINVAL, nothing changes; G10 for a task that ends inside
- * scopes), the dump, 100,000 tasks in scopes all expiring, and a shutdown
- * with 10,000 tasks in scopes. No timing assertions: deadlines are only
- * ever "soon" or "far" (an hour), and waits are for events.
+ * scopes), the dump (also past a scope left in a returned frame), 100,000
+ * tasks in scopes all expiring, a shutdown with 10,000 tasks in scopes,
+ * and the deadlock check's pruning of deadline timers that wake nobody. No timing assertions:
+ * deadlines are only ever "soon" or "far" (an hour), and waits are for events.
  */
 #define _GNU_SOURCE
 #include "tr_harness.h"
@@ -979,6 +980,66 @@ static void test_scope_left_entered_outlives_its_engine(void **state)
     assert_int_equal(tt_run(stale_after, NULL), 0);
 }
 
+/* The dump (tr_engine_dump) meets a scope left entered in a returned frame:
+ * it lists the task and goes on, quietly (the task's own next walk is the
+ * loud one, test_scope_left_in_returned_frame_is_loud). The returner and
+ * the dumper run in the same first pass, before any timer is looked at. */
+static __attribute__((noinline)) int fn_dead_frame_far(void *p)
+{
+    (void)p;
+    struct tr_scope s;
+    TCHECK_EQ(tr_scope_enter(&s, tr_now_ns() + HOUR, 0), 0);
+    return 0; /* returns with s entered: its frame is gone */
+}
+
+static int fn_dead_frame_sleeper(void *p)
+{
+    (void)p;
+    (void)fn_dead_frame_far(NULL);
+    burn_below();
+    (void)tr_sleep_ns(HOUR);
+    return 0;
+}
+
+static int fn_dead_dumper(void *p)
+{
+    int fd = *(int *)p;
+    int n = tr_engine_dump(tr_self_engine(), fd);
+    _exit(n == 2 ? 0 : 80 + (n < 0 ? 9 : n)); /* both tasks listed, nobody aborted */
+}
+
+static int dump_dead_child(void *p)
+{
+    (void)p;
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags |= TR_CFG_NO_SIGNALS;
+    tr_engine *e = NULL;
+    if (tr_engine_create(&e, &cfg) != 0)
+        return 90;
+    static int fd = 2; /* captured stderr */
+    struct tr_spawn_opts o = {.name = "returner"};
+    if (tr_spawn(e, NULL, fn_dead_frame_sleeper, NULL, &o) != 0 ||
+        tr_spawn(e, NULL, fn_dead_dumper, &fd, NULL) != 0)
+        return 91;
+    (void)tr_engine_run(e);
+    return 92; /* not reached: the dumper exits */
+}
+
+static void test_scope_dump_passes_dead_scope_quietly(void **state)
+{
+    (void)state;
+    static const struct tr_child_opts o = {
+        .capture_stderr = true, .clean_slate = true, .timeout_s = 60};
+    static struct tr_child_out out;
+    tr_child_run(dump_dead_child, NULL, &o, &out);
+    if (!WIFEXITED(out.status) || WEXITSTATUS(out.status) != 0) {
+        tr_child_describe("dump with a dead scope", &out);
+        fail_msg("the dump did not list both tasks and return");
+    }
+    assert_contains(out.err, "'returner'");
+}
+
 /* ------------------------------ idle deadline timers and the deadlock check */
 
 /*
@@ -1133,6 +1194,7 @@ int main(void)
         T(test_scope_100k_tasks_all_expire),
         T(test_scope_shutdown_10k_tasks_in_scopes),
         T(test_scope_idle_deadline_timers_and_deadlock),
+        T(test_scope_dump_passes_dead_scope_quietly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
