@@ -39,6 +39,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #define TR_SCOPE_MAGIC 0x5c09e5a1u
 
@@ -522,6 +525,11 @@ void tr__scopes_release(tr_engine *e, tr_task *t)
  * stack pointer to judge by: its scopes' own bytes only. */
 static bool dump_readable(const tr_task *t, const struct tr_scope *s)
 {
+#if defined(__SANITIZE_ADDRESS__)
+    /* A dead frame's bytes may lie in a live frame's redzone now: not read. */
+    if (__asan_region_is_poisoned((void *)(uintptr_t)s, sizeof(*s)))
+        return false;
+#endif
     if (t->state == TR_TASK_RUNNING && t != tr__current)
         return s->_magic == TR_SCOPE_MAGIC && s->_task == t;
     return !scope_dead(t, s);
