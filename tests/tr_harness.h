@@ -269,6 +269,17 @@ static inline void tr_child_assert_signal(const struct tr_child_out *o, int sig)
     }
 }
 
+/* Fails the test unless the child exited with 0 (not hung, not killed):
+ * what says which check it was, in the description of how it ended. */
+static inline void tr_child_assert_exit0(const struct tr_child_out *o, const char *what)
+{
+    if (o->timed_out || !WIFEXITED(o->status) || WEXITSTATUS(o->status) != 0) {
+        tr_child_describe(what, o);
+        fail_msg("%s: the child should have exited with 0 (exit %d, timed out: %d)", what,
+                 WIFEXITED(o->status) ? WEXITSTATUS(o->status) : -1, o->timed_out);
+    }
+}
+
 /* ================================================ 2. fault sweeps */
 
 #if defined(TR_FAULT_INJECTION)
