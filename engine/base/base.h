@@ -98,6 +98,13 @@ struct tr__link {
     struct tr__link *prev, *next;
 };
 
+/* a + b, UINT64_MAX when it would not fit (a deadline past the clock's
+ * end is "never"). */
+static inline uint64_t tr__add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 static inline void tr__list_init(struct tr__link *h)
 {
     h->prev = h->next = h;

@@ -272,7 +272,7 @@ int tr_sleep_ns(uint64_t ns)
     if (err)
         return err;
     uint64_t now = tr__now_ns();
-    uint64_t deadline = ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+    uint64_t deadline = tr__add_sat(now, ns);
     struct tr__wait w;
     tr__timer_init(&t->sleep_tm, sleep_fire);
     err = tr__timer_arm(t->e, &t->sleep_tm, deadline);

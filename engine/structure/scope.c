@@ -71,11 +71,6 @@ uint64_t tr_now_ns(void)
     return now;
 }
 
-static uint64_t deadline_add(uint64_t now, uint64_t ns)
-{
-    return ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
-}
-
 /* The clock read: the first tr_deadline_after of a pass, or outside a
  * task (out of line: the common call has no frame). */
 static __attribute__((noinline)) uint64_t deadline_after_read(tr_task *t, uint64_t ns)
@@ -83,7 +78,7 @@ static __attribute__((noinline)) uint64_t deadline_after_read(tr_task *t, uint64
     uint64_t now = tr__now_ns();
     if (t)
         t->e->sch.clock_ns = now;
-    return deadline_add(now, ns);
+    return tr__add_sat(now, ns);
 }
 
 uint64_t tr_deadline_after(uint64_t ns)
@@ -92,7 +87,7 @@ uint64_t tr_deadline_after(uint64_t ns)
     uint64_t now;
     if (TR_UNLIKELY(t == NULL) || TR_UNLIKELY((now = t->e->sch.clock_ns) == 0))
         return deadline_after_read(t, ns);
-    return deadline_add(now, ns);
+    return tr__add_sat(now, ns);
 }
 
 static bool scope_triggered(const struct tr_scope *s)

@@ -488,11 +488,6 @@ int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out)
 
 uint64_t tr__stack_idle_trim_ns = TR_STACK_IDLE_TRIM_NS;
 
-static uint64_t add_sat(uint64_t a, uint64_t b)
-{
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
 /* Pooled stacks that keep their pages (the resident list). */
 static size_t resident(const tr_engine *e)
 {
@@ -547,10 +542,10 @@ void tr__stack_free(tr_engine *e, struct tr_stack *s)
     if (sl->nfree == TR_SLAB_STACKS) {
         sl->free_since = e->sch.pass_ns;
         if (surplus(e))
-            trim_owe(e, add_sat(sl->free_since, TR_STACK_TRIM_DELAY_NS));
+            trim_owe(e, tr__add_sat(sl->free_since, TR_STACK_TRIM_DELAY_NS));
     }
     if (!e->stk.trim_owed && resident(e) > hot_set(e))
-        trim_owe(e, add_sat(e->stk.pool_tail->free_since, tr__stack_idle_trim_ns));
+        trim_owe(e, tr__add_sat(e->stk.pool_tail->free_since, tr__stack_idle_trim_ns));
 }
 
 /* Gives the pages of s back. Whole pages: a canary stack's ends share a
@@ -586,7 +581,7 @@ void tr__stack_trim(tr_engine *e, unsigned max, bool returning)
     for (struct tr_slab *sl = e->stk.slabs; sl && surplus(e); sl = sl->next) {
         if (sl->nfree != TR_SLAB_STACKS || sl->nres == 0)
             continue;
-        uint64_t due = returning ? 0 : add_sat(sl->free_since, TR_STACK_TRIM_DELAY_NS);
+        uint64_t due = returning ? 0 : tr__add_sat(sl->free_since, TR_STACK_TRIM_DELAY_NS);
         if (now < due) {
             next = next && next < due ? next : due;
             continue;
@@ -611,7 +606,7 @@ void tr__stack_trim(tr_engine *e, unsigned max, bool returning)
     n = 0;
     while (resident(e) > hot_set(e)) {
         struct tr_stack *s = e->stk.pool_tail;
-        uint64_t ripe = add_sat(s->free_since, tr__stack_idle_trim_ns);
+        uint64_t ripe = tr__add_sat(s->free_since, tr__stack_idle_trim_ns);
         if (now < ripe) {
             next = next && next < ripe ? next : ripe;
             break;
