@@ -200,6 +200,8 @@ struct tr_stats {
                                     killed it: passed on to the next waiter */
     uint64_t kill_msgs_lost;     /* channel messages handed to a receiver the kill
                                     rung then killed, with no room to go back */
+    uint64_t posts_failed;       /* tr_post messages accepted whose task could not be
+                                    spawned here (no memory): their fn never ran */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */
@@ -563,6 +565,76 @@ TR_API int tr_chan_close(struct tr_chan *ch);
  * to is freed; drain them with tr_chan_try_recv first if they own
  * anything). */
 TR_API int tr_chan_destroy(struct tr_chan *ch);
+
+/* ------------------------------------- many engines and threads (section 9) */
+
+/* A cluster: N engines on N threads that shut down as one. Engine 0 runs
+ * on the calling thread and owns the signals (engine.shutdown_signals; the
+ * other engines get TR_CFG_NO_SIGNALS): it blocks them in the calling
+ * thread before the others are created, so they inherit the mask. */
+#define TR_CLUSTER_PIN 0x1u /* engine i runs pinned to the i-th CPU the process may use */
+struct tr_cluster_config {
+    unsigned engines;        /* 0: one per online CPU; at most 4096 */
+    unsigned flags;          /* TR_CLUSTER_* */
+    struct tr_config engine; /* every engine's configuration */
+};
+
+/* Fills cfg with the defaults (engine: tr_config_init's). */
+TR_API void tr_cluster_config_init(struct tr_cluster_config *cfg);
+
+/* Runs main(arg) as the task "main" on every engine of a new cluster
+ * (cfg NULL: the defaults) and returns when all engines have shut down:
+ * 0, or the result of the first main that failed (a main that ends with
+ * -ECANCELED once the shutdown has begun did not fail). The shutdown
+ * (DESIGN section 4) is the cluster's, in lockstep: the first failing
+ * main, the end of the last main, tr_engine_shutdown of any engine, or a
+ * shutdown signal starts it on every engine with the same deadlines; the
+ * 2nd and 3rd signals take every engine to the next rung; each phase
+ * begins everywhere once every engine has finished the one before (Cancel
+ * once every engine's drain is over, Finalize once every engine's tasks
+ * have ended), and one combined report (a line per engine, the totals) is
+ * written to engine.report_fd. Engine handles (tr_engine_at) are valid
+ * until tr_cluster_run returns. -EINVAL (NULL main, bad cfg), -EPERM
+ * inside a task, -EAGAIN when a thread cannot be created, or an engine's
+ * creation error: then nothing ran. */
+TR_API int tr_cluster_run(tr_fn main, void *arg, const struct tr_cluster_config *cfg);
+
+/* Inside a task: its engine's index in the cluster (0 for a lone engine or
+ * outside a task), the cluster's engine count (1 for a lone engine, 0
+ * outside a task), and engine i (NULL when out of range or outside a
+ * task; for a lone engine, itself as engine 0). */
+TR_API unsigned tr_engine_index(void);
+TR_API unsigned tr_engine_count(void);
+TR_API tr_engine *tr_engine_at(unsigned i);
+
+/* From any thread (a task of any engine, a plain thread, not a signal
+ * handler): fn(arg) becomes a detached task on e, which spawns it at its
+ * next pass (waking e if it sleeps in its ring wait). Posts from one
+ * thread run in the order they were posted. Returns 0; -EINVAL for NULL;
+ * -ENOMEM; -ESHUTDOWN once e's shutdown has begun (and, after a finished
+ * one, for good). A post accepted just before the shutdown began still
+ * runs, as a task that starts cancelled. If e cannot spawn the task when
+ * it reads the post (no memory), fn never runs: counted in
+ * stats.posts_failed. A post to an engine that is not running waits for
+ * its next tr_engine_run; e must not be destroyed while posts to it may
+ * come (tr_engine_destroy returns -EBUSY while posts wait in it). */
+TR_API int tr_post(tr_engine *e, tr_fn fn, void *arg);
+
+/* Only inside a task: fn(arg) runs as a task named "call" on engine e
+ * (another engine's, or the caller's own), and the caller parks until that
+ * task has ended. Returns 0 with the task's result in *result (if not
+ * NULL); -EINVAL for NULL e or fn; -ECANCELED when the caller is cut short
+ * before the call; -ESHUTDOWN once e's shutdown has begun; -ENOMEM when e
+ * could not spawn the task. Cancelling the caller (or its scope's
+ * deadline) cancels the task on e, and the caller still waits for its end
+ * (arg may live on the caller's stack, G1): the call returns 0 with the
+ * task's result, often -ECANCELED, and the cancellation shows at the
+ * caller's next blocking call. The kill rung of the caller's engine waits
+ * for that end too (the task's own engine bounds it, by its shutdown
+ * ladder). A task waiting in tr_call is never a deadlock of its engine
+ * (-EDEADLK), and e's tr_engine_run does not return until the callers of
+ * the calls it ran have read their results. */
+TR_API int tr_call(tr_engine *e, tr_fn fn, void *arg, int *result);
 
 /* ------------------------------------------------------------ operations */
 /* Only inside a task. Each returns the completion's result (>= 0 or the

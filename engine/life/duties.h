@@ -30,6 +30,11 @@ static inline bool tr__duty_peers_pending(const tr_engine *e)
     return tr__peer_signals_pending(e);
 }
 
+static inline bool tr__duty_inbox_pending(const tr_engine *e)
+{
+    return tr__inbox_pending(e);
+}
+
 static inline bool tr__duty_shutdown_pending(const tr_engine *e)
 {
     return tr__shutdown_active((tr_engine *)e);
@@ -73,7 +78,9 @@ static inline bool tr__duty_sq_pending(const tr_engine *e)
 /*
  * THE list of per-pass duties, in the order of a pass: X(name, runs) where
  * runs says whether the duties phase runs it (else the enter and reap
- * phases do). The shutdown comes after the other engines' signals and
+ * phases do). Messages from other threads come before the shutdown (a
+ * call's REPLY wakes its caller in the pass its engine learns of it). The
+ * shutdown comes after the other engines' signals and
  * before tasks run (a signal reaped last pass starts Stop first); timers
  * last among those that run (a cancel retried or a rung taken may disarm
  * some). Both the loop and a task's inline pass start expand this one
@@ -81,6 +88,7 @@ static inline bool tr__duty_sq_pending(const tr_engine *e)
  */
 #define TR_DUTIES(X)                                                                               \
     X(peers, 1)                                                                                    \
+    X(inbox, 1)                                                                                    \
     X(shutdown, 1)                                                                                 \
     X(reads, 1)                                                                                    \
     X(cancels, 1)                                                                                  \

@@ -119,14 +119,21 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     tr__waitq_init(&e->sd_stop);
     tr__timers_init(e);
     tr__waitq_init(&e->sq_room);
-    int err = tr__ring_init(e, cfg);
+    int err = tr__inbox_init(e);
     if (err) {
+        free(e);
+        return err;
+    }
+    err = tr__ring_init(e, cfg);
+    if (err) {
+        pthread_mutex_destroy(&e->ib.mu);
         free(e);
         return err;
     }
     err = tr__sigwake_open(e, cfg);
     if (err) {
         tr__ring_exit(e);
+        pthread_mutex_destroy(&e->ib.mu);
         free(e);
         return err;
     }
@@ -187,7 +194,7 @@ int tr_engine_destroy(tr_engine *e)
         return -EINVAL;
     if (tr__current && tr__current->e == e)
         return -EBUSY;
-    if (!engine_quiet(e))
+    if (!engine_quiet(e) || tr__inbox_close_for_destroy(e) != 0)
         return -EBUSY;
     TR_ASSERT(e->sch.run_head == NULL);
     TR_ASSERT(e->sch.all_head == NULL);
@@ -197,7 +204,7 @@ int tr_engine_destroy(tr_engine *e)
     tr__ring_exit(e);
     struct tr__sig_release rel;
     tr__sigwake_close(e, &rel);
-    if (e->sd.phase == TR_PH_DONE && e->report_fd >= 0) {
+    if (e->sd.phase == TR_PH_DONE && e->report_fd >= 0 && !e->ls) { /* a cluster says it once */
         char line[128];
         int n = snprintf(line, sizeof(line), "taskring:   ring closed%s\n",
                          had_signals ? ", signalfd closed, signal mask restored" : "");

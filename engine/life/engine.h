@@ -8,6 +8,7 @@
 #define TR_ENGINE_H
 
 #include "structure/cancel.h"
+#include "life/inbox.h"
 #include <string.h>
 
 /* ----------------------------------------------------------------- loop */
@@ -61,6 +62,41 @@ struct tr__shutdown {
     size_t gfail_n[TR_SD_NAMES];           /* and how many */
 };
 
+/* Engines that shut down as one (a cluster, DESIGN section 9, G12): the
+ * phases in lockstep. Each gate opens once every engine has arrived at it
+ * (its own condition held), or for all at once by a deadline or a signal
+ * they share: Cancel once every engine's drain is over, the LATE tasks'
+ * cancel once every engine has only LATE ones left, Finalize once every
+ * engine's tasks have all ended, and the runs return once every engine is
+ * done (until then each keeps reading its inbox). Deadlines are taken from
+ * the first engine's trigger; signals, read by the one signal owner, are
+ * told to every engine. */
+enum tr__gate { TR_GATE_CANCEL, TR_GATE_LATE, TR_GATE_FINAL, TR_GATE_DONE, TR_GATES };
+
+struct tr__lockstep {
+    unsigned n;
+    tr_engine **engines;
+    _Atomic uint64_t t_trigger; /* the first engine's Stop (0: none yet) */
+    _Atomic int trigger;        /* enum tr__trigger of that engine */
+    _Atomic int trigger_signo;
+    _Atomic unsigned arrived[TR_GATES];
+    _Atomic unsigned mains_left;
+    _Atomic int first_err; /* the first main that failed (0: none) */
+};
+
+/* Joins e to ls as its engine number index (before its first run). */
+void tr__lockstep_join(tr_engine *e, struct tr__lockstep *ls, unsigned index);
+/* e cannot take part any more (its run failed): the others go on without
+ * it, as if it had arrived at every gate. */
+void tr__lockstep_leave(tr_engine *e);
+/* Every engine of the lockstep has finished its shutdown. */
+bool tr__lockstep_done(const struct tr__lockstep *ls);
+/* The signal owner read signo (or was told it by a lone engine): every
+ * engine of its lockstep hears it. */
+void tr__lockstep_signal(tr_engine *e, int signo);
+/* One report for all: a line per engine and the totals. */
+void tr__lockstep_report(const struct tr__lockstep *ls, int fd);
+
 struct tr__hook {
     tr_fn fn;
     void *arg;
@@ -103,6 +139,8 @@ void tr__sig_release(const struct tr__sig_release *rel);
  * shutdown). */
 void tr__sig_drain_pending(tr_engine *e);
 void tr__internal_arm(tr_engine *e);
+/* Wakes the engine's ring wait (its wakeup eventfd): any thread. */
+void tr__wake_write(const tr_engine *e);
 /* A read is not armed and should be (the ring refused its SQE, or it
  * completed): kept by sigwake.c in one flag. */
 static inline bool tr__internal_arm_owed(const tr_engine *e);
@@ -277,7 +315,18 @@ struct tr_engine {
      * engine's address (and its task records') may come back. */
     uint64_t serial;
     tr_engine *live_next; /* the process's live engines (engine.c) */
+    /* Messages from other threads and engines (inbox.c). */
+    struct tr__inbox ib;
+    /* The engines it shuts down with (a cluster), or NULL. */
+    struct tr__lockstep *ls;
+    unsigned ls_index;
+    bool ls_arrived[TR_GATES];
 };
+
+static inline bool tr__inbox_pending(const tr_engine *e)
+{
+    return atomic_load_explicit(&e->ib.pending, memory_order_relaxed);
+}
 
 /* Is an engine of this serial alive (created, not yet destroyed)? Any
  * thread; a lock and a walk of the live engines. */

@@ -41,6 +41,11 @@ static __attribute__((noinline)) void peers_run(tr_engine *e)
     tr__peer_signals_take(e);
 }
 
+static __attribute__((noinline)) void inbox_run(tr_engine *e)
+{
+    tr__inbox_run(e);
+}
+
 static __attribute__((noinline)) void shutdown_run(tr_engine *e)
 {
     tr__shutdown_pass(e, tr__now_ns()); /* the phases' deadlines want the precise clock */
@@ -125,10 +130,13 @@ static bool ring_busy(const tr_engine *e)
 }
 
 /* Tasks' work is over: nothing alive, nothing of theirs in flight, no
- * shutdown to finish. What may remain are the engine's own reads. */
+ * shutdown to finish, no message to read, no call served for another
+ * engine that its caller has not acknowledged (its cancellation may still
+ * come). What may remain are the engine's own reads. */
 static bool user_idle(tr_engine *e)
 {
-    return e->sch.live == 0 && e->ops.inflight == 0 && !tr__shutdown_active(e);
+    return e->sch.live == 0 && e->ops.inflight == 0 && !tr__shutdown_active(e) &&
+           !tr__inbox_pending(e) && e->ib.nserved == 0 && (!e->ls || tr__lockstep_done(e->ls));
 }
 
 /* Live tasks that can only be woken by each other. A task in
@@ -138,9 +146,12 @@ static bool deadlocked(tr_engine *e)
 {
     /* Last: a deadline timer whose task has no scope that may still expire
      * wakes nobody, and the check disarms it (scope.c). */
-    return e->sch.live > 0 && e->ops.inflight == 0 && e->tm.len == e->dl_armed &&
-           tr__waitq_empty(&e->sd_stop) && !tr__sq_waiters(e) && !tr__shutdown_active(e) &&
-           e->sch.run_head == NULL && tr__deadline_timers_idle(e);
+    /* A task in tr_call waits for another engine, and any engine of a
+     * lockstep may wake one of ours: never a deadlock here. */
+    return !e->ls && e->sch.live > 0 && e->ops.inflight == 0 && e->tm.len == e->dl_armed &&
+           e->ib.calls_out == 0 && e->ib.nserved == 0 && tr__waitq_empty(&e->sd_stop) &&
+           !tr__sq_waiters(e) && !tr__shutdown_active(e) && e->sch.run_head == NULL &&
+           tr__deadline_timers_idle(e);
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -164,9 +175,10 @@ static int decide(tr_engine *e, int *ret)
             return 1;
         }
         tr__internal_stop(e);
-    } else if (e->sw.stopping && tr__shutdown_active(e)) {
-        /* A shutdown began while the reads were being stopped: it needs
-         * them for its later signals. */
+    } else if (e->sw.stopping) {
+        /* Work came while the reads were being stopped (a shutdown began,
+         * whose later signals need them; a message spawned a task, whose
+         * engine must hear the next doorbell). */
         tr__internal_resume(e);
     }
     return 0;
@@ -216,9 +228,16 @@ static int enter_and_wait(tr_engine *e)
                 return err; /* an error to return, or completions to reap */
         }
     }
-    if (ring_busy(e) || wait != UINT64_MAX)
-        return tr__ring_enter(e, true, wait);
-    if (tr__ring_cq_empty(e))
+    if (ring_busy(e) || wait != UINT64_MAX) {
+        /* Asleep for senders from now on: one that queued a message
+         * meanwhile is read at the next pass instead. */
+        if (!tr__inbox_sleep(e))
+            return tr__ring_enter(e, false, 0);
+        int err = tr__ring_enter(e, true, wait);
+        tr__inbox_awake(e);
+        return err;
+    }
+    if (tr__ring_cq_empty(e) && !tr__inbox_pending(e))
         return -EDEADLK; /* nothing can ever wake anyone */
     return 0;
 }

@@ -166,13 +166,12 @@ static double ms(uint64_t a, uint64_t b)
     return b > a ? (double)(b - a) / 1e6 : 0.0;
 }
 
-static const char *trigger_name(const tr_engine *e, char *buf, size_t len)
+static const char *trigger_name(int trigger, int signo, char *buf, size_t len)
 {
-    switch (e->sd.trigger) {
+    switch (trigger) {
     case TR_TRIG_SIGNAL:
-        snprintf(buf, len, "signal %s (%d)",
-                 sigabbrev_np(e->sd.trigger_signo) ? sigabbrev_np(e->sd.trigger_signo) : "?",
-                 e->sd.trigger_signo);
+        snprintf(buf, len, "signal %s (%d)", sigabbrev_np(signo) ? sigabbrev_np(signo) : "?",
+                 signo);
         return buf;
     case TR_TRIG_CALL:
         return "tr_engine_shutdown()";
@@ -181,6 +180,78 @@ static const char *trigger_name(const tr_engine *e, char *buf, size_t len)
     default:
         return "none";
     }
+}
+
+static void report_details(const tr_engine *e, struct out *o, const char *pfx)
+{
+    const struct tr__shutdown *sd = &e->sd;
+    if (e->ib.posts_failed > 0)
+        outf(o, "taskring:   %sposts whose task could not be spawned (no memory): %" PRIu64 "\n",
+             pfx, e->ib.posts_failed);
+    if (!pfx[0] || e->st.deadline_cuts > 0) /* the lockstep's lines: only when some were */
+        outf(o,
+             "taskring:   %scalls cut short by deadlines: %" PRIu64 " (since the trigger), %" PRIu64
+             " in all\n",
+             pfx, e->st.deadline_cuts - sd->cuts0, e->st.deadline_cuts);
+    if (e->st.prim_waits_cut > 0)
+        outf(o,
+             "taskring:   %swaits on primitives cut short: %" PRIu64
+             " (since the trigger), %" PRIu64 " in all: they took nothing\n",
+             pfx, e->st.prim_waits_cut - sd->prim0, e->st.prim_waits_cut);
+    if (e->st.kill_grants_passed > 0)
+        outf(o,
+             "taskring:   %sgrants passed on from killed waiters: %" PRIu64
+             " (units, mutexes, signals, messages)\n",
+             pfx, e->st.kill_grants_passed);
+    if (e->st.kill_msgs_lost > 0)
+        outf(o,
+             "taskring:   %schannel messages lost with killed receivers: %" PRIu64
+             " (no room to go back)\n",
+             pfx, e->st.kill_msgs_lost);
+    for (unsigned i = 0; i < e->nscopes_left && i < TR_SD_NAMES; i++)
+        outf(o,
+             "taskring:   %sscopes: task '%s' (id %" PRIu64 ") ended with %d scope(s) entered: "
+             "unlinked by the engine\n",
+             pfx, e->scopes_left[i].name, e->scopes_left[i].id, e->scopes_left[i].result);
+    if (e->nscopes_left > TR_SD_NAMES)
+        outf(o, "taskring:   %sscopes: %u more tasks ended with scopes entered\n", pfx,
+             e->nscopes_left - TR_SD_NAMES);
+    for (unsigned i = 0; i < sd->ngfail && i < TR_SD_NAMES; i++)
+        outf(o,
+             "taskring:   %sgroup of task '%s' (id %" PRIu64
+             "): %zu real failure(s), the first %d (%s)\n",
+             pfx, sd->gfail[i].name, sd->gfail[i].id, sd->gfail_n[i], sd->gfail[i].result,
+             strerror(-sd->gfail[i].result));
+    if (sd->ngfail > TR_SD_NAMES)
+        outf(o, "taskring:   %sgroups: %u more with failures\n", pfx, sd->ngfail - TR_SD_NAMES);
+    for (unsigned i = 0; i < e->ngroups_left && i < TR_SD_NAMES; i++)
+        outf(o,
+             "taskring:   %sgroups: task '%s' (id %" PRIu64 ") returned without waiting for its "
+             "group (%d children): the engine cancelled and waited for them\n",
+             pfx, e->groups_left[i].name, e->groups_left[i].id, e->groups_left[i].result);
+    if (e->ngroups_left > TR_SD_NAMES)
+        outf(o, "taskring:   %sgroups: %u more tasks returned without waiting for a group\n", pfx,
+             e->ngroups_left - TR_SD_NAMES);
+    for (unsigned i = 0; i < sd->nfailed && i < TR_SD_NAMES; i++)
+        outf(o, "taskring:   %sfailed: task '%s' (id %" PRIu64 "): %d (%s)\n", pfx,
+             sd->failed[i].name, sd->failed[i].id, sd->failed[i].result,
+             strerror(-sd->failed[i].result));
+    if (sd->nfailed > TR_SD_NAMES)
+        outf(o, "taskring:   %sfailed: %u more\n", pfx, sd->nfailed - TR_SD_NAMES);
+    for (unsigned i = 0; i < sd->nkilled && i < TR_SD_NAMES; i++)
+        outf(o,
+             "taskring:   %skilled: task '%s' (id %" PRIu64 "): its op (if any) was reaped, its "
+             "stack freed; what it owned (fds, memory) leaked\n",
+             pfx, sd->killed[i].name, sd->killed[i].id);
+    if (sd->nkilled > TR_SD_NAMES)
+        outf(o, "taskring:   %skilled: %u more\n", pfx, sd->nkilled - TR_SD_NAMES);
+    if (sd->hooks_abandoned && sd->hooks_spawn_err)
+        outf(o,
+             "taskring:   %sat_shutdown: %u hooks NOT run: their task could not be spawned (%s)\n",
+             pfx, sd->hooks_abandoned, strerror(-sd->hooks_spawn_err));
+    else if (sd->hooks_abandoned)
+        outf(o, "taskring:   %sat_shutdown: %u hooks NOT run: the kill rung ended their task\n",
+             pfx, sd->hooks_abandoned);
 }
 
 void tr__shutdown_report(tr_engine *e)
@@ -192,7 +263,7 @@ void tr__shutdown_report(tr_engine *e)
     char trig[64];
     uint64_t drain_end = sd->t_kill ? sd->t_kill : sd->t_final;
     outf(&o, "taskring: shutdown report (trigger: %s, signals received: %" PRIu64 ")\n",
-         trigger_name(e, trig, sizeof(trig)), e->st.signals_received);
+         trigger_name(sd->trigger, sd->trigger_signo, trig, sizeof(trig)), e->st.signals_received);
     outf(&o, "taskring:   stop      %8.1f ms\n", ms(sd->t_trigger, sd->t_cancel));
     outf(&o, "taskring:   cancel    %8.1f ms  %" PRIu64 " tasks cancelled\n",
          ms(sd->t_cancel, sd->t_drain), sd->tasks_cancelled_by_sd);
@@ -209,69 +280,81 @@ void tr__shutdown_report(tr_engine *e)
          e->st.tasks_failed - sd->failed0, e->st.tasks_killed - sd->killed0,
          e->st.cancels_submitted - sd->cancels0,
          (e->st.ops_completed - sd->completed0) + (e->st.cqe_stale - sd->stale0));
-    outf(&o,
-         "taskring:   calls cut short by deadlines: %" PRIu64 " (since the trigger), %" PRIu64
-         " in all\n",
-         e->st.deadline_cuts - sd->cuts0, e->st.deadline_cuts);
-    if (e->st.prim_waits_cut > 0)
-        outf(&o,
-             "taskring:   waits on primitives cut short: %" PRIu64 " (since the trigger), %" PRIu64
-             " in all: they took nothing\n",
-             e->st.prim_waits_cut - sd->prim0, e->st.prim_waits_cut);
-    if (e->st.kill_grants_passed > 0)
-        outf(&o,
-             "taskring:   grants passed on from killed waiters: %" PRIu64
-             " (units, mutexes, signals, messages)\n",
-             e->st.kill_grants_passed);
-    if (e->st.kill_msgs_lost > 0)
-        outf(&o,
-             "taskring:   channel messages lost with killed receivers: %" PRIu64
-             " (no room to go back)\n",
-             e->st.kill_msgs_lost);
-    for (unsigned i = 0; i < e->nscopes_left && i < TR_SD_NAMES; i++)
-        outf(&o,
-             "taskring:   scopes: task '%s' (id %" PRIu64 ") ended with %d scope(s) entered: "
-             "unlinked by the engine\n",
-             e->scopes_left[i].name, e->scopes_left[i].id, e->scopes_left[i].result);
-    if (e->nscopes_left > TR_SD_NAMES)
-        outf(&o, "taskring:   scopes: %u more tasks ended with scopes entered\n",
-             e->nscopes_left - TR_SD_NAMES);
-    for (unsigned i = 0; i < sd->ngfail && i < TR_SD_NAMES; i++)
-        outf(&o,
-             "taskring:   group of task '%s' (id %" PRIu64
-             "): %zu real failure(s), the first %d (%s)\n",
-             sd->gfail[i].name, sd->gfail[i].id, sd->gfail_n[i], sd->gfail[i].result,
-             strerror(-sd->gfail[i].result));
-    if (sd->ngfail > TR_SD_NAMES)
-        outf(&o, "taskring:   groups: %u more with failures\n", sd->ngfail - TR_SD_NAMES);
-    for (unsigned i = 0; i < e->ngroups_left && i < TR_SD_NAMES; i++)
-        outf(&o,
-             "taskring:   groups: task '%s' (id %" PRIu64 ") returned without waiting for its "
-             "group (%d children): the engine cancelled and waited for them\n",
-             e->groups_left[i].name, e->groups_left[i].id, e->groups_left[i].result);
-    if (e->ngroups_left > TR_SD_NAMES)
-        outf(&o, "taskring:   groups: %u more tasks returned without waiting for a group\n",
-             e->ngroups_left - TR_SD_NAMES);
-    for (unsigned i = 0; i < sd->nfailed && i < TR_SD_NAMES; i++)
-        outf(&o, "taskring:   failed: task '%s' (id %" PRIu64 "): %d (%s)\n", sd->failed[i].name,
-             sd->failed[i].id, sd->failed[i].result, strerror(-sd->failed[i].result));
-    if (sd->nfailed > TR_SD_NAMES)
-        outf(&o, "taskring:   failed: %u more\n", sd->nfailed - TR_SD_NAMES);
-    for (unsigned i = 0; i < sd->nkilled && i < TR_SD_NAMES; i++)
-        outf(&o,
-             "taskring:   killed: task '%s' (id %" PRIu64 "): its op (if any) was reaped, its "
-             "stack freed; what it owned (fds, memory) leaked\n",
-             sd->killed[i].name, sd->killed[i].id);
-    if (sd->nkilled > TR_SD_NAMES)
-        outf(&o, "taskring:   killed: %u more\n", sd->nkilled - TR_SD_NAMES);
-    if (sd->hooks_abandoned && sd->hooks_spawn_err)
-        outf(&o,
-             "taskring:   at_shutdown: %u hooks NOT run: their task could not be spawned (%s)\n",
-             sd->hooks_abandoned, strerror(-sd->hooks_spawn_err));
-    else if (sd->hooks_abandoned)
-        outf(&o, "taskring:   at_shutdown: %u hooks NOT run: the kill rung ended their task\n",
-             sd->hooks_abandoned);
+    report_details(e, &o, "");
     outf(&o, "taskring:   audit: %" PRIu64 " tasks live, %" PRIu64 " ops in flight: %s\n",
          e->sch.live, e->ops.inflight,
          (e->sch.live == 0 && e->ops.inflight == 0) ? "quiescent" : "NOT QUIESCENT");
+}
+
+/* ---- the lockstep's one report ------------------------------------------------ */
+
+struct sd_totals {
+    uint64_t ok, cancelled, failed, killed, cancels, reaped;
+};
+
+static struct sd_totals sd_totals(const tr_engine *e)
+{
+    const struct tr__shutdown *sd = &e->sd;
+    return (struct sd_totals){
+        .ok = e->st.tasks_ok - sd->ok0,
+        .cancelled = e->st.tasks_cancelled - sd->cancelled0,
+        .failed = e->st.tasks_failed - sd->failed0,
+        .killed = e->st.tasks_killed - sd->killed0,
+        .cancels = e->st.cancels_submitted - sd->cancels0,
+        .reaped = (e->st.ops_completed - sd->completed0) + (e->st.cqe_stale - sd->stale0),
+    };
+}
+
+void tr__lockstep_report(const struct tr__lockstep *ls, int fd)
+{
+    if (fd < 0 || ls->n == 0)
+        return;
+    tr_engine *e0 = ls->engines[0];
+    struct out o = {fd, 0, &e0->st.report_lines_lost};
+    char trig[64];
+    uint64_t t0 = atomic_load(&ls->t_trigger), t_end = t0;
+    struct sd_totals all = {0};
+    uint64_t live = 0, inflight = 0;
+    outf(&o,
+         "taskring: cluster shutdown report (%u engines, trigger: %s, signals received: %" PRIu64
+         ")\n",
+         ls->n,
+         trigger_name(atomic_load(&ls->trigger), atomic_load(&ls->trigger_signo), trig,
+                      sizeof(trig)),
+         e0->st.signals_received);
+    for (unsigned i = 0; i < ls->n; i++) {
+        const tr_engine *e = ls->engines[i];
+        const struct tr__shutdown *sd = &e->sd;
+        uint64_t drain_end = sd->t_kill ? sd->t_kill : sd->t_final;
+        struct sd_totals t = sd_totals(e);
+        outf(&o,
+             "taskring:   engine %u: %.1f ms (stop %.1f, cancel %.1f, drain %.1f, kill %.1f, "
+             "finalize %.1f); tasks %" PRIu64 " ok, %" PRIu64 " cancelled, %" PRIu64
+             " failed, %" PRIu64 " killed; ops cancelled %" PRIu64 "; CQEs reaped %" PRIu64
+             "; shields %s\n",
+             i, ms(sd->t_trigger, sd->t_done), ms(sd->t_trigger, sd->t_cancel),
+             ms(sd->t_cancel, sd->t_drain), ms(sd->t_drain, drain_end),
+             sd->t_kill ? ms(sd->t_kill, sd->t_final) : 0.0, ms(sd->t_final, sd->t_done), t.ok,
+             t.cancelled, t.failed, t.killed, t.cancels, t.reaped,
+             sd->t_grace ? "broken" : "held"); /* shields_broken is reset at the end */
+        char pfx[24];
+        snprintf(pfx, sizeof(pfx), "engine %u: ", i);
+        report_details(e, &o, pfx);
+        if (sd->t_done > t_end)
+            t_end = sd->t_done;
+        all.ok += t.ok;
+        all.cancelled += t.cancelled;
+        all.failed += t.failed;
+        all.killed += t.killed;
+        all.cancels += t.cancels;
+        all.reaped += t.reaped;
+        live += e->sch.live;
+        inflight += e->ops.inflight;
+    }
+    outf(&o,
+         "taskring:   all: %.1f ms; tasks %" PRIu64 " ok, %" PRIu64 " cancelled, %" PRIu64
+         " failed, %" PRIu64 " killed; ops cancelled %" PRIu64 "; CQEs reaped %" PRIu64 "\n",
+         ms(t0, t_end), all.ok, all.cancelled, all.failed, all.killed, all.cancels, all.reaped);
+    outf(&o, "taskring:   audit: %" PRIu64 " tasks live, %" PRIu64 " ops in flight: %s\n", live,
+         inflight, (live == 0 && inflight == 0) ? "quiescent" : "NOT QUIESCENT");
 }

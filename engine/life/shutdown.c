@@ -113,11 +113,103 @@ const struct tr__wait_kind tr__wk_shutdown = {
     .kill = tr__waitq_kill,
 };
 
+/* ---- the lockstep (engine.h) ------------------------------------------------- */
+
+void tr__lockstep_join(tr_engine *e, struct tr__lockstep *ls, unsigned index)
+{
+    TR_ASSERT(index < ls->n);
+    e->ls = ls;
+    e->ls_index = index;
+}
+
+bool tr__lockstep_done(const struct tr__lockstep *ls)
+{
+    return atomic_load_explicit(&ls->arrived[TR_GATE_DONE], memory_order_acquire) == ls->n;
+}
+
+static void ls_wake_others(tr_engine *e)
+{
+    for (unsigned i = 0; i < e->ls->n; i++)
+        if (e->ls->engines[i] != e)
+            tr__wake_write(e->ls->engines[i]);
+}
+
+/* Has every engine arrived at gate g? e arrives when ready (once: its
+ * condition, once true, stays true). Without a lockstep: ready. */
+static bool gate(tr_engine *e, enum tr__gate g, bool ready)
+{
+    struct tr__lockstep *ls = e->ls;
+    if (!ls)
+        return ready;
+    if (ready && !e->ls_arrived[g]) {
+        e->ls_arrived[g] = true;
+        if (atomic_fetch_add_explicit(&ls->arrived[g], 1, memory_order_acq_rel) + 1 == ls->n)
+            ls_wake_others(e); /* the last: the others sleep until told */
+    }
+    return atomic_load_explicit(&ls->arrived[g], memory_order_acquire) == ls->n;
+}
+
+void tr__lockstep_leave(tr_engine *e)
+{
+    for (int g = 0; g < TR_GATES; g++)
+        (void)gate(e, (enum tr__gate)g, true);
+}
+
+void tr__lockstep_signal(tr_engine *e, int signo)
+{
+    struct tr__lockstep *ls = e->ls;
+    if (!ls)
+        return;
+    for (unsigned i = 0; i < ls->n; i++) {
+        tr_engine *x = ls->engines[i];
+        if (x == e)
+            continue;
+        atomic_store_explicit(&x->sw.peer_signo, signo, memory_order_relaxed);
+        atomic_fetch_add_explicit(&x->sw.peer_signals, 1, memory_order_release);
+        tr__wake_write(x);
+    }
+}
+
+/* e begins its Stop: so does every engine of its lockstep, with the
+ * deadlines of the first one's trigger. Returns the trigger's time. */
+static uint64_t ls_begin(tr_engine *e, uint64_t now)
+{
+    struct tr__lockstep *ls = e->ls;
+    uint64_t first = 0;
+    if (atomic_compare_exchange_strong(&ls->t_trigger, &first, now)) {
+        atomic_store(&ls->trigger, e->sd.trigger);
+        atomic_store(&ls->trigger_signo, e->sd.trigger_signo);
+        for (unsigned i = 0; i < ls->n; i++) {
+            tr_engine *x = ls->engines[i];
+            if (x != e)
+                (void)tr_engine_shutdown(x);
+        }
+        return now;
+    }
+    return first;
+}
+
+/* The main task of a lockstep engine ended: the first failure shuts every
+ * engine down, and so does the end of the last main. A main cancelled by
+ * the shutdown did not fail. */
+static void ls_main_ended(tr_engine *e, int result)
+{
+    struct tr__lockstep *ls = e->ls;
+    bool failed = result < 0 && !(result == -ECANCELED && tr__shutdown_begun(e));
+    int none = 0;
+    if (failed)
+        (void)atomic_compare_exchange_strong(&ls->first_err, &none, result);
+    if (atomic_fetch_sub(&ls->mains_left, 1) == 1 || failed)
+        atomic_store_explicit(&e->shutdown_req, 1, memory_order_relaxed);
+}
+
 static void sd_begin(tr_engine *e, uint64_t now)
 {
     struct tr__shutdown *sd = &e->sd;
     if (sd->trigger == TR_TRIG_NONE)
         sd->trigger = e->main_returned ? TR_TRIG_MAIN : TR_TRIG_CALL;
+    if (e->ls)
+        now = ls_begin(e, now);
     sd->phase = TR_PH_STOP;
     sd->t_trigger = now;
     sd->drain_deadline = now + MS(e->drain_ms);
@@ -132,6 +224,7 @@ static void sd_begin(tr_engine *e, uint64_t now)
     sd->cuts0 = e->st.deadline_cuts;
     sd->prim0 = e->st.prim_waits_cut;
     (void)tr__waitq_wake_all(&e->sd_stop, 0); /* once, at the trigger */
+    tr__inbox_shut(e);                        /* tr_post and tr_call get -ESHUTDOWN from now on */
 }
 
 /* ---- cancel, break shields, kill ------------------------------------------ */
@@ -365,7 +458,10 @@ void tr__shutdown_task_ended(tr_engine *e, tr_task *t)
     if (t == e->main_task) {
         e->main_task = NULL;
         e->main_returned = true;
-        atomic_store_explicit(&e->shutdown_req, 1, memory_order_relaxed);
+        if (e->ls)
+            ls_main_ended(e, t->result);
+        else
+            atomic_store_explicit(&e->shutdown_req, 1, memory_order_relaxed);
     }
     if (tr__shutdown_begun(e) && t->result < 0 && t->result != -ECANCELED && !t->killed)
         record_name(e->sd.failed, &e->sd.nfailed, t, t->result);
@@ -390,7 +486,7 @@ static void step(tr_engine *e, uint64_t now)
             sd_begin(e, now);
         break;
     case TR_PH_STOP:
-        if (now >= sd->drain_deadline || e->sch.live == 0 || sigs >= 2) {
+        if (now >= sd->drain_deadline || sigs >= 2 || gate(e, TR_GATE_CANCEL, e->sch.live == 0)) {
             sd->t_cancel = now;
             cancel_tasks(e, false);
             sd->t_drain = tr__now_ns();
@@ -398,7 +494,7 @@ static void step(tr_engine *e, uint64_t now)
         }
         break;
     case TR_PH_DRAIN:
-        if (!sd->late_cancelled && e->sch.live == e->sch.live_late) {
+        if (!sd->late_cancelled && gate(e, TR_GATE_LATE, e->sch.live == e->sch.live_late)) {
             sd->late_cancelled = true;
             cancel_tasks(e, true);
         }
@@ -408,19 +504,19 @@ static void step(tr_engine *e, uint64_t now)
             sd->phase = TR_PH_KILL;
             sd->t_kill = now;
             kill_all(e, false);
-        } else if (e->sch.live == 0) {
+        } else if (gate(e, TR_GATE_FINAL, e->sch.live == 0)) {
             enter_final(e, now);
         }
         break;
     case TR_PH_KILL:
         /* LATE tasks stay LATE: cancelled once all others ended (killed
          * ones included), killed once that was delivered. */
-        if (!sd->late_cancelled && e->sch.live == e->sch.live_late) {
+        if (!sd->late_cancelled && gate(e, TR_GATE_LATE, e->sch.live == e->sch.live_late)) {
             sd->late_cancelled = true;
             cancel_tasks(e, true);
         }
         kill_all(e, false); /* and tasks spawned meanwhile */
-        if (e->sch.live == 0)
+        if (gate(e, TR_GATE_FINAL, e->sch.live == 0))
             enter_final(e, now);
         break;
     case TR_PH_FINAL:
@@ -447,7 +543,10 @@ static void step(tr_engine *e, uint64_t now)
              * starts the next shutdown (in a later run). */
             atomic_store_explicit(&e->shutdown_req, 0, memory_order_relaxed);
             sd->t_done = now;
-            tr__shutdown_report(e);
+            if (e->ls)
+                (void)gate(e, TR_GATE_DONE, true); /* the lockstep reports for all */
+            else
+                tr__shutdown_report(e);
             /* Over: shields hold again in a later run (its tasks start
              * cancelled, and shields are how they clean up) until the next
              * shutdown's grace. */

@@ -98,7 +98,7 @@ static void sig_engines_remove(tr_engine *e)
     e->sw.next = NULL;
 }
 
-static void wake_write(const tr_engine *e)
+void tr__wake_write(const tr_engine *e)
 {
     uint64_t one = 1;
     if (e->sw.wake_fd < 0)
@@ -121,7 +121,7 @@ static void sig_engines_tell(const tr_engine *from, int signo)
             continue;
         atomic_store_explicit(&x->sw.peer_signo, signo, memory_order_relaxed);
         atomic_fetch_add_explicit(&x->sw.peer_signals, 1, memory_order_release);
-        wake_write(x);
+        tr__wake_write(x);
     }
     pthread_mutex_unlock(&sig_engines_mu);
 }
@@ -153,8 +153,11 @@ void tr__peer_signals_take(tr_engine *e)
     uint64_t n = atomic_exchange_explicit(&e->sw.peer_signals, 0, memory_order_acquire);
     int signo = atomic_load_explicit(&e->sw.peer_signo, memory_order_relaxed);
     /* Bounded: 3 signals take the whole ladder; more change nothing. */
-    for (uint64_t i = 0; i < n && i < 4; i++)
+    for (uint64_t i = 0; i < n && i < 4; i++) {
         tr__shutdown_on_signal(e, signo);
+        if (e->sw.sigfd >= 0) /* a cluster's signal owner tells its engines */
+            tr__lockstep_signal(e, signo);
+    }
 }
 
 bool tr__shutdown_signals_ok(const sigset_t *set)
@@ -385,6 +388,7 @@ void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
             TR_VG_DEFINED(&e->sw.sig_info, sizeof(e->sw.sig_info));
             tr__shutdown_on_signal(e, (int)e->sw.sig_info.ssi_signo);
             sig_engines_tell(e, (int)e->sw.sig_info.ssi_signo);
+            tr__lockstep_signal(e, (int)e->sw.sig_info.ssi_signo);
         }
         break;
     case TR_UDK_WAKE:
@@ -408,6 +412,6 @@ int tr_engine_shutdown(tr_engine *e)
         return -EINVAL;
     /* Async-signal-safe and thread-safe: an atomic store and a write(2). */
     atomic_store_explicit(&e->shutdown_req, 1, memory_order_release);
-    wake_write(e);
+    tr__wake_write(e);
     return 0;
 }

@@ -15,6 +15,7 @@ int tr_engine_stats(const tr_engine *e, struct tr_stats *out)
     out->ops_inflight = e->ops.inflight;
     out->timers_pending = e->tm.len;
     out->engine_ops_inflight = e->sw.inflight;
+    out->posts_failed = e->ib.posts_failed;
     if (e->rs.ready)
         out->cq_overflows = tr__ring_overflow_count(e);
     return 0;

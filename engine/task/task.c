@@ -494,6 +494,8 @@ void tr__task_end(tr_engine *e, tr_task *t, int result, bool killed)
         tr__groups_orphan(e, t);
     }
     tr__cancel_notify_end(e, t);
+    if (TR_UNLIKELY(t->fn == tr__served_run))
+        tr__served_ended(e, t, t->result); /* a tr_call's: its caller gets the result */
     tr__shutdown_task_ended(e, t);
     if (killed) {
         /* Never resumed, off its stack already: free it now. */

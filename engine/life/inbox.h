@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inbox.h — messages from other threads and other engines (DESIGN
+ * section 9): tr_post, tr_call and what carries them.
+ *
+ * Each engine has one inbox: a FIFO of message records under a mutex that
+ * only senders and the engine's inbox duty take (the duty takes the whole
+ * list at once, so a pass pays one lock however many messages came). A
+ * sender that finds the engine asleep in its ring wait rings the doorbell:
+ * a write to the engine's wakeup eventfd, whose read the ring keeps armed.
+ * The doorbell rings only for a sleeping engine; an engine that is running
+ * passes sees the inbox at its next one.
+ *
+ * A sender touches the engine only inside the inbox lock, and
+ * tr_engine_destroy takes that lock before it frees anything: a sender
+ * finishing its push (the last acknowledgement of a call) can never write
+ * into a freed engine.
+ *
+ * tr_call, in four messages, none of them allocated by the caller:
+ *   CALL   the caller's record (on its stack) goes to the target, whose
+ *          duty spawns a task for fn(arg) and keeps a "served" record (its
+ *          own heap) until the caller acknowledges;
+ *   REPLY  the task's end sends the same message record back, with the
+ *          result written into the caller's record; the caller's duty
+ *          wakes the caller...
+ *   ACK    ...and sends the served record back to the target, which frees
+ *          it. Until then the target's run does not return: the caller's
+ *          cancellation may still reach it.
+ *   cancel a flag in the caller's record, and a count in the target's
+ *          inbox that makes its duty look at the calls it serves. A call
+ *          whose REPLY went is never looked at again (its record may be
+ *          gone), and the caller waits for the REPLY whatever happens
+ *          (G1: the target writes into its frame).
+ */
+#ifndef TR_INBOX_H
+#define TR_INBOX_H
+
+#include "task/task.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum tr__msg_kind { TR_MSG_POST = 1, TR_MSG_CALL, TR_MSG_REPLY, TR_MSG_ACK };
+
+struct tr__call;
+struct tr__served;
+
+struct tr__msg {
+    struct tr__msg *next;
+    uint8_t kind; /* enum tr__msg_kind */
+    tr_fn fn;     /* POST */
+    void *arg;
+    struct tr__call *call;  /* CALL, REPLY */
+    struct tr__served *srv; /* REPLY (NULL: the call never ran), ACK */
+};
+
+/* A call in flight, in the caller's frame. */
+struct tr__call {
+    struct tr__wait w;
+    struct tr__msg msg; /* CALL out, REPLY back */
+    tr_fn fn;
+    void *arg;
+    tr_engine *target;
+    tr_engine *caller_e;     /* read by the target (the owner's task record is not) */
+    int result;              /* fn's: written by the target before the REPLY */
+    int status;              /* 0: fn ran; -ENOMEM: the target could not run it */
+    _Atomic bool cancel_req; /* the caller's call is cut short: the target reads it */
+    bool cancel_sent;
+};
+
+/* A call this engine runs for another, until the caller's ACK. */
+struct tr__served {
+    struct tr__msg msg; /* the ACK, sent back by the caller's engine */
+    struct tr__link link;
+    struct tr__call *call; /* valid until replied */
+    tr_engine *caller_e;
+    tr_task *task;
+    tr_fn fn;
+    void *arg;
+    bool replied, cancelled;
+};
+
+struct tr__inbox {
+    pthread_mutex_t mu;
+    struct tr__msg *head, *tail; /* under mu */
+    uint32_t cancels;            /* under mu: calls served whose caller was cut short */
+    bool closed;                 /* under mu: POST and CALL refused (-ESHUTDOWN) */
+    /* Read without the lock by the duty's check, set under it by senders,
+     * cleared under it by the duty. */
+    _Atomic bool pending;
+    /* Set by the engine before it sleeps in its ring wait, cleared after:
+     * a sender that sees it rings the doorbell. */
+    _Atomic bool sleeping;
+    /* The engine's thread only. */
+    struct tr__link served; /* struct tr__served, until acked */
+    uint64_t nserved;
+    uint64_t calls_out; /* tasks of this engine parked in tr_call */
+    uint64_t posts_failed;
+};
+
+struct tr_engine;
+int tr__inbox_init(struct tr_engine *e);
+/* tr_engine_destroy: -EBUSY while messages wait or calls are unacked;
+ * else waits for a sender still inside the lock, and frees. */
+int tr__inbox_close_for_destroy(struct tr_engine *e);
+/* The shutdown began: POST and CALL are refused from now on. */
+void tr__inbox_shut(struct tr_engine *e);
+static inline bool tr__inbox_pending(const struct tr_engine *e);
+/* The inbox duty: takes the messages and acts on them (spawns, wakes,
+ * cancels). */
+void tr__inbox_run(struct tr_engine *e);
+/* Before the ring wait: false when a message came meanwhile (do not
+ * sleep). tr__inbox_awake after the wait. */
+bool tr__inbox_sleep(struct tr_engine *e);
+void tr__inbox_awake(struct tr_engine *e);
+/* A task whose function is this serves a tr_call: its end replies. */
+int tr__served_run(void *arg);
+void tr__served_ended(struct tr_engine *e, tr_task *t, int result);
+
+#endif /* TR_INBOX_H */

@@ -1,0 +1,627 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Many engines (DESIGN section 9, G12): tr_post from foreign threads and
+ * from tasks of other engines, tr_call with its cancellation carried
+ * across and still waited for (G1), and clusters: their lockstep shutdown
+ * at one signal, the ladder's rungs on every engine, the order of the
+ * phases across engines, the first failing main, the combined report.
+ *
+ * Every case runs in a forked child (threads and signals stay there) with
+ * a deadline, and says what failed by its exit status.
+ */
+#include "tr_test.h"
+#include "tr_harness.h"
+#include "tr_internal.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+#define MS 1000000ull
+#define CK(c, code)                                                                                \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            return (code);                                                                         \
+    } while (0)
+
+static void run_child(int (*fn)(void *), const char *what)
+{
+    static const struct tr_child_opts o = {.capture_stderr = true, .timeout_s = 60};
+    static struct tr_child_out out;
+    memset(&out, 0, sizeof(out));
+    tr_child_run(fn, NULL, &o, &out);
+    tr_child_assert_exit0(&out, what);
+}
+
+static tr_engine *quiet_engine(void)
+{
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags |= TR_CFG_NO_SIGNALS;
+    cfg.report_fd = -1;
+    tr_engine *e = NULL;
+    return tr_engine_create(&e, &cfg) == 0 ? e : NULL;
+}
+
+/* ---- tr_post from foreign threads ---------------------------------------------- */
+
+#define POSTERS 3
+#define POSTS 20000
+
+static struct {
+    tr_engine *e;
+    atomic_int go;
+    unsigned next[POSTERS]; /* the engine's thread only */
+    unsigned got, out_of_order;
+    atomic_int posters_done;
+} g_post;
+
+static int posted_fn(void *arg)
+{
+    uintptr_t v = (uintptr_t)arg;
+    unsigned who = (unsigned)(v >> 32), seq = (unsigned)v;
+    if (g_post.next[who] != seq)
+        g_post.out_of_order++;
+    g_post.next[who] = seq + 1;
+    g_post.got++;
+    return 0;
+}
+
+static void *poster(void *arg)
+{
+    uintptr_t who = (uintptr_t)arg;
+    while (!atomic_load(&g_post.go))
+        sched_yield();
+    for (uintptr_t i = 0; i < POSTS; i++) {
+        int r;
+        while ((r = tr_post(g_post.e, posted_fn, (void *)((who << 32) | i))) == -ENOMEM)
+            sched_yield();
+        if (r != 0)
+            return (void *)1;
+    }
+    if (atomic_fetch_add(&g_post.posters_done, 1) + 1 == POSTERS)
+        tr_engine_shutdown(g_post.e); /* after the last post: all of them run */
+    return NULL;
+}
+
+static int post_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_post.go, 1);
+    return tr_wait_shutdown();
+}
+
+static int post_foreign_child(void *arg)
+{
+    (void)arg;
+    g_post.e = quiet_engine();
+    CK(g_post.e, 10);
+    pthread_t th[POSTERS];
+    for (uintptr_t i = 0; i < POSTERS; i++)
+        CK(pthread_create(&th[i], NULL, poster, (void *)i) == 0, 11);
+    CK(tr_spawn(g_post.e, NULL, post_waiter, NULL, NULL) == 0, 12);
+    CK(tr_engine_run(g_post.e) == 0, 13);
+    for (int i = 0; i < POSTERS; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        CK(r == NULL, 14);
+    }
+    CK(g_post.got == POSTERS * POSTS, 15);
+    CK(g_post.out_of_order == 0, 16); /* each thread's posts in its order */
+    /* The shutdown began: refused. */
+    CK(tr_post(g_post.e, posted_fn, NULL) == -ESHUTDOWN, 17);
+    struct tr_stats st;
+    tr_engine_stats(g_post.e, &st);
+    CK(st.posts_failed == 0 && st.tasks_live == 0, 18);
+    CK(tr_engine_destroy(g_post.e) == 0, 19);
+    return 0;
+}
+
+static void test_cluster_post_from_foreign_threads_in_order(void **state)
+{
+    (void)state;
+    run_child(post_foreign_child, "posts from foreign threads");
+}
+
+/* A post to an engine that is not running waits for its next run, and
+ * the engine cannot be destroyed meanwhile. */
+static int ran_once;
+static int ran_fn(void *arg)
+{
+    (void)arg;
+    ran_once++;
+    return 0;
+}
+
+static int post_idle_child(void *arg)
+{
+    (void)arg;
+    tr_engine *e = quiet_engine();
+    CK(e, 10);
+    CK(tr_post(NULL, ran_fn, NULL) == -EINVAL, 11);
+    CK(tr_post(e, NULL, NULL) == -EINVAL, 12);
+    CK(tr_post(e, ran_fn, NULL) == 0, 13);
+    CK(tr_engine_destroy(e) == -EBUSY, 14); /* a post waits in it */
+    CK(ran_once == 0, 15);
+    CK(tr_engine_run(e) == 0, 16);
+    CK(ran_once == 1, 17);
+    CK(tr_engine_destroy(e) == 0, 18);
+    return 0;
+}
+
+static void test_cluster_post_waits_for_run_and_holds_destroy(void **state)
+{
+    (void)state;
+    run_child(post_idle_child, "post to an idle engine");
+}
+
+/* ---- tr_call between two lone engines ------------------------------------------- */
+
+static struct {
+    tr_engine *a, *b;
+    atomic_int b_ready;
+    int calls_ok, wrong_engine;
+    /* The cancelled call */
+    atomic_int remote_started, remote_saw_cancel, remote_wrote;
+    int cancel_ret, cancel_result, buf_seen;
+    tr_task *caller;
+} g_call;
+
+static int on_b(void *arg)
+{
+    if (tr_self_engine() != g_call.b)
+        g_call.wrong_engine++;
+    return (int)(intptr_t)arg * 2;
+}
+
+static int cl_twice_here(void *arg)
+{
+    return tr_self_engine() == g_call.a ? (int)(intptr_t)arg * 2 : -EXDEV;
+}
+
+/* Runs on b: shielded, it writes into the caller's frame 20 ms after the
+ * caller was cancelled; the caller must still be waiting (G1). */
+static int slow_writer_on_b(void *arg)
+{
+    int *buf = arg;
+    atomic_store(&g_call.remote_started, 1);
+    int r = tr_sleep_ns(30ull * 1000 * MS); /* cancelled by the caller's cancel */
+    if (r == -ECANCELED)
+        atomic_store(&g_call.remote_saw_cancel, 1);
+    tr_shield_begin();
+    (void)tr_sleep_ns(20 * MS);
+    tr_shield_end();
+    *buf = 4242;
+    atomic_store(&g_call.remote_wrote, 1);
+    return r;
+}
+
+static int caller_cancelled(void *arg)
+{
+    (void)arg;
+    int buf = 0, result = 0;
+    g_call.cancel_ret = tr_call(g_call.b, slow_writer_on_b, &buf, &result);
+    g_call.cancel_result = result;
+    g_call.buf_seen = buf; /* written before tr_call returned */
+    /* The cancellation shows at the next blocking call. */
+    return tr_yield() == -ECANCELED ? 0 : -EIO;
+}
+
+static int canceller(void *arg)
+{
+    (void)arg;
+    /* Bounded: the remote starts within the deadline of the child. */
+    while (!atomic_load(&g_call.remote_started))
+        if (tr_sleep_ns(MS) != 0)
+            return -EIO;
+    return tr_cancel(g_call.caller);
+}
+
+static int on_a_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&g_call.b_ready))
+        tr_sleep_ns(MS);
+    for (int i = 0; i < 1000; i++) {
+        int res = -1;
+        if (tr_call(g_call.b, on_b, (void *)(intptr_t)i, &res) == 0 && res == 2 * i)
+            g_call.calls_ok++;
+    }
+    /* Its own engine: fine too. */
+    int res = -1;
+    if (tr_call(g_call.a, cl_twice_here, (void *)(intptr_t)7, &res) != 0 || res != 14)
+        return -EIO;
+    if (tr_call(NULL, on_b, NULL, NULL) != -EINVAL ||
+        tr_call(g_call.b, NULL, NULL, NULL) != -EINVAL)
+        return -EINVAL;
+    tr_task *c, *k;
+    if (tr_spawn(NULL, &c, caller_cancelled, NULL, NULL) != 0)
+        return -ENOMEM;
+    g_call.caller = c;
+    if (tr_spawn(NULL, &k, canceller, NULL, NULL) != 0)
+        return -ENOMEM;
+    int rc = 0, rk = 0;
+    tr_join(k, &rk);
+    tr_join(c, &rc);
+    tr_engine_shutdown(g_call.b);
+    return rc == 0 && rk == 0 ? 0 : -EIO;
+}
+
+static int b_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_call.b_ready, 1);
+    return tr_wait_shutdown();
+}
+
+static void *run_b(void *arg)
+{
+    (void)arg;
+    tr_spawn(g_call.b, NULL, b_main, NULL, NULL);
+    return (void *)(intptr_t)tr_engine_run(g_call.b);
+}
+
+static int call_child(void *arg)
+{
+    (void)arg;
+    g_call.a = quiet_engine();
+    g_call.b = quiet_engine();
+    CK(g_call.a && g_call.b, 10);
+    pthread_t th;
+    CK(pthread_create(&th, NULL, run_b, NULL) == 0, 11);
+    tr_task *m;
+    CK(tr_spawn(g_call.a, &m, on_a_main, NULL, NULL) == 0, 12);
+    CK(tr_engine_run(g_call.a) == 0, 13);
+    int mr = -1;
+    CK(tr_task_result(m, &mr) == 0 && mr == 0, 14);
+    void *rb;
+    pthread_join(th, &rb);
+    CK(rb == NULL, 15);
+    CK(g_call.calls_ok == 1000 && g_call.wrong_engine == 0, 16);
+    CK(atomic_load(&g_call.remote_saw_cancel), 17); /* the cancel crossed over */
+    CK(atomic_load(&g_call.remote_wrote), 18);
+    CK(g_call.cancel_ret == 0 && g_call.cancel_result == -ECANCELED, 19);
+    CK(g_call.buf_seen == 4242, 20); /* the caller waited for the remote end (G1) */
+    CK(tr_call(g_call.b, on_b, NULL, NULL) == -EPERM, 21); /* outside a task */
+    tr_detach(m);
+    CK(tr_engine_destroy(g_call.a) == 0, 22);
+    CK(tr_engine_destroy(g_call.b) == 0, 23);
+    return 0;
+}
+
+static void test_cluster_call_between_engines_cancel_waits(void **state)
+{
+    (void)state;
+    run_child(call_child, "tr_call between engines");
+}
+
+/* ---- clusters ------------------------------------------------------------------ */
+
+/* The report goes to a memfd, read back by the child. */
+static int report_memfd(void)
+{
+    return memfd_create("report", MFD_CLOEXEC);
+}
+
+static bool report_has(int fd, const char *needle, char *buf, size_t len)
+{
+    ssize_t n = pread(fd, buf, len - 1, 0);
+    if (n < 0)
+        return false;
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+static unsigned count_of(const char *hay, const char *needle)
+{
+    unsigned n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+static struct {
+    atomic_int bad, calls, posts;
+    atomic_int fail_index; /* -1: none fails */
+    atomic_int parked;
+} g_cl;
+
+static int cl_posted(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_cl.posts, 1);
+    return 0;
+}
+
+static int cl_index_fn(void *arg)
+{
+    (void)arg;
+    return (int)tr_engine_index();
+}
+
+static int cl_main(void *arg)
+{
+    (void)arg;
+    unsigned i = tr_engine_index(), n = tr_engine_count();
+    if (n != 4 || i >= n || tr_engine_at(i) != tr_self_engine() || tr_engine_at(n) != NULL)
+        atomic_fetch_add(&g_cl.bad, 1);
+    if ((int)i == atomic_load(&g_cl.fail_index))
+        return -EIO;
+    if (atomic_load(&g_cl.fail_index) >= 0)
+        return tr_wait_shutdown(); /* until the failing main shuts all down */
+    for (int k = 0; k < 100; k++) {
+        unsigned j = (i + 1 + (unsigned)k) % n;
+        int res = -1;
+        if (tr_call(tr_engine_at(j), cl_index_fn, NULL, &res) == 0 && res == (int)j)
+            atomic_fetch_add(&g_cl.calls, 1);
+        if (tr_post(tr_engine_at(j), cl_posted, NULL) != 0)
+            atomic_fetch_add(&g_cl.bad, 1);
+    }
+    return 0; /* the last main's end shuts the cluster down */
+}
+
+static int cluster_basic_child(void *arg)
+{
+    (void)arg;
+    CK(tr_engine_index() == 0 && tr_engine_count() == 0 && tr_engine_at(0) == NULL, 9);
+    atomic_store(&g_cl.fail_index, -1);
+    struct tr_cluster_config cfg;
+    tr_cluster_config_init(&cfg);
+    cfg.engines = 4;
+    cfg.flags = TR_CLUSTER_PIN;
+    cfg.engine.report_fd = report_memfd();
+    CK(cfg.engine.report_fd >= 0, 10);
+    CK(tr_cluster_run(NULL, NULL, &cfg) == -EINVAL, 11);
+    struct tr_cluster_config bad = cfg;
+    bad.flags = 0x80;
+    CK(tr_cluster_run(cl_main, NULL, &bad) == -EINVAL, 12);
+    CK(tr_cluster_run(cl_main, NULL, &cfg) == 0, 13);
+    CK(atomic_load(&g_cl.bad) == 0, 14);
+    CK(atomic_load(&g_cl.calls) == 400, 15);
+    /* Posts accepted before the shutdown began all ran (the last main's
+     * end starts it, after every post of its own). */
+    CK(atomic_load(&g_cl.posts) == 400, 16);
+    static char buf[65536];
+    CK(report_has(cfg.engine.report_fd, "cluster shutdown report (4 engines", buf, sizeof(buf)),
+       17);
+    CK(count_of(buf, "taskring:   engine ") >= 4, 18);
+    CK(strstr(buf, "audit: 0 tasks live, 0 ops in flight: quiescent") != NULL, 19);
+    /* The first failing main's result, and the others shut down. */
+    atomic_store(&g_cl.fail_index, 2);
+    CK(tr_cluster_run(cl_main, NULL, &cfg) == -EIO, 20);
+    CK(atomic_load(&g_cl.bad) == 0, 21);
+    return 0;
+}
+
+static void test_cluster_runs_mains_calls_posts_and_reports(void **state)
+{
+    (void)state;
+    run_child(cluster_basic_child, "cluster basics");
+}
+
+/* One SIGTERM ends every engine of a cluster of 8 (more than the cores):
+ * 200 parked tasks each; the mains, cancelled, did not fail. */
+#define SIG_ENGINES 8
+#define SIG_TASKS 200
+
+static int parked_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_cl.parked, 1);
+    return tr_sleep_ns(3600ull * 1000 * MS);
+}
+
+static int sig_main(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < SIG_TASKS; k++)
+        if (tr_spawn(NULL, NULL, parked_fn, NULL, NULL) != 0)
+            return -ENOMEM;
+    if (tr_engine_index() == 0) {
+        /* Bounded by the child's deadline. */
+        while (atomic_load(&g_cl.parked) < SIG_ENGINES * SIG_TASKS)
+            if (tr_sleep_ns(MS) != 0)
+                return -EIO;
+        kill(getpid(), SIGTERM);
+    }
+    return tr_wait_shutdown() == 0 ? -ECANCELED : -EIO;
+}
+
+static int cluster_sigterm_child(void *arg)
+{
+    (void)arg;
+    struct tr_cluster_config cfg;
+    tr_cluster_config_init(&cfg);
+    cfg.engines = SIG_ENGINES;
+    cfg.engine.report_fd = report_memfd();
+    CK(tr_cluster_run(sig_main, NULL, &cfg) == 0, 10);
+    static char buf[65536];
+    CK(report_has(cfg.engine.report_fd, "trigger: signal TERM", buf, sizeof(buf)), 11);
+    CK(count_of(buf, "taskring:   engine ") >= SIG_ENGINES, 12);
+    char want[96];
+    /* The parked tasks and the mains. */
+    snprintf(want, sizeof(want), "%d cancelled, 0 failed, 0 killed", SIG_ENGINES * (SIG_TASKS + 1));
+    CK(strstr(buf, want) != NULL, 13);
+    /* The mask is back as it was: SIGTERM not blocked. */
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    CK(sigismember(&now, SIGTERM) == 0, 14);
+    return 0;
+}
+
+static void test_cluster_one_sigterm_ends_every_engine(void **state)
+{
+    (void)state;
+    run_child(cluster_sigterm_child, "cluster SIGTERM");
+}
+
+/* The ladder, cluster-wide: shielded stragglers on every engine; the 2nd
+ * SIGTERM breaks every engine's shields, the 3rd kills on every engine. A
+ * plain thread sends the signals once every straggler saw what the one
+ * before did. */
+static struct {
+    atomic_int saw_cancel, saw_broken;
+} g_lad;
+
+static int straggler(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_cl.parked, 1);
+    tr_shield_begin();
+    /* Until the kill: each sleep a cancellation point the shield holds,
+     * then (shields broken) one that fails at once. */
+    bool saw = false, broken = false;
+    for (;;) {
+        int r = tr_sleep_ns(2 * MS);
+        if (!saw && tr_is_cancelled()) {
+            saw = true;
+            atomic_fetch_add(&g_lad.saw_cancel, 1);
+        }
+        if (!broken && r == -ECANCELED) {
+            broken = true;
+            atomic_fetch_add(&g_lad.saw_broken, 1);
+            tr_shield_end();
+            tr_shield_begin();
+        }
+        if (broken)
+            (void)tr_yield(); /* -ECANCELED at once: the kill rung ends it */
+    }
+    return 0; /* never: the kill rung ends it */
+}
+
+#define LAD_TASKS 10
+static void *ladder_thread(void *arg)
+{
+    (void)arg;
+    const int total = SIG_ENGINES * LAD_TASKS;
+    /* Bounded by the child's deadline. */
+    while (atomic_load(&g_cl.parked) < total)
+        usleep(1000);
+    kill(getpid(), SIGTERM);
+    while (atomic_load(&g_lad.saw_cancel) < total)
+        usleep(1000);
+    kill(getpid(), SIGTERM);
+    while (atomic_load(&g_lad.saw_broken) < total)
+        usleep(1000);
+    kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+static int ladder_main(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < LAD_TASKS; k++)
+        if (tr_spawn(NULL, NULL, straggler, NULL, NULL) != 0)
+            return -ENOMEM;
+    return tr_wait_shutdown() == 0 ? -ECANCELED : -EIO;
+}
+
+static int cluster_ladder_child(void *arg)
+{
+    (void)arg;
+    struct tr_cluster_config cfg;
+    tr_cluster_config_init(&cfg);
+    cfg.engines = SIG_ENGINES;
+    cfg.engine.grace_ms = 600000; /* only signals move the ladder */
+    cfg.engine.kill_ms = 600000;
+    cfg.engine.report_fd = report_memfd();
+    /* The thread is created with the signals blocked (the engine blocks
+     * them only in its own thread): it must not take the SIGTERM. */
+    sigset_t s, old;
+    sigemptyset(&s);
+    sigaddset(&s, SIGTERM);
+    sigaddset(&s, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &s, &old);
+    pthread_t th;
+    CK(pthread_create(&th, NULL, ladder_thread, NULL) == 0, 9);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int r = tr_cluster_run(ladder_main, NULL, &cfg);
+    pthread_join(th, NULL);
+    CK(r == 0, 10);
+    static char buf[65536];
+    if (getenv("TR_TEST_SHOW"))
+        (void)!write(open("/tmp/ladder.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644), buf,
+                     (size_t)pread(cfg.engine.report_fd, buf, sizeof(buf), 0));
+    CK(report_has(cfg.engine.report_fd, "signals received: 3", buf, sizeof(buf)), 11);
+    char want[64];
+    snprintf(want, sizeof(want), "failed, %d killed", SIG_ENGINES * LAD_TASKS);
+    CK(strstr(buf, want) != NULL, 12); /* the totals */
+    snprintf(want, sizeof(want), "failed, %d killed", LAD_TASKS);
+    CK(count_of(buf, want) == SIG_ENGINES, 13); /* each engine's line */
+    CK(count_of(buf, "; shields broken\n") == SIG_ENGINES, 14);
+    return 0;
+}
+
+static void test_cluster_ladder_rungs_reach_every_engine(void **state)
+{
+    (void)state;
+    run_child(cluster_ladder_child, "cluster ladder");
+}
+
+/* Lockstep: no engine finalizes before every engine's tasks have ended.
+ * Engine 1's last task needs 50 ms after its cancellation; engine 0's
+ * at-shutdown hook runs after it. */
+static atomic_int g_slow_done, g_hook_saw;
+
+static int slow_ender(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_cl.parked, 1);
+    (void)tr_wait_shutdown();
+    tr_shield_begin();
+    (void)tr_sleep_ns(50 * MS);
+    tr_shield_end();
+    atomic_store(&g_slow_done, 1);
+    return 0;
+}
+
+static int hook0(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_hook_saw, atomic_load(&g_slow_done) ? 1 : 2);
+    return 0;
+}
+
+static int order_main(void *arg)
+{
+    (void)arg;
+    if (tr_engine_index() == 0 && tr_at_shutdown(hook0, NULL) != 0)
+        return -ENOMEM;
+    if (tr_engine_index() == 1 && tr_spawn(NULL, NULL, slow_ender, NULL, NULL) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static int cluster_order_child(void *arg)
+{
+    (void)arg;
+    struct tr_cluster_config cfg;
+    tr_cluster_config_init(&cfg);
+    cfg.engines = 3;
+    cfg.engine.report_fd = -1;
+    CK(tr_cluster_run(order_main, NULL, &cfg) == 0, 10);
+    CK(atomic_load(&g_slow_done) == 1, 11);
+    CK(atomic_load(&g_hook_saw) == 1, 12); /* engine 0 finalized after engine 1's tasks */
+    return 0;
+}
+
+static void test_cluster_finalize_waits_for_every_engine(void **state)
+{
+    (void)state;
+    run_child(cluster_order_child, "cluster phase order");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_cluster_post_from_foreign_threads_in_order),
+        T(test_cluster_post_waits_for_run_and_holds_destroy),
+        T(test_cluster_call_between_engines_cancel_waits),
+        T(test_cluster_runs_mains_calls_posts_and_reports),
+        T(test_cluster_one_sigterm_ends_every_engine),
+        T(test_cluster_ladder_rungs_reach_every_engine),
+        T(test_cluster_finalize_waits_for_every_engine),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
