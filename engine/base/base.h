@@ -98,6 +98,16 @@ struct tr__link {
     struct tr__link *prev, *next;
 };
 
+/* A busy-wait's pause (one round of a spin). */
+static inline void tr__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 /* a + b, UINT64_MAX when it would not fit (a deadline past the clock's
  * end is "never"). */
 static inline uint64_t tr__add_sat(uint64_t a, uint64_t b)

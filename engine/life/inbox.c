@@ -202,6 +202,7 @@ void tr__inbox_run(tr_engine *e)
     e->ib.cancels = 0;
     atomic_store_explicit(&e->ib.pending, false, memory_order_relaxed);
     pthread_mutex_unlock(&e->ib.mu);
+    e->ib.last_msg_ns = tr__now_ns();
     /* Bounded by what was queued when the lock was taken. */
     while (m) {
         struct tr__msg *next = m->next;

@@ -96,6 +96,7 @@ struct tr__inbox {
     uint64_t nserved;
     uint64_t calls_out; /* tasks of this engine parked in tr_call */
     uint64_t posts_failed;
+    uint64_t last_msg_ns; /* when the duty last found messages (tr__now_ns) */
 };
 
 struct tr_engine;
