@@ -225,7 +225,7 @@ def fmt(v, unit):
     if unit == "bytes":
         return "%.2f KiB" % (v / 1024)
     if unit in ("ms", "ns/switch", "ns/move", "us/req", "µs/req", "ns/rt", "ns/pair", "ns/op",
-                "ns/handoff", "ratio"):
+                "ns/handoff", "ratio", "ns/msg", "ns/call", "ns/task"):
         return ("%.3g " % v) + unit
     return "%.4g %s" % (v, unit)
 
@@ -414,6 +414,28 @@ def bench_sync(b):
                             "10000", "--park", "sleep"], reps=reps)
     b.add("groupcold", "group of 10k: sleep, first round, prefilled (ms)", tr_s, an_s,
           "asyncio TaskGroup", ("ratio_le", 0.05), key="first_ms", unit="ms")
+
+
+def bench_many(b):
+    # Section 9: messages between two engines on two threads, against a bare
+    # liburing MSG_RING loop between two threads (64 per submit).
+    n = 500000 if b.quick else 2000000
+    b.pair("post", "tr_post between 2 engines (ns/msg)",
+           [b.exe("bench_post"), "--mode", "post", "--messages", str(n)],
+           [b.exe("baseline_msgring"), "--messages", str(n)],
+           "bare MSG_RING ×64", ("ratio_le", 3))
+    rows = [run_json([b.exe("bench_post"), "--mode", "call",
+                      "--messages", str(n // 10)]) for _ in range(b.reps)]
+    b.add("post", "tr_call round trip (ns/call)", rows, [], None, None)
+    # SIGTERM -> exit of a cluster, E engines x 25,000 parked tasks: the time
+    # per task against one engine's, measured side by side.
+    tasks = 5000 if b.quick else 25000
+    one = [b.exe("bench_cluster"), "--engines", "1", "--tasks", str(tasks)]
+    for e in (2, 4, 8):
+        tr_s, an_s = b.samples([b.exe("bench_cluster"), "--engines", str(e), "--tasks", str(tasks)],
+                               one)
+        b.add("cluster", "cluster SIGTERM→exit, %d engines (ns/task)" % e, tr_s, an_s,
+              "1 engine", ("ratio_le", 1.5), key="ns_per_task", unit="ns/task")
 
 
 def make_randread_file():
@@ -662,6 +684,8 @@ PANELS = [
     ("event", "tr_event_set vs an out-of-line call, ns", False),
     ("sem", "semaphore hand-off vs yield switch, ns", False),
     ("group", "10k-child group, one fails: vs asyncio.TaskGroup, ms (log)", True),
+    ("post", "messages between 2 engines vs bare MSG_RING, ns (log)", True),
+    ("cluster", "cluster SIGTERM->exit per task vs 1 engine, ns", False),
 ]
 
 # The multi-client panels: (kind, key, title); x = client and concurrency.
@@ -693,6 +717,8 @@ def write_png(path, rows, mc, tmp):
                            [("%s c=%d" % (p["client"] if kind == "http" else "%d B" % p["size"],
                                           p["conns"]), p["taskring"][key], p["anchor"][key])
                             for p in pts], pts[0]["anchor_name"]))
+    if not panels:
+        return
     rows_n = (len(panels) + 2) // 3
     script = ["set terminal pngcairo size 1500,%d font 'sans,9' noenhanced" % (425 * rows_n),
               "set output '%s'" % path,
@@ -756,7 +782,7 @@ def main():
                     "BUILD/bench-only, so that a partial run leaves perf/RESULTS.md alone)")
     ap.add_argument("--readme", help="README.md whose table (between the bench markers) is replaced")
     ap.add_argument("--only", default="",
-                    help="comma-separated: nop,switch,cancel,time,randread,sync,http,echo")
+                    help="comma-separated: nop,switch,cancel,time,randread,sync,many,http,echo")
     ap.add_argument("--reps", type=int, help="rounds per point (default 3, --quick 1; sync: 5)")
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
@@ -768,6 +794,7 @@ def main():
         b = Bench(os.path.abspath(a.build), a.quick, tmp, a.reps)
         for name, fn in (("nop", bench_nop), ("switch", bench_switch_spawn), ("cancel", bench_cancel),
                          ("time", bench_time), ("randread", bench_randread), ("sync", bench_sync),
+                         ("many", bench_many),
                          ("http", bench_http),
                          ("echo", bench_echo)):
             if only and name not in only:
