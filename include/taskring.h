@@ -202,6 +202,9 @@ struct tr_stats {
                                     rung then killed, with no room to go back */
     uint64_t posts_failed;       /* tr_post messages accepted whose task could not be
                                     spawned here (no memory): their fn never ran */
+    uint64_t offload_abandoned;  /* tasks the kill rung ended while their tr_offload job
+                                    still ran: the job kept the task's stack, which is
+                                    never freed (leaked, named in the report) */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */
@@ -567,6 +570,33 @@ TR_API int tr_chan_close(struct tr_chan *ch);
 TR_API int tr_chan_destroy(struct tr_chan *ch);
 
 /* ------------------------------------- many engines and threads (section 9) */
+
+/* Only inside a task: fn(arg) runs on a thread of a process-wide pool (4
+ * threads, made as jobs need them; they block every signal), and the
+ * caller parks until fn has returned: returns fn's result. Cut short (a
+ * cancellation, a scope's deadline) while the job is still queued, the job
+ * is taken back and never runs: -ECANCELED (or the scope's -ETIMEDOUT);
+ * once it runs, the caller waits for it whatever happens (arg may live on
+ * its stack, G1), and its cancellation shows at its next blocking call.
+ * The shutdown's kill rung does not wait: it ends a task whose job still
+ * runs, leaves the job its stack (never freed or reused: leaked, counted in
+ * stats.offload_abandoned, the task named in the report), and the job's
+ * end then tells nobody. -EPERM outside a task, -EINVAL for NULL fn,
+ * -ENOMEM, -EAGAIN when the pool's queue is full (4096 jobs) or it has no
+ * thread and none can be created. */
+TR_API int tr_offload(tr_fn fn, void *arg);
+
+struct addrinfo;
+/* Only inside a task: getaddrinfo(3) on the pool's own smaller lane (2
+ * threads, 256 queued), so that a slow resolver cannot starve other jobs.
+ * As tr_offload, and returns 0 with *res to free with freeaddrinfo, or an
+ * -errno for getaddrinfo's error: EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY
+ * -ENOENT; EAI_AGAIN -EAGAIN; EAI_FAIL -EIO; EAI_MEMORY -ENOMEM;
+ * EAI_FAMILY -EAFNOSUPPORT; EAI_SOCKTYPE -ESOCKTNOSUPPORT; EAI_SERVICE
+ * -EPROTONOSUPPORT; EAI_BADFLAGS -EINVAL; EAI_OVERFLOW -EOVERFLOW;
+ * EAI_SYSTEM its errno. -EINVAL for NULL res or both names NULL. */
+TR_API int tr_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                          struct addrinfo **res);
 
 /* A cluster: N engines on N threads that shut down as one. Engine 0 runs
  * on the calling thread and owns the signals (engine.shutdown_signals; the

@@ -68,6 +68,11 @@ static int push(tr_engine *e, struct tr__msg *m, bool control)
     return 0;
 }
 
+void tr__inbox_push_control(tr_engine *e, struct tr__msg *m)
+{
+    (void)push(e, m, true);
+}
+
 bool tr__inbox_sleep(tr_engine *e)
 {
     atomic_store_explicit(&e->ib.sleeping, true, memory_order_seq_cst);
@@ -175,8 +180,8 @@ static void replied(tr_engine *e, struct tr__msg *m)
     tr_engine *target = c->target;
     tr_task *caller = c->w.owner;
     TR_ASSERT(caller->e == e);
-    TR_ASSERT(e->ib.calls_out > 0);
-    e->ib.calls_out--;
+    TR_ASSERT(e->ib.awaiting > 0);
+    e->ib.awaiting--;
     tr__task_wake(caller, c->status);
     if (s) {
         s->msg.kind = TR_MSG_ACK;
@@ -218,6 +223,9 @@ void tr__inbox_run(tr_engine *e)
             break;
         case TR_MSG_ACK:
             acked(e, m->srv);
+            break;
+        case TR_MSG_HOOK:
+            m->hook(e, m);
             break;
         default:
             TR_ASSERT(!"a message of no known kind");
@@ -299,7 +307,7 @@ int tr_call(tr_engine *target, tr_fn fn, void *arg, int *result)
     /* The target may serve the CALL and reply at once, on its thread; the
      * REPLY comes back through our own inbox, read only by this thread's
      * duty, so after this task has parked. */
-    e->ib.calls_out++;
+    e->ib.awaiting++;
     int st = tr__task_park(t, &c.w, &tr__wk_call);
     if (st == 0 && result)
         *result = c.result;

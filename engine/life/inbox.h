@@ -40,7 +40,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-enum tr__msg_kind { TR_MSG_POST = 1, TR_MSG_CALL, TR_MSG_REPLY, TR_MSG_ACK };
+/* HOOK: a layer above (the offload pool) hands the engine a message that
+ * its hook acts on, on the engine's thread, in the inbox duty. */
+enum tr__msg_kind { TR_MSG_POST = 1, TR_MSG_CALL, TR_MSG_REPLY, TR_MSG_ACK, TR_MSG_HOOK };
 
 struct tr__call;
 struct tr__served;
@@ -52,6 +54,7 @@ struct tr__msg {
     void *arg;
     struct tr__call *call;  /* CALL, REPLY */
     struct tr__served *srv; /* REPLY (NULL: the call never ran), ACK */
+    void (*hook)(struct tr_engine *e, struct tr__msg *m); /* HOOK */
 };
 
 /* A call in flight, in the caller's frame. */
@@ -94,7 +97,7 @@ struct tr__inbox {
     /* The engine's thread only. */
     struct tr__link served; /* struct tr__served, until acked */
     uint64_t nserved;
-    uint64_t calls_out; /* tasks of this engine parked in tr_call */
+    uint64_t awaiting; /* tasks of this engine parked for another thread: tr_call, tr_offload */
     uint64_t posts_failed;
     uint64_t last_msg_ns; /* when the duty last found messages (tr__now_ns) */
 };
@@ -104,6 +107,8 @@ int tr__inbox_init(struct tr_engine *e);
 /* tr_engine_destroy: -EBUSY while messages wait or calls are unacked;
  * else waits for a sender still inside the lock, and frees. */
 int tr__inbox_close_for_destroy(struct tr_engine *e);
+/* Queues a message that is never refused (a HOOK): from any thread. */
+void tr__inbox_push_control(struct tr_engine *e, struct tr__msg *m);
 /* The shutdown began: POST and CALL are refused from now on. */
 void tr__inbox_shut(struct tr_engine *e);
 static inline bool tr__inbox_pending(const struct tr_engine *e);

@@ -149,7 +149,7 @@ static bool deadlocked(tr_engine *e)
     /* A task in tr_call waits for another engine, and any engine of a
      * lockstep may wake one of ours: never a deadlock here. */
     return !e->ls && e->sch.live > 0 && e->ops.inflight == 0 && e->tm.len == e->dl_armed &&
-           e->ib.calls_out == 0 && e->ib.nserved == 0 && tr__waitq_empty(&e->sd_stop) &&
+           e->ib.awaiting == 0 && e->ib.nserved == 0 && tr__waitq_empty(&e->sd_stop) &&
            !tr__sq_waiters(e) && !tr__shutdown_active(e) && e->sch.run_head == NULL &&
            tr__deadline_timers_idle(e);
 }
@@ -192,7 +192,7 @@ static int decide(tr_engine *e, int *ret)
 static __attribute__((noinline)) bool spin_for_messages(tr_engine *e)
 {
     uint64_t now = tr__now_ns();
-    if (!e->ib.calls_out && !e->ib.nserved && now - e->ib.last_msg_ns >= TR_SPIN_NS) {
+    if (!e->ib.awaiting && !e->ib.nserved && now - e->ib.last_msg_ns >= TR_SPIN_NS) {
         e->ib.last_msg_ns = 0; /* none recently: sleep, until the next one */
         return false;
     }
@@ -257,7 +257,7 @@ static int enter_and_wait(tr_engine *e)
          * or likely (one came a moment ago): it usually comes within
          * microseconds, and a sleep + wake-up costs tens of them here (a
          * vCPU's halt and IPI). Poll for it a while. */
-        if (TR_UNLIKELY(e->ib.calls_out || e->ib.nserved || e->ib.last_msg_ns) &&
+        if (TR_UNLIKELY(e->ib.awaiting || e->ib.nserved || e->ib.last_msg_ns) &&
             tr__ring_sq_pending(e) == 0 && spin_for_messages(e))
             return 0;
         /* Asleep for senders from now on: one that queued a message

@@ -185,6 +185,11 @@ static const char *trigger_name(int trigger, int signo, char *buf, size_t len)
 static void report_details(const tr_engine *e, struct out *o, const char *pfx)
 {
     const struct tr__shutdown *sd = &e->sd;
+    if (e->st.offload_abandoned > 0)
+        outf(o,
+             "taskring:   %soffloaded jobs still running at the kill rung: %" PRIu64
+             " (their tasks' stacks left to them, leaked)\n",
+             pfx, e->st.offload_abandoned);
     if (e->ib.posts_failed > 0)
         outf(o, "taskring:   %sposts whose task could not be spawned (no memory): %" PRIu64 "\n",
              pfx, e->ib.posts_failed);

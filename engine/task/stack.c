@@ -517,6 +517,17 @@ static void trim_owe(tr_engine *e, uint64_t at)
     }
 }
 
+void tr__stack_abandon(tr_engine *e, struct tr_stack *s)
+{
+    stack_fini(e, s);
+    if (!s->slab) {
+        free(s); /* its mapping stays: leaked on purpose */
+        return;
+    }
+    s->slab->nabandoned++;
+    TR_ASSERT(s->slab->nfree + s->slab->nabandoned <= TR_SLAB_STACKS);
+}
+
 void tr__stack_free(tr_engine *e, struct tr_stack *s)
 {
     if (!s->slab) {
@@ -648,7 +659,17 @@ void tr__stack_pool_drain(tr_engine *e)
     while (e->stk.slabs) {
         struct tr_slab *sl = e->stk.slabs;
         e->stk.slabs = sl->next;
-        TR_ASSERT(sl->nfree == TR_SLAB_STACKS);
+        TR_ASSERT(sl->nfree + sl->nabandoned == TR_SLAB_STACKS);
+        if (TR_UNLIKELY(sl->nabandoned > 0)) {
+            /* A thread may still write into an abandoned stack: the
+             * mapping stays (leaked, as the report says); the pooled
+             * stacks' records go. */
+            for (unsigned i = 0; i < TR_SLAB_STACKS; i++)
+                if (sl->stacks[i].pooled)
+                    stack_fini(e, &sl->stacks[i]);
+            free(sl);
+            continue;
+        }
         for (unsigned i = 0; i < TR_SLAB_STACKS; i++)
             stack_fini(e, &sl->stacks[i]);
         if (sl->guard == TR_GUARD_PAGE)

@@ -57,7 +57,10 @@ static void release_stack(tr_engine *e, tr_task *t)
     __tsan_destroy_fiber(t->tsan_fiber);
     t->tsan_fiber = NULL;
 #endif
-    tr__stack_free(e, t->stack);
+    if (TR_UNLIKELY(t->stack_lent))
+        tr__stack_abandon(e, t->stack);
+    else
+        tr__stack_free(e, t->stack);
     t->stack = NULL;
     if (t->detached)
         tr__task_free_record(e, t);

@@ -52,6 +52,7 @@ struct tr_slab {
     void *map;
     size_t map_len;
     unsigned nfree;      /* of its stacks, how many are in the pool */
+    unsigned nabandoned; /* ...how many were abandoned (tr__stack_abandon): never unmapped */
     uint8_t guard;       /* enum tr__guard, the same for all its stacks */
     bool advised;        /* pages given back at once while wholly free (its stacks' advised too) */
     unsigned nres;       /* of its stacks, how many are pooled and resident */
@@ -61,6 +62,10 @@ struct tr_slab {
 
 int tr__stack_alloc(tr_engine *e, size_t size, struct tr_stack **out);
 void tr__stack_free(tr_engine *e, struct tr_stack *s);
+/* s may still be written by another thread (a killed task's offloaded
+ * job): it is never reused, and its memory stays mapped for good (a
+ * slab with such a stack is not unmapped at the engine's end). */
+void tr__stack_abandon(tr_engine *e, struct tr_stack *s);
 void tr__stack_pool_drain(tr_engine *e);
 /* tr_config.task_prefill: n default-size stacks in the pool with their
  * top page touched, kept there by the trim. 0 or -ENOMEM. */
@@ -142,6 +147,7 @@ struct tr_task {
     bool late;             /* TR_SPAWN_LATE */
     bool internal;         /* the engine's own task (at-shutdown hooks) */
     bool detached;
+    bool stack_lent; /* killed while a thread may still use its stack (tr_offload): never freed */
     int shield;                /* shield depth */
     struct tr__timer sleep_tm; /* tr_sleep_ns's timer */
     /* A scope's enter and exit: the third line (dl_tm's hot half on). */
