@@ -148,7 +148,7 @@ struct tr_task {
     bool internal;         /* the engine's own task (at-shutdown hooks) */
     bool detached;
     bool stack_lent; /* killed while a thread may still use its stack (tr_offload): never freed */
-    int shield;                /* shield depth */
+    int shield;      /* shield depth */
     struct tr__timer sleep_tm; /* tr_sleep_ns's timer */
     /* A scope's enter and exit: the third line (dl_tm's hot half on). */
     struct tr__timer dl_tm; /* its scopes' deadlines' timer (scope.c) */
