@@ -216,7 +216,7 @@ def met_text(row):
 def fmt(v, unit):
     if v is None:
         return "—"
-    if unit in ("ops/s", "tasks/s", "IOPS", "req/s", "rt/s"):
+    if unit in ("ops/s", "tasks/s", "IOPS", "req/s", "rt/s", "jobs/s"):
         if v >= 1e6:
             return "%.2f M %s" % (v / 1e6, unit)
         if v >= 1e3:
@@ -427,6 +427,17 @@ def bench_many(b):
     rows = [run_json([b.exe("bench_post"), "--mode", "call",
                       "--messages", str(n // 10)]) for _ in range(b.reps)]
     b.add("post", "tr_call round trip (ns/call)", rows, [], None, None)
+    # tr_offload against libuv's uv_queue_work (4 pool threads each), at 1,
+    # 16 and 128 jobs in flight.
+    if os.path.exists(b.exe("uv_offload")):
+        jobs = 100000 if b.quick else 400000
+        for k in (1, 16, 128):
+            b.pair("offload", "tr_offload, %d in flight (jobs/s)" % k,
+                   [b.exe("bench_offload"), "--inflight", str(k), "--jobs", str(jobs)],
+                   [b.exe("uv_offload"), "--inflight", str(k), "--jobs", str(jobs)],
+                   "libuv uv_queue_work", ("ratio_ge", 1.0))
+    else:
+        log("uv_offload not built (libuv1-dev missing): no offload rows")
     # SIGTERM -> exit of a cluster, E engines x 25,000 parked tasks: the time
     # per task against one engine's, measured side by side.
     tasks = 5000 if b.quick else 25000
@@ -685,6 +696,7 @@ PANELS = [
     ("sem", "semaphore hand-off vs yield switch, ns", False),
     ("group", "10k-child group, one fails: vs asyncio.TaskGroup, ms (log)", True),
     ("post", "messages between 2 engines vs bare MSG_RING, ns (log)", True),
+    ("offload", "tr_offload vs libuv uv_queue_work, jobs/s", False),
     ("cluster", "cluster SIGTERM->exit per task vs 1 engine, ns", False),
 ]
 
