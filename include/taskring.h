@@ -571,6 +571,32 @@ TR_API int tr_chan_destroy(struct tr_chan *ch);
 
 /* ------------------------------------- many engines and threads (section 9) */
 
+/* Embedding in another event loop (epoll, libuv, GLib): instead of
+ * tr_engine_run, the host polls tr_engine_fd(e) for readability and calls
+ * tr_engine_run_once when it is readable (or its own timeout passes).
+ *
+ * tr_engine_fd: an eventfd that becomes readable when the engine has work:
+ * a completion of its ring, tasks still runnable after a pass, its nearest
+ * deadline (a sleep, a scope, a shutdown rung: run_once arms a ring timeout
+ * for it), a tr_post or tr_engine_shutdown, a shutdown signal. Created at
+ * the first call and closed by tr_engine_destroy; the same fd every call.
+ * Returns the fd, -EINVAL for NULL, or the eventfd's or the ring's -errno.
+ * Call it on the thread that runs the engine, before its first run (the
+ * ring binds to one thread, SINGLE_ISSUER).
+ *
+ * tr_engine_run_once: one scheduling pass: runs what is runnable, submits,
+ * waits at most timeout_ms (0: not at all, -1: until there is work) for a
+ * completion, reaps, and resets the fd. Returns 1 while the engine has work
+ * left (tasks alive, a shutdown under way: call again when the fd is
+ * readable), 0 once it has none (what tr_engine_run returns at its end:
+ * nothing is in flight, the engine's own reads included, G2), or
+ * tr_engine_run's errors (-EDEADLK, -EPERM inside a task, -EBUSY while
+ * another run is under way, -EEXIST on another thread, a fatal ring error);
+ * -EINVAL for NULL or timeout_ms < -1. The shutdown ladder runs as in
+ * tr_engine_run, pass by pass. */
+TR_API int tr_engine_fd(tr_engine *e);
+TR_API int tr_engine_run_once(tr_engine *e, int timeout_ms);
+
 /* Only inside a task: fn(arg) runs on a thread of a process-wide pool (4
  * threads, made as jobs need them; they block every signal), and the
  * caller parks until fn has returned: returns fn's result. Cut short (a

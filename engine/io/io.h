@@ -72,12 +72,14 @@ enum tr__udk {
     TR_UDK_WAKE = 2,    /* the wakeup eventfd read */
     TR_UDK_ICANCEL = 3, /* ASYNC_CANCEL of one of the two reads above */
     TR_UDK_VOID = 4,    /* a NOP filling an SQE that was taken but not used */
+    TR_UDK_EMBTM = 5,   /* a ring timeout at a deadline, for tr_engine_fd (embed.c) */
 };
 #define TR_UD_CANCEL (TR_UD_ENGINE | ((uint64_t)TR_UDK_CANCEL << TR_UD_KIND_SHIFT))
 #define TR_UD_SIGNAL (TR_UD_ENGINE | ((uint64_t)TR_UDK_SIGNAL << TR_UD_KIND_SHIFT))
 #define TR_UD_WAKE (TR_UD_ENGINE | ((uint64_t)TR_UDK_WAKE << TR_UD_KIND_SHIFT))
 #define TR_UD_ICANCEL (TR_UD_ENGINE | ((uint64_t)TR_UDK_ICANCEL << TR_UD_KIND_SHIFT))
 #define TR_UD_VOID (TR_UD_ENGINE | ((uint64_t)TR_UDK_VOID << TR_UD_KIND_SHIFT))
+#define TR_UD_EMBTM (TR_UD_ENGINE | ((uint64_t)TR_UDK_EMBTM << TR_UD_KIND_SHIFT))
 #define TR_GEN_MASK 0x7fffffffu
 /* A cancel's user_data carries the low 24 bits of its target's generation
  * in bits 32-55, so its CQE is never taken for a later activation's. */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TR_SQ_MAX 32768u
 #define TR_CQ_MAX 65536u               /* the kernel's IORING_MAX_CQ_ENTRIES */
@@ -114,6 +115,8 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     e->grace_ms = cfg->grace_ms;
     e->kill_ms = cfg->kill_ms;
     e->report_fd = cfg->report_fd;
+    e->emb.fd = -1;
+    e->emb.armed_at = UINT64_MAX;
     tr__list_init(&e->sch.end_listeners);
     tr__list_init(&e->groups);
     tr__waitq_init(&e->sd_stop);
@@ -211,6 +214,8 @@ int tr_engine_destroy(tr_engine *e)
         if (n > 0)
             tr__report_line(e, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
     }
+    if (e->emb.fd >= 0)
+        close(e->emb.fd); /* the ring that signalled it is gone */
     tr__task_reserve_release(e);
     tr__task_records_free(e);
     tr__stack_pool_drain(e);

@@ -15,6 +15,11 @@
 
 /* The scheduler loop of tr_engine_run (loop.c). */
 int tr__engine_loop(tr_engine *e);
+/* One pass of it, waiting at most cap_ns: 1 to go on, else what the loop
+ * returns (tr_engine_run_once). */
+int tr__engine_pass(tr_engine *e, uint64_t cap_ns);
+/* How long a pass may sleep now (UINT64_MAX: until a completion). */
+uint64_t tr__loop_next_ns(tr_engine *e);
 /* May a task begin the next pass itself? tr__loop_pass_inline, in
  * duties.h: the one call from the task layer up into the loop, made on
  * every switch that ends a pass with tasks queued, so inline. */
@@ -145,6 +150,10 @@ void tr__wake_write(const tr_engine *e);
  * completed): kept by sigwake.c in one flag. */
 static inline bool tr__internal_arm_owed(const tr_engine *e);
 void tr__internal_stop(tr_engine *e);
+/* embed.c's part of it: the armed ring timeouts are cancelled. */
+void tr__embed_stop(tr_engine *e);
+/* A timeout of embed.c's completed. */
+void tr__embed_timeout_done(tr_engine *e);
 /* The reads are wanted again after a stop (a shutdown began meanwhile, or
  * a later run). */
 void tr__internal_resume(tr_engine *e);
@@ -317,6 +326,17 @@ struct tr_engine {
     tr_engine *live_next; /* the process's live engines (engine.c) */
     /* Messages from other threads and engines (inbox.c). */
     struct tr__inbox ib;
+    /* Driven by another event loop (embed.c): tr_engine_fd's eventfd
+     * (registered with the ring: the kernel signals it for completions),
+     * whether a run_once run is under way, and the ring timeouts that
+     * signal it at the engine's deadlines. */
+    struct {
+        int fd;
+        bool active;
+        uint32_t timeouts; /* armed, in sw.inflight */
+        uint64_t armed_at; /* the earliest armed one's deadline (UINT64_MAX: none) */
+        struct __kernel_timespec ts;
+    } emb;
     /* The engines it shuts down with (a cluster), or NULL. */
     struct tr__lockstep *ls;
     unsigned ls_index;

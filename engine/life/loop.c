@@ -211,7 +211,9 @@ static __attribute__((noinline)) bool spin_for_messages(tr_engine *e)
 /* Enter, when nothing is runnable: sleep until a completion or the nearest
  * deadline. Returns 0 or a fatal -errno; -EDEADLK when nothing can ever
  * wake anyone. */
-static int enter_and_wait(tr_engine *e)
+/* How long the pass may wait: the nearest deadline (timers, shutdown
+ * rungs), a retry owed, the stack trim; UINT64_MAX: none. */
+static uint64_t next_wait(tr_engine *e)
 {
     /* The precise clock only when a deadline bounds the wait (34 ns a read
      * here: a tenth of a lone task's NOP round trip). */
@@ -236,6 +238,17 @@ static int enter_and_wait(tr_engine *e)
             wait = min_u64(wait,
                            e->stk.trim_at > e->sch.pass_ns ? e->stk.trim_at - e->sch.pass_ns : 0);
     }
+    return wait;
+}
+
+uint64_t tr__loop_next_ns(tr_engine *e)
+{
+    return next_wait(e);
+}
+
+static int enter_and_wait(tr_engine *e, uint64_t cap)
+{
+    uint64_t wait = min_u64(next_wait(e), cap);
     /* Before sleeping, hand over the SQEs and run the kernel's finished
      * work once: completions from io-wq workers often land meanwhile, and a
      * sleep + wake-up costs more than this one call (+5% IOPS on tmpfs
@@ -258,7 +271,7 @@ static int enter_and_wait(tr_engine *e)
          * microseconds, and a sleep + wake-up costs tens of them here (a
          * vCPU's halt and IPI). Poll for it a while. */
         if (TR_UNLIKELY(e->ib.awaiting || e->ib.nserved || e->ib.last_msg_ns) &&
-            tr__ring_sq_pending(e) == 0 && spin_for_messages(e))
+            wait > TR_SPIN_NS && tr__ring_sq_pending(e) == 0 && spin_for_messages(e))
             return 0;
         /* Asleep for senders from now on: one that queued a message
          * meanwhile is read at the next pass instead. */
@@ -273,32 +286,48 @@ static int enter_and_wait(tr_engine *e)
     return 0;
 }
 
+/* One pass (the phases above): 1 to go on, or what the run returns: 0
+ * (idle), -EDEADLK, a fatal -errno. cap bounds its wait (UINT64_MAX:
+ * none). */
+static inline __attribute__((always_inline)) int pass(tr_engine *e, uint64_t cap)
+{
+    /* pass_ns only dates parks (shown by tr_engine_dump): coarse. The
+     * duties that need the precise clock read it themselves. */
+    e->sch.pass_ns = tr__now_coarse_ns();
+    e->sch.clock_ns = 0; /* tr_deadline_after's: read afresh by its first call */
+    run_duties(e);
+    run_batch(e);
+    run_duties(e);
+    int ret;
+    if (decide(e, &ret))
+        return ret;
+    int err = 0;
+    if (e->sch.run_head) {
+        /* Hand over this pass's SQEs and collect what is ready, but do
+         * not wait: tasks are waiting to run. Nothing to hand over and
+         * nothing flagged ready: no syscall at all. */
+        if (tr__ring_enter_needed(e, ring_busy(e)))
+            err = tr__ring_enter(e, false, 0);
+    } else {
+        err = enter_and_wait(e, cap);
+    }
+    if (err)
+        return err;
+    reap(e);
+    return 1;
+}
+
 int tr__engine_loop(tr_engine *e)
 {
     tr__internal_resume(e);
     for (;;) {
-        /* pass_ns only dates parks (shown by tr_engine_dump): coarse. The
-         * duties that need the precise clock read it themselves. */
-        e->sch.pass_ns = tr__now_coarse_ns();
-        e->sch.clock_ns = 0; /* tr_deadline_after's: read afresh by its first call */
-        run_duties(e);
-        run_batch(e);
-        run_duties(e);
-        int ret;
-        if (decide(e, &ret))
-            return ret;
-        int err = 0;
-        if (e->sch.run_head) {
-            /* Hand over this pass's SQEs and collect what is ready, but do
-             * not wait: tasks are waiting to run. Nothing to hand over and
-             * nothing flagged ready: no syscall at all. */
-            if (tr__ring_enter_needed(e, ring_busy(e)))
-                err = tr__ring_enter(e, false, 0);
-        } else {
-            err = enter_and_wait(e);
-        }
-        if (err)
-            return err;
-        reap(e);
+        int r = pass(e, UINT64_MAX);
+        if (r <= 0)
+            return r;
     }
+}
+
+int tr__engine_pass(tr_engine *e, uint64_t cap_ns)
+{
+    return pass(e, cap_ns);
 }

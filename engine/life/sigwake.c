@@ -365,6 +365,7 @@ void tr__internal_stop(tr_engine *e)
         cancel_read(e, TR_UD_SIGNAL, &e->sw.sig_cancel_sent);
     if (e->sw.wake_armed)
         cancel_read(e, TR_UD_WAKE, &e->sw.wake_cancel_sent);
+    tr__embed_stop(e);
 }
 
 bool tr__internal_stop_owed(const tr_engine *e)
@@ -399,6 +400,9 @@ void tr__internal_complete(tr_engine *e, uint64_t ud, int32_t res)
         /* The flag, not the counter, says what was asked: nothing to do. */
         break;
     case TR_UDK_ICANCEL:
+        break;
+    case TR_UDK_EMBTM:
+        tr__embed_timeout_done(e);
         break;
     default:
         e->st.cqe_stale++;
