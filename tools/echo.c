@@ -31,6 +31,7 @@
 #include "taskring.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -39,13 +40,35 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-struct echo_counters echo_counters;
+_Thread_local struct echo_counters echo_counters;
+struct echo_counters echo_counters_total;
+static pthread_mutex_t counters_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int echo_counters_add(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&counters_mu);
+    struct echo_counters *t = &echo_counters_total, *c = &echo_counters;
+    t->accepted += c->accepted;
+    t->live += c->live;
+    t->ended_cancelled += c->ended_cancelled;
+    t->ended_eof += c->ended_eof;
+    t->ended_reset += c->ended_reset;
+    t->ended_failed += c->ended_failed;
+    t->ended_idle += c->ended_idle;
+    t->goodbyes += c->goodbyes;
+    t->lingered_eof += c->lingered_eof;
+    t->bytes += c->bytes;
+    pthread_mutex_unlock(&counters_mu);
+    memset(c, 0, sizeof(*c));
+    return 0;
+}
 unsigned echo_idle_timeout_ms = 60000;
 struct load_counters load_counters;
 struct sockaddr_storage echo_server_addr;
 socklen_t echo_server_addr_len;
 
-static struct net_backoff echo_backoff; /* the one acceptor's */
+static _Thread_local struct net_backoff echo_backoff; /* the acceptor's (one per engine) */
 
 /* The connection's first error that ends it (-ETIMEDOUT: dl's deadline,
  * or the socket's), or 0 when the peer closed; *in_send: it came from a
@@ -119,6 +142,15 @@ static int echo_conn(void *arg)
     net_backoff_wake(&echo_backoff);
     /* A peer that resets is its business, not a failed task. */
     return rc == -ECONNRESET || rc == -EPIPE ? 0 : rc;
+}
+
+void echo_took(int fd, void *arg)
+{
+    (void)arg;
+    echo_counters.accepted++;
+    struct tr_spawn_opts o = {.name = "echo-conn"};
+    if (tr_spawn(NULL, NULL, echo_conn, (void *)(intptr_t)fd, &o) < 0)
+        close(fd); /* no memory for a task: closed (a client that sent bytes sees a reset) */
 }
 
 int echo_acceptor(void *arg)

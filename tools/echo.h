@@ -22,7 +22,13 @@ struct echo_counters {
     uint64_t lingered_eof;    /* lingering closes that read the peer's EOF */
     uint64_t bytes;           /* bytes echoed */
 };
-extern struct echo_counters echo_counters;
+/* Each engine's thread counts its own (one engine per thread); the total
+ * of every engine that ran is echo_counters_total (echo_counters_add). */
+extern _Thread_local struct echo_counters echo_counters;
+extern struct echo_counters echo_counters_total;
+/* Adds this thread's counters to the total (under a lock), and zeroes
+ * them. A tr_at_shutdown hook, once per engine. */
+int echo_counters_add(void *arg);
 
 /* The connection tasks close a connection that brought no input for this
  * many ms (lingering close, no goodbye); 0: never. Default 60000. Set it
@@ -64,6 +70,11 @@ int echo_client(void *arg);
  * "echo-conn" task per connection; backs off at the fd limit
  * (net_accept). Returns -ECANCELED at shutdown. */
 int echo_acceptor(void *arg);
+
+/* A connection the listener's drain took at shutdown (net_listener_drain):
+ * served by a connection task, which starts cancelled (goodbye, lingering
+ * close). */
+void echo_took(int fd, void *arg);
 
 /* A task that ignores cancellation (shielded reads of a pipe nobody writes),
  * to show the shutdown ladder's later rungs. arg: unused. */

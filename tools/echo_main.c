@@ -3,7 +3,7 @@
  * taskring-echo — an echo server that shuts down gracefully.
  *
  *   taskring-echo [--addr A] [--port N] [--idle-timeout-ms N] [--stubborn]
- *                 [--grace-ms N] [--kill-ms N] [--help] [--version]
+ *                 [--grace-ms N] [--kill-ms N] [--threads N] [--help] [--version]
  *
  * Listens on the IPv4 or IPv6 literal A (default 127.0.0.1) and port N
  * (default 7777; 0: an ephemeral port). "taskring-echo: listening on
@@ -18,6 +18,11 @@
  * client's last input read until its EOF, at most a second); twice: break
  * the shields; three times: kill whatever still ignores cancellation.
  * --stubborn adds a task that ignores cancellation, to watch the third rung.
+ * --threads N runs a cluster of N engines on N threads (tr_cluster_run),
+ * each with its own SO_REUSEPORT listener; one signal shuts all down.
+ * At the shutdown's Stop each listener stops taking new connections and
+ * drains those the kernel accepted already (net_listener_drain): they get
+ * the goodbye too, never a reset.
  * --idle-timeout-ms N (default 60000, 0: never) closes a connection that
  * brought no input for N ms, lingering, without the goodbye (one whose
  * client stopped reading the echo: with a reset; echo.c).
@@ -37,26 +42,42 @@
 #include <string.h>
 #include <unistd.h>
 
-static int listen_fd;
+#define MAX_THREADS 256
+
+static int listen_fds[MAX_THREADS];
+static unsigned nthreads = 1;
 static int stubborn;
 static char listen_name[CLI_ADDRSTRLEN];
 
+/* On every engine (one per thread): its own SO_REUSEPORT listener. */
 static int server_main(void *arg)
 {
     (void)arg;
+    unsigned i = tr_engine_index();
+    int lfd = listen_fds[i];
     struct tr_spawn_opts ao = {.name = "acceptor"}, so = {.name = "stubborn"};
-    int err = tr_spawn(NULL, NULL, echo_acceptor, (void *)(intptr_t)listen_fd, &ao);
-    if (err == 0 && stubborn)
+    int err = tr_at_shutdown(echo_counters_add, NULL);
+    if (err == 0)
+        err = tr_spawn(NULL, NULL, echo_acceptor, (void *)(intptr_t)lfd, &ao);
+    if (err == 0 && stubborn && i == 0)
         err = tr_spawn(NULL, NULL, echo_stubborn, NULL, &so);
     if (err)
         return err;
     /* Ready only now: inside the engine, whose creation blocked the
      * shutdown signals (printed before tr_run, a SIGTERM at once killed
-     * the process 28 times in 30). */
-    printf("taskring-echo: listening on %s (Ctrl+C: graceful, 2x: break shields, 3x: kill)\n",
-           listen_name);
-    fflush(stdout);
-    return tr_wait_shutdown();
+     * the process 28 times in 30). Every listener exists already: what
+     * the others' acceptors have not taken yet waits in their queues. */
+    if (i == 0) {
+        printf("taskring-echo: listening on %s (Ctrl+C: graceful, 2x: break shields, 3x: "
+               "kill)\n",
+               listen_name);
+        fflush(stdout);
+    }
+    err = tr_wait_shutdown();
+    /* Stop: the listener first, with what the kernel accepted already. */
+    net_listener_drain(lfd, echo_took, NULL);
+    listen_fds[i] = -1;
+    return err;
 }
 
 int main(int argc, char **argv)
@@ -76,6 +97,8 @@ int main(int argc, char **argv)
          "shields hold N ms after the 1st signal (5000)"},
         {"kill-ms", "N", CLI_UINT, 0, 3600000, &cfg.kill_ms, 0,
          "stragglers are killed N ms after grace (2000)"},
+        {"threads", "N", CLI_UINT, 1, MAX_THREADS, &nthreads, 0,
+         "N engines on N threads, a SO_REUSEPORT listener each (1)"},
     };
     const struct cli_prog prog = {
         "taskring-echo", "An echo server on taskring that shuts down gracefully.", opts,
@@ -87,16 +110,26 @@ int main(int argc, char **argv)
         return ex;
 
     struct sockaddr_storage a;
-    listen_fd = net_listen(addr, port, &a, NULL);
-    if (listen_fd < 0) {
-        fprintf(stderr, "taskring-echo: listen on %s port %u: %s\n", addr, port,
-                strerror(-listen_fd));
+    int lerr = net_listen_many(addr, port, nthreads, listen_fds, &a);
+    if (lerr < 0) {
+        fprintf(stderr, "taskring-echo: listen on %s port %u: %s\n", addr, port, strerror(-lerr));
         return 1;
     }
     cli_format_addr((struct sockaddr *)&a, listen_name, sizeof(listen_name));
-    int rc = tr_run(server_main, NULL, &cfg);
-    close(listen_fd);
-    struct echo_counters c = echo_counters;
+    int rc;
+    if (nthreads == 1) {
+        rc = tr_run(server_main, NULL, &cfg);
+    } else {
+        struct tr_cluster_config cc;
+        tr_cluster_config_init(&cc);
+        cc.engines = nthreads;
+        cc.engine = cfg;
+        rc = tr_cluster_run(server_main, NULL, &cc);
+    }
+    for (unsigned i = 0; i < nthreads; i++)
+        if (listen_fds[i] >= 0)
+            close(listen_fds[i]); /* a main that never reached its drain */
+    struct echo_counters c = echo_counters_total;
     printf("taskring-echo: %" PRIu64 " connections: %" PRIu64 " cancelled (%" PRIu64
            " goodbyes, %" PRIu64 " lingered to the peer's EOF), %" PRIu64
            " closed by peer, %" PRIu64 " reset by peer, %" PRIu64 " failed, %" PRIu64

@@ -81,6 +81,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <netinet/tcp.h>
@@ -123,12 +124,19 @@ struct http_counters {
     uint64_t ended_408;       /* a head (or body) not complete in time: 408, closed */
     uint64_t ended_idle;      /* the idle timeout: closed quietly (reset: a client not reading) */
 };
-static struct http_counters ctr;
-static struct tr_stats stats; /* the engine's counters when shutdown began */
+/* Each engine's thread counts its own (one engine per thread, --threads);
+ * a tr_at_shutdown hook adds them to the totals. */
+static _Thread_local struct http_counters ctr;
+static struct http_counters ctr_total;
+static uint64_t ops_total, enters_total; /* the engines' ring ops and io_uring_enter calls */
+static pthread_mutex_t total_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static unsigned header_timeout_ms = 10000, idle_timeout_ms = 60000; /* 0: none */
-static struct net_backoff backoff; /* the acceptor's, woken by each close */
+static _Thread_local struct net_backoff backoff; /* the acceptor's, woken by each close */
 static char listen_name[CLI_ADDRSTRLEN];
+#define MAX_THREADS 256
+static int listen_fds[MAX_THREADS];
+static unsigned nthreads = 1;
 
 /* How one request is answered. */
 struct answer {
@@ -400,8 +408,9 @@ static int serve(struct conn *c)
  * a Connection: close, a slow client's next bytes) makes the kernel send
  * RST, and the peer may drop our last answer unread: so we close lingering
  * when we end the connection. A client that stopped reading gets a reset
- * instead: nothing more would reach it. Otherwise the peer closed or reset
- * first, or the shutdown cancelled an idle read: a plain close. */
+ * instead: nothing more would reach it. A connection the shutdown
+ * cancelled lingers too. Otherwise the peer closed or reset first: a plain
+ * close. */
 enum close_how { CLOSE_PLAIN, CLOSE_LINGER, CLOSE_RESET };
 
 /* Counts how serve() ended (rc) and says how to close. */
@@ -430,7 +439,10 @@ static enum close_how conn_end(struct conn *c, int rc, bool timed_out)
         ctr.ended_reset++; /* wrk, for one, resets its connections when done */
     else
         ctr.ended_failed++;
-    return rc == 1 ? CLOSE_LINGER : CLOSE_PLAIN;
+    /* Cancelled (a shutdown): a request may have come in behind the
+     * cancelled read, unread; lingering, the client gets our EOF, not a
+     * reset (tools/flood_check.py: 1 reset in 5,000 connections without). */
+    return rc == 1 || rc == -ECANCELED ? CLOSE_LINGER : CLOSE_PLAIN;
 }
 
 static int conn_task(void *arg)
@@ -475,19 +487,70 @@ static int acceptor(void *arg)
     }
 }
 
+/* At each engine's Finalize: its counts into the totals. */
+static int counters_add(void *arg)
+{
+    (void)arg;
+    struct tr_stats st;
+    tr_engine_stats(tr_self_engine(), &st);
+    pthread_mutex_lock(&total_mu);
+    ctr_total.accepted += ctr.accepted;
+    ctr_total.requests += ctr.requests;
+    ctr_total.ended_eof += ctr.ended_eof;
+    ctr_total.ended_reset += ctr.ended_reset;
+    ctr_total.ended_close += ctr.ended_close;
+    ctr_total.ended_cancelled += ctr.ended_cancelled;
+    ctr_total.ended_failed += ctr.ended_failed;
+    ctr_total.ended_408 += ctr.ended_408;
+    ctr_total.ended_idle += ctr.ended_idle;
+    ops_total += st.ops_submitted;
+    enters_total += st.submit_calls;
+    pthread_mutex_unlock(&total_mu);
+    memset(&ctr, 0, sizeof(ctr));
+    return 0;
+}
+
+/* A connection the listener's drain took at shutdown: closed lingering
+ * (the client reads our EOF, never a reset; its request is not answered). */
+static int drained_conn(void *arg)
+{
+    net_close_lingering((int)(intptr_t)arg, NET_LINGER_MS);
+    ctr.ended_cancelled++;
+    return 0;
+}
+
+static void took(int fd, void *arg)
+{
+    (void)arg;
+    ctr.accepted++;
+    struct tr_spawn_opts o = {.name = "http-drained"};
+    if (tr_spawn(NULL, NULL, drained_conn, (void *)(intptr_t)fd, &o) < 0)
+        close(fd); /* no memory for a task: closed (a client that sent bytes sees a reset) */
+}
+
+/* On every engine (one per thread): its own SO_REUSEPORT listener. */
 static int server_main(void *arg)
 {
+    (void)arg;
+    unsigned i = tr_engine_index();
+    int lfd = listen_fds[i];
     struct tr_spawn_opts o = {.name = "acceptor"};
-    int err = tr_spawn(NULL, NULL, acceptor, arg, &o);
+    int err = tr_at_shutdown(counters_add, NULL);
+    if (err == 0)
+        err = tr_spawn(NULL, NULL, acceptor, (void *)(intptr_t)lfd, &o);
     if (err)
         return err;
     /* Ready only now: inside the engine, whose creation blocked the
      * shutdown signals (printed before tr_run, a SIGTERM at once killed
-     * the process 20 times in 20). perf/http_bench.py waits for this. */
-    fprintf(stderr, "taskring-http: listening on %s\n", listen_name);
+     * the process 20 times in 20). perf/http_bench.py waits for this.
+     * Every listener exists already: what the other engines' acceptors
+     * have not taken yet waits in their queues. */
+    if (i == 0)
+        fprintf(stderr, "taskring-http: listening on %s\n", listen_name);
     err = tr_wait_shutdown();
-    /* tr_run destroys the engine: take its counters while it lives. */
-    tr_engine_stats(tr_self_engine(), &stats);
+    /* Stop: the listener first, with what the kernel accepted already. */
+    net_listener_drain(lfd, took, NULL);
+    listen_fds[i] = -1;
     return err;
 }
 
@@ -503,6 +566,8 @@ int main(int argc, char **argv)
          "408 for a request head not complete in N ms (10000, 0: off)"},
         {"idle-timeout-ms", "N", CLI_UINT, 0, 3600000, &idle_timeout_ms, 0,
          "close a connection idle N ms between requests (60000, 0: off)"},
+        {"threads", "N", CLI_UINT, 1, MAX_THREADS, &nthreads, 0,
+         "N engines on N threads, a SO_REUSEPORT listener each (1)"},
         {"quiet", NULL, CLI_FLAG, 0, 0, &quiet, 0, "no last line, no shutdown report"},
     };
     const struct cli_prog prog = {
@@ -517,9 +582,9 @@ int main(int argc, char **argv)
     if (ex >= 0)
         return ex;
     struct sockaddr_storage a;
-    int lfd = net_listen(addr, port, &a, NULL);
-    if (lfd < 0) {
-        fprintf(stderr, "taskring-http: listen on %s port %u: %s\n", addr, port, strerror(-lfd));
+    int lerr = net_listen_many(addr, port, nthreads, listen_fds, &a);
+    if (lerr < 0) {
+        fprintf(stderr, "taskring-http: listen on %s port %u: %s\n", addr, port, strerror(-lerr));
         return 1;
     }
     cli_format_addr((struct sockaddr *)&a, listen_name, sizeof(listen_name));
@@ -528,17 +593,29 @@ int main(int argc, char **argv)
     tr_config_init(&cfg);
     if (quiet)
         cfg.report_fd = -1;
-    int rc = tr_run(server_main, (void *)(intptr_t)lfd, &cfg);
-    close(lfd);
+    int rc;
+    if (nthreads == 1) {
+        rc = tr_run(server_main, NULL, &cfg);
+    } else {
+        struct tr_cluster_config cc;
+        tr_cluster_config_init(&cc);
+        cc.engines = nthreads;
+        cc.engine = cfg;
+        rc = tr_cluster_run(server_main, NULL, &cc);
+    }
+    for (unsigned i = 0; i < nthreads; i++)
+        if (listen_fds[i] >= 0)
+            close(listen_fds[i]); /* a main that never reached its drain */
+    struct http_counters c = ctr_total;
     if (!quiet)
         fprintf(stderr,
                 "taskring-http: %" PRIu64 " connections, %" PRIu64 " requests; ended: %" PRIu64
                 " closed by peer, %" PRIu64 " closed by us, %" PRIu64 " reset by peer, %" PRIu64
                 " cancelled, %" PRIu64 " failed, %" PRIu64 " request timeouts (408), %" PRIu64
                 " idle timeouts; %" PRIu64 " ring ops in %" PRIu64 " io_uring_enter calls\n",
-                ctr.accepted, ctr.requests, ctr.ended_eof, ctr.ended_close, ctr.ended_reset,
-                ctr.ended_cancelled, ctr.ended_failed, ctr.ended_408, ctr.ended_idle,
-                stats.ops_submitted, stats.submit_calls);
+                c.accepted, c.requests, c.ended_eof, c.ended_close, c.ended_reset,
+                c.ended_cancelled, c.ended_failed, c.ended_408, c.ended_idle, ops_total,
+                enters_total);
     if (rc != 0 && rc != -ECANCELED) {
         fprintf(stderr, "taskring-http: %s\n", strerror(-rc));
         return 1;

@@ -8,7 +8,10 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,6 +38,103 @@ int net_listen(const char *addr, unsigned port, struct sockaddr_storage *bound,
     if (bound_len)
         *bound_len = len;
     return fd;
+}
+
+static int listen_one(const struct sockaddr_storage *ss, socklen_t len, bool reuseport)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 4096) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+int net_listen_many(const char *addr, unsigned port, unsigned n, int *fds,
+                    struct sockaddr_storage *bound)
+{
+    if (n == 1) {
+        fds[0] = net_listen(addr, port, bound, NULL);
+        return fds[0] < 0 ? fds[0] : 0;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (n == 0 || cli_parse_addr(addr, port, &ss, &len) != 0)
+        return -EINVAL;
+    for (unsigned i = 0; i < n; i++) {
+        int fd = listen_one(&ss, len, true);
+        /* The first fixes the port (0: the kernel's pick) for the rest. */
+        if (fd >= 0 && i == 0 && getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+            close(fd);
+            fd = -errno;
+        }
+        if (fd < 0) {
+            while (i-- > 0)
+                close(fds[i]);
+            return fd;
+        }
+        fds[i] = fd;
+    }
+    if (bound)
+        *bound = ss;
+    return 0;
+}
+
+/* ---- the listener's drain at a shutdown's Stop ------------------------------------ */
+
+/* Classic BPF, run on each segment to the listener with the TCP header at
+ * offset 0: drop a SYN without ACK (a new connection), keep the rest (the
+ * final ACKs of handshakes under way). */
+static int drop_new_syns(int lfd)
+{
+    static struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),           /* the TCP flags */
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x10, 1, 0), /* ACK: keep */
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x02, 1, 0), /* SYN: drop */
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),           BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    return setsockopt(lfd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) == 0 ? 0 : -errno;
+}
+
+int net_listener_drain(int lfd, void (*took)(int fd, void *arg), void *arg)
+{
+    (void)drop_new_syns(lfd); /* without it, as before: the window is the close's */
+    /* Non-blocking from now on: the drain's accepts never wait (an accept
+     * of the acceptor still in flight sees it too: -EAGAIN, it ends). */
+    int lfl = fcntl(lfd, F_GETFL);
+    if (lfl >= 0)
+        (void)fcntl(lfd, F_SETFL, lfl | O_NONBLOCK);
+    int drained = 0;
+    tr_shield_begin();
+    /* Bounded: new SYNs are dropped, so only handshakes under way at the
+     * filter can still arrive (their peers' ACKs, within a round trip);
+     * and once the shields break every sleep fails at once. */
+    for (int round = 0; round < 1000; round++) {
+        int got = 0;
+        for (;;) {
+            int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED)
+                    continue;
+                break; /* EAGAIN: empty for now (or a broken listener) */
+            }
+            got++;
+            took(fd, arg);
+        }
+        drained += got;
+        if ((got == 0 && round > 0) || tr_sleep_ns(1000000) != 0)
+            break;
+    }
+    tr_shield_end();
+    close(lfd);
+    return drained;
 }
 
 /* ---- accept with a back-off ------------------------------------------------------- */

@@ -22,6 +22,24 @@
 int net_listen(const char *addr, unsigned port, struct sockaddr_storage *bound,
                socklen_t *bound_len);
 
+/* n listening sockets on the same address and port, with SO_REUSEPORT (the
+ * kernel spreads connections over them): one per engine of a cluster. The
+ * first picks the port when port is 0; fds[0..n-1] get them. n == 1 is
+ * net_listen. Returns 0 or a -errno (then none is left open). */
+int net_listen_many(const char *addr, unsigned port, unsigned n, int *fds,
+                    struct sockaddr_storage *bound);
+
+/* Only inside a task, at a shutdown's Stop (DESIGN section 9: listeners
+ * stop first, and connections the kernel has accepted are drained before
+ * the listener closes, so that no client whose connect succeeded gets a
+ * reset): a socket filter on lfd drops new SYNs (their connects do not
+ * succeed: once lfd is closed they are refused), handshakes under way
+ * still complete; then lfd's queue is accepted to empty (non-blocking),
+ * in rounds 1 ms apart (inside a shield) until a round finds none, each
+ * connection handed to took(fd, arg), which owns it. Then lfd is closed.
+ * Returns the number of connections drained. */
+int net_listener_drain(int lfd, void (*took)(int fd, void *arg), void *arg);
+
 /* The back-off of one accept loop when the process (-EMFILE) or the system
  * (-ENFILE) is out of fds, or the kernel out of memory (-ENOBUFS,
  * -ENOMEM). Retrying at once would spin: the kernel fails the accept
