@@ -19,6 +19,12 @@
  * 2nd and 3rd follow, so the ladder's rungs (break shields, kill) run with
  * short grace_ms/kill_ms (orch.c).
  *
+ * One round in four is a cluster instead (cluster_round.c): 1-8 engines
+ * on their threads posting to each other, calling each other (cancelled,
+ * cut by deadlines) and offloading jobs, ended by the same real signals;
+ * checked: every post accepted ran once and in order per pair, no call or
+ * job returned before its remote side was done (G1), the mask and fds.
+ *
  * After each round (audit.c): the quiescence audit, conservation of tasks
  * (the engine's counts match the tool's own bookkeeping), no fd leak (but
  * the documented leak of a KILLED task's accept or openat), the signal
@@ -250,7 +256,11 @@ int main(int argc, char **argv)
         uint64_t now = now_ns();
         if (now >= end)
             break;
-        run_round(no, (end - now) / MS);
+        /* One round in four is a cluster of 1-8 engines (cluster_round.c). */
+        if (rbelow(4) == 0)
+            run_cluster_round(no, (end - now) / MS);
+        else
+            run_round(no, (end - now) / MS);
         rounds = no;
     }
     atomic_store(&g_stop, 1);

@@ -408,6 +408,12 @@ void cleanup_dir(void);
 
 void run_round(unsigned no, uint64_t remaining_ms);
 
+/* ------------------------------------------------------- cluster_round.c */
+
+/* A round as a cluster of 1-8 engines (see the file). Exits 1 on a
+ * violation, as run_round does. */
+void run_cluster_round(unsigned no, uint64_t remaining_ms);
+
 /* ------------------------------------------------------- watchdog.c */
 
 void *progress_main(void *arg);
