@@ -205,6 +205,8 @@ struct tr_stats {
     uint64_t offload_abandoned;  /* tasks the kill rung ended while their tr_offload job
                                     still ran: the job kept the task's stack, which is
                                     never freed (leaked, named in the report) */
+    uint64_t calls_abandoned;    /* tasks the kill rung ended while their tr_call's remote
+                                    task had not ended: the same (their stacks leaked) */
 };
 
 /* Copies the engine's counters into *out. -EINVAL for NULL arguments. */

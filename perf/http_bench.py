@@ -125,7 +125,8 @@ def check_answer(port):
 
 def start_taskring(args, err):
     exe = os.path.join(args.bin_dir, "taskring-http")
-    proc = subprocess.Popen([exe, "--port", "0"], stdout=subprocess.DEVNULL, stderr=err)
+    proc = subprocess.Popen([exe, "--port", "0", "--threads", str(args.workers)],
+                            stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 10
     port = None
     while port is None and time.monotonic() < deadline:
@@ -147,6 +148,9 @@ def start_nginx(args, err, prefix):
     port = free_port()
     with open(os.path.join(HERE, "nginx.conf.in")) as f:
         conf = f.read().replace("@PORT@", str(port)).replace("@PREFIX@", prefix)
+        conf = conf.replace("worker_processes 1;", "worker_processes %d;" % args.workers)
+        if args.workers > 1:  # as taskring-http --threads: a SO_REUSEPORT listener per worker
+            conf = re.sub(r"(listen\s+[^;]*@?\d*[^;]*?);", r"\1 reuseport;", conf, count=1)
     path = os.path.join(prefix, "nginx.conf")
     with open(path, "w") as f:
         f.write(conf)
@@ -155,10 +159,10 @@ def start_nginx(args, err, prefix):
     wait_accepting(port, proc)
     # The worker forks after the listener exists: wait until it is there.
     deadline = time.monotonic() + 5
-    while len(children(proc.pid)) < 1 and time.monotonic() < deadline:
+    while len(children(proc.pid)) < args.workers and time.monotonic() < deadline:
         time.sleep(0.02)
-    if not children(proc.pid):
-        die("nginx started no worker")
+    if len(children(proc.pid)) < args.workers:
+        die("nginx started %d of %d workers" % (len(children(proc.pid)), args.workers))
     return proc, port, lambda: [proc.pid] + children(proc.pid)
 
 
@@ -276,6 +280,8 @@ def main():
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1, help="wrk and h2load threads (-t)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="taskring-http engines (--threads) and nginx worker_processes")
     ap.add_argument("--bin-dir", default="build/tools")
     ap.add_argument("--nginx", default="nginx")
     ap.add_argument("--wrk", default="wrk")
@@ -320,7 +326,7 @@ def main():
     line = {
         "bench": "http",
         "impl": args.server,
-        "params": {"conns": args.conns, "client": args.client},
+        "params": {"conns": args.conns, "client": args.client, "workers": args.workers},
         "value": round(r["rps"], 1),
         "unit": "req/s",
         "p99_ms": round(r["p99_ms"], 3),

@@ -554,6 +554,31 @@ def bench_http(b):
                   key="p99_ms", unit="ms")
 
 
+def bench_scale(b):
+    """taskring-http with 1 and more engines (--threads) against nginx with
+    as many workers, under wrk at 200 connections: req/s and server CPU per
+    request. The counts scale to the machine: 1, and half the cores (at
+    least 2; the load generator gets the other half)."""
+    seconds = mc_seconds(b.quick)
+    bins = os.path.join(b.build, "tools")
+    script = os.path.join(PERF, "http_bench.py")
+    ncpu = os.cpu_count() or 1
+    for w in sorted({1, max(2, ncpu // 2)}):
+        tr_s, an_s = [], []
+        for i in range(b.reps):
+            order = ["taskring", "nginx"] if i % 2 == 0 else ["nginx", "taskring"]
+            for who in order:
+                s = run_json([sys.executable, script, "--server", who, "--client", "wrk",
+                              "--conns", "200", "--seconds", str(seconds), "--bin-dir", bins,
+                              "--workers", str(w), "--threads", str(max(1, ncpu // 2))],
+                             timeout=seconds * 6 + 60)
+                (tr_s if who == "taskring" else an_s).append(s)
+        b.add("scale", "http %d engine(s) vs %d nginx worker(s) (req/s)" % (w, w), tr_s, an_s,
+              "nginx", None)
+        b.add("scalecpu", "http %d engine(s): server CPU (µs/req)" % w, tr_s, an_s, "nginx", None,
+              key="cpu_us_per_req", unit="µs/req")
+
+
 ECHO_SIZES = (64, 4096)
 
 
@@ -697,6 +722,8 @@ PANELS = [
     ("group", "10k-child group, one fails: vs asyncio.TaskGroup, ms (log)", True),
     ("post", "messages between 2 engines vs bare MSG_RING, ns (log)", True),
     ("offload", "tr_offload vs libuv uv_queue_work, jobs/s", False),
+    ("scale", "taskring-http N engines vs nginx N workers, req/s (wrk c=200)", False),
+    ("scalecpu", "... server CPU per request, us", False),
     ("cluster", "cluster SIGTERM->exit per task vs 1 engine, ns", False),
 ]
 
@@ -794,7 +821,7 @@ def main():
                     "BUILD/bench-only, so that a partial run leaves perf/RESULTS.md alone)")
     ap.add_argument("--readme", help="README.md whose table (between the bench markers) is replaced")
     ap.add_argument("--only", default="",
-                    help="comma-separated: nop,switch,cancel,time,randread,sync,many,http,echo")
+                    help="comma-separated: nop,switch,cancel,time,randread,sync,many,scale,http,echo")
     ap.add_argument("--reps", type=int, help="rounds per point (default 3, --quick 1; sync: 5)")
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
@@ -806,7 +833,7 @@ def main():
         b = Bench(os.path.abspath(a.build), a.quick, tmp, a.reps)
         for name, fn in (("nop", bench_nop), ("switch", bench_switch_spawn), ("cancel", bench_cancel),
                          ("time", bench_time), ("randread", bench_randread), ("sync", bench_sync),
-                         ("many", bench_many),
+                         ("many", bench_many), ("scale", bench_scale),
                          ("http", bench_http),
                          ("echo", bench_echo)):
             if only and name not in only:

@@ -45,6 +45,21 @@ static tr_engine *quiet_engine(void)
     return tr_engine_create(&e, &cfg) == 0 ? e : NULL;
 }
 
+/* The report goes to a memfd, read back by the child. */
+static int report_memfd(void)
+{
+    return memfd_create("report", MFD_CLOEXEC);
+}
+
+static bool report_has(int fd, const char *needle, char *buf, size_t len)
+{
+    ssize_t n = pread(fd, buf, len - 1, 0);
+    if (n < 0)
+        return false;
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
 /* ---- tr_post from foreign threads ---------------------------------------------- */
 
 #define POSTERS 3
@@ -301,22 +316,158 @@ static void test_cluster_call_between_engines_cancel_waits(void **state)
     run_child(call_child, "tr_call between engines");
 }
 
+/* A call to an engine that is not running is taken back by the caller's
+ * cancellation: it never ran, and the target holds nothing of it. */
+static struct {
+    tr_engine *idle;
+    tr_task *caller;
+    int ret, res, ran;
+} g_tb;
+
+static int tb_fn(void *arg)
+{
+    (void)arg;
+    g_tb.ran++;
+    return 1;
+}
+
+static int tb_caller(void *arg)
+{
+    (void)arg;
+    g_tb.ret = tr_call(g_tb.idle, tb_fn, NULL, &g_tb.res);
+    return 0;
+}
+
+static int tb_main(void *arg)
+{
+    (void)arg;
+    if (tr_spawn(NULL, &g_tb.caller, tb_caller, NULL, NULL) != 0)
+        return -ENOMEM;
+    tr_yield(); /* it calls and parks */
+    if (g_tb.caller->state != TR_TASK_PARKED)
+        return -EIO;
+    tr_cancel(g_tb.caller);
+    return tr_join(g_tb.caller, NULL);
+}
+
+static int take_back_child(void *arg)
+{
+    (void)arg;
+    tr_engine *a = quiet_engine();
+    g_tb.idle = quiet_engine();
+    CK(a && g_tb.idle, 10);
+    CK(tr_spawn(a, NULL, tb_main, NULL, NULL) == 0, 11);
+    CK(tr_engine_run(a) == 0, 12);
+    CK(g_tb.ret == -ECANCELED && g_tb.ran == 0, 13);
+    CK(tr_engine_destroy(g_tb.idle) == 0, 14); /* nothing of the call was left in it */
+    CK(tr_engine_destroy(a) == 0, 15);
+    return 0;
+}
+
+static void test_cluster_call_to_idle_engine_taken_back(void **state)
+{
+    (void)state;
+    run_child(take_back_child, "tr_call taken back");
+}
+
+/* The caller's kill rung does not wait for a remote task that ignores its
+ * cancellation: the call is abandoned, the caller's stack left to the
+ * remote side (which still writes into it), and the caller's engine ends
+ * within its grace and kill. */
+static struct {
+    tr_engine *b;
+    atomic_int b_up, remote_in, remote_done, a_done;
+} g_ab;
+
+static int ab_remote(void *arg)
+{
+    volatile int *buf = arg;
+    atomic_store(&g_ab.remote_in, 1);
+    tr_shield_begin();
+    /* Bounded: until engine A has ended (it must not wait for us). */
+    for (int i = 0; i < 20000 && !atomic_load(&g_ab.a_done); i++)
+        (void)tr_sleep_ns(MS);
+    tr_shield_end();
+    buf[0] = 99; /* into the abandoned caller's stack: never freed */
+    atomic_store(&g_ab.remote_done, 1);
+    return 0;
+}
+
+static int ab_caller(void *arg)
+{
+    (void)arg;
+    int buf[8] = {0};
+    int r;
+    (void)tr_call(g_ab.b, ab_remote, buf, &r);
+    return 0;
+}
+
+static int ab_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&g_ab.b_up))
+        tr_sleep_ns(MS);
+    if (tr_spawn(NULL, NULL, ab_caller, NULL, NULL) != 0)
+        return -ENOMEM;
+    while (!atomic_load(&g_ab.remote_in))
+        tr_sleep_ns(MS);
+    return 0; /* tr_run's shutdown: the caller is cancelled, then killed */
+}
+
+static int ab_b_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_ab.b_up, 1);
+    return tr_wait_shutdown();
+}
+
+static void *ab_b_thread(void *arg)
+{
+    (void)arg;
+    tr_spawn(g_ab.b, NULL, ab_b_main, NULL, NULL);
+    return (void *)(intptr_t)tr_engine_run(g_ab.b);
+}
+
+static int abandon_child(void *arg)
+{
+    (void)arg;
+    g_ab.b = quiet_engine();
+    CK(g_ab.b, 10);
+    pthread_t th;
+    CK(pthread_create(&th, NULL, ab_b_thread, NULL) == 0, 11);
+    int fd = report_memfd();
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags |= TR_CFG_NO_SIGNALS;
+    cfg.grace_ms = 20;
+    cfg.kill_ms = 20;
+    cfg.report_fd = fd;
+    CK(tr_run(ab_main, NULL, &cfg) == 0, 12);
+    CK(!atomic_load(&g_ab.remote_done), 13); /* A did not wait for it */
+    atomic_store(&g_ab.a_done, 1);
+    static char buf[16384];
+    CK(report_has(fd, "calls whose remote task had not ended at the kill rung: 1", buf,
+                  sizeof(buf)),
+       14);
+    /* B finishes the task, sends nothing back, and can end. */
+    for (int i = 0; i < 20000 && !atomic_load(&g_ab.remote_done); i++)
+        usleep(1000);
+    CK(atomic_load(&g_ab.remote_done), 15);
+    tr_engine_shutdown(g_ab.b);
+    void *rb;
+    pthread_join(th, &rb);
+    CK(rb == NULL, 16);
+    CK(tr_engine_destroy(g_ab.b) == 0, 17);
+    return 0;
+}
+
+static void test_cluster_kill_rung_abandons_stuck_call(void **state)
+{
+    (void)state;
+    run_child(abandon_child, "tr_call abandoned at the kill rung");
+}
+
 /* ---- clusters ------------------------------------------------------------------ */
-
-/* The report goes to a memfd, read back by the child. */
-static int report_memfd(void)
-{
-    return memfd_create("report", MFD_CLOEXEC);
-}
-
-static bool report_has(int fd, const char *needle, char *buf, size_t len)
-{
-    ssize_t n = pread(fd, buf, len - 1, 0);
-    if (n < 0)
-        return false;
-    buf[n] = 0;
-    return strstr(buf, needle) != NULL;
-}
 
 static unsigned count_of(const char *hay, const char *needle)
 {
@@ -734,6 +885,8 @@ int main(void)
         T(test_cluster_post_from_foreign_threads_in_order),
         T(test_cluster_post_waits_for_run_and_holds_destroy),
         T(test_cluster_call_between_engines_cancel_waits),
+        T(test_cluster_call_to_idle_engine_taken_back),
+        T(test_cluster_kill_rung_abandons_stuck_call),
         T(test_cluster_runs_mains_calls_posts_and_reports),
         T(test_cluster_one_sigterm_ends_every_engine),
         T(test_cluster_ladder_rungs_reach_every_engine),

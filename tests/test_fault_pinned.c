@@ -14,6 +14,9 @@
 #define _GNU_SOURCE /* pipe2 */
 #include "tr_harness.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 /* ------------------------------------------ pinned: minimal reproductions */
 
 /* A one-task engine whose task arms a plan just before it returns, so
@@ -443,6 +446,118 @@ static void test_fault_kill_spares_close_waiting_for_room(void **state)
     fault_sweeps_done("pinned: the kill rung spares a close that waits for SQ room");
 }
 
+/* ---- pinned: a call its target could not run keeps the target alive ---------- */
+
+/* The target (B, on a thread) fails to make its served record (one
+ * injected -ENOMEM) and replies at once; the caller on A is cancelled
+ * before A reads that reply. The cancel reaches into B's inbox: B must not
+ * be gone. B's run may not return until A has read the failure reply (its
+ * count), whatever B's shutdown says. */
+static struct {
+    tr_engine *b;
+    _Atomic int b_up, b_returned;
+    tr_task *caller;
+    int call_ret;
+} fr;
+
+static int fr_fn(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+static int fr_keeper(void *arg)
+{
+    (void)arg;
+    atomic_store(&fr.b_up, 1);
+    return tr_wait_shutdown();
+}
+
+static void *fr_b_thread(void *arg)
+{
+    (void)arg;
+    tr_spawn(fr.b, NULL, fr_keeper, NULL, NULL);
+    int r = tr_engine_run(fr.b);
+    atomic_store(&fr.b_returned, 1);
+    return (void *)(intptr_t)r;
+}
+
+static int fr_caller(void *arg)
+{
+    (void)arg;
+    int res = 0;
+    tr__fault_arm(TR_FAULT_BIT(TR_FS_ALLOC), 1, 1, 0, 0); /* B's served record */
+    fr.call_ret = tr_call(fr.b, fr_fn, NULL, &res);
+    return 0;
+}
+
+/* No yield: A's inbox duty cannot read B's reply meanwhile. Bounded: 10 s. */
+static int fr_spinner(void *arg)
+{
+    (void)arg;
+    uint64_t t0 = tr_now_ns();
+    while (atomic_load(&fr.b->ib.unacked_fail) == 0 && tr_now_ns() - t0 < 10000000000ull)
+        ;
+    WCHECK(atomic_load(&fr.b->ib.unacked_fail) == 1);
+    /* B is asked to end, and finishes its shutdown, but may not return. */
+    tr_engine_shutdown(fr.b);
+    t0 = tr_now_ns();
+    while (!atomic_load(&fr.b_returned) && tr_now_ns() - t0 < 50000000ull)
+        ;
+    WCHECK(!atomic_load(&fr.b_returned));
+    WCHECK_EQ(tr_cancel(fr.caller), 0); /* reaches into B: alive */
+    return 0;
+}
+
+static void fr_fn_step(const void *arg)
+{
+    (void)arg;
+    memset(&fr, 0, sizeof(fr));
+    struct tr_config cfg;
+    fault_engine_cfg(&cfg);
+    cfg.flags |= TR_CFG_NO_SIGNALS;
+    tr_engine *a = NULL;
+    if (!SCHECK(tr_engine_create(&fr.b, &cfg) == 0, 0) ||
+        !SCHECK(tr_engine_create(&a, &cfg) == 0, 0))
+        return;
+    pthread_t th;
+    if (!SCHECK(pthread_create(&th, NULL, fr_b_thread, NULL) == 0, 0))
+        return;
+    while (!atomic_load(&fr.b_up)) /* bounded by the step's deadline */
+        usleep(100);
+    SCHECK(tr_spawn(a, &fr.caller, fr_caller, NULL, NULL) == 0, 0);
+    SCHECK(tr_spawn(a, NULL, fr_spinner, NULL, NULL) == 0, 0);
+    int run = tr_engine_run(a);
+    tr__fault_disarm();
+    SCHECK(run == 0, run);
+    void *rb;
+    pthread_join(th, &rb);
+    SCHECK(rb == NULL, (int)(intptr_t)rb);
+    if (fault_wrec.count)
+        fault_rep_fail(fault_wrec.first, fault_wrec.first);
+    SCHECK(fr.call_ret == -ENOMEM, fr.call_ret);
+    int res;
+    SCHECK(tr_task_result(fr.caller, &res) == 0, 0);
+    tr_detach(fr.caller);
+    SCHECK(tr_engine_destroy(fr.b) == 0, 0);
+    SCHECK(tr_engine_destroy(a) == 0, 0);
+}
+
+static void test_fault_call_failure_reply_keeps_target(void **state)
+{
+    (void)state;
+    fault_steps_reset();
+    snprintf(fault_step_desc, sizeof(fault_step_desc),
+             "%s: site ALLOC once (the target's served record), the caller cancelled before "
+             "it reads the failure reply",
+             fault_step_test);
+    snprintf(fault_plan_label, sizeof(fault_plan_label), "pinned call failure reply");
+    fault_run_isolated(fr_fn_step, NULL);
+    fault_record_step();
+    snprintf(fault_step_desc, sizeof(fault_step_desc), "%s", fault_step_test);
+    fault_sweeps_done("pinned: a failure reply keeps the target alive for its caller");
+}
+
 /* ------------------------------------------------------------------- main */
 
 int main(void)
@@ -454,6 +569,7 @@ int main(void)
         TF(test_fault_cancel_ends_when_cancel_sqe_refused_twice),
         TF(test_fault_tiny_cq_overflow_loses_nothing),
         TF(test_fault_kill_spares_close_waiting_for_room),
+        TF(test_fault_call_failure_reply_keeps_target),
     };
     if (getenv("TR_FAULT_FILTER")) /* e.g. "*overflow*": one test, for debugging */
         cmocka_set_test_filter(getenv("TR_FAULT_FILTER"));

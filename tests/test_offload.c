@@ -256,6 +256,79 @@ static void test_offload_full_queue_is_eagain(void **state)
     run_child(full_child, "offload queue bound");
 }
 
+/* ---- a burst finds threads for all its jobs ------------------------------------------ */
+
+/* One worker exists and is idle (asleep, past its spin); then two jobs are
+ * queued in one pass: one blocks until the other has run. With only the
+ * one worker for both they would wait on each other (until the child's
+ * deadline); the lane makes a second thread. */
+static atomic_int g_quick_done;
+
+static int job_until_quick(void *arg)
+{
+    (void)arg;
+    /* Bounded: 10 s, then it gives up (the check below fails). */
+    for (int i = 0; i < 10000 && !atomic_load(&g_quick_done); i++)
+        usleep(1000);
+    return atomic_load(&g_quick_done) ? 1 : -ETIMEDOUT;
+}
+
+static int job_quick(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_quick_done, 1);
+    return 2;
+}
+
+static int burst_slow(void *arg)
+{
+    (void)arg;
+    return tr_offload(job_until_quick, NULL);
+}
+
+static int burst_quick(void *arg)
+{
+    (void)arg;
+    return tr_offload(job_quick, NULL);
+}
+
+static int burst_ctl(void *arg)
+{
+    (void)arg;
+    if (tr_offload(job_quick, NULL) != 2) /* the lane's first thread */
+        return -EIO;
+    atomic_store(&g_quick_done, 0);
+    tr_sleep_ns(20 * MS); /* it sleeps now (its spin is 50 us): not a sync, a state */
+    tr_task *a, *b;
+    if (tr_spawn(NULL, &a, burst_slow, NULL, NULL) || tr_spawn(NULL, &b, burst_quick, NULL, NULL))
+        return -ENOMEM;
+    int ra = 0, rb = 0;
+    tr_join(a, &ra);
+    tr_join(b, &rb);
+    return ra == 1 && rb == 2 ? 0 : -EIO;
+}
+
+static int burst_child(void *arg)
+{
+    (void)arg;
+    tr_engine *e = quiet_engine();
+    CK(e, 10);
+    tr_task *m;
+    CK(tr_spawn(e, &m, burst_ctl, NULL, NULL) == 0, 11);
+    CK(tr_engine_run(e) == 0, 12);
+    int r = -1;
+    CK(tr_task_result(m, &r) == 0 && r == 0, 13);
+    tr_detach(m);
+    CK(tr_engine_destroy(e) == 0, 14);
+    return 0;
+}
+
+static void test_offload_burst_gets_threads(void **state)
+{
+    (void)state;
+    run_child(burst_child, "offload burst");
+}
+
 /* ---- the kill rung does not wait for a running job ----------------------------------- */
 
 static atomic_int g_kill_wrote;
@@ -374,6 +447,7 @@ int main(void)
         T(test_offload_runs_jobs_on_the_pool),
         T(test_offload_cancel_takes_back_queued_waits_for_running),
         T(test_offload_full_queue_is_eagain),
+        T(test_offload_burst_gets_threads),
         T(test_offload_kill_rung_leaves_running_job_its_stack),
         T(test_offload_getaddrinfo_on_its_lane),
     };

@@ -114,9 +114,13 @@ int net_listener_drain(int lfd, void (*took)(int fd, void *arg), void *arg)
     int drained = 0;
     tr_shield_begin();
     /* Bounded: new SYNs are dropped, so only handshakes under way at the
-     * filter can still arrive (their peers' ACKs, within a round trip);
-     * and once the shields break every sleep fails at once. */
-    for (int round = 0; round < 1000; round++) {
+     * filter can still arrive (their peers' ACKs, a round trip after our
+     * SYN-ACK); the drain goes on until NET_DRAIN_QUIET_MS have passed
+     * with none (on loopback a round trip is microseconds; across a
+     * network, a client whose ACK takes longer than that may still be
+     * reset), and once the shields break every sleep fails at once. */
+    int quiet = 0;
+    for (int round = 0; round < 10000; round++) {
         int got = 0;
         for (;;) {
             int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -129,7 +133,8 @@ int net_listener_drain(int lfd, void (*took)(int fd, void *arg), void *arg)
             took(fd, arg);
         }
         drained += got;
-        if ((got == 0 && round > 0) || tr_sleep_ns(1000000) != 0)
+        quiet = got ? 0 : quiet + 1;
+        if (quiet > NET_DRAIN_QUIET_MS || tr_sleep_ns(1000000) != 0)
             break;
     }
     tr_shield_end();

@@ -35,10 +35,13 @@ int net_listen_many(const char *addr, unsigned port, unsigned n, int *fds,
  * reset): a socket filter on lfd drops new SYNs (their connects do not
  * succeed: once lfd is closed they are refused), handshakes under way
  * still complete; then lfd's queue is accepted to empty (non-blocking),
- * in rounds 1 ms apart (inside a shield) until a round finds none, each
- * connection handed to took(fd, arg), which owns it. Then lfd is closed.
+ * in rounds 1 ms apart (inside a shield) until NET_DRAIN_QUIET_MS pass
+ * with none, each connection handed to took(fd, arg), which owns it. Then
+ * lfd is closed. A handshake whose last ACK takes longer than that (a
+ * slow network) may still be reset.
  * Returns the number of connections drained. */
 int net_listener_drain(int lfd, void (*took)(int fd, void *arg), void *arg);
+#define NET_DRAIN_QUIET_MS 20
 
 /* The back-off of one accept loop when the process (-EMFILE) or the system
  * (-ENFILE) is out of fds, or the kernel out of memory (-ENOBUFS,

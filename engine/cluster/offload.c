@@ -171,12 +171,16 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Under l->mu: a thread for the job just queued, unless one is idle. 0, or
- * -EAGAIN when the lane has no thread at all and none can be made. */
+/* Under l->mu, before the job is queued: a thread for it, unless a worker
+ * is free for it. 0, or -EAGAIN when the lane has no thread at all and
+ * none can be made. */
 static int lane_staff(struct lane *l)
 {
-    if (l->idle > 0 || atomic_load_explicit(&l->spinning, memory_order_relaxed) > 0 ||
-        l->threads >= l->max_threads)
+    /* A thread for each queued job beyond the workers that will take one
+     * (asleep, or polling): a burst queued in one pass must not all wait
+     * for the one idle worker there was. */
+    unsigned avail = l->idle + atomic_load_explicit(&l->spinning, memory_order_relaxed);
+    if (l->queued < avail || l->threads >= l->max_threads)
         return 0;
     sigset_t all, old;
     sigfillset(&all);

@@ -139,6 +139,10 @@ int tr_engine_run_once(tr_engine *e, int timeout_ms)
     while (r == 1 && e->sw.stopping)
         r = tr__engine_pass(e, UINT64_MAX);
     if (r == 1) {
+        /* The reads a pass reaped are re-armed now, not at the next call:
+         * a doorbell or a signal must reach the fd meanwhile. */
+        if (tr__internal_arm_owed(e))
+            tr__internal_arm(e);
         if (e->sch.run_head || !tr__inbox_sleep(e))
             fd_signal(e); /* runnable tasks, or a message came: at once */
         else

@@ -28,7 +28,8 @@ int tr__inbox_init(tr_engine *e)
 int tr__inbox_close_for_destroy(tr_engine *e)
 {
     pthread_mutex_lock(&e->ib.mu);
-    bool busy = e->ib.head != NULL || e->ib.cancels > 0 || e->ib.nserved > 0;
+    bool busy = e->ib.head != NULL || e->ib.cancels > 0 || e->ib.nserved > 0 ||
+                atomic_load(&e->ib.unacked_fail) > 0;
     pthread_mutex_unlock(&e->ib.mu);
     if (busy)
         return -EBUSY;
@@ -101,27 +102,44 @@ int tr__served_run(void *arg)
     return s->fn(s->arg);
 }
 
-static void reply(tr_engine *caller_e, struct tr__call *c, struct tr__served *s, int status,
-                  int result)
+/* The caller gets the call's outcome, unless its kill rung gave up on it
+ * (then nothing of the caller may be touched: false). */
+static bool reply(tr_engine *e, tr_engine *caller_e, struct tr__call *c, struct tr__served *s,
+                  int status, int result)
 {
+    int pending = TR_CALL_PENDING;
+    if (!atomic_compare_exchange_strong_explicit(&c->state, &pending, TR_CALL_REPLIED,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return false;
     c->status = status;
     c->result = result;
     c->msg.kind = TR_MSG_REPLY;
     c->msg.srv = s;
+    if (!s)
+        atomic_fetch_add(&e->ib.unacked_fail, 1); /* until the caller has read it */
     (void)push(caller_e, &c->msg, true);
+    return true;
+}
+
+static void served_free(tr_engine *e, struct tr__served *s)
+{
+    TR_ASSERT(e->ib.nserved > 0);
+    tr__list_del(&s->link);
+    e->ib.nserved--;
+    free(s);
 }
 
 /* The task ended (returned, or was killed): the caller gets its result. */
 void tr__served_ended(tr_engine *e, tr_task *t, int result)
 {
-    (void)e;
     struct tr__served *s = t->arg;
     TR_ASSERT(!s->replied);
     s->replied = true;
     s->task = NULL;
     struct tr__call *c = s->call;
     s->call = NULL; /* its frame may be gone once the REPLY is read */
-    reply(s->caller_e, c, s, 0, result);
+    if (!reply(e, s->caller_e, c, s, 0, result))
+        served_free(e, s); /* abandoned: no REPLY, so no ACK will come */
 }
 
 static void serve(tr_engine *e, struct tr__msg *m)
@@ -130,7 +148,7 @@ static void serve(tr_engine *e, struct tr__msg *m)
     tr_engine *caller_e = c->caller_e;
     struct tr__served *s = TR_FAULT(TR_FS_ALLOC) ? NULL : calloc(1, sizeof(*s));
     if (!s) {
-        reply(caller_e, c, NULL, -ENOMEM, 0);
+        (void)reply(e, caller_e, c, NULL, -ENOMEM, 0);
         return;
     }
     s->call = c;
@@ -142,7 +160,7 @@ static void serve(tr_engine *e, struct tr__msg *m)
     int err = tr_spawn(e, &t, tr__served_run, s, &o);
     if (err) {
         free(s);
-        reply(caller_e, c, NULL, err, 0);
+        (void)reply(e, caller_e, c, NULL, err, 0);
         return;
     }
     (void)tr_detach(t);
@@ -173,10 +191,7 @@ static void serve_cancels(tr_engine *e)
 static void acked(tr_engine *e, struct tr__served *s)
 {
     TR_ASSERT(s->replied);
-    TR_ASSERT(e->ib.nserved > 0);
-    tr__list_del(&s->link);
-    e->ib.nserved--;
-    free(s);
+    served_free(e, s);
 }
 
 static void replied(tr_engine *e, struct tr__msg *m)
@@ -193,6 +208,13 @@ static void replied(tr_engine *e, struct tr__msg *m)
         s->msg.kind = TR_MSG_ACK;
         s->msg.srv = s;
         (void)push(target, &s->msg, true);
+    } else {
+        /* The call never ran: its acknowledgement is a count. */
+        pthread_mutex_lock(&target->ib.mu);
+        TR_ASSERT(atomic_load(&target->ib.unacked_fail) > 0);
+        atomic_fetch_sub(&target->ib.unacked_fail, 1);
+        ring_doorbell_locked(target); /* it may wait for nothing else */
+        pthread_mutex_unlock(&target->ib.mu);
     }
 }
 
@@ -251,23 +273,72 @@ static struct tr__call *call_of(tr_task *t)
     return tr__container_of(t->wait, struct tr__call, w);
 }
 
-/* The caller is cut short: the target cancels the task it runs, and the
- * caller waits for the REPLY as before (the target writes into its frame). */
+/* Under the target's lock: the CALL, still queued, comes out (the target
+ * never saw it). */
+static bool take_back_locked(tr_engine *target, struct tr__msg *m)
+{
+    struct tr__msg *prev = NULL;
+    for (struct tr__msg **pp = &target->ib.head; *pp; prev = *pp, pp = &(*pp)->next) {
+        if (*pp != m)
+            continue;
+        *pp = m->next;
+        if (target->ib.tail == m)
+            target->ib.tail = prev;
+        return true;
+    }
+    return false;
+}
+
+/* The caller is cut short. A CALL still queued is taken back: the call
+ * returns at once (it never ran). A CALL served already: the target
+ * cancels the task it runs, and the caller waits for the REPLY (the target
+ * writes into its frame); its cancellation counts as delivered, so the
+ * kill rung may end the wait (call_kill). The target lives meanwhile: our
+ * CALL in its inbox, its served record (until our ACK) or its failure
+ * REPLY's count (until we read it) keeps it from being destroyed. */
 static void call_cancel(tr_engine *e, tr_task *t)
 {
-    (void)e;
     struct tr__call *c = call_of(t);
-    if (c->cancel_sent)
-        return;
-    c->cancel_sent = true;
-    atomic_store_explicit(&c->cancel_req, true, memory_order_release);
-    /* The target lives: it keeps the served record (or the CALL is still
-     * queued) until our ACK, which only our REPLY's reading sends. */
     tr_engine *target = c->target;
     pthread_mutex_lock(&target->ib.mu);
-    target->ib.cancels++;
-    ring_doorbell_locked(target);
+    bool taken = !c->cancel_sent && take_back_locked(target, &c->msg);
+    if (!taken && !c->cancel_sent) {
+        c->cancel_sent = true;
+        atomic_store_explicit(&c->cancel_req, true, memory_order_release);
+        target->ib.cancels++;
+        ring_doorbell_locked(target);
+    }
     pthread_mutex_unlock(&target->ib.mu);
+    if (taken) {
+        TR_ASSERT(e->ib.awaiting > 0);
+        e->ib.awaiting--;
+        tr__task_wake(t, TR__WAKE_CUT);
+        return;
+    }
+    tr__cancel_held(t);
+}
+
+/* The kill rung does not wait for a remote task that ignores its
+ * cancellation (a shield, an engine that is not running): once the cancel
+ * went, the call is abandoned to the target. The caller's stack is never
+ * freed or reused (the target may still read its argument from it), the
+ * target sends nothing back (it sees the mark), and the task ends now. If
+ * the REPLY is on its way already, it is waited for. */
+static void call_kill(tr_engine *e, tr_task *t)
+{
+    call_cancel(e, t);
+    if (t->state != TR_TASK_PARKED)
+        return; /* taken back: woken */
+    struct tr__call *c = call_of(t);
+    int pending = TR_CALL_PENDING;
+    if (!atomic_compare_exchange_strong_explicit(&c->state, &pending, TR_CALL_ABANDONED,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return; /* REPLIED: it comes */
+    t->stack_lent = true;
+    e->st.calls_abandoned++;
+    TR_ASSERT(e->ib.awaiting > 0);
+    e->ib.awaiting--;
+    tr__task_wake(t, -ECANCELED);
 }
 
 static void call_describe(const tr_engine *e, const tr_task *t, char *buf, size_t len)
@@ -278,11 +349,10 @@ static void call_describe(const tr_engine *e, const tr_task *t, char *buf, size_
              c->cancel_sent ? " cancel-sent" : "");
 }
 
-/* The kill rung: the cancel is sent, and the task stays parked until the
- * REPLY (G1), then is torn down. */
 const struct tr__wait_kind tr__wk_call = {
     .name = "call",
     .cancel = call_cancel,
+    .kill = call_kill,
     .describe = call_describe,
 };
 

@@ -26,11 +26,18 @@
  *   ACK    ...and sends the served record back to the target, which frees
  *          it. Until then the target's run does not return: the caller's
  *          cancellation may still reach it.
- *   cancel a flag in the caller's record, and a count in the target's
- *          inbox that makes its duty look at the calls it serves. A call
- *          whose REPLY went is never looked at again (its record may be
- *          gone), and the caller waits for the REPLY whatever happens
- *          (G1: the target writes into its frame).
+ *   cancel a CALL still queued in the target's inbox is taken back (the
+ *          call never ran); one served already is cancelled by a flag in
+ *          the caller's record and a count in the target's inbox that
+ *          makes its duty look at the calls it serves. A call whose REPLY
+ *          went is never looked at again (its record may be gone), and the
+ *          caller waits for the REPLY (G1: the target writes into its
+ *          frame), except at its kill rung, which abandons the call: the
+ *          caller's stack is never freed, and the target, seeing the mark,
+ *          sends nothing back.
+ *   A failure REPLY (the target could not run the call) is acknowledged
+ *   by the caller's thread directly (a count under the target's lock):
+ *   until then the target's run does not return.
  */
 #ifndef TR_INBOX_H
 #define TR_INBOX_H
@@ -68,8 +75,14 @@ struct tr__call {
     int result;              /* fn's: written by the target before the REPLY */
     int status;              /* 0: fn ran; -ENOMEM: the target could not run it */
     _Atomic bool cancel_req; /* the caller's call is cut short: the target reads it */
+    /* PENDING until the target commits to its REPLY (REPLIED) or the
+     * caller's kill rung gives up on it (ABANDONED: the caller's stack is
+     * left to it, never freed, and no REPLY comes). One compare-and-swap
+     * decides. */
+    _Atomic int state;
     bool cancel_sent;
 };
+enum { TR_CALL_PENDING = 0, TR_CALL_REPLIED, TR_CALL_ABANDONED };
 
 /* A call this engine runs for another, until the caller's ACK. */
 struct tr__served {
@@ -97,6 +110,10 @@ struct tr__inbox {
     /* The engine's thread only. */
     struct tr__link served; /* struct tr__served, until acked */
     uint64_t nserved;
+    /* Failure REPLYs (the call never ran) whose callers have not read
+     * them yet: the callers may still reach us (a cancel). Decremented by
+     * the caller's thread, under mu. */
+    _Atomic uint64_t unacked_fail;
     uint64_t awaiting; /* tasks of this engine parked for another thread: tr_call, tr_offload */
     uint64_t posts_failed;
     uint64_t last_msg_ns; /* when the duty last found messages (tr__now_ns) */

@@ -136,7 +136,8 @@ static bool ring_busy(const tr_engine *e)
 static bool user_idle(tr_engine *e)
 {
     return e->sch.live == 0 && e->ops.inflight == 0 && !tr__shutdown_active(e) &&
-           !tr__inbox_pending(e) && e->ib.nserved == 0 && (!e->ls || tr__lockstep_done(e->ls));
+           !tr__inbox_pending(e) && e->ib.nserved == 0 && atomic_load(&e->ib.unacked_fail) == 0 &&
+           (!e->ls || tr__lockstep_done(e->ls));
 }
 
 /* Live tasks that can only be woken by each other. A task in
@@ -192,7 +193,9 @@ static int decide(tr_engine *e, int *ret)
 static __attribute__((noinline)) bool spin_for_messages(tr_engine *e)
 {
     uint64_t now = tr__now_ns();
-    if (!e->ib.awaiting && !e->ib.nserved && now - e->ib.last_msg_ns >= TR_SPIN_NS) {
+    /* Not for a task that waits for a long job (tr_offload, a slow call):
+     * only while an acknowledgement is due or messages keep coming. */
+    if (!e->ib.nserved && now - e->ib.last_msg_ns >= TR_SPIN_NS) {
         e->ib.last_msg_ns = 0; /* none recently: sleep, until the next one */
         return false;
     }
@@ -266,12 +269,12 @@ static int enter_and_wait(tr_engine *e, uint64_t cap)
         }
     }
     if (ring_busy(e) || wait != UINT64_MAX) {
-        /* Another engine's message is due (a reply, an acknowledgement)
-         * or likely (one came a moment ago): it usually comes within
+        /* Another engine's message is due (an acknowledgement) or likely
+         * (one came a moment ago: a reply follows a call): it usually comes within
          * microseconds, and a sleep + wake-up costs tens of them here (a
          * vCPU's halt and IPI). Poll for it a while. */
-        if (TR_UNLIKELY(e->ib.awaiting || e->ib.nserved || e->ib.last_msg_ns) &&
-            wait > TR_SPIN_NS && tr__ring_sq_pending(e) == 0 && spin_for_messages(e))
+        if (TR_UNLIKELY(e->ib.nserved || e->ib.last_msg_ns) && wait > TR_SPIN_NS &&
+            tr__ring_sq_pending(e) == 0 && spin_for_messages(e))
             return 0;
         /* Asleep for senders from now on: one that queued a message
          * meanwhile is read at the next pass instead. */

@@ -190,6 +190,11 @@ static void report_details(const tr_engine *e, struct out *o, const char *pfx)
              "taskring:   %soffloaded jobs still running at the kill rung: %" PRIu64
              " (their tasks' stacks left to them, leaked)\n",
              pfx, e->st.offload_abandoned);
+    if (e->st.calls_abandoned > 0)
+        outf(o,
+             "taskring:   %scalls whose remote task had not ended at the kill rung: %" PRIu64
+             " (their tasks' stacks left to them, leaked)\n",
+             pfx, e->st.calls_abandoned);
     if (e->ib.posts_failed > 0)
         outf(o, "taskring:   %sposts whose task could not be spawned (no memory): %" PRIu64 "\n",
              pfx, e->ib.posts_failed);
