@@ -580,7 +580,11 @@ TR_API int tr_chan_destroy(struct tr_chan *ch);
  * tr_engine_fd: an eventfd that becomes readable when the engine has work:
  * a completion of its ring, tasks still runnable after a pass, its nearest
  * deadline (a sleep, a scope, a shutdown rung: run_once arms a ring timeout
- * for it), a tr_post or tr_engine_shutdown, a shutdown signal. Created at
+ * for it), a tr_post or tr_engine_shutdown, a shutdown signal (the last
+ * three while a run is under way: once run_once has returned 0 the
+ * engine's reads are stopped, as at tr_engine_run's end, and they wait for
+ * the next run_once, which the host calls when it has given the engine
+ * work, e.g. a tr_spawn). Created at
  * the first call and closed by tr_engine_destroy; the same fd every call.
  * Returns the fd, -EINVAL for NULL, or the eventfd's or the ring's -errno.
  * Call it on the thread that runs the engine, before its first run (the
@@ -611,7 +615,10 @@ TR_API int tr_engine_run_once(tr_engine *e, int timeout_ms);
  * stats.offload_abandoned, the task named in the report), and the job's
  * end then tells nobody. -EPERM outside a task, -EINVAL for NULL fn,
  * -ENOMEM, -EAGAIN when the pool's queue is full (4096 jobs) or it has no
- * thread and none can be created. */
+ * thread and none can be created. fn returning INT32_MIN comes back as
+ * -EOVERFLOW. After fork(2) the child starts with an empty pool of its
+ * own (jobs of the parent's engines stay the parent's: a child must not
+ * reuse an engine of its parent). */
 TR_API int tr_offload(tr_fn fn, void *arg);
 
 struct addrinfo;
@@ -682,16 +689,22 @@ TR_API int tr_post(tr_engine *e, tr_fn fn, void *arg);
  * (another engine's, or the caller's own), and the caller parks until that
  * task has ended. Returns 0 with the task's result in *result (if not
  * NULL); -EINVAL for NULL e or fn; -ECANCELED when the caller is cut short
- * before the call; -ESHUTDOWN once e's shutdown has begun; -ENOMEM when e
- * could not spawn the task. Cancelling the caller (or its scope's
- * deadline) cancels the task on e, and the caller still waits for its end
- * (arg may live on the caller's stack, G1): the call returns 0 with the
- * task's result, often -ECANCELED, and the cancellation shows at the
- * caller's next blocking call. The kill rung of the caller's engine waits
- * for that end too (the task's own engine bounds it, by its shutdown
- * ladder). A task waiting in tr_call is never a deadlock of its engine
+ * before the call, or while e has not taken the call yet (an engine that
+ * is not running: the call is taken back, it never runs); -ESHUTDOWN once
+ * e's shutdown has begun; -ENOMEM when e could not spawn the task.
+ * Cancelling the caller (or its scope's deadline) once e has taken the
+ * call cancels the task on e, and the caller still waits for its end (arg
+ * may live on the caller's stack, G1): the call returns 0 with the task's
+ * result, often -ECANCELED, and the cancellation shows at the caller's
+ * next blocking call. The kill rung of the caller's engine does not wait
+ * for a task that ignores its cancellation (in a shield): the call is
+ * abandoned, the caller's stack is left to it (never freed: leaked,
+ * counted in stats.calls_abandoned, named in the report), and the caller
+ * ends. A task waiting in tr_call is never a deadlock of its engine
  * (-EDEADLK), and e's tr_engine_run does not return until the callers of
- * the calls it ran have read their results. */
+ * the calls it took have read their results. A call from a TR_SPAWN_LATE
+ * task runs as an ordinary task on e: e's shutdown cancels it with the
+ * others. */
 TR_API int tr_call(tr_engine *e, tr_fn fn, void *arg, int *result);
 
 /* ------------------------------------------------------------ operations */
