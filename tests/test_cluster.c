@@ -370,6 +370,100 @@ static void test_cluster_call_to_idle_engine_taken_back(void **state)
     run_child(take_back_child, "tr_call taken back");
 }
 
+/* A call to the caller's own engine: its REPLY goes back into the same
+ * inbox as the CALL came from. A cancel that comes after the REPLY was
+ * queued, before it was read, must leave the REPLY there: taking it back
+ * as if it were the CALL lost it, and the engine waited for the caller's
+ * ACK for ever (found by the stress tool). The canceller sleeps 1 us at a
+ * time: its timer fires in the duties that spawn the served task, so it
+ * runs right after that task's end, in the window. */
+static struct {
+    tr_task *caller;
+    bool done;
+    int rounds, cut, windows;
+} g_self;
+
+static int self_fn(void *arg)
+{
+    (void)arg;
+    return 3;
+}
+
+static int self_caller(void *arg)
+{
+    (void)arg;
+    int res = 0;
+    int r = tr_call(tr_self_engine(), self_fn, NULL, &res);
+    if (r == -ECANCELED)
+        g_self.cut++;
+    else if (r != 0 || res != 3)
+        return -EIO;
+    return 0;
+}
+
+static int self_canceller(void *arg)
+{
+    (void)arg;
+    tr_engine *e = tr_self_engine();
+    /* Bounded: the caller ends within the round. */
+    while (!g_self.done) {
+        if (g_self.caller && g_self.caller->state == TR_TASK_PARKED && tr__inbox_pending(e) &&
+            e->ib.nserved == 1 &&
+            tr__container_of(e->ib.served.next, struct tr__served, link)->replied) {
+            g_self.windows++; /* the REPLY is queued, not read */
+            tr_cancel(g_self.caller);
+        }
+        if (tr_sleep_ns(1000) != 0)
+            return -EIO;
+    }
+    return 0;
+}
+
+static int self_main(void *arg)
+{
+    (void)arg;
+    tr_task *k;
+    if (tr_spawn(NULL, &k, self_canceller, NULL, NULL))
+        return -ENOMEM;
+    for (int i = 0; i < 2000 && g_self.windows < 20; i++) {
+        if (tr_spawn(NULL, &g_self.caller, self_caller, NULL, NULL))
+            return -ENOMEM;
+        int rc = -1;
+        tr_join(g_self.caller, &rc);
+        g_self.caller = NULL;
+        if (rc)
+            return -EIO;
+        g_self.rounds++;
+    }
+    g_self.done = true;
+    int rk = -1;
+    tr_join(k, &rk);
+    return rk;
+}
+
+static int self_call_child(void *arg)
+{
+    (void)arg;
+    tr_engine *e = quiet_engine();
+    CK(e, 10);
+    tr_task *m;
+    CK(tr_spawn(e, &m, self_main, NULL, NULL) == 0, 11);
+    CK(tr_engine_run(e) == 0, 12); /* returns: no ACK left owed */
+    int r = -1;
+    CK(tr_task_result(m, &r) == 0 && r == 0, 13);
+    CK(g_self.windows > 0, 14); /* the case was there */
+    tr_detach(m);
+    CK(e->ib.nserved == 0, 15);
+    CK(tr_engine_destroy(e) == 0, 16);
+    return 0;
+}
+
+static void test_cluster_self_call_cancel_keeps_reply(void **state)
+{
+    (void)state;
+    run_child(self_call_child, "tr_call to its own engine, cancelled after the reply");
+}
+
 /* The caller's kill rung does not wait for a remote task that ignores its
  * cancellation: the call is abandoned, the caller's stack left to the
  * remote side (which still writes into it), and the caller's engine ends
@@ -886,6 +980,7 @@ int main(void)
         T(test_cluster_post_waits_for_run_and_holds_destroy),
         T(test_cluster_call_between_engines_cancel_waits),
         T(test_cluster_call_to_idle_engine_taken_back),
+        T(test_cluster_self_call_cancel_keeps_reply),
         T(test_cluster_kill_rung_abandons_stuck_call),
         T(test_cluster_runs_mains_calls_posts_and_reports),
         T(test_cluster_one_sigterm_ends_every_engine),

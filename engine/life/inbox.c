@@ -274,13 +274,16 @@ static struct tr__call *call_of(tr_task *t)
 }
 
 /* Under the target's lock: the CALL, still queued, comes out (the target
- * never saw it). */
+ * never saw it). Found there as a REPLY (a call to our own engine: the
+ * record went back into the same inbox), it stays: it is the answer. */
 static bool take_back_locked(tr_engine *target, struct tr__msg *m)
 {
     struct tr__msg *prev = NULL;
     for (struct tr__msg **pp = &target->ib.head; *pp; prev = *pp, pp = &(*pp)->next) {
         if (*pp != m)
             continue;
+        if (m->kind != TR_MSG_CALL)
+            return false;
         *pp = m->next;
         if (target->ib.tail == m)
             target->ib.tail = prev;
