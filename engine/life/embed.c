@@ -93,6 +93,10 @@ static void arm_deadline(tr_engine *e)
      * microseconds do not arm a timeout each). */
     if (e->emb.armed_at != UINT64_MAX && e->emb.armed_at <= tr__add_sat(at, 1000000))
         return;
+    /* The timespec lives in the engine until its SQE is submitted: one
+     * still waiting in the SQ (a refused enter) keeps it. */
+    if (e->emb.ts_queued && tr__ring_sq_pending(e) > 0)
+        return;
     struct io_uring_sqe *sqe = tr__ring_get_sqe(e);
     if (!sqe) {
         fd_signal(e); /* no room: the host calls again at once */
@@ -101,6 +105,7 @@ static void arm_deadline(tr_engine *e)
     e->emb.ts.tv_sec = (long long)(wait / 1000000000ull);
     e->emb.ts.tv_nsec = (long long)(wait % 1000000000ull);
     io_uring_prep_timeout(sqe, &e->emb.ts, 0, 0);
+    e->emb.ts_queued = true;
     sqe->user_data = TR_UD_EMBTM;
     e->sw.inflight++;
     e->emb.timeouts++;
@@ -149,6 +154,8 @@ int tr_engine_run_once(tr_engine *e, int timeout_ms)
             arm_deadline(e);
         if (tr__ring_sq_pending(e) > 0)
             err = tr__ring_enter(e, false, 0); /* the timeout, and what tasks queued */
+        if (tr__ring_sq_pending(e) == 0)
+            e->emb.ts_queued = false;
         if (err)
             r = err;
     }

@@ -335,6 +335,7 @@ struct tr_engine {
         bool active;
         uint32_t timeouts; /* armed, in sw.inflight */
         uint64_t armed_at; /* the earliest armed one's deadline (UINT64_MAX: none) */
+        bool ts_queued;    /* ts is read by an SQE not yet submitted */
         struct __kernel_timespec ts;
     } emb;
     /* The engines it shuts down with (a cluster), or NULL. */
