@@ -790,9 +790,6 @@ static int cluster_ladder_child(void *arg)
     pthread_join(th, NULL);
     CK(r == 0, 10);
     static char buf[65536];
-    if (getenv("TR_TEST_SHOW"))
-        (void)!write(open("/tmp/ladder.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644), buf,
-                     (size_t)pread(cfg.engine.report_fd, buf, sizeof(buf), 0));
     CK(report_has(cfg.engine.report_fd, "signals received: 3", buf, sizeof(buf)), 11);
     char want[64];
     snprintf(want, sizeof(want), "failed, %d killed", SIG_ENGINES * LAD_TASKS);
