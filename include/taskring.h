@@ -543,14 +543,16 @@ TR_API int tr_cond_broadcast(struct tr_cond *c);
  * (G9). After tr_chan_close, sends return -EPIPE, and receives drain what
  * is queued, then return -EPIPE; tasks waiting at the close get -EPIPE.
  * A channel belongs to the engine of the first task that uses it (-EXDEV
- * from another). A receiver killed by the shutdown's kill rung after its
- * message was handed to it (before it returned) gives the message back:
- * to the next waiting receiver, else to the front of the queue; only a
- * queue filled up since has no room, and the message is counted lost
- * (stats kill_msgs_lost, and the report). */
+ * from another), unless it is TR_CHAN_SHARED. A receiver killed by the shutdown's kill rung after
+ * its message was handed to it (before it returned) gives the message back: to the next waiting
+ * receiver, else to the front of the queue; only a queue filled up since has no room, and the
+ * message is counted lost (stats kill_msgs_lost, and the report). */
 struct tr_chan;
-/* Shared between the engines of a cluster: arrives with the cluster
- * issue; until then tr_chan_create refuses it with -EINVAL. */
+/* Shared by tasks of every engine (a cluster's, or lone engines on their
+ * threads), with the same semantics and G9: a mutex guards it, and a
+ * waiter served by a task of another engine is woken through its own
+ * engine's inbox. A task waiting on a shared channel is never a deadlock
+ * of its engine (another engine may serve it). */
 #define TR_CHAN_SHARED 0x1u
 /* elem_size > 0; -EINVAL for bad arguments or flags, -ENOMEM. */
 TR_API int tr_chan_create(struct tr_chan **out, size_t elem_size, size_t capacity, unsigned flags);

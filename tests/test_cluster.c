@@ -859,6 +859,116 @@ static void test_cluster_finalize_waits_for_every_engine(void **state)
     run_child(cluster_order_child, "cluster phase order");
 }
 
+/* ---- TR_CHAN_SHARED across a cluster -------------------------------------------- */
+
+/* Producers on every engine send (producer, seq) into one shared channel;
+ * consumers on every engine receive, some inside deadlines of a few
+ * microseconds that cut them short while they wait (G9: a cut receive
+ * took nothing). Every message arrives exactly once. */
+#define SH_ENGINES 4
+#define SH_PRODUCERS 2 /* per engine */
+#define SH_MSGS 3000   /* per producer */
+#define SH_CONSUMERS 3 /* per engine */
+
+static struct {
+    struct tr_chan *ch;
+    _Atomic unsigned char seen[SH_ENGINES * SH_PRODUCERS][SH_MSGS];
+    atomic_int dups, bad, got, cut, producers_left, xdev;
+} g_sh;
+
+struct sh_msg {
+    uint32_t producer, seq;
+};
+
+static int sh_producer(void *arg)
+{
+    uint32_t p = (uint32_t)(uintptr_t)arg;
+    for (uint32_t i = 0; i < SH_MSGS; i++) {
+        struct sh_msg m = {p, i};
+        int r = tr_chan_send(g_sh.ch, &m);
+        if (r != 0) {
+            atomic_fetch_add(&g_sh.bad, 1);
+            return r;
+        }
+    }
+    if (atomic_fetch_sub(&g_sh.producers_left, 1) == 1)
+        tr_chan_close(g_sh.ch); /* the last: receivers drain, then -EPIPE */
+    return 0;
+}
+
+static int sh_consumer(void *arg)
+{
+    uint64_t k = (uint64_t)(uintptr_t)arg;
+    for (;;) {
+        struct sh_msg m = {UINT32_MAX, UINT32_MAX};
+        struct tr_scope sc;
+        bool scoped = (k++ % 3) == 0;
+        if (scoped)
+            tr_scope_enter(&sc, tr_now_ns() + 2000, 0);
+        int r = tr_chan_recv(g_sh.ch, &m);
+        if (scoped)
+            tr_scope_exit(&sc);
+        if (r == -EPIPE)
+            return 0;
+        if (r == -ETIMEDOUT) {
+            if (m.producer != UINT32_MAX)
+                atomic_fetch_add(&g_sh.bad, 1); /* cut, and took something */
+            atomic_fetch_add(&g_sh.cut, 1);
+            continue;
+        }
+        if (r != 0 || m.producer >= SH_ENGINES * SH_PRODUCERS || m.seq >= SH_MSGS) {
+            atomic_fetch_add(&g_sh.bad, 1);
+            return -EIO;
+        }
+        if (atomic_exchange(&g_sh.seen[m.producer][m.seq], 1))
+            atomic_fetch_add(&g_sh.dups, 1);
+        atomic_fetch_add(&g_sh.got, 1);
+    }
+}
+
+static int sh_main(void *arg)
+{
+    (void)arg;
+    unsigned i = tr_engine_index();
+    tr_task *ts[SH_PRODUCERS + SH_CONSUMERS];
+    unsigned n = 0;
+    for (unsigned p = 0; p < SH_PRODUCERS; p++)
+        if (tr_spawn(NULL, &ts[n++], sh_producer, (void *)(uintptr_t)(i * SH_PRODUCERS + p), NULL))
+            return -ENOMEM;
+    for (unsigned c = 0; c < SH_CONSUMERS; c++)
+        if (tr_spawn(NULL, &ts[n++], sh_consumer, (void *)(uintptr_t)(c + i), NULL))
+            return -ENOMEM;
+    for (unsigned k = 0; k < n; k++)
+        tr_join(ts[k], NULL);
+    return 0;
+}
+
+static int shared_chan_child(void *arg)
+{
+    (void)arg;
+    CK(tr_chan_create(&g_sh.ch, sizeof(struct sh_msg), 4, TR_CHAN_SHARED) == 0, 10);
+    CK(tr_chan_create(&g_sh.ch, sizeof(struct sh_msg), 4, 0x80) == -EINVAL, 11);
+    CK(tr_chan_create(&g_sh.ch, sizeof(struct sh_msg), 4, TR_CHAN_SHARED) == 0, 12);
+    atomic_store(&g_sh.producers_left, SH_ENGINES * SH_PRODUCERS);
+    struct tr_cluster_config cfg;
+    tr_cluster_config_init(&cfg);
+    cfg.engines = SH_ENGINES;
+    cfg.engine.report_fd = -1;
+    CK(tr_cluster_run(sh_main, NULL, &cfg) == 0, 13);
+    CK(atomic_load(&g_sh.bad) == 0, 14);
+    CK(atomic_load(&g_sh.dups) == 0, 15);
+    CK(atomic_load(&g_sh.got) == SH_ENGINES * SH_PRODUCERS * SH_MSGS, 16); /* none lost */
+    CK(atomic_load(&g_sh.cut) > 0, 18); /* the cut receives were there */
+    CK(tr_chan_destroy(g_sh.ch) == 0, 17);
+    return 0;
+}
+
+static void test_cluster_shared_channel_across_engines(void **state)
+{
+    (void)state;
+    run_child(shared_chan_child, "TR_CHAN_SHARED across a cluster");
+}
+
 /* ---- embedding: an epoll loop drives the engine ------------------------------- */
 
 static struct {
@@ -983,6 +1093,7 @@ int main(void)
         T(test_cluster_one_sigterm_ends_every_engine),
         T(test_cluster_ladder_rungs_reach_every_engine),
         T(test_cluster_finalize_waits_for_every_engine),
+        T(test_cluster_shared_channel_across_engines),
         T(test_cluster_embed_epoll_drives_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include "tr_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +26,13 @@
 struct tr_chan {
     unsigned magic;
     bool closed;
-    tr_engine *engine; /* bound at first use */
+    bool shared;       /* TR_CHAN_SHARED: everything under mu, waiters of any engine */
+    tr_engine *engine; /* bound at first use (not a shared one) */
     struct tr__link senders, receivers;
     unsigned inside; /* tasks in a blocking send or receive: queued, or woken
                         and not yet returned (destroy waits for them) */
     size_t elem, cap, head, len;
+    pthread_mutex_t mu;  /* a shared one's */
     unsigned char buf[]; /* cap * elem */
 };
 
@@ -40,13 +43,32 @@ struct chan_wait {
     void *elem; /* a sender's element (read only), a receiver's buffer */
 };
 
+/* A shared channel's waiter: the task, set before it is queued (a granter
+ * on another thread reads it, never w.owner, which the park writes);
+ * whether it is still queued (under ch->mu); the result and the message
+ * that wake it from another engine (in its inbox duty: the record lives
+ * until it runs). */
+struct chan_swait {
+    struct chan_wait c;
+    tr_task *task;
+    bool queued;
+    int res;
+    struct tr__msg msg;
+};
+
 static struct chan_wait *chan_wait_of(tr_task *t)
 {
     return (struct chan_wait *)(void *)t->wait;
 }
 
+static void shared_kill(tr_engine *e, tr_task *t);
+
 static void chan_kill(tr_engine *e, tr_task *t)
 {
+    if (TR_UNLIKELY(chan_wait_of(t)->ch->shared)) {
+        shared_kill(e, t);
+        return;
+    }
     tr__list_del(&chan_wait_of(t)->link);
     e->st.prim_waits_cut++;
     tr__task_wake(t, TR__WAKE_CUT);
@@ -61,7 +83,8 @@ static void chan_describe(const tr_engine *e, const tr_task *t, char *buf, size_
 }
 
 static unsigned char *chan_slot(struct tr_chan *ch, size_t i);
-static struct chan_wait *chan_wake_first(struct tr__link *q, int res);
+static inline __attribute__((always_inline)) struct chan_wait *
+wake_first_x(struct tr__link *q, int res, tr_engine *here, bool shared);
 
 /* An element's copy: the usual sizes (a pointer, an index, two of them)
  * without a call to memcpy. */
@@ -81,7 +104,8 @@ static inline void chan_copy(const struct tr_chan *ch, void *dst, const void *sr
  * anything queued there). A ring filled since has no room: the message is
  * lost, counted (kill_msgs_lost) and named in the report. The receiver's
  * buffer is still there: its stack goes only after this. */
-static void chan_recv_reap(tr_engine *e, tr_task *t)
+static inline __attribute__((always_inline)) void recv_give_back_x(tr_engine *e, tr_task *t,
+                                                                   bool shared)
 {
     struct chan_wait *cw = chan_wait_of(t);
     struct tr_chan *ch = cw->ch;
@@ -92,7 +116,7 @@ static void chan_recv_reap(tr_engine *e, tr_task *t)
         TR_ASSERT(ch->len == 0);
         struct chan_wait *next = tr__container_of(ch->receivers.next, struct chan_wait, link);
         chan_copy(ch, next->elem, cw->elem);
-        (void)chan_wake_first(&ch->receivers, 0);
+        (void)wake_first_x(&ch->receivers, 0, e, shared);
     } else if (ch->len < ch->cap) {
         ch->head = (ch->head + ch->cap - 1) % ch->cap;
         chan_copy(ch, chan_slot(ch, 0), cw->elem);
@@ -104,11 +128,31 @@ static void chan_recv_reap(tr_engine *e, tr_task *t)
     e->st.kill_grants_passed++;
 }
 
+static void chan_recv_reap(tr_engine *e, tr_task *t)
+{
+    struct tr_chan *ch = chan_wait_of(t)->ch;
+    if (TR_LIKELY(!ch->shared)) {
+        recv_give_back_x(e, t, false);
+        return;
+    }
+    e->ib.awaiting--;
+    pthread_mutex_lock(&ch->mu);
+    recv_give_back_x(e, t, true);
+    pthread_mutex_unlock(&ch->mu);
+}
+
 /* A killed sender took nothing back (woken with 0, its element is sent). */
 static void chan_send_reap(tr_engine *e, tr_task *t)
 {
-    (void)e;
-    chan_wait_of(t)->ch->inside--;
+    struct tr_chan *ch = chan_wait_of(t)->ch;
+    if (TR_LIKELY(!ch->shared)) {
+        ch->inside--;
+        return;
+    }
+    e->ib.awaiting--;
+    pthread_mutex_lock(&ch->mu);
+    ch->inside--;
+    pthread_mutex_unlock(&ch->mu);
 }
 
 const struct tr__wait_kind tr__wk_chan_send = {.name = "chan-send",
@@ -124,8 +168,8 @@ const struct tr__wait_kind tr__wk_chan_recv = {.name = "chan-recv",
 
 int tr_chan_create(struct tr_chan **out, size_t elem_size, size_t capacity, unsigned flags)
 {
-    if (!out || elem_size == 0 || flags != 0)
-        return -EINVAL; /* TR_CHAN_SHARED: not before the cluster issue */
+    if (!out || elem_size == 0 || (flags & ~TR_CHAN_SHARED))
+        return -EINVAL;
     if (capacity > (SIZE_MAX - sizeof(struct tr_chan)) / elem_size)
         return -ENOMEM;
     struct tr_chan *ch = TR_FAULT(TR_FS_ALLOC) ? NULL : malloc(sizeof(*ch) + capacity * elem_size);
@@ -133,6 +177,18 @@ int tr_chan_create(struct tr_chan **out, size_t elem_size, size_t capacity, unsi
         return -ENOMEM;
     ch->magic = TR_CHAN_MAGIC;
     ch->closed = false;
+    ch->shared = (flags & TR_CHAN_SHARED) != 0;
+    if (ch->shared) {
+        pthread_mutexattr_t at;
+        pthread_mutexattr_init(&at);
+        pthread_mutexattr_settype(&at, PTHREAD_MUTEX_ADAPTIVE_NP);
+        int err = pthread_mutex_init(&ch->mu, &at);
+        pthread_mutexattr_destroy(&at);
+        if (err) {
+            free(ch);
+            return -err;
+        }
+    }
     ch->inside = 0;
     ch->engine = NULL;
     tr__list_init(&ch->senders);
@@ -152,7 +208,7 @@ static int chan_use(struct tr_chan *ch, tr_task **self)
     tr_task *t = tr__current;
     if (!t)
         return -EPERM;
-    if (TR_UNLIKELY(ch->engine != t->e)) {
+    if (TR_UNLIKELY(ch->engine != t->e) && !ch->shared) {
         if (ch->engine)
             return -EXDEV;
         ch->engine = t->e;
@@ -166,21 +222,48 @@ static unsigned char *chan_slot(struct tr_chan *ch, size_t i)
     return ch->buf + ((ch->head + i) % ch->cap) * ch->elem;
 }
 
-/* The first waiter of q, unlinked and woken with res. */
-static struct chan_wait *chan_wake_first(struct tr__link *q, int res)
+/* A shared channel's waiter woken from another engine: in its engine's
+ * inbox duty, on its thread. */
+static void shared_wake_hook(tr_engine *e, struct tr__msg *m)
+{
+    (void)e;
+    struct chan_swait *sw = tr__container_of(m, struct chan_swait, msg);
+    tr__task_wake(sw->task, sw->res);
+}
+
+/* The first waiter of q, unlinked and woken with res. A shared channel's
+ * (under its mutex): at once when it is a task of here, the engine whose
+ * thread calls, else through its own engine's inbox. shared is a constant
+ * at every call: each kind of channel gets its own code. */
+static inline __attribute__((always_inline)) struct chan_wait *
+wake_first_x(struct tr__link *q, int res, tr_engine *here, bool shared)
 {
     TR_ASSERT(!tr__list_empty(q));
     struct chan_wait *cw = tr__container_of(q->next, struct chan_wait, link);
     tr__list_del(&cw->link);
-    tr__task_wake(cw->w.owner, res);
+    if (!shared) {
+        tr__task_wake(cw->w.owner, res);
+        return cw;
+    }
+    struct chan_swait *sw = tr__container_of(cw, struct chan_swait, c);
+    sw->queued = false;
+    if (sw->task->e == here) {
+        tr__task_wake(sw->task, res);
+    } else {
+        sw->res = res;
+        sw->msg.kind = TR_MSG_HOOK;
+        sw->msg.hook = shared_wake_hook;
+        tr__inbox_push_control(sw->task->e, &sw->msg);
+    }
     return cw;
 }
 
-static void chan_wake_all(struct tr__link *q, int res)
+static inline __attribute__((always_inline)) void wake_all_x(struct tr__link *q, int res,
+                                                             tr_engine *here, bool shared)
 {
     /* Bounded by the waiters, each unlinked; in arrival order. */
     while (!tr__list_empty(q))
-        (void)chan_wake_first(q, res);
+        (void)wake_first_x(q, res, here, shared);
 }
 
 static int chan_park(tr_task *t, struct tr_chan *ch, struct tr__link *q, void *elem,
@@ -197,7 +280,8 @@ static int chan_park(tr_task *t, struct tr_chan *ch, struct tr__link *q, void *e
 }
 
 /* A send without waiting: 0, or -EAGAIN / -EPIPE. */
-static int send_now(struct tr_chan *ch, const void *elem)
+static inline __attribute__((always_inline)) int send_now_x(struct tr_chan *ch, const void *elem,
+                                                            tr_engine *here, bool shared)
 {
     if (ch->closed)
         return -EPIPE;
@@ -205,7 +289,7 @@ static int send_now(struct tr_chan *ch, const void *elem)
         TR_ASSERT(ch->len == 0);
         struct tr__link *first = ch->receivers.next;
         chan_copy(ch, tr__container_of(first, struct chan_wait, link)->elem, elem);
-        (void)chan_wake_first(&ch->receivers, 0);
+        (void)wake_first_x(&ch->receivers, 0, here, shared);
         return 0;
     }
     if (ch->len < ch->cap) {
@@ -217,7 +301,8 @@ static int send_now(struct tr_chan *ch, const void *elem)
 }
 
 /* A receive without waiting: 0, or -EAGAIN / -EPIPE. */
-static int recv_now(struct tr_chan *ch, void *elem)
+static inline __attribute__((always_inline)) int recv_now_x(struct tr_chan *ch, void *elem,
+                                                            tr_engine *here, bool shared)
 {
     if (ch->len > 0) {
         chan_copy(ch, elem, chan_slot(ch, 0));
@@ -229,7 +314,7 @@ static int recv_now(struct tr_chan *ch, void *elem)
             chan_copy(ch, chan_slot(ch, ch->len),
                       tr__container_of(first, struct chan_wait, link)->elem);
             ch->len++;
-            (void)chan_wake_first(&ch->senders, 0);
+            (void)wake_first_x(&ch->senders, 0, here, shared);
         }
         return 0;
     }
@@ -237,10 +322,88 @@ static int recv_now(struct tr_chan *ch, void *elem)
         TR_ASSERT(ch->cap == 0); /* a ring with room has no waiting sender */
         struct tr__link *first = ch->senders.next;
         chan_copy(ch, elem, tr__container_of(first, struct chan_wait, link)->elem);
-        (void)chan_wake_first(&ch->senders, 0);
+        (void)wake_first_x(&ch->senders, 0, here, shared);
         return 0;
     }
     return ch->closed ? -EPIPE : -EAGAIN;
+}
+
+static int send_now(struct tr_chan *ch, const void *elem)
+{
+    return send_now_x(ch, elem, NULL, false);
+}
+
+static int recv_now(struct tr_chan *ch, void *elem)
+{
+    return recv_now_x(ch, elem, NULL, false);
+}
+
+/* ---- shared channels (TR_CHAN_SHARED): the same, under the mutex ------------------ */
+
+/* Cut short while queued: it unlinks itself, nothing was copied. One that
+ * a task of another engine has served already (unlinked, its transfer
+ * done, its wake-up on the way) waits for that wake-up: its result is real
+ * (G5), and its cancellation counts as delivered. */
+static void shared_kill(tr_engine *e, tr_task *t)
+{
+    struct chan_swait *sw = tr__container_of(chan_wait_of(t), struct chan_swait, c);
+    struct tr_chan *ch = sw->c.ch;
+    pthread_mutex_lock(&ch->mu);
+    bool queued = sw->queued;
+    if (queued) {
+        tr__list_del(&sw->c.link);
+        sw->queued = false;
+    }
+    pthread_mutex_unlock(&ch->mu);
+    if (!queued) {
+        tr__cancel_held(t);
+        return;
+    }
+    e->st.prim_waits_cut++;
+    tr__task_wake(t, TR__WAKE_CUT);
+}
+
+/* With ch->mu held, released here before the park: a granter on another
+ * engine wakes us through our inbox, which our thread reads only after we
+ * have switched away. Waiting here is never a deadlock of our engine. */
+static int shared_park(tr_task *t, struct tr_chan *ch, struct tr__link *q, void *elem,
+                       const struct tr__wait_kind *kind)
+{
+    struct chan_swait sw = {.c = {.ch = ch, .elem = elem}, .task = t, .queued = true};
+    tr__list_add_tail(q, &sw.c.link);
+    ch->inside++;
+    t->e->ib.awaiting++;
+    pthread_mutex_unlock(&ch->mu);
+    int r = tr__task_park(t, &sw.c.w, kind);
+    t->e->ib.awaiting--;
+    pthread_mutex_lock(&ch->mu);
+    TR_ASSERT(!sw.queued);
+    TR_ASSERT(ch->inside > 0);
+    ch->inside--;
+    pthread_mutex_unlock(&ch->mu);
+    return r;
+}
+
+static int shared_send(tr_task *self, struct tr_chan *ch, const void *elem, bool wait)
+{
+    pthread_mutex_lock(&ch->mu);
+    int err = send_now_x(ch, elem, self->e, true);
+    if (err != -EAGAIN || !wait) {
+        pthread_mutex_unlock(&ch->mu);
+        return err;
+    }
+    return shared_park(self, ch, &ch->senders, (void *)(uintptr_t)elem, &tr__wk_chan_send);
+}
+
+static int shared_recv(tr_task *self, struct tr_chan *ch, void *elem, bool wait)
+{
+    pthread_mutex_lock(&ch->mu);
+    int err = recv_now_x(ch, elem, self->e, true);
+    if (err != -EAGAIN || !wait) {
+        pthread_mutex_unlock(&ch->mu);
+        return err;
+    }
+    return shared_park(self, ch, &ch->receivers, elem, &tr__wk_chan_recv);
 }
 
 /* A blocking call's start: ch is usable by the caller, elem given, and
@@ -259,6 +422,8 @@ int tr_chan_send(struct tr_chan *ch, const void *elem)
 {
     tr_task *self;
     int err = chan_begin(ch, elem, &self);
+    if (!err && TR_UNLIKELY(ch->shared))
+        return shared_send(self, ch, elem, true);
     if (!err)
         err = send_now(ch, elem);
     if (err != -EAGAIN)
@@ -270,6 +435,8 @@ int tr_chan_recv(struct tr_chan *ch, void *elem)
 {
     tr_task *self;
     int err = chan_begin(ch, elem, &self);
+    if (!err && TR_UNLIKELY(ch->shared))
+        return shared_recv(self, ch, elem, true);
     if (!err)
         err = recv_now(ch, elem);
     if (err != -EAGAIN)
@@ -283,6 +450,8 @@ int tr_chan_try_send(struct tr_chan *ch, const void *elem)
     int err = chan_use(ch, &self);
     if (err)
         return err;
+    if (elem && TR_UNLIKELY(ch->shared))
+        return shared_send(self, ch, elem, false);
     return elem ? send_now(ch, elem) : -EINVAL;
 }
 
@@ -292,6 +461,8 @@ int tr_chan_try_recv(struct tr_chan *ch, void *elem)
     int err = chan_use(ch, &self);
     if (err)
         return err;
+    if (elem && TR_UNLIKELY(ch->shared))
+        return shared_recv(self, ch, elem, false);
     return elem ? recv_now(ch, elem) : -EINVAL;
 }
 
@@ -301,28 +472,46 @@ int tr_chan_close(struct tr_chan *ch)
     int err = chan_use(ch, &self);
     if (err)
         return err;
-    if (ch->closed)
-        return -EPIPE;
-    ch->closed = true;
-    /* Waiting senders sent nothing; waiting receivers found it empty (and
-     * stay so: nothing more comes). */
-    chan_wake_all(&ch->senders, -EPIPE);
-    TR_ASSERT(tr__list_empty(&ch->receivers) || ch->len == 0);
-    chan_wake_all(&ch->receivers, -EPIPE);
-    return 0;
+    if (ch->shared)
+        pthread_mutex_lock(&ch->mu);
+    if (ch->closed) {
+        err = -EPIPE;
+    } else {
+        ch->closed = true;
+        /* Waiting senders sent nothing; waiting receivers found it empty
+         * (and stay so: nothing more comes). */
+        TR_ASSERT(tr__list_empty(&ch->receivers) || ch->len == 0);
+        if (ch->shared) {
+            wake_all_x(&ch->senders, -EPIPE, self->e, true);
+            wake_all_x(&ch->receivers, -EPIPE, self->e, true);
+        } else {
+            wake_all_x(&ch->senders, -EPIPE, NULL, false);
+            wake_all_x(&ch->receivers, -EPIPE, NULL, false);
+        }
+    }
+    if (ch->shared)
+        pthread_mutex_unlock(&ch->mu);
+    return err;
 }
 
 int tr_chan_destroy(struct tr_chan *ch)
 {
     if (!ch || ch->magic != TR_CHAN_MAGIC)
         return -EINVAL;
-    if (ch->engine && tr__current && tr__current->e != ch->engine)
+    if (!ch->shared && ch->engine && tr__current && tr__current->e != ch->engine)
         return -EXDEV;
     /* Also a task woken and not yet returned: it is still in its call. */
-    if (ch->inside > 0)
+    if (ch->shared)
+        pthread_mutex_lock(&ch->mu);
+    bool busy = ch->inside > 0;
+    if (ch->shared)
+        pthread_mutex_unlock(&ch->mu);
+    if (busy)
         return -EBUSY;
     TR_ASSERT(tr__list_empty(&ch->senders) && tr__list_empty(&ch->receivers));
     ch->magic = 0;
+    if (ch->shared)
+        pthread_mutex_destroy(&ch->mu);
     free(ch);
     return 0;
 }

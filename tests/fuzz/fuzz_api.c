@@ -79,7 +79,7 @@
  * {init, wait (-EPERM without the mutex), wait, signal, broadcast,
  * probes}. EVENT a: a % 6 {init, set, clear, wait, wait, probes}. CHAN s
  * a: channel s & 1, (s >> 1) % 8 {create (capacity {0,1,2,4}[a & 3]; a &
- * 4, 8, 16: first TR_CHAN_SHARED, elem 0, NULL out, -EINVAL), send, send,
+ * 4, 8, 16: first an unknown flag, elem 0, NULL out, -EINVAL), send, send,
  * try_send, recv, recv, try_recv, close (a & 1: destroy; -EBUSY while a
  * task waits on it, else what it holds is taken first)}; numbered
  * messages. GROUP s: s % 8 {init (-EINVAL when live), spawn f k [body]

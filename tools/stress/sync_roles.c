@@ -555,10 +555,10 @@ static void poke_misuse(struct sworker *me)
             viol(r, "sync: tr_cond_wait without the mutex = %d, want -EPERM", rc);
     }
     struct tr_chan *x = NULL;
-    if ((rc = tr_chan_create(&x, sizeof(struct smsg), 1, TR_CHAN_SHARED)) != -EINVAL ||
+    if ((rc = tr_chan_create(&x, sizeof(struct smsg), 1, 0x80)) != -EINVAL ||
         (rc = tr_chan_create(&x, 0, 1, 0)) != -EINVAL ||
         (rc = tr_chan_create(NULL, 8, 1, 0)) != -EINVAL)
-        viol(r, "sync: tr_chan_create with SHARED, elem 0 or NULL = %d, want -EINVAL", rc);
+        viol(r, "sync: tr_chan_create with a bad flag, elem 0 or NULL = %d, want -EINVAL", rc);
     struct tr_sem zs;
     struct tr_event ze;
     memset(&zs, 0, sizeof(zs));

@@ -26,7 +26,7 @@
  * leaves nobody waiting, a signal one fewer; the misuses get their -errno
  * (a non-owner's tr_group_spawn/tr_group_wait -EPERM, an unlock by a
  * non-owner -EPERM, a relock and an owner's trylock -EDEADLK, init of a
- * waited-on semaphore or of a held mutex -EBUSY, TR_CHAN_SHARED -EINVAL,
+ * waited-on semaphore or of a held mutex -EBUSY, an unknown channel flag -EINVAL,
  * a second tr_group_init -EINVAL, a done group's wait -EINVAL); each
  * tr_group_spawn's result against what the model knows of the group
  * (-ECANCELED once it is cancelling for sure, 0 while nothing can have
