@@ -8,7 +8,9 @@
  * its sender and a per-pair sequence number), callers (tr_call to random
  * engines with their frame as the argument, some inside short deadlines,
  * some cancelled by a canceller task), offloaders (tr_offload with their
- * frame as the argument), sleepers; main waits for the shutdown. A helper
+ * frame as the argument), sleepers, producers and consumers of one
+ * TR_CHAN_SHARED channel (some cut by deadlines); main waits for the
+ * shutdown. A helper
  * thread sends 1-3 SIGTERM/SIGINT at random times; grace and kill are
  * short, so the rungs run.
  *
@@ -16,7 +18,10 @@
  * and the posts from one engine to another ran in their order; a tr_call
  * or tr_offload that returned 0 found its frame written by the remote task
  * or the job (which finished before the call returned, G1) and the result
- * of what ran; the signal mask and the fd table are as before the round.
+ * of what ran; every message a send put in the shared channel was taken
+ * once (received, or drained at Finalize) but those the engines counted
+ * lost with killed receivers, and a cut receive took nothing (G9); the
+ * signal mask and the fd table are as before the round.
  * Everything shared is atomic or owned by one engine's thread.
  */
 #include "stress.h"
@@ -31,12 +36,20 @@
 #include <unistd.h>
 
 #define CL_MAX 8
+#define CL_MSGS 65536 /* channel messages per engine at most */
 
 struct cl_round {
     unsigned no, n;
     unsigned dur_ms, nsig, gap_ms[3], grace_ms, kill_ms;
     int sig[3];
-    unsigned posters, callers, offloaders, sleepers;
+    unsigned posters, callers, offloaders, sleepers, chan_pairs;
+    /* The round's TR_CHAN_SHARED channel: messages are (engine, seq); a
+     * message is marked sent when its send returned 0, and taken once when
+     * received (or drained at the end). Messages lost with killed receivers
+     * are counted by each engine (stats.kill_msgs_lost, its hook). */
+    struct tr_chan *ch;
+    _Atomic unsigned char ch_sent[CL_MAX][CL_MSGS], ch_taken[CL_MAX][CL_MSGS];
+    _Atomic uint64_t ch_seq[CL_MAX], ch_dups, ch_lost, ch_recv, ch_drained;
     uint64_t seed[CL_MAX]; /* each engine's PRNG */
     /* Posts from engine s to engine d: sent (by s's thread), and on d's
      * thread: ran, the next sequence number expected. */
@@ -220,6 +233,86 @@ static int canceller(void *arg)
     return 0;
 }
 
+/* ---- the shared channel ----------------------------------------------------------- */
+
+static void taken(uint64_t id)
+{
+    unsigned e = (unsigned)(id >> 32), seq = (unsigned)id;
+    if (e >= CL_MAX || seq >= CL_MSGS || atomic_exchange(&R->ch_taken[e][seq], 1))
+        atomic_fetch_add(&R->ch_dups, 1);
+}
+
+static int ch_producer(void *arg)
+{
+    (void)arg;
+    unsigned me = tr_engine_index();
+    while (!atomic_load(&R->stop)) {
+        uint64_t seq = atomic_fetch_add(&R->ch_seq[me], 1);
+        if (seq >= CL_MSGS)
+            break;
+        uint64_t id = ((uint64_t)me << 32) | seq;
+        struct tr_scope sc;
+        bool scoped = t_below(4) == 0;
+        if (scoped)
+            tr_scope_enter(&sc, tr_now_ns() + t_below(500) * 1000ull, 0);
+        int r = tr_chan_send(R->ch, &id);
+        if (scoped)
+            tr_scope_exit(&sc);
+        if (r == 0)
+            atomic_store(&R->ch_sent[me][seq], 1);
+        else if (r != -ECANCELED && r != -ETIMEDOUT && r != -EPIPE)
+            cl_viol("tr_chan_send (shared) = %d", r);
+        if (r == -ECANCELED)
+            break;
+    }
+    return 0;
+}
+
+static int ch_consumer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&R->stop)) {
+        uint64_t id = UINT64_MAX;
+        struct tr_scope sc;
+        bool scoped = t_below(3) == 0;
+        if (scoped)
+            tr_scope_enter(&sc, tr_now_ns() + t_below(300) * 1000ull, 0);
+        int r = tr_chan_recv(R->ch, &id);
+        if (scoped)
+            tr_scope_exit(&sc);
+        if (r == 0) {
+            taken(id);
+            atomic_fetch_add(&R->ch_recv, 1);
+        } else if (id != UINT64_MAX) {
+            cl_viol("a cut receive (%d) took a message (G9)", r);
+        } else if (r == -ECANCELED) {
+            break;
+        } else if (r != -ETIMEDOUT && r != -EPIPE) {
+            cl_viol("tr_chan_recv (shared) = %d", r);
+        }
+    }
+    return 0;
+}
+
+/* Each engine's at-shutdown hook: its lost messages; engine 0's also
+ * drains what is left (every task of every engine has ended: the
+ * lockstep's Finalize). */
+static int ch_hook(void *arg)
+{
+    (void)arg;
+    struct tr_stats st;
+    tr_engine_stats(tr_self_engine(), &st);
+    atomic_fetch_add(&R->ch_lost, st.kill_msgs_lost);
+    if (tr_engine_index() != 0)
+        return 0;
+    uint64_t id;
+    while (tr_chan_try_recv(R->ch, &id) == 0) {
+        taken(id);
+        atomic_fetch_add(&R->ch_drained, 1);
+    }
+    return 0;
+}
+
 static int sleeper(void *arg)
 {
     (void)arg;
@@ -239,6 +332,11 @@ static int cl_main(void *arg)
         (void)tr_spawn(NULL, NULL, caller, NULL, NULL);
     for (unsigned i = 0; i < R->sleepers; i++)
         (void)tr_spawn(NULL, NULL, sleeper, NULL, NULL);
+    for (unsigned i = 0; i < R->chan_pairs; i++) {
+        (void)tr_spawn(NULL, NULL, ch_producer, NULL, NULL);
+        (void)tr_spawn(NULL, NULL, ch_consumer, NULL, NULL);
+    }
+    (void)tr_at_shutdown(ch_hook, NULL); /* -ENOMEM: the audit then sees no drain */
     (void)tr_spawn(NULL, NULL, canceller, NULL, NULL);
     int rc = tr_wait_shutdown();
     atomic_store(&R->stop, 1);
@@ -279,6 +377,7 @@ static void plan(struct cl_round *r, unsigned no, uint64_t remaining_ms)
     r->callers = 1 + (unsigned)rbelow(16);
     r->offloaders = (unsigned)rbelow(6);
     r->sleepers = (unsigned)rbelow(200);
+    r->chan_pairs = (unsigned)rbelow(4);
     for (unsigned i = 0; i < CL_MAX; i++)
         r->seed[i] = rnd();
 }
@@ -301,16 +400,30 @@ static void audit(struct cl_round *r, int rc)
     if (atomic_load(&r->g1_bad))
         cl_viol("%" PRIu64 " calls or jobs returned before the remote side was done (G1)",
                 atomic_load(&r->g1_bad));
+    uint64_t missing = 0;
+    for (unsigned e = 0; e < r->n; e++)
+        for (unsigned q = 0; q < CL_MSGS; q++)
+            if (atomic_load(&r->ch_sent[e][q]) && !atomic_load(&r->ch_taken[e][q]))
+                missing++;
+    if (atomic_load(&r->ch_dups))
+        cl_viol("%" PRIu64 " shared-channel messages taken twice", atomic_load(&r->ch_dups));
+    if (missing > atomic_load(&r->ch_lost))
+        cl_viol("%" PRIu64 " shared-channel messages sent and never taken (%" PRIu64
+                " counted lost with killed receivers)",
+                missing, atomic_load(&r->ch_lost));
     if (atomic_load(&r->bad_result))
         cl_viol("%" PRIu64 " calls or jobs with a result not their function's",
                 atomic_load(&r->bad_result));
     if (g_verbose)
         printf(
             "stress: round %u: cluster of %u engines, signals %u, grace %u kill %u; posts %" PRIu64
-            ", calls %" PRIu64 " (+%" PRIu64 " cut), offloads %" PRIu64 " (+%" PRIu64 " cut)\n",
+            ", calls %" PRIu64 " (+%" PRIu64 " cut), offloads %" PRIu64 " (+%" PRIu64
+            " cut), shared-channel messages %" PRIu64 " received + %" PRIu64 " drained, %" PRIu64
+            " lost with killed receivers\n",
             r->no, r->n, atomic_load(&r->sigs_sent), r->grace_ms, r->kill_ms, ran,
             atomic_load(&r->calls_ok), atomic_load(&r->calls_cut), atomic_load(&r->offl_ok),
-            atomic_load(&r->offl_cut));
+            atomic_load(&r->offl_cut), atomic_load(&r->ch_recv), atomic_load(&r->ch_drained),
+            atomic_load(&r->ch_lost));
     (void)sent;
 }
 
@@ -347,11 +460,15 @@ void run_cluster_round(unsigned no, uint64_t remaining_ms)
     cfg.engine.report_fd = -1;
     cfg.engine.grace_ms = r->grace_ms;
     cfg.engine.kill_ms = r->kill_ms;
+    if (tr_chan_create(&r->ch, sizeof(uint64_t), rbelow(3), TR_CHAN_SHARED) != 0)
+        cl_viol("tr_chan_create(TR_CHAN_SHARED) failed");
     atomic_store(&g_round_start, now_ns());
     int rc = th_ok ? tr_cluster_run(cl_main, NULL, &cfg) : 0;
     atomic_store(&g_round_start, 0);
     if (th_ok)
         pthread_join(th, NULL);
+    if (r->ch && tr_chan_destroy(r->ch) != 0)
+        cl_viol("tr_chan_destroy(shared) after the round: busy");
     audit(r, rc);
     /* The mask as the cluster left it: ours, blocked. */
     pthread_sigmask(SIG_BLOCK, NULL, &after);
