@@ -963,6 +963,77 @@ static int shared_chan_child(void *arg)
     return 0;
 }
 
+/* The order: producers on every engine, one consumer (on engine 0): a
+ * FIFO channel hands each producer's messages over in the order they were
+ * sent. */
+static struct {
+    struct tr_chan *ch;
+    uint32_t next[SH_ENGINES];
+    atomic_int bad, producers_left;
+    int got;
+} g_sq;
+
+static int sq_producer(void *arg)
+{
+    (void)arg;
+    uint32_t p = tr_engine_index();
+    for (uint32_t i = 0; i < SH_MSGS; i++) {
+        struct sh_msg m = {p, i};
+        if (tr_chan_send(g_sq.ch, &m) != 0) {
+            atomic_fetch_add(&g_sq.bad, 1);
+            return -EIO;
+        }
+    }
+    if (atomic_fetch_sub(&g_sq.producers_left, 1) == 1)
+        tr_chan_close(g_sq.ch);
+    return 0;
+}
+
+static int sq_main(void *arg)
+{
+    (void)arg;
+    tr_task *p;
+    if (tr_spawn(NULL, &p, sq_producer, NULL, NULL))
+        return -ENOMEM;
+    if (tr_engine_index() == 0) {
+        for (;;) {
+            struct sh_msg m;
+            int r = tr_chan_recv(g_sq.ch, &m);
+            if (r == -EPIPE)
+                break;
+            if (r != 0 || m.producer >= SH_ENGINES || m.seq != g_sq.next[m.producer]) {
+                atomic_fetch_add(&g_sq.bad, 1);
+                break;
+            }
+            g_sq.next[m.producer]++;
+            g_sq.got++;
+        }
+    }
+    return tr_join(p, NULL);
+}
+
+static int shared_order_child(void *arg)
+{
+    (void)arg;
+    CK(tr_chan_create(&g_sq.ch, sizeof(struct sh_msg), 2, TR_CHAN_SHARED) == 0, 10);
+    atomic_store(&g_sq.producers_left, SH_ENGINES);
+    struct tr_cluster_config cfg;
+    tr_cluster_config_init(&cfg);
+    cfg.engines = SH_ENGINES;
+    cfg.engine.report_fd = -1;
+    CK(tr_cluster_run(sq_main, NULL, &cfg) == 0, 11);
+    CK(atomic_load(&g_sq.bad) == 0, 12);
+    CK(g_sq.got == SH_ENGINES * SH_MSGS, 13);
+    CK(tr_chan_destroy(g_sq.ch) == 0, 14);
+    return 0;
+}
+
+static void test_cluster_shared_channel_keeps_each_senders_order(void **state)
+{
+    (void)state;
+    run_child(shared_order_child, "TR_CHAN_SHARED: each sender's order");
+}
+
 static void test_cluster_shared_channel_across_engines(void **state)
 {
     (void)state;
@@ -1094,6 +1165,7 @@ int main(void)
         T(test_cluster_ladder_rungs_reach_every_engine),
         T(test_cluster_finalize_waits_for_every_engine),
         T(test_cluster_shared_channel_across_engines),
+        T(test_cluster_shared_channel_keeps_each_senders_order),
         T(test_cluster_embed_epoll_drives_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
