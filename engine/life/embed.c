@@ -116,24 +116,15 @@ int tr_engine_run_once(tr_engine *e, int timeout_ms)
 {
     if (!e || timeout_ms < -1)
         return -EINVAL;
-    if (tr__current)
-        return -EPERM;
-    if (e->sch.running)
-        return -EBUSY;
-    if (e->rs.enabled && e->rs.single_issuer && !pthread_equal(e->rs.thread, pthread_self()))
-        return -EEXIST;
-    int err = tr__ring_enable(e);
+    /* The first pass of a run begins one, as tr_engine_run does. */
+    bool first = !e->emb.active;
+    int err = tr__run_enter(e, first);
     if (err)
         return err;
-    if (!e->emb.active) {
-        /* The first pass of a run (as tr_engine_run begins one). */
-        tr__shutdown_rearm(e);
+    if (first) {
         tr__internal_resume(e);
         e->emb.active = true;
     }
-    tr__ring_register(e);
-    tr__guard_thread_init();
-    e->sch.running = true;
     tr__inbox_awake(e);
     fd_drain(e);
     uint64_t cap = timeout_ms < 0 ? UINT64_MAX : (uint64_t)(unsigned)timeout_ms * 1000000u;
@@ -163,7 +154,6 @@ int tr_engine_run_once(tr_engine *e, int timeout_ms)
         tr__inbox_awake(e);
         e->emb.active = false;
     }
-    tr__ring_unregister(e);
-    e->sch.running = false;
+    tr__run_leave(e);
     return r;
 }

@@ -155,10 +155,8 @@ int tr_engine_create(tr_engine **out, const struct tr_config *cfg)
     return 0;
 }
 
-int tr_engine_run(tr_engine *e)
+int tr__run_enter(tr_engine *e, bool first)
 {
-    if (!e)
-        return -EINVAL;
     if (tr__current)
         return -EPERM;
     if (e->sch.running)
@@ -171,16 +169,32 @@ int tr_engine_run(tr_engine *e)
     int err = tr__ring_enable(e);
     if (err)
         return err;
-    tr__shutdown_rearm(e);
+    if (first)
+        tr__shutdown_rearm(e);
     tr__ring_register(e);
     tr__guard_thread_init();
     e->sch.running = true;
-    err = tr__engine_loop(e);
+    return 0;
+}
+
+void tr__run_leave(tr_engine *e)
+{
     /* The registered ring fd lives in this thread's table: give it back
      * here, so an engine destroyed (or run) on another thread leaks no
      * ring. The next run registers again. */
     tr__ring_unregister(e);
     e->sch.running = false;
+}
+
+int tr_engine_run(tr_engine *e)
+{
+    if (!e)
+        return -EINVAL;
+    int err = tr__run_enter(e, true);
+    if (err)
+        return err;
+    err = tr__engine_loop(e);
+    tr__run_leave(e);
     return err;
 }
 

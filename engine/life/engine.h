@@ -18,6 +18,13 @@ int tr__engine_loop(tr_engine *e);
 /* One pass of it, waiting at most cap_ns: 1 to go on, else what the loop
  * returns (tr_engine_run_once). */
 int tr__engine_pass(tr_engine *e, uint64_t cap_ns);
+/* A run (tr_engine_run, or a pass of tr_engine_run_once) begins on this
+ * thread: -EPERM inside a task, -EBUSY while one runs, -EEXIST on a thread
+ * the ring is not bound to, or the ring's enable error; else the ring is
+ * registered in this thread's table and the engine runs. first: the run's
+ * first pass (a finished shutdown is rearmed). tr__run_leave ends it. */
+int tr__run_enter(tr_engine *e, bool first);
+void tr__run_leave(tr_engine *e);
 /* How long a pass may sleep now (UINT64_MAX: until a completion). */
 uint64_t tr__loop_next_ns(tr_engine *e);
 /* May a task begin the next pass itself? tr__loop_pass_inline, in
