@@ -98,6 +98,20 @@ struct tr__link {
     struct tr__link *prev, *next;
 };
 
+/* A mutex held only for a few stores by threads that meet on it (an
+ * engine's inbox, a shared channel, an offload lane): adaptive, since
+ * sleeping in the kernel at once when it is taken costs more than the
+ * hold. 0 or -errno. */
+static inline int tr__mutex_init_adaptive(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t at;
+    pthread_mutexattr_init(&at);
+    pthread_mutexattr_settype(&at, PTHREAD_MUTEX_ADAPTIVE_NP);
+    int err = pthread_mutex_init(m, &at);
+    pthread_mutexattr_destroy(&at);
+    return -err;
+}
+
 /* A busy-wait's pause (one round of a spin). */
 static inline void tr__cpu_relax(void)
 {

@@ -84,11 +84,7 @@ static void atfork_parent(void)
 
 static void lane_reset(struct lane *l)
 {
-    pthread_mutexattr_t at;
-    pthread_mutexattr_init(&at);
-    pthread_mutexattr_settype(&at, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&l->mu, &at);
-    pthread_mutexattr_destroy(&at);
+    (void)tr__mutex_init_adaptive(&l->mu);
     pthread_cond_init(&l->cv, NULL);
     tr__list_init(&l->queue);
     l->queued = l->threads = l->idle = 0;
@@ -233,19 +229,25 @@ static bool take_back(struct job *j)
     return queued;
 }
 
+/* t's job, if still queued, comes back: freed, and t woken cut short (it
+ * never ran). */
+static bool take_back_woken(tr_engine *e, tr_task *t, struct job *j)
+{
+    if (!take_back(j))
+        return false;
+    free(j);
+    e->ib.awaiting--;
+    tr__task_wake(t, TR__WAKE_CUT);
+    return true;
+}
+
 /* Cut short: a job still queued is taken back and never runs; a running
  * one is waited for (G1), the cancellation delivered (the kill rung may
  * then end the wait, below). */
 static void job_cancel(tr_engine *e, tr_task *t)
 {
-    struct job *j = job_of(t);
-    if (take_back(j)) {
-        free(j);
-        e->ib.awaiting--;
-        tr__task_wake(t, TR__WAKE_CUT);
-        return;
-    }
-    tr__cancel_held(t);
+    if (!take_back_woken(e, t, job_of(t)))
+        tr__cancel_held(t);
 }
 
 /* The kill rung: a running job is abandoned to its worker, with the
@@ -254,12 +256,8 @@ static void job_cancel(tr_engine *e, tr_task *t)
 static void job_kill(tr_engine *e, tr_task *t)
 {
     struct job *j = job_of(t);
-    if (take_back(j)) {
-        free(j);
-        e->ib.awaiting--;
-        tr__task_wake(t, TR__WAKE_CUT);
+    if (take_back_woken(e, t, j))
         return;
-    }
     int running = JOB_RUNNING;
     if (!atomic_compare_exchange_strong(&j->state, &running, JOB_ABANDONED))
         return; /* DONE: the completion wakes it */

@@ -12,15 +12,9 @@
 
 int tr__inbox_init(tr_engine *e)
 {
-    /* Adaptive: senders hold it for a few stores; sleeping in the kernel
-     * at once when it is taken costs more than the hold. */
-    pthread_mutexattr_t at;
-    pthread_mutexattr_init(&at);
-    pthread_mutexattr_settype(&at, PTHREAD_MUTEX_ADAPTIVE_NP);
-    int err = pthread_mutex_init(&e->ib.mu, &at);
-    pthread_mutexattr_destroy(&at);
+    int err = tr__mutex_init_adaptive(&e->ib.mu);
     if (err)
-        return -err;
+        return err;
     tr__list_init(&e->ib.served);
     return 0;
 }

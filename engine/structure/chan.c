@@ -179,14 +179,10 @@ int tr_chan_create(struct tr_chan **out, size_t elem_size, size_t capacity, unsi
     ch->closed = false;
     ch->shared = (flags & TR_CHAN_SHARED) != 0;
     if (ch->shared) {
-        pthread_mutexattr_t at;
-        pthread_mutexattr_init(&at);
-        pthread_mutexattr_settype(&at, PTHREAD_MUTEX_ADAPTIVE_NP);
-        int err = pthread_mutex_init(&ch->mu, &at);
-        pthread_mutexattr_destroy(&at);
+        int err = tr__mutex_init_adaptive(&ch->mu);
         if (err) {
             free(ch);
-            return -err;
+            return err;
         }
     }
     ch->inside = 0;
