@@ -116,19 +116,7 @@ int main(int argc, char **argv)
         return 1;
     }
     cli_format_addr((struct sockaddr *)&a, listen_name, sizeof(listen_name));
-    int rc;
-    if (nthreads == 1) {
-        rc = tr_run(server_main, NULL, &cfg);
-    } else {
-        struct tr_cluster_config cc;
-        tr_cluster_config_init(&cc);
-        cc.engines = nthreads;
-        cc.engine = cfg;
-        rc = tr_cluster_run(server_main, NULL, &cc);
-    }
-    for (unsigned i = 0; i < nthreads; i++)
-        if (listen_fds[i] >= 0)
-            close(listen_fds[i]); /* a main that never reached its drain */
+    int rc = net_run_engines(server_main, &cfg, nthreads, listen_fds);
     struct echo_counters c = echo_counters_total;
     printf("taskring-echo: %" PRIu64 " connections: %" PRIu64 " cancelled (%" PRIu64
            " goodbyes, %" PRIu64 " lingered to the peer's EOF), %" PRIu64

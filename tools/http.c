@@ -593,19 +593,7 @@ int main(int argc, char **argv)
     tr_config_init(&cfg);
     if (quiet)
         cfg.report_fd = -1;
-    int rc;
-    if (nthreads == 1) {
-        rc = tr_run(server_main, NULL, &cfg);
-    } else {
-        struct tr_cluster_config cc;
-        tr_cluster_config_init(&cc);
-        cc.engines = nthreads;
-        cc.engine = cfg;
-        rc = tr_cluster_run(server_main, NULL, &cc);
-    }
-    for (unsigned i = 0; i < nthreads; i++)
-        if (listen_fds[i] >= 0)
-            close(listen_fds[i]); /* a main that never reached its drain */
+    int rc = net_run_engines(server_main, &cfg, nthreads, listen_fds);
     struct http_counters c = ctr_total;
     if (!quiet)
         fprintf(stderr,

@@ -142,6 +142,24 @@ int net_listener_drain(int lfd, void (*took)(int fd, void *arg), void *arg)
     return drained;
 }
 
+int net_run_engines(tr_fn main, const struct tr_config *cfg, unsigned n, int *fds)
+{
+    int rc;
+    if (n == 1) {
+        rc = tr_run(main, NULL, cfg);
+    } else {
+        struct tr_cluster_config cc;
+        tr_cluster_config_init(&cc);
+        cc.engines = n;
+        cc.engine = *cfg;
+        rc = tr_cluster_run(main, NULL, &cc);
+    }
+    for (unsigned i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return rc;
+}
+
 /* ---- accept with a back-off ------------------------------------------------------- */
 
 uint64_t net_backoff_next(uint64_t delay_ns)

@@ -43,6 +43,12 @@ int net_listen_many(const char *addr, unsigned port, unsigned n, int *fds,
 int net_listener_drain(int lfd, void (*took)(int fd, void *arg), void *arg);
 #define NET_DRAIN_QUIET_MS 20
 
+/* Outside tasks: main(NULL) on one engine (tr_run) when n is 1, else on a
+ * cluster of n engines (tr_cluster_run), each with cfg; then closes every
+ * listener fds[0..n-1] that is still open (>= 0: a main that never reached
+ * its drain, which sets its fds[i] to -1). Returns the run's result. */
+int net_run_engines(tr_fn main, const struct tr_config *cfg, unsigned n, int *fds);
+
 /* The back-off of one accept loop when the process (-EMFILE) or the system
  * (-ENFILE) is out of fds, or the kernel out of memory (-ENOBUFS,
  * -ENOMEM). Retrying at once would spin: the kernel fails the accept
