@@ -20,30 +20,7 @@
 #include <sys/mman.h>
 
 #define MS 1000000ull
-#define CK(c, code)                                                                                \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            return (code);                                                                         \
-    } while (0)
-
-static void run_child(int (*fn)(void *), const char *what)
-{
-    static const struct tr_child_opts o = {.capture_stderr = true, .timeout_s = 60};
-    static struct tr_child_out out;
-    memset(&out, 0, sizeof(out));
-    tr_child_run(fn, NULL, &o, &out);
-    tr_child_assert_exit0(&out, what);
-}
-
-static tr_engine *quiet_engine(void)
-{
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.flags |= TR_CFG_NO_SIGNALS;
-    cfg.report_fd = -1;
-    tr_engine *e = NULL;
-    return tr_engine_create(&e, &cfg) == 0 ? e : NULL;
-}
+#define CK TR_CHILD_CK /* tr_harness.h: a child's check, by its exit status */
 
 /* The report goes to a memfd, read back by the child. */
 static int report_memfd(void)
@@ -115,7 +92,7 @@ static int post_waiter(void *arg)
 static int post_foreign_child(void *arg)
 {
     (void)arg;
-    g_post.e = quiet_engine();
+    g_post.e = tr_child_engine(true);
     CK(g_post.e, 10);
     pthread_t th[POSTERS];
     for (uintptr_t i = 0; i < POSTERS; i++)
@@ -141,7 +118,7 @@ static int post_foreign_child(void *arg)
 static void test_cluster_post_from_foreign_threads_in_order(void **state)
 {
     (void)state;
-    run_child(post_foreign_child, "posts from foreign threads");
+    tr_child_run_exit0(post_foreign_child, "posts from foreign threads");
 }
 
 /* A post to an engine that is not running waits for its next run, and
@@ -157,7 +134,7 @@ static int ran_fn(void *arg)
 static int post_idle_child(void *arg)
 {
     (void)arg;
-    tr_engine *e = quiet_engine();
+    tr_engine *e = tr_child_engine(true);
     CK(e, 10);
     CK(tr_post(NULL, ran_fn, NULL) == -EINVAL, 11);
     CK(tr_post(e, NULL, NULL) == -EINVAL, 12);
@@ -173,7 +150,7 @@ static int post_idle_child(void *arg)
 static void test_cluster_post_waits_for_run_and_holds_destroy(void **state)
 {
     (void)state;
-    run_child(post_idle_child, "post to an idle engine");
+    tr_child_run_exit0(post_idle_child, "post to an idle engine");
 }
 
 /* ---- tr_call between two lone engines ------------------------------------------- */
@@ -285,8 +262,8 @@ static void *run_b(void *arg)
 static int call_child(void *arg)
 {
     (void)arg;
-    g_call.a = quiet_engine();
-    g_call.b = quiet_engine();
+    g_call.a = tr_child_engine(true);
+    g_call.b = tr_child_engine(true);
     CK(g_call.a && g_call.b, 10);
     pthread_t th;
     CK(pthread_create(&th, NULL, run_b, NULL) == 0, 11);
@@ -313,7 +290,7 @@ static int call_child(void *arg)
 static void test_cluster_call_between_engines_cancel_waits(void **state)
 {
     (void)state;
-    run_child(call_child, "tr_call between engines");
+    tr_child_run_exit0(call_child, "tr_call between engines");
 }
 
 /* A call to an engine that is not running is taken back by the caller's
@@ -353,8 +330,8 @@ static int tb_main(void *arg)
 static int take_back_child(void *arg)
 {
     (void)arg;
-    tr_engine *a = quiet_engine();
-    g_tb.idle = quiet_engine();
+    tr_engine *a = tr_child_engine(true);
+    g_tb.idle = tr_child_engine(true);
     CK(a && g_tb.idle, 10);
     CK(tr_spawn(a, NULL, tb_main, NULL, NULL) == 0, 11);
     CK(tr_engine_run(a) == 0, 12);
@@ -367,7 +344,7 @@ static int take_back_child(void *arg)
 static void test_cluster_call_to_idle_engine_taken_back(void **state)
 {
     (void)state;
-    run_child(take_back_child, "tr_call taken back");
+    tr_child_run_exit0(take_back_child, "tr_call taken back");
 }
 
 /* A call to the caller's own engine: its REPLY goes back into the same
@@ -444,7 +421,7 @@ static int self_main(void *arg)
 static int self_call_child(void *arg)
 {
     (void)arg;
-    tr_engine *e = quiet_engine();
+    tr_engine *e = tr_child_engine(true);
     CK(e, 10);
     tr_task *m;
     CK(tr_spawn(e, &m, self_main, NULL, NULL) == 0, 11);
@@ -461,7 +438,7 @@ static int self_call_child(void *arg)
 static void test_cluster_self_call_cancel_keeps_reply(void **state)
 {
     (void)state;
-    run_child(self_call_child, "tr_call to its own engine, cancelled after the reply");
+    tr_child_run_exit0(self_call_child, "tr_call to its own engine, cancelled after the reply");
 }
 
 /* The caller's kill rung does not wait for a remote task that ignores its
@@ -525,7 +502,7 @@ static void *ab_b_thread(void *arg)
 static int abandon_child(void *arg)
 {
     (void)arg;
-    g_ab.b = quiet_engine();
+    g_ab.b = tr_child_engine(true);
     CK(g_ab.b, 10);
     pthread_t th;
     CK(pthread_create(&th, NULL, ab_b_thread, NULL) == 0, 11);
@@ -558,7 +535,7 @@ static int abandon_child(void *arg)
 static void test_cluster_kill_rung_abandons_stuck_call(void **state)
 {
     (void)state;
-    run_child(abandon_child, "tr_call abandoned at the kill rung");
+    tr_child_run_exit0(abandon_child, "tr_call abandoned at the kill rung");
 }
 
 /* ---- clusters ------------------------------------------------------------------ */
@@ -647,7 +624,7 @@ static int cluster_basic_child(void *arg)
 static void test_cluster_runs_mains_calls_posts_and_reports(void **state)
 {
     (void)state;
-    run_child(cluster_basic_child, "cluster basics");
+    tr_child_run_exit0(cluster_basic_child, "cluster basics");
 }
 
 /* One SIGTERM ends every engine of a cluster of 8 (more than the cores):
@@ -703,7 +680,7 @@ static int cluster_sigterm_child(void *arg)
 static void test_cluster_one_sigterm_ends_every_engine(void **state)
 {
     (void)state;
-    run_child(cluster_sigterm_child, "cluster SIGTERM");
+    tr_child_run_exit0(cluster_sigterm_child, "cluster SIGTERM");
 }
 
 /* The ladder, cluster-wide: shielded stragglers on every engine; the 2nd
@@ -803,7 +780,7 @@ static int cluster_ladder_child(void *arg)
 static void test_cluster_ladder_rungs_reach_every_engine(void **state)
 {
     (void)state;
-    run_child(cluster_ladder_child, "cluster ladder");
+    tr_child_run_exit0(cluster_ladder_child, "cluster ladder");
 }
 
 /* Lockstep: no engine finalizes before every engine's tasks have ended.
@@ -856,7 +833,7 @@ static int cluster_order_child(void *arg)
 static void test_cluster_finalize_waits_for_every_engine(void **state)
 {
     (void)state;
-    run_child(cluster_order_child, "cluster phase order");
+    tr_child_run_exit0(cluster_order_child, "cluster phase order");
 }
 
 /* ---- TR_CHAN_SHARED across a cluster -------------------------------------------- */
@@ -1031,13 +1008,13 @@ static int shared_order_child(void *arg)
 static void test_cluster_shared_channel_keeps_each_senders_order(void **state)
 {
     (void)state;
-    run_child(shared_order_child, "TR_CHAN_SHARED: each sender's order");
+    tr_child_run_exit0(shared_order_child, "TR_CHAN_SHARED: each sender's order");
 }
 
 static void test_cluster_shared_channel_across_engines(void **state)
 {
     (void)state;
-    run_child(shared_chan_child, "TR_CHAN_SHARED across a cluster");
+    tr_child_run_exit0(shared_chan_child, "TR_CHAN_SHARED across a cluster");
 }
 
 /* ---- embedding: an epoll loop drives the engine ------------------------------- */
@@ -1095,7 +1072,7 @@ static void *emb_thread(void *arg)
 static int embed_child(void *arg)
 {
     (void)arg;
-    g_emb.e = quiet_engine();
+    g_emb.e = tr_child_engine(true);
     tr_engine *e = g_emb.e;
     CK(e, 10);
     CK(tr_engine_fd(NULL) == -EINVAL && tr_engine_run_once(NULL, 0) == -EINVAL, 11);
@@ -1148,7 +1125,7 @@ static int embed_child(void *arg)
 static void test_cluster_embed_epoll_drives_engine(void **state)
 {
     (void)state;
-    run_child(embed_child, "embedding in epoll");
+    tr_child_run_exit0(embed_child, "embedding in epoll");
 }
 
 int main(void)

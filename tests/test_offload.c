@@ -20,30 +20,7 @@
 #include <sys/mman.h>
 
 #define MS 1000000ull
-#define CK(c, code)                                                                                \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            return (code);                                                                         \
-    } while (0)
-
-static void run_child(int (*fn)(void *), const char *what)
-{
-    static const struct tr_child_opts o = {.capture_stderr = true, .timeout_s = 60};
-    static struct tr_child_out out;
-    memset(&out, 0, sizeof(out));
-    tr_child_run(fn, NULL, &o, &out);
-    tr_child_assert_exit0(&out, what);
-}
-
-static tr_engine *quiet_engine(void)
-{
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.flags |= TR_CFG_NO_SIGNALS;
-    cfg.report_fd = -1;
-    tr_engine *e = NULL;
-    return tr_engine_create(&e, &cfg) == 0 ? e : NULL;
-}
+#define CK TR_CHILD_CK /* tr_harness.h: a child's check, by its exit status */
 
 static struct {
     pthread_t engine_thread;
@@ -82,7 +59,7 @@ static int basic_child(void *arg)
 {
     (void)arg;
     CK(tr_offload(job_work, NULL) == -EPERM, 9);
-    tr_engine *e = quiet_engine();
+    tr_engine *e = tr_child_engine(true);
     CK(e, 10);
     g.engine_thread = pthread_self();
     for (intptr_t i = 0; i < 64; i++)
@@ -98,7 +75,7 @@ static int basic_child(void *arg)
 static void test_offload_runs_jobs_on_the_pool(void **state)
 {
     (void)state;
-    run_child(basic_child, "offload basics");
+    tr_child_run_exit0(basic_child, "offload basics");
 }
 
 /* ---- cancellation: queued jobs come back, running ones are waited for --------------- */
@@ -186,7 +163,7 @@ static int cancel_child(void *arg)
 {
     (void)arg;
     sem_init(&g.gate, 0, 0);
-    tr_engine *e = quiet_engine();
+    tr_engine *e = tr_child_engine(true);
     CK(e, 10);
     tr_task *m;
     CK(tr_spawn(e, &m, cancel_ctl, NULL, NULL) == 0, 11);
@@ -206,7 +183,7 @@ static int cancel_child(void *arg)
 static void test_offload_cancel_takes_back_queued_waits_for_running(void **state)
 {
     (void)state;
-    run_child(cancel_child, "offload cancellation");
+    tr_child_run_exit0(cancel_child, "offload cancellation");
 }
 
 /* ---- a full queue -------------------------------------------------------------------- */
@@ -237,7 +214,7 @@ static int full_child(void *arg)
 {
     (void)arg;
     sem_init(&g.gate, 0, 0);
-    tr_engine *e = quiet_engine();
+    tr_engine *e = tr_child_engine(true);
     CK(e, 10);
     CK(tr_spawn(e, NULL, full_ctl, NULL, NULL) == 0, 12);
     CK(tr_engine_run(e) == 0, 13);
@@ -253,7 +230,7 @@ static int full_child(void *arg)
 static void test_offload_full_queue_is_eagain(void **state)
 {
     (void)state;
-    run_child(full_child, "offload queue bound");
+    tr_child_run_exit0(full_child, "offload queue bound");
 }
 
 /* ---- a burst finds threads for all its jobs ------------------------------------------ */
@@ -311,7 +288,7 @@ static int burst_ctl(void *arg)
 static int burst_child(void *arg)
 {
     (void)arg;
-    tr_engine *e = quiet_engine();
+    tr_engine *e = tr_child_engine(true);
     CK(e, 10);
     tr_task *m;
     CK(tr_spawn(e, &m, burst_ctl, NULL, NULL) == 0, 11);
@@ -326,7 +303,7 @@ static int burst_child(void *arg)
 static void test_offload_burst_gets_threads(void **state)
 {
     (void)state;
-    run_child(burst_child, "offload burst");
+    tr_child_run_exit0(burst_child, "offload burst");
 }
 
 /* ---- the kill rung does not wait for a running job ----------------------------------- */
@@ -393,7 +370,7 @@ static int kill_child(void *arg)
 static void test_offload_kill_rung_leaves_running_job_its_stack(void **state)
 {
     (void)state;
-    run_child(kill_child, "offload at the kill rung");
+    tr_child_run_exit0(kill_child, "offload at the kill rung");
 }
 
 /* ---- name resolution ------------------------------------------------------------------ */
@@ -422,7 +399,7 @@ static int gai_task(void *arg)
 static int gai_child(void *arg)
 {
     (void)arg;
-    tr_engine *e = quiet_engine();
+    tr_engine *e = tr_child_engine(true);
     CK(e, 10);
     struct addrinfo *res;
     CK(tr_getaddrinfo("127.0.0.1", NULL, NULL, &res) == -EPERM, 11);
@@ -438,7 +415,7 @@ static int gai_child(void *arg)
 static void test_offload_getaddrinfo_on_its_lane(void **state)
 {
     (void)state;
-    run_child(gai_child, "tr_getaddrinfo");
+    tr_child_run_exit0(gai_child, "tr_getaddrinfo");
 }
 
 int main(void)

@@ -688,16 +688,6 @@ static void test_scope_left_entered_unlinked_g10(void **state)
  * task, instead of reading a reused frame. */
 /* An engine for a child process's test (no signals; quiet: no report),
  * NULL if it cannot be made: the child returns a code, never asserts. */
-static tr_engine *child_engine(bool quiet)
-{
-    struct tr_config cfg;
-    tr_config_init(&cfg);
-    cfg.flags |= TR_CFG_NO_SIGNALS;
-    if (quiet)
-        cfg.report_fd = -1;
-    tr_engine *e = NULL;
-    return tr_engine_create(&e, &cfg) == 0 ? e : NULL;
-}
 
 static __attribute__((noinline)) int fn_dead_frame(void *p)
 {
@@ -727,7 +717,7 @@ static int fn_dead_frame_task(void *p)
 static int dead_frame_child(void *p)
 {
     (void)p;
-    tr_engine *e = child_engine(false);
+    tr_engine *e = tr_child_engine(false);
     if (!e)
         return 90;
     struct tr_spawn_opts o = {.name = "returner"};
@@ -1021,7 +1011,7 @@ static int fn_dead_dumper(void *p)
 static int dump_dead_child(void *p)
 {
     (void)p;
-    tr_engine *e = child_engine(false);
+    tr_engine *e = tr_child_engine(false);
     if (!e)
         return 90;
     static int fd = 2; /* captured stderr */
@@ -1110,7 +1100,7 @@ static int fn_idle_dl_scoped(void *p)
 
 static int idle_dl_phase(bool live, bool scoped, struct tr_stats *st)
 {
-    tr_engine *e = child_engine(true);
+    tr_engine *e = tr_child_engine(true);
     if (!e)
         return 90;
     memset(&g_idle, 0, sizeof(g_idle));

@@ -280,6 +280,38 @@ static inline void tr_child_assert_exit0(const struct tr_child_out *o, const cha
     }
 }
 
+/* A check in a child that reports by its exit status: returns code from
+ * the enclosing function (the child's fn) unless c holds. */
+#define TR_CHILD_CK(c, code)                                                                       \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            return (code);                                                                         \
+    } while (0)
+
+/* Runs fn in a child (stderr captured, a 60 s deadline) and fails the
+ * test unless it exited with 0. */
+static inline void tr_child_run_exit0(int (*fn)(void *), const char *what)
+{
+    static const struct tr_child_opts o = {.capture_stderr = true, .timeout_s = 60};
+    static struct tr_child_out out;
+    memset(&out, 0, sizeof(out));
+    tr_child_run(fn, NULL, &o, &out);
+    tr_child_assert_exit0(&out, what);
+}
+
+/* An engine for a child: no signals; quiet, no report either. NULL when
+ * it cannot be created. */
+static inline tr_engine *tr_child_engine(bool quiet)
+{
+    struct tr_config cfg;
+    tr_config_init(&cfg);
+    cfg.flags |= TR_CFG_NO_SIGNALS;
+    if (quiet)
+        cfg.report_fd = -1;
+    tr_engine *e = NULL;
+    return tr_engine_create(&e, &cfg) == 0 ? e : NULL;
+}
+
 /* ================================================ 2. fault sweeps */
 
 #if defined(TR_FAULT_INJECTION)
