@@ -290,9 +290,7 @@ static int offload_on(struct lane *l, tr_fn fn, void *arg)
         return -EPERM;
     if (!fn)
         return -EINVAL;
-    if (tr__task_in_prep(t))
-        return -EPERM;
-    int why = tr__cancel_point(t);
+    int why = tr__cancel_point(t); /* -EPERM inside a tr_op prep callback too */
     if (why)
         return why;
     struct job *j = TR_FAULT(TR_FS_ALLOC) ? NULL : calloc(1, sizeof(*j));

@@ -360,9 +360,7 @@ int tr_call(tr_engine *target, tr_fn fn, void *arg, int *result)
         return -EPERM;
     if (!target || !fn)
         return -EINVAL;
-    if (tr__task_in_prep(t))
-        return -EPERM;
-    int why = tr__cancel_point(t);
+    int why = tr__cancel_point(t); /* -EPERM inside a tr_op prep callback too */
     if (why)
         return why;
     struct tr__call c = {
