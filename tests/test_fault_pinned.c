@@ -558,6 +558,60 @@ static void test_fault_call_failure_reply_keeps_target(void **state)
     fault_sweeps_done("pinned: a failure reply keeps the target alive for its caller");
 }
 
+/* ---- pinned: a post whose task cannot be spawned is counted ---------------- */
+
+/* The post is accepted (0), then the engine finds no memory for its task
+ * when it reads it: fn never runs, stats.posts_failed says so, and the
+ * engine goes on (a later post runs). */
+static int pf_ran;
+
+static int pf_fn(void *arg)
+{
+    (void)arg;
+    pf_ran++;
+    return 0;
+}
+
+static void pf_step(const void *arg)
+{
+    (void)arg;
+    pf_ran = 0;
+    struct tr_config cfg;
+    fault_engine_cfg(&cfg);
+    cfg.flags |= TR_CFG_NO_SIGNALS;
+    tr_engine *e = NULL;
+    if (!SCHECK(tr_engine_create(&e, &cfg) == 0, 0))
+        return;
+    SCHECK(tr_post(e, pf_fn, NULL) == 0, 0);
+    /* Every allocation from here on fails: the post's task record first. */
+    tr__fault_arm(TR_FAULT_BIT(TR_FS_ALLOC), 1, 0, 0, 0);
+    int run = tr_engine_run(e);
+    tr__fault_disarm();
+    SCHECK(run == 0, run);
+    struct tr_stats st;
+    SCHECK(tr_engine_stats(e, &st) == 0, 0);
+    SCHECK(st.posts_failed == 1, (int)st.posts_failed);
+    SCHECK(pf_ran == 0, pf_ran);
+    SCHECK(tr_post(e, pf_fn, NULL) == 0, 0);
+    SCHECK(tr_engine_run(e) == 0, 0);
+    SCHECK(pf_ran == 1, pf_ran);
+    SCHECK(tr_engine_destroy(e) == 0, 0);
+}
+
+static void test_fault_post_spawn_failure_counted(void **state)
+{
+    (void)state;
+    fault_steps_reset();
+    snprintf(fault_step_desc, sizeof(fault_step_desc),
+             "%s: site ALLOC from the run on (the post's task), then a post with memory",
+             fault_step_test);
+    snprintf(fault_plan_label, sizeof(fault_plan_label), "pinned post spawn failure");
+    fault_run_isolated(pf_step, NULL);
+    fault_record_step();
+    snprintf(fault_step_desc, sizeof(fault_step_desc), "%s", fault_step_test);
+    fault_sweeps_done("pinned: a post whose task cannot be spawned is counted");
+}
+
 /* ------------------------------------------------------------------- main */
 
 int main(void)
@@ -570,6 +624,7 @@ int main(void)
         TF(test_fault_tiny_cq_overflow_loses_nothing),
         TF(test_fault_kill_spares_close_waiting_for_room),
         TF(test_fault_call_failure_reply_keeps_target),
+        TF(test_fault_post_spawn_failure_counted),
     };
     if (getenv("TR_FAULT_FILTER")) /* e.g. "*overflow*": one test, for debugging */
         cmocka_set_test_filter(getenv("TR_FAULT_FILTER"));
